@@ -1,0 +1,65 @@
+"""dropnet_tf: DropNet and related neural-network pruning for Keras / TensorFlow.
+
+The public API in one place; each name lives in a small module of its own:
+
+=====================  ==========================================================
+``layers``             MaskLayer, the per-unit binary mask
+``masking``            add_masks / get_masks / set_masks / mask_layers
+``statistics``         collect_statistics: E(a_i), E(f_i) and APoZ via Model.predict
+``metrics``            the pruning metrics of DropNet Table 1 and APoZ; update_masks
+``selection``          global vs layer-wise selection shared by every metric
+``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
+``oracle``             the greedy oracle of DropNet Section 5
+``experiment``         run_experiment: metrics × seeds into one results file
+``models``             Model A/B/C, ResNet18 and VGG19 as in the paper's figures
+``data``               load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
+``results``            atomic JSON-lines results, NPZ state, CSV export
+``plotting``           accuracy vs fraction remaining with 95% CI error bars
+=====================  ==========================================================
+"""
+
+from dropnet_tf import data, models, plotting, results
+from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
+from dropnet_tf.experiment import run_experiment
+from dropnet_tf.iterative import IterativePruner, TrainingConfig, iterative_prune
+from dropnet_tf.layers import MaskLayer
+from dropnet_tf.masking import add_masks, get_masks, mask_layers, set_masks
+from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
+from dropnet_tf.oracle import mask_similarity, oracle_scores
+from dropnet_tf.results import ResultsFile
+from dropnet_tf.selection import NothingToPruneError, collapsed_layers, select_units
+from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
+
+__all__ = [
+    "MaskLayer",
+    "add_masks",
+    "get_masks",
+    "set_masks",
+    "mask_layers",
+    "collect_statistics",
+    "StatisticsCollector",
+    "UnitStatistics",
+    "METRICS",
+    "PAPER_METRICS",
+    "UnitMetric",
+    "get_metric",
+    "update_masks",
+    "select_units",
+    "collapsed_layers",
+    "NothingToPruneError",
+    "iterative_prune",
+    "IterativePruner",
+    "TrainingConfig",
+    "oracle_scores",
+    "mask_similarity",
+    "run_experiment",
+    "load_dataset",
+    "Dataset",
+    "DatasetUnavailableError",
+    "ResultsFile",
+    "data",
+    "models",
+    "plotting",
+    "results",
+]
+__version__ = "0.1.0"

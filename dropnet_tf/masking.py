@@ -1,0 +1,297 @@
+"""Putting MaskLayers into a model, and reading and writing their masks.
+
+``add_masks`` rewrites the model's *config* (the public, serialisable description of the
+graph that ``Model.get_config`` returns) rather than walking Keras' private node objects,
+then rebuilds the model with ``from_config`` and copies the weights by layer name.  Both the
+Keras 3 and the tf-keras config formats are handled; they differ only in how an inbound
+tensor is referenced.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from dropnet_tf._keras import KERAS_MAJOR, keras
+from dropnet_tf.layers import MaskLayer
+
+#: Layer types after which ``add_masks`` puts a mask by default (paper: nodes and filters).
+DEFAULT_MASKED_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
+
+# Layers that act unit-wise on a Dense/Conv2D output without mixing units.  The mask goes
+# after them so that it sits on the post-activation value (DropNet Section 2) and a masked
+# unit is exactly zero downstream: BatchNormalization's shift would otherwise revive it.
+_POST_ACTIVATION_CLASSES = frozenset(
+    {"BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU"}
+)
+
+
+def mask_layers(model) -> list[MaskLayer]:
+    """All MaskLayers of ``model`` in layer order, looking inside nested models too."""
+    found: list[MaskLayer] = []
+    for layer in model.layers:
+        if isinstance(layer, MaskLayer):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(mask_layers(layer))
+    return found
+
+
+def require_mask_layers(model) -> list[MaskLayer]:
+    """``mask_layers(model)``, raising a helpful error when there are none."""
+    layers = mask_layers(model)
+    if not layers:
+        raise ValueError(
+            f"Model '{model.name}' has no MaskLayer. Call dropnet_tf.add_masks(model) first, or "
+            "build it with a dropnet_tf.models builder (masked=True)."
+        )
+    return layers
+
+
+def get_masks(model) -> dict[str, np.ndarray]:
+    """The masks of every MaskLayer, as ``{mask layer name: float32 array of 0/1}``."""
+    return {layer.name: layer.get_mask() for layer in mask_layers(model)}
+
+
+def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
+    """Assign masks in place, by mask-layer name.  A subset of the layers may be given.
+
+    Every value is validated (known layer, shape ``(units,)``, only 0 and 1) before any
+    mask is assigned, so a bad dict leaves the model untouched.
+    """
+    by_name = {layer.name: layer for layer in mask_layers(model)}
+    unknown = sorted(set(masks) - set(by_name))
+    if unknown:
+        raise ValueError(
+            f"Unknown mask layer name(s) {unknown}; the model's mask layers are {sorted(by_name)}."
+        )
+    checked = {}
+    for name, value in masks.items():
+        array = np.asarray(value, dtype=np.float32)
+        layer = by_name[name]
+        if array.shape != (layer.units,):
+            raise ValueError(
+                f"Mask for layer '{name}' must have shape ({layer.units},), got {array.shape}."
+            )
+        if not np.all((array == 0.0) | (array == 1.0)):
+            raise ValueError(f"Mask for layer '{name}' must contain only 0 and 1.")
+        checked[name] = array
+    for name, array in checked.items():
+        by_name[name].set_mask(array)
+
+
+# --------------------------------------------------------------------------- add_masks
+
+
+def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = ()):
+    """Return a copy of ``model`` with a MaskLayer after every hidden Dense and Conv2D.
+
+    The mask goes where the post-activation value is: after the layer's own activation,
+    and after any BatchNormalization / Activation layers that directly (and solely) follow
+    it, so a masked node or filter is exactly zero for everything downstream.  The output
+    layer (whose post-activation value is a model output) gets no mask.  Weights are copied
+    and every mask starts at all ones, so the new model computes the same function.
+
+    Works for Sequential and functional models, including branching and residual graphs.
+    Subclassed models have no graph to rewrite and raise a TypeError.
+
+    Args:
+        model: a built Sequential or functional Keras model without MaskLayers.
+        layer_types: layer classes to mask (default Dense and Conv2D).
+        exclude: names of layers not to mask.
+    """
+    if mask_layers(model):
+        raise ValueError(f"Model '{model.name}' already has MaskLayers; add_masks expects a plain model.")
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built; give it an Input (or call model.build) before add_masks."
+        )
+    nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
+    if nested:
+        raise NotImplementedError(
+            f"add_masks does not look inside nested models {nested}; build the model flat."
+        )
+    exclude = set(exclude)
+    unknown = exclude - {layer.name for layer in model.layers}
+    if unknown:
+        raise ValueError(f"exclude names layers that are not in the model: {sorted(unknown)}.")
+    targets = {
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, tuple(layer_types)) and layer.name not in exclude
+    }
+    if isinstance(model, keras.Sequential):
+        new_model = _add_masks_sequential(model, targets)
+    else:
+        config = _functional_config(model)
+        new_config = _add_masks_functional_config(config, targets)
+        new_model = keras.Model.from_config(new_config, custom_objects={"MaskLayer": MaskLayer})
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            new_model.get_layer(layer.name).set_weights(weights)
+    return new_model
+
+
+def _functional_config(model) -> dict:
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        config = None
+    if not isinstance(config, dict) or "layers" not in config or "input_layers" not in config:
+        raise TypeError(
+            f"add_masks supports Sequential and functional models; '{model.name}' "
+            f"({type(model).__name__}) looks subclassed. Put MaskLayers in its call() yourself, "
+            "or rebuild it with the functional API."
+        )
+    return copy.deepcopy(config)
+
+
+def _mask_layer_config(name: str) -> dict:
+    serialize = keras.saving.serialize_keras_object if KERAS_MAJOR >= 3 else keras.utils.serialize_keras_object
+    return serialize(MaskLayer(name=name))
+
+
+def _unique_name(base: str, taken: set[str]) -> str:
+    name, index = base, 1
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    taken.add(name)
+    return name
+
+
+def _add_masks_sequential(model, targets: set[str]):
+    layers = list(model.layers)
+    taken = {layer.name for layer in layers}
+    config = copy.deepcopy(model.get_config())
+    entries = config["layers"]
+    # Sequential configs may start with an InputLayer entry that model.layers omits.
+    offset = len(entries) - len(layers)
+    insert_after: dict[int, str] = {}
+    for index, layer in enumerate(layers):
+        if layer.name not in targets:
+            continue
+        end = index
+        while end + 1 < len(layers) and type(layers[end + 1]).__name__ in _POST_ACTIVATION_CLASSES:
+            end += 1
+        if end == len(layers) - 1:
+            continue  # the output layer
+        insert_after[end] = _unique_name(f"{layer.name}_mask", taken)
+    new_entries = entries[:offset]
+    for index, entry in enumerate(entries[offset:]):
+        new_entries.append(entry)
+        if index in insert_after:
+            new_entries.append(_mask_layer_config(insert_after[index]))
+    config["layers"] = new_entries
+    return keras.Sequential.from_config(config, custom_objects={"MaskLayer": MaskLayer})
+
+
+# A reference to a layer's output tensor inside a functional config: Keras 3 writes
+# {"class_name": "__keras_tensor__", "config": {..., "keras_history": [name, node, index]}},
+# tf-keras writes [name, node, index, kwargs].
+
+
+def _is_keras3_ref(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _is_legacy_ref(obj) -> bool:
+    return (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 4
+        and isinstance(obj[0], str)
+        and isinstance(obj[1], int)
+        and isinstance(obj[2], int)
+        and isinstance(obj[3], dict)
+    )
+
+
+def _references(obj):
+    """Yield every tensor reference (as a mutable object) inside an inbound-node structure."""
+    if _is_keras3_ref(obj) or _is_legacy_ref(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _references(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _references(value)
+
+
+def _ref_layer(ref) -> str:
+    return ref["config"]["keras_history"][0] if _is_keras3_ref(ref) else ref[0]
+
+
+def _retarget(ref, layer_name: str) -> None:
+    if _is_keras3_ref(ref):
+        history = list(ref["config"]["keras_history"])  # may be a tuple in a live config
+        history[0] = layer_name
+        ref["config"]["keras_history"] = history
+    else:
+        ref[0] = layer_name  # tf-keras configs hold these as lists
+
+
+def _add_masks_functional_config(config: dict, targets: set[str]) -> dict:
+    entries = config["layers"]
+    by_name = {entry["name"]: entry for entry in entries}
+    consumers: dict[str, list[dict]] = {name: [] for name in by_name}
+    for entry in entries:
+        for ref in _references(entry["inbound_nodes"]):
+            consumers[_ref_layer(ref)].append(entry)
+    output_names = {ref[0] for ref in config["output_layers"]} if config["output_layers"] and isinstance(
+        config["output_layers"][0], list
+    ) else {config["output_layers"][0]}
+
+    def single_node(name):
+        return len(by_name[name]["inbound_nodes"]) == 1
+
+    taken = set(by_name)
+    mask_for_end: dict[str, str] = {}
+    for name in [entry["name"] for entry in entries if entry["name"] in targets]:
+        if not single_node(name):
+            raise NotImplementedError(
+                f"Layer '{name}' is shared (called {len(by_name[name]['inbound_nodes'])} times); "
+                "add_masks only masks layers that are called once."
+            )
+        end = name
+        while True:
+            users = consumers[end]
+            if len(users) != 1 or end in output_names:
+                break
+            user = users[0]
+            if user["class_name"] not in _POST_ACTIVATION_CLASSES or not single_node(user["name"]):
+                break
+            end = user["name"]
+        if end in output_names:
+            continue  # the output layer's post-activation value is the model's output
+        mask_for_end[end] = _unique_name(f"{name}_mask", taken)
+
+    new_entries = []
+    for entry in entries:
+        new_entries.append(entry)
+        end = entry["name"]
+        if end not in mask_for_end:
+            continue
+        mask_name = mask_for_end[end]
+        # The mask reads the end layer's output: reuse one existing reference to it (it
+        # carries the tensor's shape and dtype in Keras 3) and point consumers at the mask.
+        template = None
+        for user in consumers[end]:
+            for ref in _references(user["inbound_nodes"]):
+                if _ref_layer(ref) == end:
+                    if template is None:
+                        template = copy.deepcopy(ref)
+                    _retarget(ref, mask_name)
+        mask_entry = _mask_layer_config(mask_name)
+        mask_entry["name"] = mask_name
+        if _is_keras3_ref(template):
+            mask_entry["inbound_nodes"] = [{"args": [template], "kwargs": {}}]
+        else:
+            template[3] = {}
+            mask_entry["inbound_nodes"] = [[template]]
+        new_entries.append(mask_entry)
+    config["layers"] = new_entries
+    return config

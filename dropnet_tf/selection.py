@@ -1,0 +1,158 @@
+"""Choosing which units to remove from scores: global vs layer-wise, once for every scorer.
+
+Scores follow one convention everywhere: **lower scores are pruned first**.  Only units
+still active are candidates, ties are broken at random with the caller's generator
+(DropNet, ICML 2020, Section 3.1: "ties are broken randomly"), and by default every layer
+keeps at least one unit so that the network can never be cut in two without being told.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Mapping
+
+import numpy as np
+
+SCOPES = ("global", "layer")
+
+
+class NothingToPruneError(ValueError):
+    """Raised when no active unit may be removed (every layer is at its minimum size)."""
+
+
+def as_generator(rng) -> np.random.Generator:
+    """Accept a numpy Generator, an int seed, or None."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}.")
+
+
+def validate_fraction(fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating, np.integer)):
+        raise TypeError(f"fraction must be a number in (0, 1], got {fraction!r}.")
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    return fraction
+
+
+def prune_count(fraction: float, active: int) -> int:
+    """floor(p·R) with a minimum of one, as the DropNet authors' code does.
+
+    The small epsilon keeps products such as 0.3 · 10 = 2.9999999999999996 from losing a unit.
+    """
+    return max(1, int(math.floor(fraction * active + 1e-9)))
+
+
+def _ranked(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``candidates`` ordered by ascending score, ties in random order."""
+    tie_break = rng.random(candidates.size)
+    order = np.lexsort((tie_break, scores[candidates]))
+    return candidates[order]
+
+
+def select_units(
+    scores: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    fraction: float | None,
+    scope: str,
+    rng,
+    count: int | None = None,
+    min_units_per_layer: int = 1,
+) -> dict[str, np.ndarray]:
+    """Boolean arrays (per layer) of the active units to remove.
+
+    Args:
+        scores: per-layer unit scores; lower is pruned first.
+        masks: per-layer current masks (1 = active); only active units are candidates.
+        fraction: p. ``global`` removes floor(p·R) of all R remaining units; ``layer``
+            removes floor(p·R_l) of each layer's R_l remaining units (at least one each).
+        scope: "global" or "layer".
+        rng: numpy Generator (or seed) for tie-breaking.
+        count: instead of a fraction, remove exactly this many units in total (the
+            oracle comparison's drop-one mode is ``count=1``).  With ``scope="layer"`` each
+            unit comes from the layer with the largest fraction of units remaining (ties
+            at random), which keeps the layers' fractions level as the layer-wise metrics do.
+        min_units_per_layer: a layer is never pruned below this many active units
+            (0 allows layer collapse, which is then reported with a warning).
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if (fraction is None) == (count is None):
+        raise ValueError("Give exactly one of fraction and count.")
+    if fraction is not None:
+        fraction = validate_fraction(fraction)
+    if count is not None and (not isinstance(count, (int, np.integer)) or count < 1):
+        raise ValueError(f"count must be a positive integer, got {count!r}.")
+    if not isinstance(min_units_per_layer, (int, np.integer)) or min_units_per_layer < 0:
+        raise ValueError(f"min_units_per_layer must be an integer >= 0, got {min_units_per_layer!r}.")
+    if set(scores) != set(masks):
+        raise ValueError(
+            f"Scores and masks must cover the same layers; scores have {sorted(scores)}, "
+            f"masks have {sorted(masks)}."
+        )
+    rng = as_generator(rng)
+    names = list(masks)
+    active = {name: np.flatnonzero(np.asarray(masks[name]) > 0) for name in names}
+    for name in names:
+        if np.shape(scores[name]) != np.shape(masks[name]):
+            raise ValueError(
+                f"Scores for layer '{name}' have shape {np.shape(scores[name])}, mask has {np.shape(masks[name])}."
+            )
+    spare = {name: max(0, active[name].size - min_units_per_layer) for name in names}
+    if sum(spare.values()) == 0:
+        raise NothingToPruneError(
+            f"No unit can be removed: every layer is at min_units_per_layer={min_units_per_layer}."
+        )
+    drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
+
+    if scope == "layer" and count is None:
+        for name in names:
+            wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
+            chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]
+            drop[name][chosen] = True
+    elif scope == "layer":
+        sizes = {name: np.size(masks[name]) for name in names}
+        remaining = {name: list(_ranked(np.asarray(scores[name], np.float64), active[name], rng)) for name in names}
+        for _ in range(min(count, sum(spare.values()))):
+            open_layers = [name for name in names if spare[name] > 0]
+            fractions = np.array([len(remaining[name]) / sizes[name] for name in open_layers])
+            best = np.flatnonzero(fractions == fractions.max())
+            name = open_layers[int(rng.choice(best))]
+            drop[name][remaining[name].pop(0)] = True
+            spare[name] -= 1
+    else:
+        total_active = sum(a.size for a in active.values())
+        wanted = count if count is not None else prune_count(fraction, total_active)
+        layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(names)])
+        unit_of = np.concatenate([active[name] for name in names])
+        all_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in names])
+        order = np.lexsort((rng.random(all_scores.size), all_scores))
+        taken = 0
+        for position in order:
+            if taken == wanted:
+                break
+            name = names[layer_of[position]]
+            if spare[name] == 0:
+                continue  # this layer is at its minimum; the next-lowest unit elsewhere goes
+            drop[name][unit_of[position]] = True
+            spare[name] -= 1
+            taken += 1
+
+    collapsed = [name for name in names if active[name].size and active[name].size == drop[name].sum()]
+    if collapsed:
+        warnings.warn(f"Layer collapse: every unit of {collapsed} is being removed.", stacklevel=2)
+    return drop
+
+
+def apply_drop(masks: Mapping[str, np.ndarray], drop: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """New masks with the chosen units set to zero (the inputs are not modified)."""
+    return {name: np.where(drop[name], 0.0, np.asarray(mask, np.float32)).astype(np.float32) for name, mask in masks.items()}
+
+
+def collapsed_layers(masks: Mapping[str, np.ndarray]) -> list[str]:
+    """Names of layers whose every unit is masked."""
+    return [name for name, mask in masks.items() if not np.any(np.asarray(mask) > 0)]

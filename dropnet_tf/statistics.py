@@ -1,0 +1,136 @@
+"""Per-unit activation statistics, reduced in-graph batch by batch on top of ``Model.predict``.
+
+DropNet (Tan & Motani, ICML 2020, Section 2) scores a node by its expected absolute
+post-activation value over the t training samples,
+
+    E(a_i) = (1/t) Σ_j |V(a_i | x_j)|,
+
+and a filter by the average of that over its r constituent positions,
+
+    E(f_i) = (1/r) Σ_k E(a_k)  =  (1/(t·r)) Σ_j Σ_k |V(a_k | x_j)|.
+
+APoZ (Hu et al. 2016; DropNet supplement Section 4) is the fraction of a unit's outputs that
+are exactly zero, over all samples and positions.
+
+Both are sums over samples, so they are accumulated into float64 variables inside the
+``predict_step`` and never need all activations at once: peak memory is one batch of
+activations, whatever the number of samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dropnet_tf._keras import keras, tf
+from dropnet_tf.masking import require_mask_layers
+
+
+@dataclass(frozen=True)
+class UnitStatistics:
+    """Per-unit statistics of every mask layer, keyed by mask-layer name.
+
+    Attributes:
+        mean_abs: E(a_i) for Dense nodes, E(f_i) for Conv2D filters (DropNet Section 2).
+        apoz: fraction of zero outputs over all samples and positions (Hu et al. 2016).
+        num_samples: t, the number of samples the statistics were computed on.
+    """
+
+    mean_abs: dict
+    apoz: dict
+    num_samples: int
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.mean_abs)
+
+
+class _ReducingModel(keras.Model):
+    """Runs the feature model and adds per-unit sums into accumulators, batch by batch."""
+
+    def __init__(self, feature_model, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_model = feature_model
+        outputs = feature_model.outputs
+        # Plain tf.Variables: internal state, never saved and never trained.
+        self.abs_sums = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
+        self.zero_counts = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
+        self.positions = [int(np.prod(t.shape[1:-1])) if len(t.shape) > 2 else 1 for t in outputs]
+
+    def reset(self):
+        for variable in self.abs_sums + self.zero_counts:
+            variable.assign(tf.zeros_like(variable))
+
+    def call(self, inputs, training=False):
+        return self.feature_model(inputs, training=training)
+
+    def predict_step(self, data):
+        inputs = data[0] if isinstance(data, (tuple, list)) else data
+        activations = self.feature_model(inputs, training=False)
+        if not isinstance(activations, (list, tuple)):
+            activations = [activations]
+        for activation, abs_sum, zero_count in zip(activations, self.abs_sums, self.zero_counts):
+            axes = list(range(len(activation.shape) - 1))
+            activation = tf.cast(activation, tf.float32)
+            abs_sum.assign_add(tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64))
+            zero_count.assign_add(
+                tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes), tf.float64)
+            )
+        # One number per batch (its size): the only thing predict concatenates.
+        first = tf.nest.flatten(inputs)[0]
+        return tf.reshape(tf.shape(first)[0], (1,))
+
+
+class StatisticsCollector:
+    """Reusable collector for one masked model.
+
+    Building the reducing model and tracing its predict function costs about a second;
+    the iterative loop builds one collector and calls :meth:`collect` once per cycle.
+    """
+
+    def __init__(self, model):
+        layers = require_mask_layers(model)
+        self.layer_names = [layer.name for layer in layers]
+        feature_model = keras.Model(model.inputs, [layer.output for layer in layers])
+        self._reducer = _ReducingModel(feature_model)
+
+    def collect(self, x, batch_size: int = 256) -> UnitStatistics:
+        """Statistics over all of ``x``: an array, or a ``tf.data.Dataset`` of x or (x, y).
+
+        A dataset is used as it is batched; ``batch_size`` applies to arrays only.
+        """
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        self._reducer.reset()
+        if isinstance(x, tf.data.Dataset):
+            sizes = self._reducer.predict(x, verbose=0)
+        else:
+            sizes = self._reducer.predict(x, batch_size=int(batch_size), verbose=0)
+        num_samples = int(np.sum(sizes))
+        if num_samples == 0:
+            raise ValueError("collect_statistics got no samples.")
+        mean_abs, apoz = {}, {}
+        for name, abs_sum, zero_count, positions in zip(
+            self.layer_names, self._reducer.abs_sums, self._reducer.zero_counts, self._reducer.positions
+        ):
+            count = float(num_samples * positions)
+            mean_abs[name] = abs_sum.numpy() / count
+            apoz[name] = zero_count.numpy() / count
+        return UnitStatistics(mean_abs=mean_abs, apoz=apoz, num_samples=num_samples)
+
+
+def collect_statistics(model, x, batch_size: int = 256) -> UnitStatistics:
+    """E(a_i) / E(f_i) and APoZ of every mask layer's units over all of ``x``.
+
+    DropNet (ICML 2020) Section 2, expected absolute value of a node / filter; APoZ as in
+    Hu et al. (2016).  Statistics are computed in inference mode on the masked
+    (post-activation, post-mask) outputs, so pruned units have E = 0 and APoZ = 1.
+
+    Args:
+        model: a model with MaskLayers.
+        x: inputs as an array (or structure of arrays), or a tf.data.Dataset yielding
+            batches of x or (x, y[, sample_weight]).
+        batch_size: batch size for arrays.
+    """
+    return StatisticsCollector(model).collect(x, batch_size=batch_size)
