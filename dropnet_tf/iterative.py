@@ -65,7 +65,7 @@ class TrainingConfig:
     patience: int = 5
     restore_best_weights: bool = True
     shuffle: bool = True
-    steps_per_execution: int = 64
+    steps_per_execution: int = 128
     eval_batch_size: int = 1024
     statistics_batch_size: int = 1024
     callbacks: Sequence = field(default_factory=tuple)
@@ -250,18 +250,38 @@ class IterativePruner:
             variable.assign(value)
         set_masks(self.model, masks)
 
+    def _training_dataset(self, seed: int):
+        """Batches gathered from the tensors by shuffled index blocks.
+
+        Shuffling indices and gathering a whole batch at once moves 1/batch_size as many
+        elements through tf.data as shuffling samples would; the order depends only on
+        ``seed``, so a resumed cycle sees exactly the batches of an uninterrupted one.
+        """
+        cfg = self.training
+        x, y = self._train_tensors
+        count = int(x.shape[0])
+        if cfg.shuffle:
+            # An endless stream of epochs (steps_per_epoch marks their ends): Keras may read
+            # ahead by up to steps_per_execution batches.
+            epochs = tf.data.Dataset.counter().map(
+                lambda epoch: tf.random.experimental.stateless_shuffle(
+                    tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+                )
+            )
+        else:
+            epochs = tf.data.Dataset.from_tensors(tf.range(count, dtype=tf.int64)).repeat()
+        batches = epochs.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size))
+        batches = batches.map(lambda index: (tf.gather(x, index), tf.gather(y, index)), num_parallel_calls=tf.data.AUTOTUNE)
+        if cfg.train_transform is not None:
+            batches = batches.map(cfg.train_transform, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.prefetch(tf.data.AUTOTUNE)
+
     def train(self, cycle: int) -> int:
         """Step 3: fit with early stopping on validation loss; returns the epochs run."""
         cfg = self.training
         cycle_seed = derive_seed("train", self.seed, cycle)
         keras.utils.set_random_seed(cycle_seed)
-        train = tf.data.Dataset.from_tensor_slices(self._train_tensors)
-        if cfg.shuffle:
-            train = train.shuffle(int(self._train_tensors[0].shape[0]), seed=cycle_seed, reshuffle_each_iteration=True)
-        train = train.batch(cfg.batch_size)
-        if cfg.train_transform is not None:
-            train = train.map(cfg.train_transform, num_parallel_calls=tf.data.AUTOTUNE)
-        train = train.prefetch(tf.data.AUTOTUNE)
+        train = self._training_dataset(cycle_seed)
         val = tf.data.Dataset.from_tensor_slices(self._val_tensors).batch(cfg.eval_batch_size)
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_loss", mode="min", patience=cfg.patience, restore_best_weights=cfg.restore_best_weights
@@ -270,6 +290,7 @@ class IterativePruner:
             train,
             validation_data=val,
             epochs=cfg.max_epochs,
+            steps_per_epoch=-(-int(self._train_tensors[0].shape[0]) // cfg.batch_size),
             callbacks=[stopper, *cfg.callbacks],
             shuffle=False,  # the dataset above is already shuffled with the cycle's seed
             verbose=0,
