@@ -324,6 +324,34 @@ class IterativePruner:
 
     # ------------------------------------------------------------------ the loop
 
+    def _settings(self) -> dict:
+        """What must not change between a run and its resumption."""
+        cfg = self.training
+        return {
+            "pruning_fraction": self.fraction if self.count is None else None,
+            "drop_count": self.count,
+            "min_units_per_layer": self.min_units_per_layer,
+            "training": {
+                "batch_size": cfg.batch_size,
+                "max_epochs": cfg.max_epochs,
+                "patience": cfg.patience,
+                "restore_best_weights": cfg.restore_best_weights,
+                "shuffle": cfg.shuffle,
+                "optimizer": self.model.optimizer.__class__.__name__,
+                "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
+            },
+        }
+
+    def _check_same_settings(self, record: dict) -> None:
+        current = self._settings()
+        changed = {key: (record.get(key), value) for key, value in current.items() if record.get(key) != value}
+        if changed:
+            details = "; ".join(f"{key}: stored {old!r}, now {new!r}" for key, (old, new) in changed.items())
+            raise ValueError(
+                f"{self.results.path} already holds records for {self.key} made with other settings "
+                f"({details}). Use another results file or experiment name, or the same settings."
+            )
+
     def _load_state(self) -> dict:
         path = self._state_path()
         return load_npz(path) if path is not None and os.path.exists(path) else {}
@@ -347,6 +375,8 @@ class IterativePruner:
         the same records as an uninterrupted one.
         """
         records = self.results.records(**self.key) if self.results is not None else []
+        if records:
+            self._check_same_settings(records[-1])
         if records and records[-1].get("stop_reason"):
             return records
         state = self._load_state()
@@ -396,8 +426,7 @@ class IterativePruner:
                     self._save_state(masks_by_cycle)
             record = {
                 **self.key,
-                "pruning_fraction": self.fraction if self.count is None else None,
-                "drop_count": self.count,
+                **self._settings(),
                 "cycle": cycle,
                 "fraction_remaining": fraction_remaining,
                 "units_per_layer": units,

@@ -239,3 +239,13 @@ def test_oracle_drops_one_unit_per_cycle():
     records = iterative_prune(_model(widths=(4, 4)), DATA, "oracle", max_cycles=3, training=FAST, verbose=0)
     assert [sum(r["units_per_layer"].values()) for r in records] == [8, 7, 6]
     assert records[0]["drop_count"] == 1
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    kwargs = dict(training=FAST, verbose=0, results=tmp_path / "r.jsonl", max_cycles=1)
+    iterative_prune(_model(), DATA, "minimum", fraction=0.3, **kwargs)
+    with pytest.raises(ValueError, match="pruning_fraction"):
+        iterative_prune(_model(), DATA, "minimum", fraction=0.5, **kwargs)
+    with pytest.raises(ValueError, match="max_epochs"):
+        iterative_prune(_model(), DATA, "minimum", fraction=0.3, training=TrainingConfig(max_epochs=4, patience=2),
+                        verbose=0, results=tmp_path / "r.jsonl")

@@ -26,7 +26,7 @@ def main(argv=None):
     parser.add_argument("--figures", default="figures", help="directory for the PNG and CSV")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--metrics", nargs="+", default=list(PAPER_METRICS), choices=sorted(dropnet_tf.METRICS))
-    parser.add_argument("--max-epochs", type=int, default=40, help="epochs per cycle before early stopping")
+    parser.add_argument("--max-epochs", type=int, default=25, help="epochs per cycle before early stopping")
     args = parser.parse_args(argv)
 
     data = dropnet_tf.load_dataset("digits")
