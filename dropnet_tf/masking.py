@@ -234,6 +234,15 @@ def _retarget(ref, layer_name: str) -> None:
         ref[0] = layer_name  # tf-keras configs hold these as lists
 
 
+def _output_layer_names(output_layers) -> set[str]:
+    """Layer names in a config's "output_layers": one [name, node, index], a list or a dict of them."""
+    if isinstance(output_layers, dict):
+        output_layers = list(output_layers.values())
+    if output_layers and isinstance(output_layers[0], str):
+        return {output_layers[0]}
+    return {ref[0] for ref in output_layers}
+
+
 def _add_masks_functional_config(config: dict, targets: set[str]) -> dict:
     entries = config["layers"]
     by_name = {entry["name"]: entry for entry in entries}
@@ -241,9 +250,7 @@ def _add_masks_functional_config(config: dict, targets: set[str]) -> dict:
     for entry in entries:
         for ref in _references(entry["inbound_nodes"]):
             consumers[_ref_layer(ref)].append(entry)
-    output_names = {ref[0] for ref in config["output_layers"]} if config["output_layers"] and isinstance(
-        config["output_layers"][0], list
-    ) else {config["output_layers"][0]}
+    output_names = _output_layer_names(config["output_layers"])
 
     def single_node(name):
         return len(by_name[name]["inbound_nodes"]) == 1

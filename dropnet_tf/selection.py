@@ -42,7 +42,7 @@ def validate_fraction(fraction) -> float:
 def prune_count(fraction: float, active: int) -> int:
     """floor(p·R) with a minimum of one, as the DropNet authors' code does.
 
-    The small epsilon keeps products such as 0.3 · 10 = 2.9999999999999996 from losing a unit.
+    The small epsilon keeps products such as 0.29 · 100 = 28.999999999999996 from losing a unit.
     """
     return max(1, int(math.floor(fraction * active + 1e-9)))
 

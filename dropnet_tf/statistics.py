@@ -56,10 +56,12 @@ class _ReducingModel(keras.Model):
         # Plain tf.Variables: internal state, never saved and never trained.
         self.abs_sums = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
         self.zero_counts = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
-        self.positions = [int(np.prod(t.shape[1:-1])) if len(t.shape) > 2 else 1 for t in outputs]
+        # Values per unit seen so far (samples × positions): counted per batch, because a
+        # convolutional model may take inputs whose spatial size is only known at run time.
+        self.value_counts = [tf.Variable(tf.zeros((), tf.float64), trainable=False) for _ in outputs]
 
     def reset(self):
-        for variable in self.abs_sums + self.zero_counts:
+        for variable in self.abs_sums + self.zero_counts + self.value_counts:
             variable.assign(tf.zeros_like(variable))
 
     def call(self, inputs, training=False):
@@ -70,9 +72,12 @@ class _ReducingModel(keras.Model):
         activations = self.feature_model(inputs, training=False)
         if not isinstance(activations, (list, tuple)):
             activations = [activations]
-        for activation, abs_sum, zero_count in zip(activations, self.abs_sums, self.zero_counts):
+        for activation, abs_sum, zero_count, value_count in zip(
+            activations, self.abs_sums, self.zero_counts, self.value_counts
+        ):
             axes = list(range(len(activation.shape) - 1))
             activation = tf.cast(activation, tf.float32)
+            value_count.assign_add(tf.cast(tf.reduce_prod(tf.shape(activation)[:-1]), tf.float64))
             abs_sum.assign_add(tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64))
             zero_count.assign_add(
                 tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes), tf.float64)
@@ -111,10 +116,10 @@ class StatisticsCollector:
         if num_samples == 0:
             raise ValueError("collect_statistics got no samples.")
         mean_abs, apoz = {}, {}
-        for name, abs_sum, zero_count, positions in zip(
-            self.layer_names, self._reducer.abs_sums, self._reducer.zero_counts, self._reducer.positions
+        for name, abs_sum, zero_count, value_count in zip(
+            self.layer_names, self._reducer.abs_sums, self._reducer.zero_counts, self._reducer.value_counts
         ):
-            count = float(num_samples * positions)
+            count = float(value_count.numpy())
             mean_abs[name] = abs_sum.numpy() / count
             apoz[name] = zero_count.numpy() / count
         return UnitStatistics(mean_abs=mean_abs, apoz=apoz, num_samples=num_samples)
