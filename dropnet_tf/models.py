@@ -221,6 +221,18 @@ def model_a(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _conv_pool_stack(widths, input_shape, masked, init):
+    """Models B and C: Conv2D(3x3, relu) -> [Mask] -> MaxPool per width, then Flatten."""
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = inputs
+    for i, width in enumerate(widths, start=1):
+        layer_name = f"conv_{i}"
+        x = _conv(x, width, layer_name, init)
+        x = _mask(x, layer_name, masked)
+        x = _pool(x, f"pool_{i}")
+    return inputs, keras.layers.Flatten(name="flatten")(x)
+
+
 def model_b(
     widths: Sequence[int] = (64, 64),
     *,
@@ -242,14 +254,7 @@ def model_b(
     num_classes = _check_num_classes(num_classes)
     init = _Initializers(_check_seed(seed))
 
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
-    for i, width in enumerate(widths, start=1):
-        layer_name = f"conv_{i}"
-        x = _conv(x, width, layer_name, init)
-        x = _mask(x, layer_name, masked)
-        x = _pool(x, f"pool_{i}")
-    x = keras.layers.Flatten(name="flatten")(x)
+    inputs, x = _conv_pool_stack(widths, input_shape, masked, init)
     outputs = _predictions(x, num_classes, init)
     return keras.Model(inputs, outputs, name=name)
 
@@ -284,14 +289,7 @@ def model_c(
     num_classes = _check_num_classes(num_classes)
     init = _Initializers(_check_seed(seed))
 
-    inputs = keras.Input(shape=input_shape, name="input")
-    x = inputs
-    for i, width in enumerate(widths, start=1):
-        layer_name = f"conv_{i}"
-        x = _conv(x, width, layer_name, init)
-        x = _mask(x, layer_name, masked)
-        x = _pool(x, f"pool_{i}")
-    x = keras.layers.Flatten(name="flatten")(x)
+    inputs, x = _conv_pool_stack(widths, input_shape, masked, init)
     x = _dense(x, dense_units, "dense_1", init)
     x = _mask(x, "dense_1", masked and mask_dense)
     outputs = _predictions(x, num_classes, init)
