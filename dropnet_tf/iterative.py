@@ -66,6 +66,7 @@ class TrainingConfig:
     restore_best_weights: bool = True
     shuffle: bool = True
     steps_per_execution: int = 128
+    jit_compile: object = False  # True compiles the train step with XLA
     eval_batch_size: int = 1024
     statistics_batch_size: int = 1024
     callbacks: Sequence = field(default_factory=tuple)
@@ -206,6 +207,7 @@ class IterativePruner:
             loss=self.training.loss,
             metrics=["accuracy"],
             steps_per_execution=self.training.steps_per_execution,
+            jit_compile=self.training.jit_compile,
         )
         model.optimizer.build(model.trainable_variables)
         self._optimizer_state0 = [v.numpy() for v in _optimizer_variables(model.optimizer)]
