@@ -18,11 +18,11 @@ Usage: python bench/bench_iterative_cycle.py [--epochs 2] [--cycles 2] [--json o
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 
 import numpy as np
+
+from _report import machine, report
 
 from dropnet_tf import load_dataset
 from dropnet_tf._keras import keras
@@ -97,16 +97,13 @@ def main(argv=None):
         "batch_size": 32,
         "epochs_per_cycle": args.epochs,
         "cycles": args.cycles,
-        "machine": f"{platform.machine()} {platform.processor() or ''} cpus={__import__('os').cpu_count()}",
+        "machine": machine(),
         "naive_seconds_per_cycle": float(np.median(naive_seconds)),
         "dropnet_tf_seconds_per_cycle": float(np.median(ours_seconds)),
         "dropnet_tf_setup_seconds_once": setup_seconds,
         "speedup": float(np.median(naive_seconds) / np.median(ours_seconds)),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(result, handle, indent=2)
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ Usage: python bench/bench_oracle.py [--samples 54000] [--json out.json]
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 
 import numpy as np
+
+from _report import machine, report
 
 from dropnet_tf import load_dataset
 from dropnet_tf._keras import keras
@@ -47,16 +46,13 @@ def main(argv=None):
         "benchmark": "oracle_step",
         "model": "Model A FC20-FC20 (40 candidates)",
         "samples": len(x),
-        "machine": f"{platform.machine()} cpus={os.cpu_count()}",
+        "machine": machine(),
         "naive_seconds": naive_seconds,
         "batched_seconds": batched_seconds,
         "speedup": naive_seconds / batched_seconds,
         "max_abs_score_difference": difference,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(result, handle, indent=2)
+    report(result, args.json)
 
 
 if __name__ == "__main__":
