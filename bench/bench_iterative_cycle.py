@@ -10,7 +10,8 @@ default batch size, then ``predict`` every mask output for the whole training se
 average |a| in numpy.
 
 dropnet_tf: one compiled model; each cycle assigns θ0, the mask and the optimizer state,
-trains with ``steps_per_execution``, evaluates, and reduces statistics in-graph.
+trains many steps per call into TensorFlow (dropnet_tf.training.GraphTrainer), evaluates,
+and reduces statistics in-graph.
 
 Usage: python bench/bench_iterative_cycle.py [--epochs 2] [--cycles 2] [--json out.json]
 """

@@ -8,6 +8,7 @@ The public API in one place; each name lives in a small module of its own:
 ``statistics``         collect_statistics: E(a_i), E(f_i) and APoZ via Model.predict
 ``metrics``            the pruning metrics of DropNet Table 1 and APoZ; update_masks
 ``selection``          global vs layer-wise selection shared by every metric
+``training``           GraphTrainer: many steps per call, driving Keras callbacks
 ``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
 ``oracle``             the greedy oracle of DropNet Section 5
 ``experiment``         run_experiment: metrics × seeds into one results file
@@ -29,6 +30,7 @@ from dropnet_tf.oracle import mask_similarity, oracle_scores
 from dropnet_tf.results import ResultsFile
 from dropnet_tf.selection import NothingToPruneError, collapsed_layers, select_units
 from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
+from dropnet_tf.training import GraphTrainer
 
 __all__ = [
     "MaskLayer",
@@ -50,6 +52,7 @@ __all__ = [
     "iterative_prune",
     "IterativePruner",
     "TrainingConfig",
+    "GraphTrainer",
     "oracle_scores",
     "mask_similarity",
     "run_experiment",

@@ -42,6 +42,7 @@ from dropnet_tf.selection import (
     validate_fraction,
 )
 from dropnet_tf.statistics import StatisticsCollector
+from dropnet_tf.training import GraphTrainer, optimizer_variables
 
 INITS = ("original", "random")
 
@@ -54,8 +55,9 @@ class TrainingConfig:
     paper's problem statement does (Section 2); the authors' notebooks left it False and
     evaluated the last epoch.  ``shuffle=True`` reshuffles every epoch; the notebooks
     trained with ``shuffle=False``.  Batch size 32 is Keras' default, which the notebooks
-    used.  ``steps_per_execution`` runs many steps per call into TensorFlow, which is
-    most of why a cycle here is much faster than the notebooks' loop.
+    used.  ``steps_per_call`` runs that many training steps per call into TensorFlow
+    (see :mod:`dropnet_tf.training`), which is most of why a cycle here is much faster
+    than the notebooks' loop.
     """
 
     optimizer: object = None  # None: SGD(learning_rate=0.1); or a name, or a zero-arg factory
@@ -65,8 +67,8 @@ class TrainingConfig:
     patience: int = 5
     restore_best_weights: bool = True
     shuffle: bool = True
-    steps_per_execution: int = 128
-    jit_compile: object = False  # True compiles the train step with XLA
+    steps_per_call: int = 128
+    jit_compile: object = "auto"  # XLA for the training steps: True, False or "auto"
     eval_batch_size: int = 1024
     statistics_batch_size: int = 1024
     callbacks: Sequence = field(default_factory=tuple)
@@ -106,11 +108,6 @@ def _make_optimizer(spec):
     if callable(spec):
         return spec()
     raise TypeError(f"optimizer must be None, a name, an Optimizer or a factory, got {type(spec).__name__}.")
-
-
-def _optimizer_variables(optimizer) -> list:
-    variables = optimizer.variables
-    return list(variables() if callable(variables) else variables)
 
 
 def _reseeded_config(config, seed: int):
@@ -184,7 +181,7 @@ class IterativePruner:
         self.seed = int(seed)
         self.min_units_per_layer = min_units_per_layer
         self.training = training or TrainingConfig()
-        for name in ("batch_size", "max_epochs", "patience", "steps_per_execution", "eval_batch_size"):
+        for name in ("batch_size", "max_epochs", "patience", "steps_per_call", "eval_batch_size"):
             _check_positive_int(name, getattr(self.training, name))
         self.experiment = experiment
         self.verbose = verbose
@@ -194,23 +191,32 @@ class IterativePruner:
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.x_train, self.y_train = x_train, y_train
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
-        # Tensors made once; every cycle slices them into a freshly seeded dataset.
-        self._train_tensors = (tf.convert_to_tensor(x_train), tf.convert_to_tensor(y_train))
-        self._val_tensors = (tf.convert_to_tensor(x_val), tf.convert_to_tensor(y_val))
+        # Batched once: every cycle's statistics pass reuses the same dataset.
+        self._statistics_data = tf.data.Dataset.from_tensor_slices(tf.convert_to_tensor(x_train)).batch(
+            self.training.statistics_batch_size
+        )
 
         mask_ids = {id(layer.mask) for layer in self.mask_layers}
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        model.compile(
-            optimizer=_make_optimizer(self.training.optimizer),
-            loss=self.training.loss,
-            metrics=["accuracy"],
-            steps_per_execution=self.training.steps_per_execution,
+        optimizer = _make_optimizer(self.training.optimizer)
+        # Compiled so that the model is ready for model.evaluate / predict afterwards;
+        # training itself runs in GraphTrainer, traced once for every cycle.
+        model.compile(optimizer=optimizer, loss=self.training.loss, metrics=["accuracy"])
+        optimizer.build(model.trainable_variables)
+        self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
+        self.trainer = GraphTrainer(
+            model,
+            optimizer,
+            self.training.loss,
+            x_train,
+            y_train,
+            batch_size=self.training.batch_size,
+            steps_per_call=self.training.steps_per_call,
+            train_transform=self.training.train_transform,
             jit_compile=self.training.jit_compile,
         )
-        model.optimizer.build(model.trainable_variables)
-        self._optimizer_state0 = [v.numpy() for v in _optimizer_variables(model.optimizer)]
         self._collector = None
 
     # ------------------------------------------------------------------ the steps
@@ -248,63 +254,34 @@ class IterativePruner:
         weights = self.theta0 if self.init == "original" else self._fresh_weights(cycle)
         for variable, value in zip(self._weights, weights):
             variable.assign(value)
-        for variable, value in zip(_optimizer_variables(self.model.optimizer), self._optimizer_state0):
+        for variable, value in zip(optimizer_variables(self.model.optimizer), self._optimizer_state0):
             variable.assign(value)
         set_masks(self.model, masks)
 
-    def _training_dataset(self, seed: int):
-        """Batches gathered from the tensors by shuffled index blocks.
-
-        Shuffling indices and gathering a whole batch at once moves 1/batch_size as many
-        elements through tf.data as shuffling samples would; the order depends only on
-        ``seed``, so a resumed cycle sees exactly the batches of an uninterrupted one.
-        """
-        cfg = self.training
-        x, y = self._train_tensors
-        count = int(x.shape[0])
-        if cfg.shuffle:
-            # An endless stream of epochs (steps_per_epoch marks their ends): Keras may read
-            # ahead by up to steps_per_execution batches.
-            epochs = tf.data.Dataset.counter().map(
-                lambda epoch: tf.random.experimental.stateless_shuffle(
-                    tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-                )
-            )
-        else:
-            epochs = tf.data.Dataset.from_tensors(tf.range(count, dtype=tf.int64)).repeat()
-        batches = epochs.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(cfg.batch_size))
-        batches = batches.map(lambda index: (tf.gather(x, index), tf.gather(y, index)), num_parallel_calls=tf.data.AUTOTUNE)
-        if cfg.train_transform is not None:
-            batches = batches.map(cfg.train_transform, num_parallel_calls=tf.data.AUTOTUNE)
-        return batches.prefetch(tf.data.AUTOTUNE)
-
     def train(self, cycle: int) -> int:
-        """Step 3: fit with early stopping on validation loss; returns the epochs run."""
+        """Step 3: train with early stopping on validation loss; returns the epochs run."""
         cfg = self.training
         cycle_seed = derive_seed("train", self.seed, cycle)
-        keras.utils.set_random_seed(cycle_seed)
-        train = self._training_dataset(cycle_seed)
-        val = tf.data.Dataset.from_tensor_slices(self._val_tensors).batch(cfg.eval_batch_size)
+        keras.utils.set_random_seed(cycle_seed)  # dropout and other in-model randomness
         stopper = keras.callbacks.EarlyStopping(
             monitor="val_loss", mode="min", patience=cfg.patience, restore_best_weights=cfg.restore_best_weights
         )
-        history = self.model.fit(
-            train,
-            validation_data=val,
-            epochs=cfg.max_epochs,
-            steps_per_epoch=-(-int(self._train_tensors[0].shape[0]) // cfg.batch_size),
+        history = self.trainer.fit(
+            cfg.max_epochs,
+            validation_data=self.splits["val"],
             callbacks=[stopper, *cfg.callbacks],
-            shuffle=False,  # the dataset above is already shuffled with the cycle's seed
-            verbose=0,
+            seed=cycle_seed,
+            shuffle=cfg.shuffle,
+            eval_batch_size=cfg.eval_batch_size,
         )
-        return len(history.history["loss"])
+        return len(history["loss"])
 
     def evaluate(self) -> dict[str, float]:
         scores = {}
         for split, (x, y) in self.splits.items():
-            result = self.model.evaluate(x, y, batch_size=self.training.eval_batch_size, verbose=0, return_dict=True)
-            scores[f"{split}_loss"] = float(result["loss"])
-            scores[f"{split}_accuracy"] = float(result["accuracy"])
+            result = self.trainer.evaluate(x, y, batch_size=self.training.eval_batch_size)
+            scores[f"{split}_loss"] = result["loss"]
+            scores[f"{split}_accuracy"] = result["accuracy"]
         return scores
 
     def next_masks(self, cycle: int, masks):
@@ -318,7 +295,7 @@ class IterativePruner:
             return apply_drop(masks, drop)
         if self._collector is None:
             self._collector = StatisticsCollector(self.model)
-        statistics = self._collector.collect(self.x_train, batch_size=self.training.statistics_batch_size)
+        statistics = self._collector.collect(self._statistics_data)
         return update_masks(
             masks, statistics, self.metric, fraction=self.fraction, rng=rng,
             count=self.count, min_units_per_layer=self.min_units_per_layer,

@@ -84,7 +84,7 @@ def test_reset_also_restores_optimizer_state():
         verbose=0,
     )
     masks = get_masks(model)
-    from dropnet_tf.iterative import _optimizer_variables
+    from dropnet_tf.training import optimizer_variables as _optimizer_variables
 
     initial = [v.numpy().copy() for v in _optimizer_variables(model.optimizer)]
     pruner.reset(0, masks)
