@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dropnet_tf._keras import keras, tf
-from dropnet_tf.masking import get_masks, require_mask_layers, set_masks
+from dropnet_tf.masking import require_mask_layers, set_masks
 from dropnet_tf.metrics import get_metric, update_masks
 from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
 from dropnet_tf.oracle import oracle_scores

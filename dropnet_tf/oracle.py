@@ -16,17 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf._keras import tf
 from dropnet_tf.masking import require_mask_layers
-
-
-def _per_sample_loss_fn(loss):
-    if isinstance(loss, keras.losses.Loss):
-        return loss.call  # the unreduced per-sample values
-    function = keras.losses.get(loss)
-    if isinstance(function, keras.losses.Loss):
-        return function.call
-    return function
+from dropnet_tf.training import per_sample_loss
 
 
 def _candidates(layers):
@@ -62,7 +54,7 @@ def oracle_scores(
     scores = {layer.name: np.full(layer.units, np.inf) for layer in layers}
     if not candidates:
         return scores
-    per_sample_loss = _per_sample_loss_fn(loss)
+    loss_per_sample = per_sample_loss(loss)
     x = np.asarray(x)
     y = np.asarray(y)
     batch_size = int(min(batch_size, len(x)))
@@ -88,7 +80,7 @@ def oracle_scores(
         finally:
             for layer in layers:
                 layer._per_sample_mask = None
-        values = tf.reshape(tf.cast(per_sample_loss(tiled_y, predictions), tf.float64), (count, rows))
+        values = tf.reshape(tf.cast(loss_per_sample(tiled_y, predictions), tf.float64), (count, rows))
         return tf.reduce_sum(values, axis=1)
 
     totals = np.zeros(len(candidates))

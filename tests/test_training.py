@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf._keras import keras, tf
 from dropnet_tf.models import model_a
 from dropnet_tf.training import GraphTrainer
 
@@ -38,8 +38,6 @@ def test_one_epoch_without_shuffling_equals_plain_sgd_steps(jit_compile):
 
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     variables = reference.trainable_variables
-    import tensorflow as tf
-
     for start in range(0, 100, 32):
         with tf.GradientTape() as tape:
             loss = loss_fn(y[start : start + 32], reference(x[start : start + 32], training=True))
