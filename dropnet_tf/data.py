@@ -16,10 +16,10 @@ Where the arrays come from (``source="auto"`` tries them in this order):
    otherwise under ``$DROPNET_DATA_DIR`` and then a few well-known system folders (Debian's
    ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist``, the Keras cache
    ``~/.keras/datasets``).  No configuration is needed for files in those system folders.
-2. ``"tfds"`` -- tensorflow-datasets, but only when the dataset is already prepared in the TFDS
-   data directory, unless ``download=True`` is passed.  This keeps an offline call fast: the
-   check is a plain directory listing and TensorFlow-Datasets is not even imported when nothing
-   is prepared.
+2. ``"tfds"`` -- tensorflow-datasets: a dataset already prepared in the TFDS data directory,
+   or (``download="auto"``, the default) downloaded as usual when the TFDS download host
+   resolves.  An offline call stays fast: the checks are a directory listing and one DNS
+   look-up with a 2 s limit, and tensorflow-datasets is not imported when they fail.
 3. ``"sklearn"`` -- ``sklearn.datasets.load_digits`` (embedded in the scikit-learn wheel), for
    ``digits`` only.
 
@@ -262,7 +262,7 @@ def load_dataset(
     validation_fraction: float = 0.1,
     split_seed: int = 42,
     *,
-    download: bool = False,
+    download: bool | str = "auto",
 ) -> Dataset:
     """Load one of :data:`DATASETS` as a :class:`Dataset` (DropNet Section 3.2 protocol).
 
@@ -280,9 +280,11 @@ def load_dataset(
         validation_fraction: fraction of the official training set held out, stratified, as
             the validation set; must lie in ``(0, 1)``.
         split_seed: ``random_state`` of the stratified splits.
-        download: allow tensorflow-datasets to download and prepare the dataset.  Off by
-            default so that an offline call never waits on the network: without it, TFDS is
-            used only when the dataset is already prepared in its data directory.
+        download: allow tensorflow-datasets to download and prepare the dataset.  ``"auto"``
+            (default) downloads only when the TFDS download host resolves within a couple of
+            seconds, so a networked machine gets the normal tensorflow-datasets behaviour while
+            an offline call fails fast instead of waiting minutes on retries; ``False`` never
+            downloads (TFDS is then used only when already prepared); ``True`` always tries.
 
     Returns:
         A :class:`Dataset`.  Training and validation come from the official training set
@@ -319,6 +321,8 @@ def load_dataset(
             f"sources for {name!r}: {', '.join(available)}"
         )
 
+    if download not in (True, False, "auto"):
+        raise ValueError(f"download must be True, False or 'auto', got {download!r}.")
     if name == "digits":
         return _load_digits(validation_fraction, split_seed)
 
@@ -342,7 +346,7 @@ def load_dataset(
 def _unavailable_message(name: str, attempts: Sequence[tuple[str, str]]) -> str:
     lines = [f"Dataset {name!r} is not available. Sources tried:"]
     lines += [f"  - {src}: {reason}" for src, reason in attempts]
-    lines.append("How to provide it (no download happens unless you ask for it):")
+    lines.append("How to provide it:")
     lines.append(
         f"  * put {_HOW_TO[name]}, where D is a directory of your choice, then set "
         f"{DATA_DIR_ENV}=D or pass data_dir=D;"
@@ -842,10 +846,35 @@ def _tfds_prepared(root: Path, tfds_name: str) -> bool:
     return False
 
 
-def _load_tfds(name: str, data_dir, download: bool) -> tuple[_Raw, str]:
+_TFDS_DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+def _host_resolves(host: str, timeout: float = 2.0) -> bool:
+    """Whether ``host`` resolves within ``timeout`` seconds (a DNS look-up, no traffic)."""
+    import concurrent.futures
+    import socket
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(socket.getaddrinfo, host, 443)
+    try:
+        future.result(timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - unresolvable, timed out: either way, offline
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _load_tfds(name: str, data_dir, download) -> tuple[_Raw, str]:
     tfds_name = _TFDS_NAMES[name]
     root = _tfds_data_dir(data_dir)
-    if not download and not _tfds_prepared(root, tfds_name):
+    prepared = _tfds_prepared(root, tfds_name)
+    if download == "auto":
+        download = not prepared and _host_resolves(_TFDS_DOWNLOAD_HOST)
+        if not prepared and not download:
+            raise _NotFound(f"{tfds_name!r} not prepared in {root} and {_TFDS_DOWNLOAD_HOST} "
+                            "does not resolve (offline), so no download was tried")
+    if not download and not prepared:
         raise _NotFound(f"{tfds_name!r} not prepared in {root} and download=False")
     try:
         import tensorflow_datasets as tfds

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import dropnet_tf.data as data_module
 from dropnet_tf.data import (
     DATASETS,
     Dataset,
@@ -447,8 +448,32 @@ def test_tfds_source_uses_prepared_dataset(tmp_path, monkeypatch):
 def test_tfds_not_prepared_does_not_import_tfds(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # any import would fail
     with pytest.raises(DatasetUnavailableError) as info:
-        load_dataset("cifar100", data_dir=tmp_path, source="tfds")
+        load_dataset("cifar100", data_dir=tmp_path, source="tfds", download=False)
     assert f"'cifar100' not prepared in {tmp_path} and download=False" in str(info.value)
+
+
+def test_tfds_auto_download_offline_fails_fast_without_importing_tfds(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
+    monkeypatch.setattr(data_module, "_host_resolves", lambda host, timeout=2.0: False)
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_dataset("cifar100", data_dir=tmp_path, source="tfds")
+    assert "does not resolve (offline)" in str(info.value)
+
+
+def test_tfds_auto_download_when_online(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_load(name, **kwargs):
+        calls.append(kwargs["download"])
+        y = np.repeat(np.arange(10), 10)
+        return [(np.zeros((100, 4, 4, 1), np.uint8), y), (np.zeros((10, 4, 4, 1), np.uint8), np.arange(10))]
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(load=fake_load, as_numpy=lambda t: t))
+    monkeypatch.setattr(data_module, "_host_resolves", lambda host, timeout=2.0: True)
+    load_dataset("mnist", data_dir=tmp_path, source="tfds")
+    assert calls == [True]
+    with pytest.raises(ValueError, match="'sometimes'"):
+        load_dataset("mnist", data_dir=tmp_path, download="sometimes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,13 +550,14 @@ def test_unavailable_local_only(tmp_path):
 
 def test_unavailable_auto_fails_fast_and_lists_every_source(tmp_path, monkeypatch):
     monkeypatch.setenv("DROPNET_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(data_module, "_host_resolves", lambda host, timeout=2.0: False)
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailableError) as info:
         load_dataset("cifar10")
     assert time.perf_counter() - start < 20
     message = str(info.value)
     assert "- local: no CIFAR-10" in message and str(tmp_path) in message
-    assert "- tfds: 'cifar10' not prepared in" in message and "download=False" in message
+    assert "- tfds: 'cifar10' not prepared in" in message and "offline" in message
     assert "download=True" in message  # how to get it on a networked machine
     assert [s for s, _ in info.value.attempts] == ["local", "tfds"]
 
