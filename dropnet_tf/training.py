@@ -5,7 +5,8 @@ batch-32 steps.  On a CPU a step of a small network costs far less than Keras' p
 machinery around it (iterator, metric trackers, callbacks), so ``Model.fit`` spends most
 of a cycle outside the network.  :class:`GraphTrainer` instead runs blocks of steps inside
 one ``tf.function`` (a loop over index blocks that gathers each batch from tensors held in
-memory) and calls the standard Keras callback hooks once per epoch, so
+memory) and calls the standard Keras callback hooks: the batch hooks once per block (as
+``fit`` does with ``steps_per_execution``) and the epoch hooks once per epoch, so
 ``keras.callbacks.EarlyStopping`` stops training exactly as it would under ``fit``.
 
 It is compiled once per model and reused by every cycle: nothing is retraced when the
@@ -181,10 +182,15 @@ class GraphTrainer:
         for epoch in range(int(epochs)):
             callback_list.on_epoch_begin(epoch)
             loss_sum, steps = 0.0, 0
-            for block in self._epoch_blocks(seed, epoch, shuffle):
+            for block_index, block in enumerate(self._epoch_blocks(seed, epoch, shuffle)):
+                # Batch hooks once per block of steps, as fit does with steps_per_execution.
+                callback_list.on_train_batch_begin(block_index)
                 block_loss, block_steps = self._run_train_block(block)
                 loss_sum += float(block_loss)
                 steps += int(block_steps)
+                callback_list.on_train_batch_end(block_index, {"loss": float(block_loss) / int(block_steps)})
+                if self.model.stop_training:
+                    break
             validation = self.evaluate(x_val, y_val, eval_batch_size)
             logs = {"loss": loss_sum / steps, "val_loss": validation["loss"], "val_accuracy": validation["accuracy"]}
             for key, value in logs.items():

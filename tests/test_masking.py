@@ -492,3 +492,18 @@ def test_add_masks_multi_output_list():
 
 def test_add_masks_multi_output_dict():
     _check_two_heads(two_head_model(as_dict=True))
+
+
+@pytest.mark.both_keras
+def test_add_masks_on_a_keras_applications_graph():
+    """A real-world graph: MobileNetV2 (Conv→BN→ReLU6 chains, depthwise convs, residual Adds)."""
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=4)
+    masked = add_masks(model)
+    names = [layer.name for layer in masked.layers]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    # DepthwiseConv2D is not a Conv2D: only the regular convolutions get masks
+    assert len(mask_layers(masked)) == len([c for c in convs if not isinstance(c, keras.layers.DepthwiseConv2D)])
+    # the mask comes after the conv's BN and ReLU6 ("Conv1" -> "bn_Conv1" -> "Conv1_relu")
+    assert names.index("Conv1_mask") == names.index("Conv1_relu") + 1
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(masked.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

@@ -102,3 +102,26 @@ def test_bad_jit_compile_value():
     x, y = _data()
     with pytest.raises(ValueError, match="jit_compile"):
         _trainer(_model(), x, y, jit_compile="yes")
+
+
+@pytest.mark.both_keras
+def test_batch_hooks_run_once_per_block_and_can_stop_training():
+    x, y = _data()
+    model = _model()
+    trainer = _trainer(model, x, y, batch_size=10, steps_per_call=4)  # 10 steps: blocks of 4, 4, 2
+
+    class CountAndStop(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches.append((batch, logs["loss"]))
+            if len(self.batches) == 5:
+                self.model.stop_training = True
+
+    counter = CountAndStop()
+    history = trainer.fit(10, validation_data=(x, y), callbacks=[counter])
+    assert [b for b, _ in counter.batches] == [0, 1, 2, 0, 1]
+    assert all(np.isfinite(loss) for _, loss in counter.batches)
+    assert len(history["loss"]) == 2  # stopped inside the second epoch
