@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf._keras import keras, tf
+from graph_helpers import consumers, producers
 from dropnet_tf.layers import MaskLayer
 from dropnet_tf.masking import add_masks, get_masks, mask_layers, require_mask_layers, set_masks
 
@@ -15,22 +16,6 @@ pytestmark = pytest.mark.both_keras
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-
-
-def producers(layer) -> list[str]:
-    """Names of the layers whose outputs ``layer`` consumes (Keras 3 and tf-keras)."""
-    inputs = layer.input
-    if not isinstance(inputs, (list, tuple)):
-        inputs = [inputs]
-    return [tensor._keras_history[0].name for tensor in inputs]
-
-
-def consumers(model, name: str) -> list[str]:
-    return [
-        layer.name
-        for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer) and name in producers(layer)
-    ]
 
 
 def random_input(model, batch: int = 3, seed: int = 0) -> np.ndarray:

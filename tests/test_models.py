@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf._keras import keras
+from graph_helpers import consumers, producers
 from dropnet_tf.layers import MaskLayer
 from dropnet_tf.models import (
     MODELS,
@@ -32,18 +33,6 @@ SMALL = {
 
 def masks_of(model) -> list[MaskLayer]:
     return [layer for layer in model.layers if isinstance(layer, MaskLayer)]
-
-
-def producers(layer) -> list[str]:
-    """Names of the layers whose outputs ``layer`` consumes (works for Keras 3 and tf-keras)."""
-    inputs = layer.input
-    if not isinstance(inputs, (list, tuple)):
-        inputs = [inputs]
-    return [tensor._keras_history[0].name for tensor in inputs]
-
-
-def consumers(model, name: str) -> list[str]:
-    return [layer.name for layer in model.layers[1:] if name in producers(layer)]
 
 
 def forward(model, batch: int = 2, seed: int = 0) -> np.ndarray:
