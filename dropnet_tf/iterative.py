@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dropnet_tf._keras import keras, tf
+from dropnet_tf.layers import MaskLayer
 from dropnet_tf.masking import require_mask_layers, set_masks
 from dropnet_tf.metrics import get_metric, update_masks
 from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
@@ -189,7 +190,6 @@ class IterativePruner:
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": init}
 
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
-        self.x_train, self.y_train = x_train, y_train
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         # Batched once: every cycle's statistics pass reuses the same dataset.
         self._statistics_data = tf.data.Dataset.from_tensor_slices(tf.convert_to_tensor(x_train)).batch(
@@ -233,7 +233,7 @@ class IterativePruner:
         draw_seed = derive_seed("reinit", self.seed, cycle)
         keras.utils.set_random_seed(draw_seed)
         config = _reseeded_config(self.model.get_config(), draw_seed)
-        clone = type(self.model).from_config(config, custom_objects=_custom_objects())
+        clone = type(self.model).from_config(config, custom_objects={"MaskLayer": MaskLayer})
         mask_names = {layer.name for layer in self.mask_layers}
         by_name = {}
         for layer in clone.layers:
@@ -288,7 +288,7 @@ class IterativePruner:
         """Step 4: score the trained network and drop units."""
         rng = np.random.default_rng(derive_seed("prune", self.seed, cycle))
         if self.metric is None:
-            scores = oracle_scores(self.model, self.x_train, self.y_train, loss=self.training.loss)
+            scores = oracle_scores(self.model, *self.splits["train"], loss=self.training.loss)
             drop = select_units(
                 scores, masks, None, "global", rng, count=self.count, min_units_per_layer=self.min_units_per_layer
             )
@@ -435,12 +435,6 @@ class IterativePruner:
                 return records  # paused, not finished: a later call resumes here
             masks = next_masks
             cycle += 1
-
-
-def _custom_objects():
-    from dropnet_tf.layers import MaskLayer
-
-    return {"MaskLayer": MaskLayer}
 
 
 def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:

@@ -66,8 +66,8 @@ class MaskLayer(keras.layers.Layer):
         """The current mask as a float32 numpy array of 0s and 1s."""
         return np.asarray(self.mask.numpy(), dtype=np.float32)
 
-    def set_mask(self, mask) -> None:
-        """Assign a new mask in place (no retracing of compiled train functions)."""
+    def validated_mask(self, mask) -> np.ndarray:
+        """``mask`` as float32, after checking its shape ``(units,)`` and that it is binary."""
         array = np.asarray(mask, dtype=np.float32)
         if array.shape != (self.units,):
             raise ValueError(
@@ -78,7 +78,11 @@ class MaskLayer(keras.layers.Layer):
             raise ValueError(
                 f"Mask for layer '{self.name}' must contain only 0 and 1, found values {bad.tolist()}."
             )
-        self.mask.assign(array)
+        return array
+
+    def set_mask(self, mask) -> None:
+        """Assign a new mask in place (no retracing of compiled train functions)."""
+        self.mask.assign(self.validated_mask(mask))
 
     def get_config(self):
         return super().get_config()

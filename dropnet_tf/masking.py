@@ -67,19 +67,9 @@ def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
         raise ValueError(
             f"Unknown mask layer name(s) {unknown}; the model's mask layers are {sorted(by_name)}."
         )
-    checked = {}
-    for name, value in masks.items():
-        array = np.asarray(value, dtype=np.float32)
-        layer = by_name[name]
-        if array.shape != (layer.units,):
-            raise ValueError(
-                f"Mask for layer '{name}' must have shape ({layer.units},), got {array.shape}."
-            )
-        if not np.all((array == 0.0) | (array == 1.0)):
-            raise ValueError(f"Mask for layer '{name}' must contain only 0 and 1.")
-        checked[name] = array
+    checked = {name: by_name[name].validated_mask(value) for name, value in masks.items()}
     for name, array in checked.items():
-        by_name[name].set_mask(array)
+        by_name[name].mask.assign(array)
 
 
 # --------------------------------------------------------------------------- add_masks
