@@ -125,3 +125,18 @@ def test_batch_hooks_run_once_per_block_and_can_stop_training():
     assert [b for b, _ in counter.batches] == [0, 1, 2, 0, 1]
     assert all(np.isfinite(loss) for _, loss in counter.batches)
     assert len(history["loss"]) == 2  # stopped inside the second epoch
+
+
+@pytest.mark.both_keras
+def test_auto_jit_skips_xla_for_convolutions_on_cpu():
+    """XLA's CPU convolutions are an order of magnitude slower than oneDNN's: "auto" avoids them."""
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU 'auto' always compiles with XLA")
+    from dropnet_tf.models import model_b
+
+    x = np.zeros((8, 28, 28, 1), np.float32)
+    y = np.zeros(8, np.int64)
+    conv = _trainer(model_b((2, 2), seed=0), x, y, jit_compile="auto")
+    dense = _trainer(_model(), *_data(), jit_compile="auto")
+    assert conv._jit_compile is False
+    assert dense._jit_compile == "auto"
