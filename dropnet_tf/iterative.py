@@ -131,6 +131,30 @@ def _reseeded_config(config, seed: int):
     return config
 
 
+def state_path(results_path, key: dict) -> str:
+    """Where the run ``key`` (experiment, metric, seed, init) keeps θ0 and its masks."""
+    name = "__".join(f"{field}={key[field]}" for field in ("experiment", "metric", "seed", "init"))
+    safe = "".join(ch if ch.isalnum() or ch in "=_-." else "_" for ch in name)
+    return os.path.join(str(results_path) + ".state", safe + ".npz")
+
+
+def run_masks(results_path, experiment: str, metric: str, seed: int, init: str = "original") -> dict[int, dict]:
+    """The masks a run used in each cycle, ``{cycle: {mask layer name: mask}}``, from its state file.
+
+    Used to compare runs unit by unit, e.g. each metric's masks with the oracle's (DropNet
+    Section 5).  Raises FileNotFoundError naming the file if the run has no state.
+    """
+    path = state_path(results_path, {"experiment": experiment, "metric": metric, "seed": seed, "init": init})
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No state file for {experiment}/{metric}/seed={seed}/init={init}: {path}")
+    by_cycle: dict[int, dict] = {}
+    for name, value in load_npz(path).items():
+        if name.startswith("masks_"):
+            cycle_text, layer = name[len("masks_"):].split("_", 1)
+            by_cycle.setdefault(int(cycle_text), {})[layer] = value
+    return dict(sorted(by_cycle.items()))
+
+
 class IterativePruner:
     """Algorithm 1 for one model, metric and seed.  ``run()`` returns the cycle records.
 
@@ -222,11 +246,7 @@ class IterativePruner:
     # ------------------------------------------------------------------ the steps
 
     def _state_path(self):
-        if self.results is None:
-            return None
-        name = "__".join(f"{key}={value}" for key, value in self.key.items())
-        safe = "".join(ch if ch.isalnum() or ch in "=_-." else "_" for ch in name)
-        return os.path.join(str(self.results.path) + ".state", safe + ".npz")
+        return None if self.results is None else state_path(self.results.path, self.key)
 
     def _fresh_weights(self, cycle: int) -> list[np.ndarray]:
         """A new random draw of the same architecture (the random re-initialisation arm)."""
