@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-legacy bench clean
+.PHONY: install demo test test-legacy bench figures clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,21 @@ install: $(STAMP)
 # Quick DropNet experiment on scikit-learn's embedded digits: Model A, six metrics, 3 seeds.
 demo: $(STAMP)
 	$(PY) paper_experiments/dropnet/00_demo_digits_model_a.py --out runs/demo --figures figures
+
+# Every DropNet figure that fits on a CPU, at quick scale, on the offline stand-ins:
+# Fashion-MNIST for the MNIST experiments, Fashion-MNIST padded to 32x32x3 for CIFAR-10.
+DROPNET_MNIST := 04_1_1_fig03_model_a_fc40_fc40_mnist 04_1_2_fig04_model_a_fc20_fc40_mnist \
+	04_1_3_fig05_model_a_fc40_fc20_mnist 05_1_fig13_oracle_model_a_fc20_fc20_mnist \
+	06_1_fig15_init_model_a_fc20_fc20_mnist 07_1_fig18_pruning_fraction_model_a_fc20_fc20_mnist \
+	04_2_1_fig06_model_b_conv64_conv64_mnist 04_2_2_fig07_model_b_conv32_conv64_mnist \
+	04_2_3_fig08_model_b_conv64_conv32_mnist 05_2_fig14_oracle_model_b_conv20_conv20_mnist \
+	06_2_fig16_init_model_b_conv64_conv64_mnist 07_2_fig19_pruning_fraction_model_b_conv64_conv64_mnist
+DROPNET_CIFAR := 04_3_1_fig09_figA5_figA2_model_c_conv64_64_128_128_cifar10
+figures: $(STAMP)
+	@for s in $(DROPNET_MNIST); do \
+		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist || exit 1; done
+	@for s in $(DROPNET_CIFAR); do \
+		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
 
 # Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.
 test: $(STAMP)

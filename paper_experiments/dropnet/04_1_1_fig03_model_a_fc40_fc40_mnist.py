@@ -1,0 +1,23 @@
+"""DropNet Section 4.1, Fig. 3: Model A FC40-FC40 on MNIST, the six metrics of Table 1.
+
+Run ``python paper_experiments/dropnet/04_1_1_fig03_model_a_fc40_fc40_mnist.py --help`` for the options; ``--scale quick``
+finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
+"""
+
+from dropnet_protocol import Experiment, Figure, main
+
+EXPERIMENT = Experiment(
+    script="04_1_1",
+    section="4.1",
+    title="Model A: FC40-FC40",
+    slug="model_a_fc40_fc40",
+    model="model_a",
+    model_kwargs={"widths": (40, 40)},
+    dataset="mnist",
+    family="mlp",
+    figures=(Figure(("fig03",), "test_accuracy"), Figure(("epochs",), "epochs")),
+    paper_ordering="minimum_layer ≥ minimum > random_layer > maximum_layer > random > maximum",
+)
+
+if __name__ == "__main__":
+    main(EXPERIMENT)

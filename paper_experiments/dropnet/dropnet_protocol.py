@@ -1,0 +1,371 @@
+"""What every numbered DropNet script shares: the paper's protocol, the quick scale, the CLI.
+
+Each script in this folder declares one :class:`Experiment` (model, dataset, metrics,
+arms, the paper figures it reproduces) and calls :func:`main`.  ``main`` parses the common
+options, loads the data, runs Algorithm 1 over the grid through
+:func:`dropnet_tf.run_experiment` (which resumes an interrupted run and skips finished
+ones), then draws the figures with their CSVs and writes a small JSON summary.
+
+Scales:
+
+``paper``
+    DropNet Section 3.2 and supplement: 15 seeds (0-14), at most 100 epochs per cycle,
+    early stopping on validation loss with patience 5 (10 for Tiny ImageNet), p = 0.2
+    (0.5 for Tiny ImageNet), SGD with learning rate 0.1, batch 32, the full training set
+    split 90/10 stratified (random_state 42) into train/validation, the official test set,
+    pruning down to 10% of nodes/filters remaining.
+``quick``
+    Minutes on 2 CPU cores: fewer seeds, a stratified subset of each split and fewer
+    epochs per cycle with a shorter patience (:data:`QUICK_SCALES`, by model family).
+    Everything else (p, optimizer, batch, stop rule, metrics, arms) is the paper's.  The
+    figure title says "quick scale" and the caption lists what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+import dropnet_tf
+from dropnet_tf.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
+from dropnet_tf.iterative import TrainingConfig, run_masks
+from dropnet_tf.metrics import PAPER_METRICS
+from dropnet_tf.oracle import mask_similarity
+from dropnet_tf.results import ResultsFile, atomic_write_bytes
+
+# ----------------------------------------------------------------------------- scales
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How many seeds, samples and epochs a run uses."""
+
+    name: str
+    seeds: tuple[int, ...]
+    max_epochs: int
+    patience: int | None  # None: the experiment's own (paper) patience
+    max_train: int | None = None  # None: the whole split
+    max_val: int | None = None
+    max_test: int | None = None
+
+    def describe(self, data=None) -> str:
+        if self.name == "paper" and self.max_train is None:
+            return "paper scale"
+        sizes = (
+            f"{len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)}"
+            if data is not None
+            else f"≤{self.max_train}/{self.max_val}/{self.max_test}"
+        )
+        return (
+            f"{self.name} scale: {len(self.seeds)} seeds, {sizes} train/val/test samples, "
+            f"≤{self.max_epochs} epochs, patience {self.patience}"
+        )
+
+
+PAPER_SCALE = Scale("paper", seeds=tuple(range(15)), max_epochs=100, patience=None)
+
+#: Quick scale per model family; the conv and deep ones are smaller because a cycle of
+#: Model B costs ~0.8 ms per training sample per epoch on 2 CPU cores, Model A ~0.02 ms.
+QUICK_SCALES = {
+    "mlp": Scale("quick", seeds=(0, 1, 2), max_epochs=15, patience=3, max_train=5000, max_val=1000, max_test=2000),
+    "conv": Scale("quick", seeds=(0, 1), max_epochs=4, patience=2, max_train=1000, max_val=500, max_test=1000),
+    "deep": Scale("quick", seeds=(0, 1), max_epochs=2, patience=2, max_train=500, max_val=200, max_test=500),
+}
+
+SCALES = ("paper", "quick")
+
+# ----------------------------------------------------------------------------- stand-ins
+
+
+def _rgb32(x: np.ndarray) -> np.ndarray:
+    """28×28×1 images → 32×32×3: zero-pad 2 pixels on each side, repeat the grey channel."""
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    return np.repeat(padded, 3, axis=-1)
+
+
+#: Offline stand-ins: name → (dataset loaded, transform of every split's images, what it is).
+STANDINS = {
+    "fashion_mnist_rgb32": (
+        "fashion_mnist",
+        _rgb32,
+        "Fashion-MNIST padded to 32×32 and repeated to 3 channels (a CIFAR-10-shaped "
+        "offline stand-in: 10 classes, 32×32×3)",
+    ),
+}
+
+DATASET_CHOICES = tuple(dropnet_tf.data.DATASETS) + tuple(STANDINS)
+
+
+def load_data(name: str, data_dir=None):
+    """:func:`dropnet_tf.load_dataset`, or a stand-in built from one (see :data:`STANDINS`)."""
+    if name in STANDINS:
+        base, transform, _ = STANDINS[name]
+        data = dropnet_tf.load_dataset(base, data_dir=data_dir)
+        return dataclasses.replace(
+            data,
+            name=name,
+            x_train=transform(data.x_train),
+            x_val=transform(data.x_val),
+            x_test=transform(data.x_test),
+        )
+    return dropnet_tf.load_dataset(name, data_dir=data_dir)
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One output figure: the paper figures it reproduces and what it plots.
+
+    ``y`` is a record field ("test_accuracy", "train_accuracy", "epochs") or
+    "oracle_similarity" (each metric's masks against the oracle's, cycle by cycle).
+    ``where`` keeps only records matching all its items (e.g. one metric).
+    """
+
+    labels: tuple[str, ...]
+    y: str = "test_accuracy"
+    where: tuple[tuple[str, object], ...] = ()
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One numbered script: the model, the grid of runs and the figures."""
+
+    script: str  # e.g. "04_1_1"
+    section: str  # e.g. "4.1"
+    title: str  # e.g. "Model A: FC40-FC40"
+    slug: str  # e.g. "model_a_fc40_fc40"
+    model: str  # a name in dropnet_tf.MODELS
+    dataset: str  # the paper's dataset
+    family: str  # "mlp", "conv" or "deep": which quick scale
+    figures: tuple[Figure, ...]
+    model_kwargs: dict = field(default_factory=dict)
+    metrics: tuple[str, ...] = PAPER_METRICS
+    inits: tuple[str, ...] = ("original",)
+    fractions: tuple[float, ...] = (0.2,)
+    count: int | None = None  # drop exactly this many units per cycle (the oracle comparison)
+    group_by: str = "metric"  # "metric", "init" or "pruning_fraction"
+    patience: int = 5
+    augmentation: bool = False
+    paper_ordering: str = ""
+
+    def experiment_name(self, fraction: float | None) -> str:
+        name = f"dropnet_{self.script}_{self.slug}"
+        return name if len(self.fractions) == 1 else f"{name}_p{fraction}"
+
+
+def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(sys.argv[0]),
+        description=f"DropNet (ICML 2020) Section {exp.section}: {exp.title} on {exp.dataset} "
+        f"({', '.join(label for fig in exp.figures for label in fig.labels)}).",
+    )
+    parser.add_argument("--scale", choices=SCALES, default="paper", help="paper protocol or a quick CPU run")
+    parser.add_argument(
+        "--dataset", choices=DATASET_CHOICES, default=exp.dataset,
+        help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0-14 at paper scale, fewer at quick)")
+    parser.add_argument("--out", help="directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)")
+    parser.add_argument("--figures", default="figures/dropnet", help="directory for the PNGs, CSVs and summary JSON")
+    parser.add_argument("--data-dir", help="where the dataset files are (see dropnet_tf.load_dataset)")
+    parser.add_argument("--max-epochs", type=int, help="override the scale's epochs per cycle")
+    parser.add_argument("--max-train", type=int, help="override the number of training samples (stratified subset)")
+    parser.add_argument("--quiet", action="store_true", help="no per-cycle progress lines")
+    args = parser.parse_args(argv)
+    for name in ("max_epochs", "max_train"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds has duplicates: {args.seeds}")
+    return args
+
+
+def resolve_scale(exp: Experiment, args) -> Scale:
+    scale = PAPER_SCALE if args.scale == "paper" else QUICK_SCALES[exp.family]
+    changes = {}
+    if args.seeds is not None:
+        changes["seeds"] = tuple(args.seeds)
+    if args.max_epochs is not None:
+        changes["max_epochs"] = args.max_epochs
+    if args.max_train is not None:
+        changes["max_train"] = args.max_train
+    return dataclasses.replace(scale, **changes)
+
+
+def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale) -> str:
+    what = figure.y if not figure.where else f"{'_'.join(str(v) for _, v in figure.where)}_{figure.y}"
+    return f"{exp.script}_{'_'.join(figure.labels)}_{exp.slug}_{dataset}_{scale.name}_{what}"
+
+
+def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
+    """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
+    name = exp.experiment_name(exp.fractions[0])
+    rows = []
+    seeds = sorted({r["seed"] for r in records if r["metric"] == "oracle"})
+    for seed in seeds:
+        oracle = run_masks(results_path, name, "oracle", seed)
+        fraction_of = {r["cycle"]: r["fraction_remaining"] for r in records if r["metric"] == "oracle" and r["seed"] == seed}
+        for metric in exp.metrics:
+            if metric == "oracle":
+                continue
+            try:
+                masks = run_masks(results_path, name, metric, seed)
+            except FileNotFoundError:
+                continue
+            for cycle in sorted(set(masks) & set(oracle) & set(fraction_of)):
+                rows.append(
+                    {
+                        "metric": metric,
+                        "seed": seed,
+                        "cycle": cycle,
+                        "fraction_remaining": fraction_of[cycle],
+                        "oracle_similarity": mask_similarity(masks[cycle], oracle[cycle]),
+                    }
+                )
+    return rows
+
+
+def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> list[tuple[str, float]]:
+    """Arms sorted best first by the mean of their curve (mean over cycles of the seed means).
+
+    An arm is a metric, or for the init and pruning-fraction experiments the metric with
+    its init or p, so that curves of different metrics are never averaged together.
+    """
+    if group_by != "metric":
+        records = [dict(r, arm=f"{r['metric']}, {group_by}={r[group_by]}") for r in records]
+        group_by = "arm"
+    rows = dropnet_tf.plotting.summarize(records, y=y, group_by=group_by)
+    by_group: dict = {}
+    for row in rows:
+        by_group.setdefault(row[group_by], []).append(row[f"{y}_mean"])
+    return sorted(((str(g), float(np.mean(v))) for g, v in by_group.items()), key=lambda item: -item[1])
+
+
+def main(exp: Experiment, argv=None) -> dict:
+    """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
+    args = parse_args(exp, argv)
+    scale = resolve_scale(exp, args)
+    started = time.perf_counter()
+    data = load_data(args.dataset, args.data_dir)
+    if scale.max_train is not None:
+        data = data.subset(scale.max_train, scale.max_val, scale.max_test, seed=0)
+    out = args.out or os.path.join("runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}")
+    results_path = os.path.join(out, "results.jsonl")
+    patience = scale.patience if scale.patience is not None else exp.patience
+    transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
+    training = TrainingConfig(max_epochs=scale.max_epochs, patience=patience, batch_size=32, train_transform=transform)
+    model_kwargs = dict(exp.model_kwargs, input_shape=data.input_shape, num_classes=data.num_classes)
+
+    def build(seed):
+        return dropnet_tf.models.build_model(exp.model, seed=seed, **model_kwargs)
+
+    print(
+        f"DropNet {exp.section} {exp.title} on {data!r}; {scale.describe(data)}; seeds {list(scale.seeds)}; "
+        f"metrics {list(exp.metrics)}; inits {list(exp.inits)}; p {list(exp.fractions)}"
+        + (f"; drop {exp.count} per cycle" if exp.count else "")
+        + f"; results {results_path}",
+        flush=True,
+    )
+    names = []
+    for fraction in exp.fractions:
+        name = exp.experiment_name(fraction)
+        names.append(name)
+        dropnet_tf.run_experiment(
+            build,
+            data,
+            metrics=exp.metrics,
+            seeds=scale.seeds,
+            results=results_path,
+            experiment=name,
+            inits=exp.inits,
+            fraction=fraction,
+            count=exp.count,
+            min_fraction=0.1,
+            training=training,
+            verbose=0 if args.quiet else 1,
+        )
+    store = ResultsFile(results_path)
+    records = [r for name in names for r in store.records(experiment=name) if r["seed"] in scale.seeds]
+
+    note = (
+        f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
+        f"seeds {list(scale.seeds)}; p={'/'.join(str(f) for f in exp.fractions)}"
+        + (f", drop {exp.count} per cycle" if exp.count else "")
+        + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
+        + ("; Table C1 augmentation" if exp.augmentation else "")
+        + f"; mean ± 95% CI. Regenerate: python paper_experiments/dropnet/{os.path.basename(sys.argv[0])} "
+        f"--scale {scale.name} --dataset {args.dataset}"
+    )
+    suffix = "" if scale.name == "paper" else f" ({scale.name} scale)"
+    written = []
+    for figure in exp.figures:
+        chosen = [r for r in records if all(r.get(k) == v for k, v in figure.where)]
+        group_by = exp.group_by
+        if figure.y == "oracle_similarity":
+            chosen = _similarity_records(results_path, exp, chosen)
+            ylabel = "Mask agreement with the oracle"
+        else:
+            ylabel = {"test_accuracy": "Test accuracy", "train_accuracy": "Training accuracy",
+                      "epochs": "Epochs until early stopping"}[figure.y]
+        if not chosen:
+            print(f"no records for {figure.labels}; skipped", flush=True)
+            continue
+        stem = _figure_stem(exp, figure, args.dataset, scale)
+        label_text = ", ".join(
+            ("Fig. " + label[3:].lstrip("0")) if label.startswith("fig") else label.capitalize()
+            for label in figure.labels
+        )
+        title = f"{label_text}: {exp.title} on {args.dataset}{(' — ' + figure.caption) if figure.caption else ''}{suffix}"
+        png = dropnet_tf.plotting.plot_accuracy_vs_fraction(
+            chosen,
+            os.path.join(args.figures, stem + ".png"),
+            y=figure.y,
+            group_by=group_by,
+            title=title,
+            ylabel=ylabel,
+            note=note,
+            order=list(exp.fractions) if group_by == "pruning_fraction" else None,
+        )
+        written.append(png)
+        print(f"wrote {png}", flush=True)
+
+    summary = {
+        "script": os.path.basename(sys.argv[0]),
+        "section": exp.section,
+        "title": exp.title,
+        "dataset": args.dataset,
+        "scale": dataclasses.asdict(scale),
+        "patience": patience,
+        "fractions": list(exp.fractions),
+        "drop_count": exp.count,
+        "metrics": list(exp.metrics),
+        "inits": list(exp.inits),
+        "augmentation": TABLE_C1.as_dict() if exp.augmentation else None,
+        "split_sizes": [len(data.y_train), len(data.y_val), len(data.y_test)],
+        "cycles_run": len(records),
+        "compute_seconds": round(sum(r["wall_seconds"] for r in records), 1),
+        "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
+        "paper_ordering": exp.paper_ordering,
+        "figures": [os.path.basename(p) for p in written],
+        "seconds_this_call": round(time.perf_counter() - started, 1),
+    }
+    summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}.json")
+    atomic_write_bytes(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
+    print(
+        "ordering by mean test accuracy: "
+        + " > ".join(f"{g} ({v:.3f})" for g, v in summary["ordering_by_mean_test_accuracy"]),
+        flush=True,
+    )
+    return summary

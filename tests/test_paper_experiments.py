@@ -1,0 +1,161 @@
+"""The numbered DropNet scripts: every paper figure has one, and a script runs end to end."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dropnet_tf.metrics import METRICS
+from dropnet_tf.models import MODELS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS_DIR = ROOT / "paper_experiments" / "dropnet"
+SCRIPTS = sorted(p for p in SCRIPTS_DIR.glob("[0-9A-Z]*_*.py") if not p.name.startswith("00_"))  # 00: the demo
+
+# Every figure of DropNet's Sections 4-7 and supplement C-D that issue 3 lists.
+PAPER_FIGURES = (
+    {f"fig{n:02d}" for n in range(3, 21)}
+    | {f"figA{n}" for n in range(2, 8)}
+    | {f"figC{n}" for n in range(8, 24)}
+)
+
+
+def _load(path: Path):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    return module
+
+
+@pytest.fixture(scope="module")
+def experiments():
+    return {path.name: _load(path).EXPERIMENT for path in SCRIPTS}
+
+
+def test_every_paper_figure_has_a_script(experiments):
+    covered = {label for exp in experiments.values() for fig in exp.figures for label in fig.labels}
+    assert PAPER_FIGURES <= covered, sorted(PAPER_FIGURES - covered)
+
+
+def test_scripts_are_consistent_with_their_names(experiments):
+    numbers = set()
+    for name, exp in experiments.items():
+        assert name.startswith(exp.script + "_"), name
+        numbers.add(exp.script)
+        for fig in exp.figures:
+            for label in fig.labels:
+                if label.startswith("fig"):
+                    assert f"_{label}_" in name, (name, label)
+        assert exp.model in MODELS, name
+        assert set(exp.metrics) <= set(METRICS) | {"oracle"}, name
+        assert exp.family in ("mlp", "conv", "deep"), name
+        assert exp.dataset in ("mnist", "cifar10", "tiny_imagenet"), name
+        assert exp.dataset.replace("_", "") in name.replace("_", ""), name
+        assert exp.paper_ordering, name
+    assert len(numbers) == len(experiments), "two scripts share a number"
+
+
+def test_section_specific_protocols(experiments):
+    by_number = {exp.script: exp for exp in experiments.values()}
+    for number in ("05_1", "05_2"):  # oracle: drop-one, against minimum / maximum / random_layer
+        assert by_number[number].count == 1
+        assert set(by_number[number].metrics) == {"oracle", "minimum", "maximum", "random_layer"}
+    for number in ("07_1", "07_2", "07_3"):
+        assert by_number[number].fractions == (0.2, 0.3, 0.4, 0.5, 0.9)
+    for number in ("C_4_1", "C_4_2"):  # Tiny ImageNet: Table C1 augmentation, patience 10, p = 0.5
+        exp = by_number[number]
+        assert exp.augmentation and exp.patience == 10 and exp.fractions == (0.5,)
+    assert by_number["C_4_2"].model_kwargs == {"dense_units": 1024}
+    for number in ("06_1", "06_2", "06_3", "06_4", "06_5"):
+        assert by_number[number].inits == ("original", "random")
+    for number in ("D_1", "D_2"):
+        assert set(by_number[number].metrics) == {"minimum", "minimum_layer", "apoz", "apoz_layer"}
+
+
+def test_rgb32_standin_pads_and_repeats():
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import dropnet_protocol
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1)
+    out = dropnet_protocol._rgb32(x)
+    assert out.shape == (2, 32, 32, 3)
+    np.testing.assert_array_equal(out[:, 2:30, 2:30, 1], x[..., 0])
+    np.testing.assert_array_equal(out[..., 0], out[..., 2])
+    assert not out[:, :2].any() and not out[:, :, 30:].any()
+
+
+def _run(script: str, tmp_path: Path, *extra: str) -> str:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [
+        sys.executable, str(SCRIPTS_DIR / script), "--scale", "quick", "--dataset", "digits",
+        "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures"), *extra,
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_metrics_script_end_to_end_and_resume(tmp_path):
+    script = "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
+    stdout = _run(script, tmp_path, "--seeds", "0", "1", "--max-epochs", "1", "--max-train", "300")
+    assert "minimum seed=0 init=original cycle=0 remaining=1.000 val_acc=" in stdout  # progress lines
+    figures = tmp_path / "figures"
+    stem = "04_1_1_fig03_model_a_fc40_fc40_digits_quick_test_accuracy"
+    assert (figures / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = _csv(figures / f"{stem}.csv")
+    records = [json.loads(line) for line in open(tmp_path / "runs" / "results.jsonl")]
+    assert len(records) == sum(1 for r in records if r["seed"] in (0, 1))
+    # one CSV row per (metric, cycle), each the mean of both seeds
+    assert len(rows) == len({(r["metric"], r["cycle"]) for r in records})
+    assert {row["metric"] for row in rows} == set(METRICS) - {"apoz", "apoz_layer"}
+    assert all(int(row["n"]) == 2 for row in rows)
+    for metric in {row["metric"] for row in rows}:
+        fractions = [float(row["fraction_remaining"]) for row in rows if row["metric"] == metric]
+        assert fractions[0] == 1.0 and fractions[-1] <= 0.1 and fractions == sorted(fractions, reverse=True)
+    assert (figures / "04_1_1_epochs_model_a_fc40_fc40_digits_quick_epochs.png").exists()
+    summary = json.loads((figures / "04_1_1_model_a_fc40_fc40_digits_quick.json").read_text())
+    assert summary["cycles_run"] == len(records)
+    assert summary["split_sizes"][0] == 300
+    assert len(summary["ordering_by_mean_test_accuracy"]) == 6
+
+    # rerunning resumes: nothing is trained again, the same figure comes out
+    stdout = _run(script, tmp_path, "--seeds", "0", "1", "--max-epochs", "1", "--max-train", "300")
+    assert "cycle=" not in stdout
+    assert sum(1 for _ in open(tmp_path / "runs" / "results.jsonl")) == len(records)
+    assert _csv(figures / f"{stem}.csv") == rows
+
+
+@pytest.mark.slow
+def test_oracle_script_draws_mask_agreement(tmp_path):
+    _run(
+        "05_1_fig13_oracle_model_a_fc20_fc20_mnist.py", tmp_path,
+        "--seeds", "0", "--max-epochs", "1", "--max-train", "200", "--quiet",
+    )
+    rows = _csv(tmp_path / "figures" / "05_1_fig13_oracle_model_a_fc20_fc20_digits_quick_oracle_similarity.csv")
+    assert {row["metric"] for row in rows} == {"minimum", "maximum", "random_layer"}
+    values = {(row["metric"], int(row["cycle"])): float(row["oracle_similarity_mean"]) for row in rows}
+    for metric in ("minimum", "maximum", "random_layer"):
+        assert values[(metric, 0)] == 1.0  # every run starts from the all-ones mask
+        assert values[(metric, 1)] in (1.0, 38 / 40)  # drop-one: same unit or two differing entries
+    assert all(0.0 <= v <= 1.0 for v in values.values())
+    assert min(values.values()) < 1.0
