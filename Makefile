@@ -35,6 +35,7 @@ figures: $(STAMP)
 		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist || exit 1; done
 	@for s in $(DROPNET_CIFAR); do \
 		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
+	$(PY) paper_experiments/dropnet/quick_results_table.py
 
 # Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.
 test: $(STAMP)

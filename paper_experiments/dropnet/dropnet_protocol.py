@@ -279,6 +279,7 @@ def main(exp: Experiment, argv=None) -> dict:
         flush=True,
     )
     names = []
+    records_before = len(ResultsFile(results_path).records()) if os.path.exists(results_path) else 0
     for fraction in exp.fractions:
         name = exp.experiment_name(fraction)
         names.append(name)
@@ -355,6 +356,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "augmentation": TABLE_C1.as_dict() if exp.augmentation else None,
         "split_sizes": [len(data.y_train), len(data.y_val), len(data.y_test)],
         "cycles_run": len(records),
+        "cycles_this_call": len(store.records()) - records_before,
         "compute_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
         "paper_ordering": exp.paper_ordering,

@@ -1,0 +1,107 @@
+"""Write the table of quick-scale results into paper_experiments/README.md.
+
+Reads every numbered script's ``EXPERIMENT`` and the JSON summary its quick run left in
+``figures/dropnet/`` (``<script>_<slug>_<dataset>_quick.json``), and replaces the part of
+the README between the ``quick-results`` markers.  ``make figures`` runs it last; run it by
+hand after a single script.  Scripts without a quick summary are listed as not run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+START, END = "<!-- quick-results:start -->", "<!-- quick-results:end -->"
+
+#: The offline stand-in each paper dataset is run on at quick scale here.
+STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "tiny_imagenet": "tiny_imagenet"}
+
+
+def load_experiments():
+    sys.path.insert(0, str(HERE))
+    experiments = []
+    for path in sorted(HERE.glob("[0-9A-Z]*_*.py")):
+        if path.name.startswith("00_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        experiments.append((path.name, module.EXPERIMENT))
+    return experiments
+
+
+def _figures_text(exp) -> str:
+    labels = [label for fig in exp.figures for label in fig.labels if label.startswith("fig")]
+    unique = list(dict.fromkeys(labels))
+    return ", ".join(label[3:].lstrip("0") for label in unique)
+
+
+def _wall(summary: dict) -> str:
+    seconds = summary["seconds_this_call"]
+    fresh = summary.get("cycles_this_call", summary["cycles_run"]) == summary["cycles_run"]
+    if not fresh:  # resumed or redrawn: the cycles' own time is the honest number
+        seconds = summary["compute_seconds"]
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+def _ordering(summary: dict) -> str:
+    parts = []
+    for arm, value in summary["ordering_by_mean_test_accuracy"]:
+        arm = arm.replace("minimum, ", "").replace("pruning_fraction=", "p=").replace("init=", "")
+        parts.append(f"{arm} {value:.3f}")
+    return " > ".join(parts)
+
+
+def table(figures_dir: Path) -> str:
+    rows = [
+        "| § | paper figs | script | quick run here: data, seeds, samples, epochs | wall time (2 CPU cores) "
+        "| observed ordering, quick (mean test accuracy over the curve) | paper's ordering |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, exp in load_experiments():
+        dataset = STANDIN_FOR[exp.dataset]
+        path = figures_dir / f"{exp.script}_{exp.slug}_{dataset}_quick.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            scale = summary["scale"]
+            sizes = "/".join(str(n) for n in summary["split_sizes"])
+            quick = (
+                f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs "
+                f"(patience {summary['patience']})"
+            )
+            wall, observed = _wall(summary), _ordering(summary)
+        else:
+            quick, wall, observed = "not run here (see below)", "–", "–"
+        rows.append(
+            f"| {exp.section} | {_figures_text(exp)} | `{name}` | {quick} | {wall} | {observed} | {exp.paper_ordering} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--figures", default=str(ROOT / "figures" / "dropnet"))
+    parser.add_argument("--readme", default=str(HERE.parent / "README.md"))
+    args = parser.parse_args(argv)
+    readme = Path(args.readme)
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} has no {START} ... {END} section to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{table(Path(args.figures))}\n{END}{tail}"
+    tmp = readme.with_suffix(".md.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, readme)
+    print(f"updated {readme}")
+
+
+if __name__ == "__main__":
+    main()
