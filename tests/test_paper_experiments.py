@@ -159,3 +159,30 @@ def test_oracle_script_draws_mask_agreement(tmp_path):
         assert values[(metric, 1)] in (1.0, 38 / 40)  # drop-one: same unit or two differing entries
     assert all(0.0 <= v <= 1.0 for v in values.values())
     assert min(values.values()) < 1.0
+
+
+def test_results_table_reads_the_quick_summaries(tmp_path):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import quick_results_table
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    summary = {
+        "scale": {"seeds": [0, 1, 2], "max_epochs": 15},
+        "patience": 3,
+        "split_sizes": [5000, 1000, 2000],
+        "seconds_this_call": 250.0,
+        "compute_seconds": 240.0,
+        "cycles_run": 10,
+        "cycles_this_call": 4,  # resumed: the table must report the cycles' own time
+        "ordering_by_mean_test_accuracy": [["minimum_layer", 0.8], ["maximum", 0.5]],
+    }
+    (tmp_path / "04_1_1_model_a_fc40_fc40_fashion_mnist_quick.json").write_text(json.dumps(summary))
+    lines = quick_results_table.table(tmp_path).splitlines()
+    row = next(line for line in lines if "04_1_1_fig03" in line)
+    assert "fashion_mnist, 3 seeds, 5000/1000/2000, ≤15 epochs (patience 3)" in row
+    assert "| 4 min 00 s |" in row
+    assert "minimum_layer 0.800 > maximum 0.500" in row
+    other = next(line for line in lines if "04_1_2_fig04" in line)
+    assert "not run here" in other
+    assert len(lines) == 2 + len(SCRIPTS)
