@@ -186,3 +186,57 @@ def test_results_table_reads_the_quick_summaries(tmp_path):
     other = next(line for line in lines if "04_1_2_fig04" in line)
     assert "not run here" in other
     assert len(lines) == 2 + len(SCRIPTS)
+
+
+@pytest.mark.slow
+def test_tiny_imagenet_script_on_a_synthetic_folder(tmp_path):
+    """Supplement C.4 end to end: official folder layout, Table C1 augmentation, p = 0.5, patience 10."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from test_data import _write_tiny_imagenet
+    finally:
+        sys.path.pop(0)
+    _write_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200")
+    script = "C_4_2_figC19_figC18_vgg19_tiny_imagenet.py"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [
+        sys.executable, str(SCRIPTS_DIR / script), "--scale", "quick", "--data-dir", str(tmp_path / "data"),
+        "--seeds", "0", "--max-epochs", "1", "--metrics", "minimum_layer",
+        "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures"),
+    ]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((tmp_path / "figures" / "C_4_2_vgg19_tiny_imagenet_quick.json").read_text())
+    assert summary["augmentation"] == {
+        "rotation_degrees": 40.0, "width_shift": 0.2, "height_shift": 0.2, "zoom": 0.2, "shear": 0.2,
+        "horizontal_flip": True,
+    }
+    assert summary["fractions"] == [0.5] and summary["metrics"] == ["minimum_layer"]
+    assert summary["split_sizes"] == [27, 3, 6]
+    records = [json.loads(line) for line in open(tmp_path / "runs" / "results.jsonl")]
+    assert [r["pruning_fraction"] for r in records] == [0.5] * len(records)
+    # p = 0.5 layer-wise: each cycle keeps about half, so 10% is reached in 4 cycles
+    assert [round(r["fraction_remaining"], 2) for r in records][:2] == [1.0, 0.5]
+    assert records[-1]["fraction_remaining"] <= 0.1 and len(records) <= 6
+    assert (tmp_path / "figures" / "C_4_2_figC19_vgg19_tiny_imagenet_quick_test_accuracy.png").exists()
+
+
+def test_paper_scale_is_the_paper_protocol(experiments):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import dropnet_protocol as protocol
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    tiny = next(exp for exp in experiments.values() if exp.script == "C_4_1")
+    args = protocol.parse_args(tiny, [])
+    scale = protocol.resolve_scale(tiny, args)
+    assert args.scale == "paper" and args.dataset == "tiny_imagenet"
+    assert scale.seeds == tuple(range(15)) and scale.max_epochs == 100 and scale.max_train is None
+    assert scale.patience is None and tiny.patience == 10  # the experiment's own patience applies
+    quick = protocol.resolve_scale(tiny, protocol.parse_args(tiny, ["--scale", "quick", "--seeds", "3", "4"]))
+    assert quick.seeds == (3, 4) and quick.max_train is not None
+    with pytest.raises(SystemExit):
+        protocol.parse_args(tiny, ["--metrics", "oracle"])  # not one of this experiment's metrics
+    oracle = next(exp for exp in experiments.values() if exp.script == "05_1")
+    with pytest.raises(SystemExit):
+        protocol.parse_args(oracle, ["--metrics", "minimum"])  # the oracle must stay in

@@ -176,6 +176,10 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
         help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins",
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0-14 at paper scale, fewer at quick)")
+    parser.add_argument(
+        "--metrics", nargs="+", choices=exp.metrics, metavar="METRIC",
+        help=f"run only these of the experiment's metrics ({', '.join(exp.metrics)})",
+    )
     parser.add_argument("--out", help="directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)")
     parser.add_argument("--figures", default="figures/dropnet", help="directory for the PNGs, CSVs and summary JSON")
     parser.add_argument("--data-dir", help="where the dataset files are (see dropnet_tf.load_dataset)")
@@ -189,6 +193,8 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds has duplicates: {args.seeds}")
+    if args.metrics is not None and "oracle" in exp.metrics and "oracle" not in args.metrics:
+        parser.error("--metrics must include 'oracle' here: the other metrics are compared with it")
     return args
 
 
@@ -258,6 +264,8 @@ def main(exp: Experiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     scale = resolve_scale(exp, args)
     started = time.perf_counter()
+    if args.metrics is not None:
+        exp = dataclasses.replace(exp, metrics=tuple(m for m in exp.metrics if m in args.metrics))
     data = load_data(args.dataset, args.data_dir)
     if scale.max_train is not None:
         data = data.subset(scale.max_train, scale.max_val, scale.max_test, seed=0)
