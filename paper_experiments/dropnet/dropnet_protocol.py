@@ -306,7 +306,12 @@ def main(exp: Experiment, argv=None) -> dict:
             verbose=0 if args.quiet else 1,
         )
     store = ResultsFile(results_path)
-    records = [r for name in names for r in store.records(experiment=name) if r["seed"] in scale.seeds]
+    records = [
+        r
+        for name in names
+        for r in store.records(experiment=name)
+        if r["seed"] in scale.seeds and r["metric"] in exp.metrics and r["init"] in exp.inits
+    ]
 
     note = (
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
