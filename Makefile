@@ -29,7 +29,8 @@ DROPNET_MNIST := 04_1_1_fig03_model_a_fc40_fc40_mnist 04_1_2_fig04_model_a_fc20_
 	04_2_1_fig06_model_b_conv64_conv64_mnist 04_2_2_fig07_model_b_conv32_conv64_mnist \
 	04_2_3_fig08_model_b_conv64_conv32_mnist 05_2_fig14_oracle_model_b_conv20_conv20_mnist \
 	06_2_fig16_init_model_b_conv64_conv64_mnist 07_2_fig19_pruning_fraction_model_b_conv64_conv64_mnist
-DROPNET_CIFAR := 04_3_1_fig09_figA5_figA2_model_c_conv64_64_128_128_cifar10
+DROPNET_CIFAR := 04_3_1_fig09_figA5_figA2_model_c_conv64_64_128_128_cifar10 \
+	06_3_fig17_init_model_c_conv64_64_128_128_cifar10 07_3_fig20_pruning_fraction_model_c_conv64_64_128_128_cifar10
 figures: $(STAMP)
 	@for s in $(DROPNET_MNIST); do \
 		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist || exit 1; done
