@@ -315,8 +315,8 @@ def main(exp: Experiment, argv=None) -> dict:
 
     note = (
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
-        f"seeds {list(scale.seeds)}; p={'/'.join(str(f) for f in exp.fractions)}"
-        + (f", drop {exp.count} per cycle" if exp.count else "")
+        f"seeds {list(scale.seeds)}; "
+        + (f"drop {exp.count} unit per cycle" if exp.count else f"p={'/'.join(str(f) for f in exp.fractions)}")
         + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
         + ("; Table C1 augmentation" if exp.augmentation else "")
         + f"; mean ± 95% CI. Regenerate: python paper_experiments/dropnet/{os.path.basename(sys.argv[0])} "
