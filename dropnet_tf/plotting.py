@@ -74,16 +74,20 @@ _FALLBACK_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17
 DEFAULT_XLABEL = "Fraction of nodes/filters remaining"
 
 
-def style_for(name: Any) -> dict[str, Any]:
+def style_for(name: Any, fallback_index: int | None = None) -> dict[str, Any]:
     """Line style (``color``, ``linestyle``, ``marker``) for a group name.
 
     Standard metrics use :data:`PALETTE`; a name ending in ``_layer`` is dashed with square
-    markers, any other name solid with round markers.
+    markers, any other name solid with round markers.  Other names take a fallback colour:
+    the ``fallback_index``-th (figures pass the group's position among their non-standard
+    groups, so that e.g. five pruning fractions get five colours), or without it one picked
+    by a stable hash of the name.
     """
     key = str(name)
     colour = PALETTE.get(key)
     if colour is None:
-        colour = _FALLBACK_COLOURS[zlib.crc32(key.encode("utf-8")) % len(_FALLBACK_COLOURS)]
+        index = zlib.crc32(key.encode("utf-8")) if fallback_index is None else fallback_index
+        colour = _FALLBACK_COLOURS[index % len(_FALLBACK_COLOURS)]
     layer_wise = key.endswith("_layer")
     return {"color": colour, "linestyle": "--" if layer_wise else "-", "marker": "s" if layer_wise else "o"}
 
@@ -222,8 +226,10 @@ def make_figure(
         for row in rows:
             if row[group_by] not in groups:
                 groups.append(row[group_by])
+        others = [group for group in groups if str(group) not in PALETTE]
         for group in groups:
             cell = [row for row in rows if row[group_by] == group]
+            fallback = others.index(group) if group in others else None
             ax.errorbar(
                 np.array([row["fraction_remaining"] for row in cell], dtype=np.float64),
                 np.array([row[f"{y}_mean"] for row in cell], dtype=np.float64),
@@ -233,7 +239,7 @@ def make_figure(
                 markersize=3.5,
                 linewidth=1.4,
                 elinewidth=0.9,
-                **style_for(group),
+                **style_for(group, fallback),
             )
         ax.invert_xaxis()
         ax.grid(True, alpha=0.3)

@@ -240,3 +240,30 @@ def test_paper_scale_is_the_paper_protocol(experiments):
     oracle = next(exp for exp in experiments.values() if exp.script == "05_1")
     with pytest.raises(SystemExit):
         protocol.parse_args(oracle, ["--metrics", "minimum"])  # the oracle must stay in
+
+
+def test_ordering_compares_curves_over_the_same_range():
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import dropnet_protocol as protocol
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+
+    def curve(p, points):
+        return [
+            {"metric": "minimum", "pruning_fraction": p, "seed": 0, "cycle": c, "fraction_remaining": f, "test_accuracy": a}
+            for c, (f, a) in enumerate(points)
+        ]
+
+    # p=0.9 has three points, one below 10%; the plain mean of its points (0.717) would rank
+    # it above p=0.2 (0.633), but over 10%-100% it averages 0.6.
+    records = curve(0.9, [(1.0, 0.9), (0.1, 0.3), (0.01, 0.95)]) + curve(
+        0.2, [(1.0, 0.9), (0.5, 0.7), (0.1, 0.3)]
+    )
+    ranked = protocol.ordering(records, "pruning_fraction")
+    assert [arm for arm, _ in ranked] == ["minimum, pruning_fraction=0.2", "minimum, pruning_fraction=0.9"]
+    # p=0.2 linear pieces 0.9→0.7 over [0.5, 1] and 0.7→0.3 over [0.1, 0.5]: mean on the grid
+    grid = np.linspace(0.1, 1.0, 19)
+    expected = np.mean(np.interp(grid, [0.1, 0.5, 1.0], [0.3, 0.7, 0.9]))
+    assert ranked[0][1] == pytest.approx(expected)
+    assert ranked[1][1] == pytest.approx(np.mean(np.interp(grid, [0.01, 0.1, 1.0], [0.95, 0.3, 0.9])))

@@ -242,3 +242,15 @@ def test_failed_png_write_leaves_nothing_under_the_final_name(tmp_path, monkeypa
 def test_empty_records_raise():
     with pytest.raises(ValueError):
         make_figure([])
+
+
+def test_non_standard_groups_in_one_figure_get_distinct_colours():
+    """Five pruning fractions (DropNet Fig. 18-20) must not share a colour."""
+    records = [
+        {"pruning_fraction": p, "seed": 0, "cycle": c, "fraction_remaining": 1.0 - 0.1 * c, "test_accuracy": 0.9}
+        for p in (0.2, 0.3, 0.4, 0.5, 0.9)
+        for c in range(2)
+    ]
+    fig, _ = make_figure(records, group_by="pruning_fraction")
+    colours = [container.lines[0].get_color() for container in fig.axes[0].containers]
+    assert len(colours) == 5 and len(set(colours)) == 5

@@ -243,20 +243,31 @@ def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> l
     return rows
 
 
-def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> list[tuple[str, float]]:
-    """Arms sorted best first by the mean of their curve (mean over cycles of the seed means).
+#: Fractions of units remaining at which curves are compared (every run ends at ≤10%).
+ORDERING_GRID = np.linspace(0.1, 1.0, 19)
 
-    An arm is a metric, or for the init and pruning-fraction experiments the metric with
-    its init or p, so that curves of different metrics are never averaged together.
+
+def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> list[tuple[str, float]]:
+    """Arms sorted best first by their mean accuracy between 100% and 10% of units remaining.
+
+    Each arm's curve (seed means against the fraction remaining) is interpolated linearly
+    at :data:`ORDERING_GRID` and averaged, i.e. the normalised area under the curve, so that
+    arms with different pruning schedules (p = 0.2 vs 0.9, global vs layer-wise) are
+    compared over the same range.  An arm is a metric, or for the init and pruning-fraction
+    experiments the metric with its init or p.
     """
     if group_by != "metric":
         records = [dict(r, arm=f"{r['metric']}, {group_by}={r[group_by]}") for r in records]
         group_by = "arm"
     rows = dropnet_tf.plotting.summarize(records, y=y, group_by=group_by)
-    by_group: dict = {}
+    curves: dict = {}
     for row in rows:
-        by_group.setdefault(row[group_by], []).append(row[f"{y}_mean"])
-    return sorted(((str(g), float(np.mean(v))) for g, v in by_group.items()), key=lambda item: -item[1])
+        curves.setdefault(row[group_by], []).append((row["fraction_remaining"], row[f"{y}_mean"]))
+    scores = []
+    for arm, points in curves.items():
+        x, v = zip(*sorted(points))
+        scores.append((str(arm), float(np.mean(np.interp(ORDERING_GRID, x, v)))))
+    return sorted(scores, key=lambda item: -item[1])
 
 
 def main(exp: Experiment, argv=None) -> dict:
@@ -372,6 +383,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "cycles_this_call": len(store.records()) - records_before,
         "compute_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
+        "ordering_measure": "mean test accuracy over 10%-100% of units remaining (curve interpolated)",
         "paper_ordering": exp.paper_ordering,
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
