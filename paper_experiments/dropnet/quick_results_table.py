@@ -62,7 +62,7 @@ def _ordering(summary: dict) -> str:
 def table(figures_dir: Path) -> str:
     rows = [
         "| § | paper figs | script | quick run here: data, seeds, samples, epochs | wall time (2 CPU cores) "
-        "| observed ordering, quick (mean test accuracy over the curve) | paper's ordering |",
+        "| observed ordering, quick (mean test accuracy over 10-100% remaining) | paper's ordering |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, exp in load_experiments():
