@@ -156,3 +156,103 @@ def apply_drop(masks: Mapping[str, np.ndarray], drop: Mapping[str, np.ndarray]) 
 def collapsed_layers(masks: Mapping[str, np.ndarray]) -> list[str]:
     """Names of layers whose every unit is masked."""
     return [name for name, mask in masks.items() if not np.any(np.asarray(mask) > 0)]
+
+
+# --------------------------------------------------------------------------------------------
+# Weight-level selection (foresight pruning): the same convention, lower scores go first.
+# --------------------------------------------------------------------------------------------
+
+
+def keep_count(size: int, density: float) -> int:
+    """How many of ``size`` weights a density keeps: round(size · density), exact for r = 2^k."""
+    return int(math.floor(size * density + 0.5))
+
+
+def _top_k(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Boolean mask of the k largest values; ties at the threshold broken at random.
+
+    O(n) with ``np.partition`` (no full sort), so that iterating SynFlow 100 times over
+    millions of weights stays cheap.
+    """
+    keep = np.zeros(values.size, dtype=bool)
+    if k <= 0:
+        return keep
+    if k >= values.size:
+        keep[:] = True
+        return keep
+    threshold = np.partition(values, values.size - k)[values.size - k]
+    keep = values > threshold
+    needed = k - int(keep.sum())
+    if needed > 0:
+        ties = np.flatnonzero(values == threshold)
+        keep[rng.choice(ties, size=needed, replace=False)] = True
+    return keep
+
+
+def select_weights(
+    scores: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    density: float,
+    scope: str,
+    rng,
+) -> dict[str, np.ndarray]:
+    """New 0/1 masks keeping the highest-scoring active weights (lower scores are pruned).
+
+    Args:
+        scores: per-tensor scores, each with its mask's shape.
+        masks: current masks; only active entries (1) can be kept.
+        density: fraction of *all* prunable weights to keep, 1/r for a compression ratio r
+            (thesis eq. 4.1).  ``global`` keeps round(n·density) weights across every tensor
+            (SNIP eq. 7: the top-κ of all connections); ``layer`` keeps round(n_l·density)
+            of each tensor on its own (thesis Section 2.2).
+        scope: "global" or "layer".
+        rng: numpy Generator or seed; breaks ties at the threshold.
+
+    A tensor can lose every weight (layer collapse, thesis Section 3.6); it is not
+    prevented, because measuring it is part of the comparison.  ``weight_collapse`` finds it.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if isinstance(density, bool) or not isinstance(density, (int, float, np.floating, np.integer)):
+        raise TypeError(f"density must be a number in (0, 1], got {density!r}.")
+    density = float(density)
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1] (1/r for compression ratio r >= 1), got {density}.")
+    if set(scores) != set(masks):
+        raise ValueError(
+            f"Scores and masks must cover the same weights; scores have {sorted(scores)}, masks have {sorted(masks)}."
+        )
+    rng = as_generator(rng)
+    names = list(masks)
+    flat_scores, active = {}, {}
+    for name in names:
+        mask = np.asarray(masks[name])
+        score = np.asarray(scores[name], np.float64)
+        if score.shape != mask.shape:
+            raise ValueError(f"Scores for '{name}' have shape {score.shape}, its mask has {mask.shape}.")
+        if not np.all(np.isfinite(score[mask > 0])):
+            bad = score[(mask > 0) & ~np.isfinite(score)].ravel()[:3]
+            raise ValueError(f"Scores for '{name}' are not finite ({bad.tolist()}); the scorer overflowed or divided by zero.")
+        flat_scores[name] = score.ravel()
+        active[name] = mask.ravel() > 0
+    new = {}
+    if scope == "layer":
+        for name in names:
+            k = min(keep_count(active[name].size, density), int(active[name].sum()))
+            keep = np.zeros(active[name].size, dtype=bool)
+            candidates = np.flatnonzero(active[name])
+            keep[candidates[_top_k(flat_scores[name][candidates], k, rng)]] = True
+            new[name] = keep.reshape(np.shape(masks[name])).astype(np.float32)
+        return new
+    total = sum(a.size for a in active.values())
+    candidates_scores = np.concatenate([flat_scores[n][active[n]] for n in names])
+    k = min(keep_count(total, density), candidates_scores.size)
+    chosen = _top_k(candidates_scores, k, rng)
+    start = 0
+    for name in names:
+        count = int(active[name].sum())
+        keep = np.zeros(active[name].size, dtype=bool)
+        keep[np.flatnonzero(active[name])[chosen[start : start + count]]] = True
+        start += count
+        new[name] = keep.reshape(np.shape(masks[name])).astype(np.float32)
+    return new

@@ -1,0 +1,58 @@
+"""Foresight (pruning-at-initialisation) weight pruning: SNIP and the methods the thesis compares.
+
+=========================  ==============================================================
+``masked_layers``          MaskedDense / MaskedConv2D / MaskedLSTM / ...: weight masks
+``weights``                add_weight_masks, prunable_weights, get/set masks, compression
+``objective``              the loss scorers differentiate (logits, temperature)
+``scorers/``               one module per method: random, magnitude, gradient, activation,
+                           lap, lamp, snip, obd, grasp, synflow
+``prune``                  prune_at_init: score → select → apply (iterated for SynFlow)
+=========================  ==============================================================
+"""
+
+from dropnet_tf.foresight.masked_layers import (
+    MaskedBatchNormalization,
+    MaskedConv1D,
+    MaskedConv2D,
+    MaskedDense,
+    MaskedDepthwiseConv2D,
+    MaskedGRU,
+    MaskedLSTM,
+    WeightMaskConstraint,
+)
+from dropnet_tf.foresight.prune import density_schedule, prune_at_init, resolve_method
+from dropnet_tf.foresight.scorers import METHODS, SCORERS, THESIS_LABELS, WeightScorer
+from dropnet_tf.foresight.weights import (
+    CompressionReport,
+    PrunableWeight,
+    add_weight_masks,
+    compression_report,
+    get_weight_masks,
+    prunable_weights,
+    set_weight_masks,
+)
+
+__all__ = [
+    "MaskedDense",
+    "MaskedConv1D",
+    "MaskedConv2D",
+    "MaskedDepthwiseConv2D",
+    "MaskedLSTM",
+    "MaskedGRU",
+    "MaskedBatchNormalization",
+    "WeightMaskConstraint",
+    "add_weight_masks",
+    "prunable_weights",
+    "get_weight_masks",
+    "set_weight_masks",
+    "compression_report",
+    "CompressionReport",
+    "PrunableWeight",
+    "prune_at_init",
+    "resolve_method",
+    "density_schedule",
+    "WeightScorer",
+    "SCORERS",
+    "METHODS",
+    "THESIS_LABELS",
+]

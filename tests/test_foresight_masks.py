@@ -1,0 +1,308 @@
+"""Weight masks: pruned weights exactly zero in the forward pass, through training with any
+optimizer, and across .keras save/load; add_weight_masks; weight selection; compression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dropnet_tf._keras import KERAS_MAJOR, keras, tf
+from dropnet_tf import foresight as fs
+from dropnet_tf.foresight.weights import compression_report
+from dropnet_tf.selection import keep_count, select_weights
+
+pytestmark = pytest.mark.both_keras
+
+LAYER_CASES = [
+    ("dense", fs.MaskedDense, (6,), dict(units=5)),
+    ("conv2d", fs.MaskedConv2D, (7, 7, 2), dict(filters=4, kernel_size=3)),
+    ("conv1d", fs.MaskedConv1D, (9, 3), dict(filters=4, kernel_size=3)),
+    ("depthwise", fs.MaskedDepthwiseConv2D, (7, 7, 2), dict(kernel_size=3)),
+    ("lstm", fs.MaskedLSTM, (5, 4), dict(units=4)),
+    ("gru", fs.MaskedGRU, (5, 4), dict(units=4)),
+]
+
+
+def small_model(cls, input_shape, kwargs, **extra):
+    return keras.Sequential(
+        [
+            keras.Input(input_shape),
+            cls(**kwargs, **extra, name="target"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax", name="head"),
+        ]
+    )
+
+
+def random_half_masks(layer, seed=0):
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for name, mask in layer.weight_masks.items():
+        m = (rng.random(tuple(mask.shape)) < 0.5).astype(np.float32)
+        m.reshape(-1)[0] = 1.0  # keep at least one weight alive
+        masks[f"{layer.name}/{name}"] = m
+    return masks
+
+
+def fit_briefly(model, input_shape, optimizer, epochs=2):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(48,) + tuple(input_shape)).astype(np.float32)
+    y = rng.integers(0, 3, size=48)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=epochs, batch_size=8, verbose=0)
+    return x
+
+
+def optimizers():
+    sgd = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True)
+    adamw = keras.optimizers.AdamW(1e-2, weight_decay=0.1)
+    return [("sgd_nesterov", sgd), ("adamw", adamw)]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+@pytest.mark.parametrize("which", ["sgd_nesterov", "adamw"])
+def test_pruned_weights_stay_exactly_zero_through_training(case, which):
+    _, cls, input_shape, kwargs = case
+    model = small_model(cls, input_shape, kwargs)
+    layer = model.get_layer("target")
+    assert layer.weight_masks, "a masked layer must mask at least its kernel"
+    masks = random_half_masks(layer)
+    fs.set_weight_masks(model, masks, strict=False)
+    before = {name: layer.masked_weight(name).numpy().copy() for name in layer.weight_masks}
+    optimizer = dict(optimizers())[which]
+    fit_briefly(model, input_shape, optimizer)
+    for name, mask in layer.weight_masks.items():
+        value = layer.masked_weight(name).numpy()
+        pruned = mask.numpy() == 0
+        assert pruned.any()
+        assert np.all(value[pruned] == 0.0), f"{name}: pruned weights moved"
+        # The kept weights did train (so the test would notice a frozen layer).
+        assert not np.allclose(value[~pruned], before[name][~pruned])
+
+
+def test_l2_regulariser_and_user_constraint_still_work():
+    model = small_model(
+        fs.MaskedDense, (6,), dict(units=5), kernel_regularizer=keras.regularizers.L2(0.1),
+        kernel_constraint=keras.constraints.MaxNorm(0.5),
+    )
+    layer = model.get_layer("target")
+    fs.set_weight_masks(model, random_half_masks(layer), strict=False)
+    fit_briefly(model, (6,), keras.optimizers.SGD(0.5, momentum=0.9))
+    kernel = layer.masked_weight("kernel").numpy()
+    assert np.all(kernel[layer.weight_masks["kernel"].numpy() == 0] == 0)
+    # MaxNorm(0.5) on every column is still enforced after the mask.
+    assert np.all(np.linalg.norm(kernel, axis=0) <= 0.5 + 1e-5)
+    assert layer.get_config()["kernel_constraint"]["class_name"] == "MaxNorm"
+
+
+def test_forward_pass_matches_a_plain_model_with_zeroed_weights():
+    rng = np.random.default_rng(3)
+    model = small_model(fs.MaskedConv2D, (6, 6, 2), dict(filters=3, kernel_size=3, activation="relu"))
+    layer = model.get_layer("target")
+    masks = random_half_masks(layer)
+    fs.set_weight_masks(model, masks, strict=False)
+    plain = small_model(keras.layers.Conv2D, (6, 6, 2), dict(filters=3, kernel_size=3, activation="relu"))
+    kernel, bias = model.get_layer("target").get_weights()[:2]
+    plain.get_layer("target").set_weights([kernel, bias])
+    plain.get_layer("head").set_weights(model.get_layer("head").get_weights())
+    np.testing.assert_array_equal(kernel[masks["target/kernel"] == 0], 0.0)
+    x = rng.normal(size=(4, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(model(x).numpy(), plain(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_masks_survive_keras_save_and_load(case, tmp_path):
+    _, cls, input_shape, kwargs = case
+    model = small_model(cls, input_shape, kwargs)
+    layer = model.get_layer("target")
+    fs.set_weight_masks(model, random_half_masks(layer, seed=5), strict=False)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    again = loaded.get_layer("target")
+    assert type(again) is cls
+    for name, mask in layer.weight_masks.items():
+        np.testing.assert_array_equal(again.weight_masks[name].numpy(), mask.numpy())
+        np.testing.assert_array_equal(again.masked_weight(name).numpy(), layer.masked_weight(name).numpy())
+    # The reloaded layer keeps enforcing its masks while training.
+    fit_briefly(loaded, input_shape, keras.optimizers.SGD(0.1, momentum=0.9), epochs=1)
+    for name, mask in again.weight_masks.items():
+        assert np.all(again.masked_weight(name).numpy()[mask.numpy() == 0] == 0)
+
+
+def test_bias_is_not_pruned_by_default_but_can_be():
+    plain = small_model(fs.MaskedDense, (6,), dict(units=5))
+    assert set(plain.get_layer("target").weight_masks) == {"kernel"}
+    with_bias = small_model(fs.MaskedDense, (6,), dict(units=5), prune_bias=True)
+    assert set(with_bias.get_layer("target").weight_masks) == {"kernel", "bias"}
+    names = [w.name for w in fs.prunable_weights(with_bias)]
+    assert names == ["target/kernel", "target/bias"]
+    with pytest.raises(TypeError, match="prune_bias"):
+        fs.MaskedDense(3, prune_bias="yes")
+
+
+def functional_model():
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    skip = keras.layers.Conv2D(4, 3, name="conv_skip")(inputs)
+    x = keras.layers.Add()([x, skip])
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_add_weight_masks_keeps_outputs_and_weights(kind):
+    if kind == "sequential":
+        model = keras.Sequential(
+            [keras.Input((5,)), keras.layers.Dense(4, activation="relu", name="d1"), keras.layers.Dense(3, name="d2")]
+        )
+        x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    else:
+        model = functional_model()
+        x = np.random.default_rng(0).normal(size=(3, 8, 8, 1)).astype(np.float32)
+    masked = fs.add_weight_masks(model)
+    np.testing.assert_allclose(masked(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-7)
+    kinds = {type(layer).__name__ for layer in masked.layers}
+    assert not kinds & {"Dense", "Conv2D"}
+    assert all(mask.min() == 1 for mask in fs.get_weight_masks(masked).values())
+    # BatchNormalization stays unpruned unless asked for.
+    if kind == "functional":
+        assert type(masked.get_layer("bn")).__name__ == "BatchNormalization"
+        with_bn = fs.add_weight_masks(model, prune_batchnorm=True, exclude=["head"])
+        assert type(with_bn.get_layer("bn")).__name__ == "MaskedBatchNormalization"
+        assert type(with_bn.get_layer("head")).__name__ == "Dense"
+        assert "bn/gamma" in fs.get_weight_masks(with_bn)
+
+
+def test_add_weight_masks_rejects_what_it_cannot_rewrite():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(TypeError, match="subclassed"):
+        fs.add_weight_masks(Sub())
+    with pytest.raises(ValueError, match="nope"):
+        fs.add_weight_masks(functional_model(), exclude=["nope"])
+    with pytest.raises(ValueError, match="no weight masks"):
+        fs.prunable_weights(functional_model())
+
+
+def test_subclassed_model_with_masked_layers_is_prunable():
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = fs.MaskedDense(6, activation="relu")
+            self.out = fs.MaskedDense(2)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    model = Sub()
+    model(np.zeros((1, 4), np.float32))
+    report = fs.prune_at_init(model, "global_magnitude", 4)
+    assert report.nonzero == keep_count(4 * 6 + 6 * 2, 0.25)
+
+
+def test_set_weight_masks_validates_names_shapes_and_values():
+    model = fs.add_weight_masks(functional_model())
+    masks = fs.get_weight_masks(model)
+    with pytest.raises(KeyError, match="bogus"):
+        fs.set_weight_masks(model, {**masks, "bogus/kernel": np.ones(3)})
+    with pytest.raises(KeyError, match="missing"):
+        fs.set_weight_masks(model, {"conv/kernel": masks["conv/kernel"]})
+    with pytest.raises(ValueError, match="shape"):
+        fs.set_weight_masks(model, {**masks, "conv/kernel": np.ones(3)})
+    bad = dict(masks)
+    bad["conv/kernel"] = np.full(masks["conv/kernel"].shape, 0.5)
+    with pytest.raises(ValueError, match="0 and 1"):
+        fs.set_weight_masks(model, bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection and compression
+# --------------------------------------------------------------------------------------------
+
+
+def test_select_weights_global_keeps_exactly_the_top_scores():
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.random((10, 7)), "b": rng.random((5,))}
+    masks = {"a": np.ones((10, 7)), "b": np.ones(5)}
+    new = select_weights(scores, masks, 0.25, "global", rng)
+    kept = np.concatenate([new["a"].ravel(), new["b"].ravel()])
+    assert kept.sum() == keep_count(75, 0.25) == 19
+    all_scores = np.concatenate([scores["a"].ravel(), scores["b"].ravel()])
+    assert all_scores[kept > 0].min() > all_scores[kept == 0].max()
+
+
+def test_select_weights_layerwise_and_inactive_never_revived():
+    rng = np.random.default_rng(1)
+    scores = {"a": rng.random(100), "b": rng.random(40)}
+    masks = {"a": np.ones(100), "b": np.ones(40)}
+    masks["a"][:50] = 0  # already pruned, with the highest scores
+    scores["a"][:50] += 10
+    new = select_weights(scores, masks, 0.25, "layer", rng)
+    assert new["a"][:50].sum() == 0
+    assert new["a"].sum() == 25 and new["b"].sum() == 10
+
+
+def test_select_weights_breaks_ties_at_random_but_exactly():
+    scores = {"a": np.zeros(20)}
+    masks = {"a": np.ones(20)}
+    first = select_weights(scores, masks, 0.5, "global", 0)["a"]
+    second = select_weights(scores, masks, 0.5, "global", 1)["a"]
+    assert first.sum() == second.sum() == 10
+    assert not np.array_equal(first, second)
+
+
+def test_select_weights_rejects_bad_input():
+    masks = {"a": np.ones(4)}
+    with pytest.raises(ValueError, match="density"):
+        select_weights({"a": np.ones(4)}, masks, 0.0, "global", 0)
+    with pytest.raises(ValueError, match="scope"):
+        select_weights({"a": np.ones(4)}, masks, 0.5, "everywhere", 0)
+    with pytest.raises(ValueError, match="not finite"):
+        select_weights({"a": np.array([1.0, np.nan, 2.0, 3.0])}, masks, 0.5, "global", 0)
+    with pytest.raises(ValueError, match="shape"):
+        select_weights({"a": np.ones(3)}, masks, 0.5, "global", 0)
+
+
+def test_density_schedule_ends_exactly_at_one_over_r():
+    schedule = fs.density_schedule(64, 100)
+    assert len(schedule) == 100
+    assert schedule[-1] == pytest.approx(1 / 64)
+    assert schedule[0] == pytest.approx(64 ** (-1 / 100))
+    assert all(a > b for a, b in zip(schedule, schedule[1:]))
+    with pytest.raises(ValueError, match="schedule"):
+        fs.density_schedule(4, 3, "cosine")
+
+
+def test_prune_at_init_validates_arguments():
+    model = fs.add_weight_masks(functional_model())
+    with pytest.raises(ValueError, match="compression"):
+        fs.prune_at_init(model, "random", 0.5)
+    with pytest.raises(ValueError, match="Unknown pruning method"):
+        fs.prune_at_init(model, "magnitude_of_love", 2)
+    with pytest.raises(ValueError, match="iterations"):
+        fs.prune_at_init(model, "random", 2, iterations=0)
+
+
+def test_compression_report_counts_and_detects_collapse():
+    model = fs.add_weight_masks(functional_model())
+    masks = fs.get_weight_masks(model)
+    masks["conv_skip/kernel"][:] = 0
+    masks["conv/kernel"].reshape(-1)[: masks["conv/kernel"].size // 2] = 0
+    fs.set_weight_masks(model, masks)
+    report = compression_report(model, target_ratio=4.0)
+    total = sum(m.size for m in masks.values())
+    nonzero = int(sum(m.sum() for m in masks.values()))
+    assert report.total == total and report.nonzero == nonzero
+    assert report.empirical_ratio == pytest.approx(total / nonzero)
+    assert report.compression_error == pytest.approx((4.0 - total / nonzero) / 4.0)
+    assert report.collapsed == ("conv_skip/kernel",)
+    assert report.as_dict()["per_weight_density"]["conv/kernel"] == pytest.approx(0.5, abs=0.05)
