@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-legacy bench figures clean
+.PHONY: install demo test test-legacy bench figures figures-foresight clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ figures: $(STAMP)
 		$(PY) paper_experiments/dropnet/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
 	$(PY) paper_experiments/dropnet/quick_results_table.py
 
+# Foresight (pruning-at-init) figures and tables at quick scale on Fashion-MNIST (the offline
+# stand-in for MNIST): thesis Figs. 4.11-4.13 and SNIP Tables 1 and 3, Figs. 2 and 4.
+FORESIGHT := 01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist 04_snip_table1_fig1_lenet300_mnist \
+	05_snip_table1_fig1_lenet5_caffe_mnist 07_snip_fig2_connections_lenet300_mnist \
+	09_snip_fig4_random_labels_lenet5_caffe_mnist
+figures-foresight: $(STAMP)
+	@for s in $(FORESIGHT); do \
+		$(PY) paper_experiments/foresight/$$s.py --scale quick --dataset fashion_mnist || exit 1; done
+	@for m in lenet_300_100 lenet5_caffe lstm_s gru_s; do \
+		$(PY) paper_experiments/foresight/08_snip_table3_initialisations.py --model $$m --scale quick --dataset fashion_mnist || exit 1; done
+
 # Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -46,6 +57,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_iterative_cycle.py
 	$(PY) bench/bench_oracle.py
+	$(PY) bench/bench_foresight_scoring.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

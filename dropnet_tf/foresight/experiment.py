@@ -1,0 +1,214 @@
+"""Foresight-pruning experiments: methods × compression ratios × seeds into one results file.
+
+One run = build the model at its initialisation, draw the scoring batch, prune with
+:func:`~dropnet_tf.foresight.prune.prune_at_init`, train the sparse network with the
+protocol, evaluate top-1 and top-5, and append one JSON record.  Runs already in the
+results file are skipped, so an interrupted grid resumes where it stopped and a finished
+run is never redone or lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from dropnet_tf._keras import keras
+from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
+from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
+from dropnet_tf.results import ResultsFile
+
+#: The method name of the unpruned network trained with the same protocol (r = 1).
+REFERENCE = "reference"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingProtocol:
+    """How the pruned network is trained after pruning.
+
+    ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
+    at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
+    """
+
+    epochs: int
+    learning_rate: float
+    batch_size: int = 128
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    optimizer: str = "sgd"
+    learning_rate_drops: tuple = ()
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be an integer >= 0, got {self.epochs!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
+
+    def make_optimizer(self):
+        rate = self.learning_rate
+        if self.learning_rate_drops:
+            steps = [int(step) for step, _ in self.learning_rate_drops]
+            values = [self.learning_rate]
+            for _, factor in self.learning_rate_drops:
+                values.append(values[-1] * float(factor))
+            rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
+        decay = self.weight_decay or None
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(rate, weight_decay=decay)
+        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=decay)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def scoring_batch(x, y, size: int, seed: int):
+    """A random mini-batch of ``size`` training examples (SNIP: 100 MNIST / 128 CIFAR)."""
+    if size is None or size >= len(y):
+        return x, y
+    index = np.random.default_rng(seed).choice(len(y), size=int(size), replace=False)
+    return x[index], y[index]
+
+
+def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0) -> dict:
+    """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split."""
+    y_train = data.y_train if labels is None else labels
+    model.compile(
+        optimizer=protocol.make_optimizer(),
+        loss="sparse_categorical_crossentropy",
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, data.num_classes), name="top5"),
+        ],
+    )
+    start = time.perf_counter()
+    history = {}
+    if protocol.epochs:
+        keras.utils.set_random_seed(seed)
+        history = model.fit(
+            data.x_train, y_train, batch_size=protocol.batch_size, epochs=protocol.epochs, verbose=0, shuffle=True
+        ).history
+    train_seconds = time.perf_counter() - start
+    loss, top1, top5 = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0)
+    return {
+        "top1": float(top1),
+        "top5": float(top5),
+        "test_loss": float(loss),
+        "train_loss": [float(v) for v in history.get("loss", [])],
+        "train_top1": [float(v) for v in history.get("top1", [])],
+        "train_seconds": train_seconds,
+    }
+
+
+def run_foresight_grid(
+    results,
+    experiment: str,
+    build_model: Callable[[int, str], object],
+    data,
+    methods: Sequence[str],
+    compressions: Iterable[float],
+    seeds: Iterable[int],
+    protocol: TrainingProtocol,
+    scoring_batch_size: int | None = 128,
+    init_for: Callable[[str], str] = lambda method: "default",
+    method_options: dict | None = None,
+    random_labels: bool = False,
+    extra: dict | None = None,
+    log: Callable[[str], None] | None = print,
+    external: dict | None = None,
+    train_init: str | None = None,
+) -> list[dict]:
+    """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
+
+    Args:
+        build_model: ``(seed, init) -> masked model`` at initialisation; called after
+            ``keras.utils.set_random_seed(seed)``.
+        data: a :class:`dropnet_tf.data.Dataset`.
+        methods: names of :data:`~dropnet_tf.foresight.METHODS`, or ``"reference"`` (the
+            unpruned network, run once per seed at r = 1 and shared by every method's curve).
+        compressions: ratios r >= 1.
+        init_for: the initialisation each method starts from (thesis 4.1.3: PyTorch's
+            default for every method but SNIP, which gets Xavier).
+        method_options: ``{method: {"iterations": ..., "scope": ...}}`` passed to prune_at_init.
+        random_labels: train on labels shuffled with the seed (SNIP Section 5.6); the scoring
+            batch keeps the true labels, as in the paper.
+        extra: constant fields added to every record (model, dataset, scale).
+        external: ``{method: fn(seed, compression) -> dict}`` for baselines that train in
+            their own way (TensorFlow Model Optimization's gradual magnitude pruning runs in
+            a tf-keras process); ``fn`` returns at least top1, top5, empirical_ratio.
+        train_init: train from a fresh draw of this initialisation with the pruned masks
+            (SNIP Table 3 scores with RN/TN/VS-X/VS-H but trains from VS-X in every case).
+    """
+    store = ResultsFile(results)
+    compressions = [check_compression(r) for r in compressions]
+    seeds = [int(s) for s in seeds]
+    methods = list(methods)
+    external = external or {}
+    for method in methods:
+        if method != REFERENCE and method not in external:
+            resolve_method(method)  # fail before any training on a misspelt method
+    method_options = method_options or {}
+    for method in methods:
+        for compression in [1.0] if method == REFERENCE else compressions:
+            for seed in seeds:
+                key = {"experiment": experiment, "method": method, "compression": compression, "seed": seed}
+                if store.records(**key):
+                    continue
+                if method in external:
+                    outcome = dict(external[method](seed, compression))
+                    store.append({**key, **(extra or {}), "protocol": protocol.as_dict(), **outcome})
+                    if log is not None:
+                        log(f"{experiment} {method:>17s} r={compression:<5g} seed={seed} "
+                            f"top1={outcome.get('top1', float('nan')):.4f} top5={outcome.get('top5', float('nan')):.4f}")
+                    continue
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(seed)
+                init = init_for(method)
+                model = build_model(seed, init)
+                batch = scoring_batch(data.x_train, data.y_train, scoring_batch_size, seed)
+                start = time.perf_counter()
+                if method == REFERENCE:
+                    report = compression_report(model, target_ratio=1.0)
+                else:
+                    report = prune_at_init(model, method, compression, data=batch, seed=seed, **method_options.get(method, {}))
+                scoring_seconds = time.perf_counter() - start
+                if train_init is not None:
+                    masks = get_weight_masks(model)
+                    keras.utils.set_random_seed(seed + 1)
+                    model = build_model(seed, train_init)
+                    set_weight_masks(model, masks)
+                labels = None
+                if random_labels:
+                    labels = np.random.default_rng(seed).permutation(data.y_train)
+                outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed)
+                summary = report.as_dict()
+                record = {
+                    **key,
+                    **(extra or {}),
+                    "init": init,
+                    "train_init": train_init or init,
+                    "random_labels": bool(random_labels),
+                    "scoring_seconds": scoring_seconds,
+                    "prunable": summary["prunable"],
+                    "nonzero": summary["nonzero"],
+                    "empirical_ratio": summary["empirical_ratio"],
+                    "compression_error": summary["compression_error"],
+                    "collapsed_layers": summary["collapsed_layers"],
+                    "per_weight_density": summary["per_weight_density"],
+                    "protocol": protocol.as_dict(),
+                    **outcome,
+                }
+                store.append(record)
+                if log is not None:
+                    log(
+                        f"{experiment} {method:>17s} r={compression:<5g} seed={seed} "
+                        f"r_e={summary['empirical_ratio']:.2f} top1={outcome['top1']:.4f} top5={outcome['top5']:.4f} "
+                        f"collapsed={len(summary['collapsed_layers'])} score {scoring_seconds:.1f}s train {outcome['train_seconds']:.1f}s"
+                    )
+    return store.records(experiment=experiment)

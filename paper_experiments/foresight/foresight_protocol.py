@@ -1,0 +1,333 @@
+"""Shared protocol of the foresight-pruning scripts: scales, CLI, runs, figures, tables.
+
+Each numbered script in this folder declares a :class:`ForesightExperiment` (model,
+dataset, methods, compression ratios, which paper table/figure it reproduces) and calls
+:func:`main`.  Runs go through :func:`dropnet_tf.foresight.experiment.run_foresight_grid`,
+so an interrupted script resumes after its last finished run.
+
+Scales
+------
+``paper``  the paper's protocol: full dataset, its optimiser, epochs and seeds.
+``quick``  the same grid on a stratified subset with a few epochs, for a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+# The offline stand-in datasets are declared once, with the DropNet scripts.
+sys.path.insert(0, os.path.join(ROOT, "paper_experiments", "dropnet"))
+from dropnet_protocol import STANDINS, load_data  # noqa: E402
+
+import dropnet_tf  # noqa: E402
+from dropnet_tf.foresight import THESIS_LABELS  # noqa: E402
+from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid  # noqa: E402
+from dropnet_tf.foresight.models import build_foresight_model  # noqa: E402
+from dropnet_tf.results import ResultsFile, atomic_write_bytes, atomic_write_text, write_csv  # noqa: E402
+
+SCALES = ("paper", "quick")
+DATASET_CHOICES = tuple(dropnet_tf.data.DATASETS) + tuple(STANDINS)
+
+#: Thesis 4.1.3: SGD + Nesterov 0.9, batch 128, lr 1e-4; 5 / 25 / 50 epochs; seed 42.
+THESIS_EPOCHS = {"mnist": 5, "cifar10": 25, "cifar100": 50}
+THESIS_METHODS = (
+    "global_magnitude", "global_gradient", "global_activation", "global_lap",
+    "layer_magnitude", "layer_gradient", "layer_activation", "layer_lap",
+    "lamp", "snip", "grasp", "synflow", "random",
+)
+THESIS_RATIOS = (2, 4, 8, 16, 32, 64)
+
+
+def thesis_protocol(dataset: str) -> TrainingProtocol:
+    family = "mnist" if "mnist" in dataset else ("cifar100" if dataset == "cifar100" else "cifar10")
+    return TrainingProtocol(epochs=THESIS_EPOCHS[family], learning_rate=1e-4, batch_size=128, momentum=0.9, nesterov=True)
+
+
+def snip_protocol(dataset: str, iterations: int | None = None) -> TrainingProtocol:
+    """SNIP Section 5: SGD momentum 0.9, wd 5e-4, lr 0.1 ×0.1 every 25k (MNIST) / 30k (CIFAR)
+    iterations, batch 100 / 128.  The paper gives no total; we train for 4 drops' worth."""
+    mnist = "mnist" in dataset
+    step = 25_000 if mnist else 30_000
+    batch = 100 if mnist else 128
+    drops = tuple((step * k, 0.1) for k in (1, 2, 3))
+    train_size = 54_000 if mnist else 45_000
+    total = iterations or 4 * step
+    epochs = max(1, round(total * batch / train_size))
+    return TrainingProtocol(epochs=epochs, learning_rate=0.1, batch_size=batch, momentum=0.9, nesterov=False,
+                            weight_decay=5e-4, learning_rate_drops=drops)
+
+
+def thesis_init(method: str) -> str:
+    """Thesis 4.1.3: PyTorch's default init for every method, Xavier for SNIP only."""
+    return "glorot_uniform" if method == "snip" else "pytorch_default"
+
+
+@dataclass(frozen=True)
+class Quick:
+    """The quick scale of one experiment (documented in paper_experiments/README.md)."""
+
+    max_train: int = 5000
+    max_test: int = 2000
+    epochs: int = 3
+    learning_rate: float | None = None
+    seeds: tuple = (0, 1)
+
+
+@dataclass(frozen=True)
+class ForesightExperiment:
+    script: str
+    source: str  # "thesis 4.2.3", "SNIP Table 1", ...
+    title: str
+    slug: str
+    model: str
+    dataset: str
+    methods: tuple
+    compressions: tuple
+    figures: tuple  # (label, y) pairs: y in top1, top5, compression_error
+    table_ratios: tuple = ()
+    table_label: str = ""
+    paper_seeds: tuple = (42,)
+    protocol: str = "thesis"  # or "snip"
+    scoring_batch: int | None = None
+    quick: Quick = field(default_factory=Quick)
+    method_options: tuple = ()
+    random_labels: bool = False
+    init: str | None = None  # fixed init for every method (SNIP experiments)
+    model_choices: tuple = ()  # other models the script accepts with --model (SNIP Table 2)
+    model_compressions: tuple = ()  # (model, ratios) pairs overriding `compressions` per model
+
+
+def parse_args(exp: ForesightExperiment, argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=f"{exp.source}: {exp.title}")
+    parser.add_argument("--scale", choices=SCALES, default="quick", help="paper protocol or the quick CPU scale (default)")
+    parser.add_argument("--dataset", choices=DATASET_CHOICES, default=exp.dataset,
+                        help=f"dataset (paper: {exp.dataset}; offline stand-ins: {', '.join(STANDINS)} or fashion_mnist)")
+    parser.add_argument("--model", choices=(exp.model,) + tuple(exp.model_choices), default=exp.model,
+                        help="architecture (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the scale's seeds")
+    parser.add_argument("--methods", nargs="+", help=f"subset of {', '.join(exp.methods)}")
+    parser.add_argument("--compressions", type=float, nargs="+", help="override the compression ratios r")
+    parser.add_argument("--epochs", type=int, help="override the training epochs")
+    parser.add_argument("--max-train", type=int, help="cap on training examples (quick scale default from the script)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "runs", "foresight"), help="results directory")
+    parser.add_argument("--figures", default=os.path.join(ROOT, "figures", "foresight"), help="figure directory")
+    parser.add_argument("--data-dir", help="where the dataset files are")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(exp.methods))
+        if unknown:
+            parser.error(f"--methods {unknown} not in this experiment's methods {list(exp.methods)}")
+    return args
+
+
+def prepare_data(exp: ForesightExperiment, args):
+    data = load_data(args.dataset, data_dir=args.data_dir)
+    if args.model.startswith(("lstm", "gru")):
+        # Row-by-row sequential MNIST (SNIP Section 5.3): 28 time steps of 28 pixels.
+        rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
+        data = dataclasses.replace(data, x_train=rows(data.x_train), x_val=rows(data.x_val), x_test=rows(data.x_test))
+    if args.scale == "quick":
+        data = data.subset(max_train=args.max_train or exp.quick.max_train, max_test=exp.quick.max_test, seed=0)
+    elif args.max_train:
+        data = data.subset(max_train=args.max_train, seed=0)
+    return data
+
+
+def resolve(exp: ForesightExperiment, args):
+    """(protocol, seeds, methods, ratios) for this scale and these options."""
+    if exp.protocol == "snip":
+        protocol = snip_protocol(args.dataset)
+        scoring = exp.scoring_batch or protocol.batch_size
+    else:
+        protocol = thesis_protocol(args.dataset)
+        scoring = exp.scoring_batch or 128
+    seeds = exp.paper_seeds
+    if args.scale == "quick":
+        seeds = exp.quick.seeds
+        changes = {"epochs": exp.quick.epochs, "learning_rate_drops": ()}
+        if exp.quick.learning_rate is not None:
+            changes["learning_rate"] = exp.quick.learning_rate
+        protocol = dataclasses.replace(protocol, **changes)
+    if args.epochs is not None:
+        protocol = dataclasses.replace(protocol, epochs=args.epochs)
+    seeds = tuple(args.seeds) if args.seeds else tuple(seeds)
+    methods = tuple(args.methods) if args.methods else exp.methods
+    ratios = dict(exp.model_compressions).get(args.model, exp.compressions)
+    ratios = tuple(args.compressions) if args.compressions else tuple(ratios)
+    return protocol, seeds, methods, ratios, scoring
+
+
+def label(method: str) -> str:
+    return THESIS_LABELS.get(method, "Unpruned" if method == REFERENCE else method)
+
+
+def stem(exp: ForesightExperiment, args) -> str:
+    model = "" if args.model == exp.model else f"_{args.model}"
+    return f"{exp.script}_{exp.slug}{model}_{args.dataset}_{args.scale}"
+
+
+def summarise(records: list[dict], y: str) -> dict[str, list[tuple[float, float, float, int]]]:
+    """{method: [(r, mean, std, n)]} with the unpruned reference at r = 1 for every method."""
+    by = {}
+    for record in records:
+        by.setdefault(record["method"], {}).setdefault(float(record["compression"]), []).append(record[y])
+    reference = by.pop(REFERENCE, {})
+    out = {}
+    for method, points in by.items():
+        merged = {**({1.0: reference[1.0]} if 1.0 in reference and y != "compression_error" else {}), **points}
+        out[method] = [(r, float(np.mean(v)), float(np.std(v)), len(v)) for r, v in sorted(merged.items())]
+    return out
+
+
+def _save_figure(fig, path: str) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = summarise(records, y)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    markers = "os^vD<>pPhX*d1"
+    for index, (method, points) in enumerate(sorted(curves.items(), key=lambda kv: label(kv[0]))):
+        r = [p[0] for p in points]
+        mean = np.array([p[1] for p in points])
+        std = np.array([p[2] for p in points])
+        style = "--" if method.startswith("layer_") else "-"
+        ax.plot(r, mean, style, marker=markers[index % len(markers)], ms=4, label=label(method))
+        if any(p[3] > 1 for p in points):
+            ax.fill_between(r, mean - std, mean + std, alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("compression ratio r (keep 1/r of the prunable weights)")
+    ax.set_ylabel({"top1": "top-1 test accuracy", "top5": "top-5 test accuracy",
+                   "compression_error": "compression error (r − r_e) / r"}.get(y, y))
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.text(0.01, -0.02, caption, fontsize=7, va="top", wrap=True)
+    path = _save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_table(exp, records, ratios, path_md: str) -> str:
+    """Markdown table like thesis Tables 4.2-4.5: top-5 / top-1 (%) per method at each r."""
+    lines = [f"| Method | " + " | ".join(f"r={r:g} top-5 | r={r:g} top-1 | r={r:g} r_e" for r in ratios) + " |",
+             "|---|" + "---|" * (3 * len(ratios))]
+    methods = []
+    for record in records:
+        if record["method"] not in methods and record["method"] != REFERENCE:
+            methods.append(record["method"])
+    for method in methods:
+        cells = []
+        for r in ratios:
+            rows = [x for x in records if x["method"] == method and float(x["compression"]) == float(r)]
+            if rows:
+                cells += [f"{100 * np.mean([x['top5'] for x in rows]):.2f}", f"{100 * np.mean([x['top1'] for x in rows]):.2f}",
+                          f"{np.mean([x['empirical_ratio'] for x in rows]):.1f}"]
+            else:
+                cells += ["–", "–", "–"]
+        lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+    reference = [x for x in records if x["method"] == REFERENCE]
+    if reference:
+        lines.append(f"\nUnpruned: top-5 {100 * np.mean([x['top5'] for x in reference]):.2f} %, "
+                     f"top-1 {100 * np.mean([x['top1'] for x in reference]):.2f} %.")
+    return atomic_write_text(path_md, "\n".join(lines) + "\n")
+
+
+def main(exp: ForesightExperiment, argv=None) -> dict:
+    args = parse_args(exp, argv)
+    protocol, seeds, methods, ratios, scoring = resolve(exp, args)
+    data = prepare_data(exp, args)
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.figures, exist_ok=True)
+    name = stem(exp, args)
+    results_path = os.path.join(args.out, f"{name}.jsonl")
+    model_kwargs = {"input_shape": data.input_shape, "num_classes": data.num_classes}
+
+    def build(seed, init):
+        return build_foresight_model(args.model, init=init, seed=seed, **model_kwargs)
+
+    init_for = (lambda method: exp.init) if exp.init else thesis_init
+    external = {}
+    if "tfmot_gmp" in methods:
+        external["tfmot_gmp"] = tfmot_runner(args, data, model_kwargs, protocol, name)
+    started = time.perf_counter()
+    records = run_foresight_grid(
+        results_path, exp.slug if args.model == exp.model else f"{exp.slug}_{args.model}", build, data, methods, ratios, seeds, protocol,
+        scoring_batch_size=scoring, init_for=init_for, method_options=dict(exp.method_options),
+        random_labels=exp.random_labels, external=external,
+        extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
+        log=None if args.quiet else (lambda line: print(line, flush=True)),
+    )
+    seconds = time.perf_counter() - started
+    written = outputs(exp, args, records, protocol, seeds, data, name)
+    summary = {
+        "script": exp.script, "source": exp.source, "model": args.model, "dataset": args.dataset,
+        "scale": args.scale, "seeds": list(seeds), "methods": list(methods), "compressions": list(ratios),
+        "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
+        "runs": len(records), "seconds_this_call": seconds,
+        "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
+        "outputs": written,
+    }
+    atomic_write_text(os.path.join(args.figures, f"{name}.json"), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def tfmot_runner(args, data, model_kwargs, protocol, name):
+    """The TFMOT gradual-magnitude baseline on the same data and protocol, in a tf-keras process."""
+    from dropnet_tf.foresight.tfmot_baseline import run_in_tf_keras, save_data_npz
+
+    npz = os.path.join(args.out, f"{name}_data.npz")
+
+    def run(seed, compression):
+        if not os.path.exists(npz):
+            save_data_npz(npz, data)
+        out_json = os.path.join(args.out, f"{name}_tfmot_r{compression:g}_seed{seed}.json")
+        result = run_in_tf_keras(args.model, model_kwargs, npz, 1.0 - 1.0 / compression, protocol.epochs,
+                                 out_json=out_json, optimizer=protocol, batch_size=protocol.batch_size, seed=seed)
+        result["compression_error"] = (compression - result["empirical_ratio"]) / compression
+        result.setdefault("collapsed_layers", [])
+        return result
+
+    return run
+
+
+def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
+    caption = (
+        f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
+        f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
+        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
+        f"Regenerate: python paper_experiments/foresight/{exp.script}.py --scale {args.scale} --dataset {args.dataset}"
+    )
+    written = []
+    for figure_label, y in exp.figures:
+        path = os.path.join(args.figures, f"{name}_{figure_label}_{y}.png")
+        title = f"{exp.source}: {exp.title} ({args.scale} scale)"
+        written.append(draw_curves(records, y, title, caption, path))
+    csv_rows = [{k: v for k, v in r.items() if k not in ("per_weight_density", "train_loss", "train_top1", "protocol")}
+                for r in records]
+    for row in csv_rows:
+        row["collapsed_layers"] = ";".join(row["collapsed_layers"])
+    written.append(write_csv(os.path.join(args.figures, f"{name}.csv"), csv_rows))
+    if exp.table_label:
+        table_ratios = exp.table_ratios or tuple(sorted({float(r["compression"]) for r in records if r["method"] != REFERENCE}))
+        written.append(write_table(exp, records, table_ratios, os.path.join(args.figures, f"{name}_{exp.table_label}.md")))
+    return [os.path.relpath(p, ROOT) for p in written]

@@ -1,0 +1,168 @@
+"""The foresight experiment runner and the numbered scripts of paper_experiments/foresight."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dropnet_tf._keras import keras
+from dropnet_tf.data import Dataset
+from dropnet_tf.foresight import MaskedDense, get_weight_masks
+from dropnet_tf.foresight import experiment as fe
+from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS_DIR = ROOT / "paper_experiments" / "foresight"
+
+
+def tiny_data(n=120, classes=6, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.normal(size=(n, 10)).astype(np.float32) + y[:, None] * 0.3
+    return Dataset("tiny", "synthetic", x, y, x[:12], y[:12], x[:60], y[:60], classes)
+
+
+def build(seed, init):
+    initializer = "glorot_uniform" if init != "he_normal" else "he_normal"
+    return keras.Sequential([
+        keras.Input((10,)),
+        MaskedDense(16, activation="relu", kernel_initializer=initializer, name="hidden"),
+        MaskedDense(6, activation="softmax", kernel_initializer=initializer, name="out"),
+    ])
+
+
+PROTOCOL = TrainingProtocol(epochs=1, learning_rate=0.05, batch_size=32)
+
+
+def test_grid_records_resume_and_compression(tmp_path, monkeypatch):
+    results = tmp_path / "r.jsonl"
+    records = run_foresight_grid(results, "exp", build, tiny_data(), [REFERENCE, "random", "snip"], [4, 8], [0, 1],
+                                 PROTOCOL, scoring_batch_size=30, log=None, extra={"model": "mlp"})
+    # reference once per seed at r = 1, the others at every r
+    assert len(records) == 2 + 2 * 2 * 2
+    for record in records:
+        assert record["model"] == "mlp" and 0 <= record["top1"] <= record["top5"] <= 1
+        expected = record["compression"]
+        assert record["empirical_ratio"] == pytest.approx(expected, rel=0.05)
+        assert record["prunable"] == 10 * 16 + 16 * 6
+    # a second call trains nothing: every run is already in the file
+    monkeypatch.setattr(fe, "train_and_evaluate", lambda *a, **k: pytest.fail("retrained a finished run"))
+    again = run_foresight_grid(results, "exp", build, tiny_data(), [REFERENCE, "random", "snip"], [4, 8], [0, 1],
+                               PROTOCOL, scoring_batch_size=30, log=None)
+    assert again == records
+
+
+def test_grid_rejects_unknown_methods_before_training(tmp_path):
+    with pytest.raises(ValueError, match="bogus"):
+        run_foresight_grid(tmp_path / "r.jsonl", "exp", build, tiny_data(), ["snip", "bogus"], [4], [0], PROTOCOL, log=None)
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_external_baselines_and_train_init(tmp_path):
+    calls = []
+
+    def baseline(seed, compression):
+        calls.append((seed, compression))
+        return {"top1": 0.5, "top5": 0.9, "empirical_ratio": compression}
+
+    records = run_foresight_grid(tmp_path / "r.jsonl", "exp", build, tiny_data(), ["tfmot_gmp", "snip"], [4], [3],
+                                 PROTOCOL, external={"tfmot_gmp": baseline}, train_init="he_normal", log=None)
+    assert calls == [(3, 4.0)]
+    snip = [r for r in records if r["method"] == "snip"][0]
+    assert snip["init"] == "default" and snip["train_init"] == "he_normal"
+    assert [r for r in records if r["method"] == "tfmot_gmp"][0]["top5"] == 0.9
+
+
+def test_random_labels_change_what_is_learned(tmp_path):
+    data = tiny_data(n=240)
+    true = run_foresight_grid(tmp_path / "a.jsonl", "a", build, data, [REFERENCE], [2], [0],
+                              TrainingProtocol(epochs=8, learning_rate=0.1, batch_size=16), log=None)
+    shuffled = run_foresight_grid(tmp_path / "b.jsonl", "b", build, data, [REFERENCE], [2], [0],
+                                  TrainingProtocol(epochs=8, learning_rate=0.1, batch_size=16), random_labels=True, log=None)
+    assert shuffled[0]["random_labels"] is True
+    assert true[0]["train_loss"][-1] < shuffled[0]["train_loss"][-1]
+
+
+def test_training_protocol_validation_and_schedule():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainingProtocol(epochs=-1, learning_rate=0.1)
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainingProtocol(epochs=1, learning_rate=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainingProtocol(epochs=1, learning_rate=0.1, optimizer="lbfgs")
+    optimizer = TrainingProtocol(epochs=1, learning_rate=0.1, learning_rate_drops=((10, 0.1), (20, 0.1))).make_optimizer()
+    schedule = optimizer.learning_rate if callable(getattr(optimizer, "learning_rate", None)) else optimizer._learning_rate
+    values = [float(schedule(step)) for step in (0, 15, 25)]
+    np.testing.assert_allclose(values, [0.1, 0.01, 0.001], rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# The numbered scripts
+# --------------------------------------------------------------------------------------------
+
+
+def _run(script: str, tmp_path: Path, *extra: str) -> str:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, str(SCRIPTS_DIR / script), "--scale", "quick", "--dataset", "digits",
+               "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures"), *extra]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_every_script_declares_a_known_model_and_methods():
+    from dropnet_tf.foresight.models import FORESIGHT_MODELS
+    from dropnet_tf.foresight.scorers import METHODS
+
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import importlib
+
+        scripts = sorted(p.stem for p in SCRIPTS_DIR.glob("[0-9][0-9]_*.py"))
+        assert len(scripts) >= 9
+        for name in scripts:
+            exp = importlib.import_module(name).EXPERIMENT
+            assert exp.script == name
+            for model in (exp.model,) + tuple(exp.model_choices):
+                assert model in FORESIGHT_MODELS, (name, model)
+            assert set(exp.methods) <= set(METHODS) | {REFERENCE, "tfmot_gmp"}, name
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+
+
+@pytest.mark.slow
+def test_lenet_script_end_to_end_and_resume(tmp_path):
+    script = "04_snip_table1_fig1_lenet300_mnist.py"
+    args = ("--methods", "reference", "snip", "random", "--compressions", "10", "--epochs", "1", "--seeds", "0")
+    stdout = _run(script, tmp_path, *args)
+    assert "snip r=10" in stdout
+    figures = tmp_path / "figures"
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick"
+    assert (figures / f"{stem}_table1_fig1_top1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (figures / f"{stem}_table1.md").read_text()
+    assert "| SNIP |" in table and "| Random |" in table
+    summary = json.loads((figures / f"{stem}.json").read_text())
+    assert summary["runs"] == 3 and summary["model"] == "lenet_300_100"
+    lines = (tmp_path / "runs" / f"{stem}.jsonl").read_text().splitlines()
+    stdout = _run(script, tmp_path, *args)
+    assert "r=10" not in stdout  # resumed: nothing ran again
+    assert (tmp_path / "runs" / f"{stem}.jsonl").read_text().splitlines() == lines
+
+
+@pytest.mark.slow
+def test_connections_script_draws_one_image_per_class_and_sparsity(tmp_path):
+    _run("07_snip_fig2_connections_lenet300_mnist.py", tmp_path)
+    stem = "07_snip_fig2_connections_lenet300_mnist_digits_quick_fig2"
+    images = np.load(tmp_path / "figures" / f"{stem}.npz")["images"]
+    assert images.shape == (5, 10, 8, 8)
+    # sparser rows keep fewer connections, and no pixel keeps more than its 300
+    totals = images.sum(axis=(1, 2, 3))
+    assert all(a > b for a, b in zip(totals, totals[1:]))
+    assert images.max() <= 300
+    assert (tmp_path / "figures" / f"{stem}.png").exists()
