@@ -16,10 +16,12 @@ The public API in one place; each name lives in a small module of its own:
 ``data``               load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
 ``results``            atomic JSON-lines results, NPZ state, CSV export
 ``plotting``           accuracy vs fraction remaining with 95% CI error bars
+``foresight``          pruning at initialisation, weight by weight: SNIP, GraSP,
+                       SynFlow, OBD, LAP, LAMP and baselines (see its __init__)
 =====================  ==========================================================
 """
 
-from dropnet_tf import data, models, plotting, results
+from dropnet_tf import data, foresight, models, plotting, results
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.experiment import run_experiment
 from dropnet_tf.iterative import IterativePruner, TrainingConfig, iterative_prune
@@ -61,6 +63,7 @@ __all__ = [
     "DatasetUnavailableError",
     "ResultsFile",
     "data",
+    "foresight",
     "models",
     "plotting",
     "results",

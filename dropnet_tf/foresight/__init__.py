@@ -7,9 +7,14 @@
 ``scorers/``               one module per method: random, magnitude, gradient, activation,
                            lap, lamp, snip, obd, grasp, synflow
 ``prune``                  prune_at_init: score → select → apply (iterated for SynFlow)
+``models``                 the thesis' and SNIP's architectures (LeNets ... WRN, LSTM/GRU)
+``experiment``             run_foresight_grid: methods × r × seeds, train, top-1/top-5
+``tfmot_baseline``         TFMOT's gradual magnitude pruning, the TensorFlow baseline
 =========================  ==============================================================
 """
 
+from dropnet_tf.foresight import models
+from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
 from dropnet_tf.foresight.masked_layers import (
     MaskedBatchNormalization,
     MaskedConv1D,
@@ -33,6 +38,9 @@ from dropnet_tf.foresight.weights import (
 )
 
 __all__ = [
+    "models",
+    "TrainingProtocol",
+    "run_foresight_grid",
     "MaskedDense",
     "MaskedConv1D",
     "MaskedConv2D",

@@ -170,7 +170,7 @@ def resolve(exp: ForesightExperiment, args):
 
 
 def label(method: str) -> str:
-    return THESIS_LABELS.get(method, "Unpruned" if method == REFERENCE else method)
+    return THESIS_LABELS.get(method, {REFERENCE: "Unpruned", "tfmot_gmp": "TFMOT gradual magnitude"}.get(method, method))
 
 
 def stem(exp: ForesightExperiment, args) -> str:

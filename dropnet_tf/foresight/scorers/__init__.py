@@ -8,34 +8,22 @@ from __future__ import annotations
 
 from dropnet_tf.foresight.scorers.base import WeightScorer
 
-SCORERS: dict[str, type] = {}
-_MISSING: list[str] = []
+from dropnet_tf.foresight.scorers.activation import ActivationScorer
+from dropnet_tf.foresight.scorers.gradient import GradientScorer
+from dropnet_tf.foresight.scorers.grasp import GraSPScorer
+from dropnet_tf.foresight.scorers.lamp import LAMPScorer
+from dropnet_tf.foresight.scorers.lap import LAPScorer
+from dropnet_tf.foresight.scorers.magnitude import MagnitudeScorer
+from dropnet_tf.foresight.scorers.obd import OBDScorer
+from dropnet_tf.foresight.scorers.random import RandomScorer
+from dropnet_tf.foresight.scorers.snip import SNIPScorer
+from dropnet_tf.foresight.scorers.synflow import SynFlowScorer
 
-
-def _register(module: str, class_name: str, name: str) -> None:
-    import importlib
-
-    try:
-        cls = getattr(importlib.import_module(f"dropnet_tf.foresight.scorers.{module}"), class_name)
-    except (ImportError, AttributeError):  # pragma: no cover - only while a scorer is being written
-        _MISSING.append(name)
-        return
-    SCORERS[name] = cls
-
-
-for _module, _class, _name in [
-    ("random", "RandomScorer", "random"),
-    ("magnitude", "MagnitudeScorer", "magnitude"),
-    ("gradient", "GradientScorer", "gradient"),
-    ("activation", "ActivationScorer", "activation"),
-    ("lap", "LAPScorer", "lap"),
-    ("lamp", "LAMPScorer", "lamp"),
-    ("snip", "SNIPScorer", "snip"),
-    ("obd", "OBDScorer", "obd"),
-    ("grasp", "GraSPScorer", "grasp"),
-    ("synflow", "SynFlowScorer", "synflow"),
-]:
-    _register(_module, _class, _name)
+SCORERS: dict[str, type] = {
+    cls.name: cls
+    for cls in (RandomScorer, MagnitudeScorer, GradientScorer, ActivationScorer, LAPScorer, LAMPScorer,
+                SNIPScorer, OBDScorer, GraSPScorer, SynFlowScorer)
+}
 
 #: method name → (scorer name, scope), with the thesis' table label in THESIS_LABELS.
 METHODS: dict[str, tuple[str, str]] = {
@@ -54,7 +42,6 @@ METHODS: dict[str, tuple[str, str]] = {
     "synflow": ("synflow", "global"),
     "obd": ("obd", "global"),
 }
-METHODS = {name: spec for name, spec in METHODS.items() if spec[0] in SCORERS}
 
 THESIS_LABELS = {
     "global_magnitude": "GlobalMag",
@@ -73,4 +60,4 @@ THESIS_LABELS = {
     "obd": "OBD",
 }
 
-__all__ = ["WeightScorer", "SCORERS", "METHODS", "THESIS_LABELS"]
+__all__ = ["WeightScorer", "SCORERS", "METHODS", "THESIS_LABELS"] + [cls.__name__ for cls in SCORERS.values()]
