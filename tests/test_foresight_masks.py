@@ -306,3 +306,14 @@ def test_compression_report_counts_and_detects_collapse():
     assert report.compression_error == pytest.approx((4.0 - total / nonzero) / 4.0)
     assert report.collapsed == ("conv_skip/kernel",)
     assert report.as_dict()["per_weight_density"]["conv/kernel"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_add_weight_masks_reaches_into_nested_models():
+    inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu", name="inner_dense")], name="inner")
+    inputs = keras.Input((5,))
+    outputs = keras.layers.Dense(2, name="outer_dense")(inner(inputs))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+    masked = fs.add_weight_masks(model)
+    np.testing.assert_allclose(masked(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-7)
+    assert sorted(fs.get_weight_masks(masked)) == ["inner_dense/kernel", "outer_dense/kernel"]

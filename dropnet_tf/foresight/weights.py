@@ -133,6 +133,15 @@ def set_weight_masks(model, masks: Mapping[str, np.ndarray], strict: bool = True
         weight.variable.assign(weight.variable * tf.cast(array, weight.variable.dtype))
 
 
+def _named_layers(model) -> list:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += _named_layers(layer)
+    return found
+
+
 def _masked_twin(layer):
     for base, twin in MASKED_TWINS.items():
         if type(layer) is base:
@@ -168,11 +177,14 @@ def add_weight_masks(
         )
     exclude = set(exclude)
     allowed = tuple(layer_types) if layer_types is not None else tuple(MASKED_TWINS)
-    unknown_excluded = exclude - {layer.name for layer in model.layers}
+    unknown_excluded = exclude - {layer.name for layer in _named_layers(model)}
     if unknown_excluded:
         raise ValueError(f"exclude names layers the model does not have: {sorted(unknown_excluded)}.")
 
     def clone(layer):
+        if isinstance(layer, keras.Model):
+            # A nested model is rewritten the same way; it comes back with its weights.
+            return add_weight_masks(layer, layer_types, exclude=exclude & {l.name for l in _named_layers(layer)}, prune_bias=prune_bias, prune_batchnorm=prune_batchnorm)
         config = layer.get_config()
         if layer.name not in exclude:
             if isinstance(layer, keras.layers.BatchNormalization) and prune_batchnorm and not isinstance(layer, WeightMaskMixin):
@@ -185,6 +197,8 @@ def add_weight_masks(
 
     masked = keras.models.clone_model(model, clone_function=clone)
     for old, new in zip(model.layers, masked.layers):
+        if isinstance(old, keras.Model):
+            continue  # rewritten (weights included) by the recursive call
         values = old.get_weights()
         if not isinstance(new, WeightMaskMixin) or isinstance(old, WeightMaskMixin):
             new.set_weights(values)
