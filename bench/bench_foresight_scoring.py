@@ -76,7 +76,13 @@ def main(argv=None):
         xt, yt = tf.constant(x), tf.constant(y)
         step(xt, yt)  # trace
         base = median_time(lambda: [g.numpy() for g in step(xt, yt)], args.repeats)
-        row = {"parameters": int(model.count_params()), "forward_backward_s": base, "scorers": {}}
+        row = {
+            # count_params() would also count the mask variables (one per pruned weight).
+            "trainable_parameters": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+            "prunable_weights": int(sum(w.size for w in weights)),
+            "forward_backward_s": base,
+            "scorers": {},
+        }
         for scorer_name, scorer in scorers.items():
             start = time.perf_counter()
             scorer.score(model, weights, (x, y), np.random.default_rng(0))
