@@ -166,3 +166,20 @@ def test_connections_script_draws_one_image_per_class_and_sparsity(tmp_path):
     assert all(a > b for a, b in zip(totals, totals[1:]))
     assert images.max() <= 300
     assert (tmp_path / "figures" / f"{stem}.png").exists()
+
+
+def test_top5_ranks_ties_by_class_index_like_the_thesis():
+    metric = fe.top_k_accuracy_with_ties_by_index(5)
+    collapsed = np.tile(np.eye(10, dtype=np.float32)[0], (10, 1))  # always predicts class 0
+    metric.update_state(np.arange(10), collapsed)
+    assert float(metric.result()) == pytest.approx(0.5)  # classes 0-4 are "in the top 5"
+    metric.reset_state()
+    scores = np.array([[0.1, 0.5, 0.2, 0.05, 0.05, 0.02, 0.03, 0.01, 0.02, 0.02]], np.float32)
+    metric.update_state(np.array([2]), scores)
+    assert float(metric.result()) == 1.0
+    metric.reset_state()
+    metric.update_state(np.array([7]), scores)  # the lowest score: rank 9
+    assert float(metric.result()) == 0.0
+    reference = keras.metrics.SparseTopKCategoricalAccuracy(k=5)
+    reference.update_state(np.arange(10), collapsed)
+    assert float(reference.result()) == 1.0  # why Keras' own metric is not used
