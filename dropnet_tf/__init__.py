@@ -16,12 +16,17 @@ The public API in one place; each name lives in a small module of its own:
 ``data``               load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
 ``results``            atomic JSON-lines results, NPZ state, CSV export
 ``plotting``           accuracy vs fraction remaining with 95% CI error bars
+``graph``              LayerGraph: a model's layers and neighbours, from its public config
+``compaction``         compact(): masked units physically removed; FLOP/parameter counts,
+                       latency and TFLite export
+``layerprune``         LayerPrune: filter criteria vs removing whole layers and blocks
 ``foresight``          pruning at initialisation, weight by weight: SNIP, GraSP,
                        SynFlow, OBD, LAP, LAMP and baselines (see its __init__)
 =====================  ==========================================================
 """
 
-from dropnet_tf import data, foresight, models, plotting, results
+from dropnet_tf import compaction, data, foresight, layerprune, models, plotting, results
+from dropnet_tf.compaction import compact
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.experiment import run_experiment
 from dropnet_tf.iterative import IterativePruner, TrainingConfig, iterative_prune
@@ -36,6 +41,7 @@ from dropnet_tf.training import GraphTrainer
 
 __all__ = [
     "MaskLayer",
+    "compact",
     "add_masks",
     "get_masks",
     "set_masks",
@@ -62,8 +68,10 @@ __all__ = [
     "Dataset",
     "DatasetUnavailableError",
     "ResultsFile",
+    "compaction",
     "data",
     "foresight",
+    "layerprune",
     "models",
     "plotting",
     "results",

@@ -297,3 +297,30 @@ def test_subclassed_model_is_refused():
     net(np.zeros((1, 3), np.float32))
     with pytest.raises(TypeError, match="subclassed"):
         compact(net)
+
+
+@both_keras
+@pytest.mark.parametrize("multiple", [8, 16])
+def test_channel_multiple_rounds_widths_up_and_stays_exact(multiple):
+    rng = np.random.default_rng(9)
+    model = models.vgg19(blocks=((20, 20), (24, 24), (24, 24), (40, 40), (40, 40)), dense_units=16, seed=0)
+    _randomise_batchnorm(model, rng)
+    _random_masks(model, 0.45, rng)
+    exact = compact(model)
+    rounded = compact(model, channel_multiple=multiple)
+    for layer in rounded.layers:
+        if type(layer).__name__ == "Conv2D":
+            filters = layer.get_config()["filters"]
+            original = model.get_layer(layer.name).get_config()["filters"]
+            smallest = exact.get_layer(layer.name).get_config()["filters"]
+            assert filters == min(original, -(-smallest // multiple) * multiple)
+    assert rounded.count_params() > exact.count_params()
+    x = rng.normal(size=(3, 32, 32, 3)).astype("float32")
+    _assert_equivalent(model, rounded, x)
+
+
+def test_channel_multiple_is_validated():
+    model = models.model_a(widths=(4, 4), seed=0)
+    for bad in (0, -8, 2.5, True):
+        with pytest.raises(ValueError, match="channel_multiple"):
+            compact(model, channel_multiple=bad)

@@ -1,0 +1,85 @@
+"""LayerPrune supplement Figs. 2 and 3: block importance of ResNet-56 under each criterion.
+
+For every residual block: the mean score of its filters under weight norm, batch-norm scale,
+Taylor and feature maps (the filters of both convolutions of the block), the imprinting
+importance, and the rank ensemble of the criteria (mean rank).  One bar chart per criterion;
+the legend lists the blocks from least to most important, as the supplement's does.
+(Fig. 2 is CIFAR-10, Fig. 3 CIFAR-100: choose with --dataset.)
+"""
+
+from layerprune_protocol import (
+    Runner, baseline, csv_rows, model_label, os, parse_args, prepare_data, provenance, save_figure,
+    scale_of, scoring_data,
+)
+
+import dropnet_tf
+from dropnet_tf.layerprune import (
+    block_scores_from_filter_scores, find_blocks, get_filter_criterion, imprinting_importance, masks_by_block,
+    rank_ensemble,
+)
+
+SCRIPT = "05_figs2_3_block_importance_resnet56"
+CRITERIA = {"l1_norm": "Weight magnitude", "bn_scale": "Batch normalization", "taylor": "Taylor",
+            "feature_maps": "Feature maps"}
+
+
+def main(argv=None):
+    args = parse_args(__doc__.splitlines()[0], "cifar10", argv)
+    scale = scale_of(args)
+    data = prepare_data(args, scale)
+    runner = Runner(args, SCRIPT)
+    for seed in scale.seeds:
+        base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
+
+        def run():
+            x, y = scoring_data(data, scale, seed)
+            blocks = find_blocks(base)
+            convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]
+            inside = {name for block in blocks for name in block.layers}
+            masked = dropnet_tf.add_masks(base, exclude=[n.name for n in base.layers if n.name not in inside or n.name not in convs])
+            masked_blocks = find_blocks(masked)
+            groups = masks_by_block(masked, masked_blocks)
+            importance = {}
+            for criterion in CRITERIA:
+                scores = get_filter_criterion(criterion).score(masked, (x, y))
+                importance[criterion] = block_scores_from_filter_scores(scores, groups)
+            importance["imprinting"] = imprinting_importance(base, blocks, x, y, num_classes=data.num_classes)
+            importance["ensemble"] = rank_ensemble({k: v for k, v in importance.items()})
+            return {"blocks": [block.name for block in blocks], "importance": importance}
+        runner.arm({"seed": seed}, run)
+    return outputs(args, scale, data, runner.records())
+
+
+def outputs(args, scale, data, records):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    record = records[0]
+    blocks, importance = record["blocks"], record["importance"]
+    labels = dict(CRITERIA, imprinting="Imprinting", ensemble="Ensemble (mean rank)")
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for ax, (key, label) in zip(axes.ravel(), labels.items()):
+        values = [importance[key][b] for b in blocks]
+        ax.bar(range(len(blocks)), values, color="tab:blue")
+        ax.set_xticks(range(len(blocks)))
+        ax.set_xticklabels([b.replace("block", "") for b in blocks], rotation=90, fontsize=6)
+        order = sorted(blocks, key=lambda b: importance[key][b])
+        ax.set_title(label, fontsize=10)
+        ax.text(0.01, 0.98, "least → most: " + ", ".join(b.replace("block", "") for b in order[:6]) + ", …",
+                transform=ax.transAxes, fontsize=6, va="top")
+    fig.suptitle(f"LayerPrune supp. Figs. 2/3: block importance, {model_label('resnet', scale)} ({args.scale} scale)")
+    caption = provenance(args, scale, data, SCRIPT)
+    fig.text(0.0, -0.02, caption, fontsize=7)
+    fig.tight_layout()
+    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
+    rows = [{"block": b, **{k: importance[k][b] for k in labels}} for b in blocks]
+    written = [save_figure(fig, stem + ".png"), csv_rows(stem + ".csv", rows)]
+    plt.close(fig)
+    print("\n".join(f"{k}: least important first: {sorted(blocks, key=lambda b: importance[k][b])[:5]}" for k in labels))
+    return written
+
+
+if __name__ == "__main__":
+    main()
