@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-legacy bench figures figures-foresight clean
+.PHONY: install demo test test-legacy bench figures figures-foresight figures-layerprune clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,14 @@ figures-foresight: $(STAMP)
 	@for m in lenet_300_100 lenet5_caffe lstm_s gru_s; do \
 		$(PY) paper_experiments/foresight/08_snip_table3_initialisations.py --model $$m --scale quick --dataset fashion_mnist || exit 1; done
 
+# LayerPrune supplement Tables 1-3 and Figs. 1-3 at quick scale on Fashion-MNIST padded to
+# 32x32x3 (the offline CIFAR-10 stand-in): ResNet-20 and VGG19-BN at 1/8 width.
+LAYERPRUNE := 01_table1_iterative_vs_oneshot_resnet56 02_table2_spearman_imprinting_resnet56 \
+	03_table3_architectures_vgg19_bn 04_fig1_latency_vs_accuracy_resnet56 05_figs2_3_block_importance_resnet56
+figures-layerprune: $(STAMP)
+	@for s in $(LAYERPRUNE); do \
+		$(PY) paper_experiments/layerprune/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
+
 # Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.
 test: $(STAMP)
 	$(PY) -m pytest -q tests
@@ -58,6 +66,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_iterative_cycle.py
 	$(PY) bench/bench_oracle.py
 	$(PY) bench/bench_foresight_scoring.py
+	$(PY) bench/bench_compaction_latency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

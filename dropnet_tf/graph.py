@@ -106,7 +106,7 @@ class LayerGraph:
             self.inputs = [
                 entry["name"] for entry in config["layers"] if entry["class_name"] == "InputLayer"
             ]
-            self.outputs = sorted(_output_layer_names(config["output_layers"]))
+            self.outputs = _ordered_output_names(config["output_layers"])
         for node in self.nodes.values():
             for source in node.inbound:
                 self.nodes[source].consumers.append(node.name)
@@ -156,6 +156,18 @@ class LayerGraph:
             current = self.nodes[current.inbound[0]]
         between.reverse()
         return current, between
+
+
+def _ordered_output_names(output_layers) -> list[str]:
+    """Output layer names in the model's output order, from a config's "output_layers"."""
+    if isinstance(output_layers, dict):
+        output_layers = list(output_layers.values())
+    if output_layers and isinstance(output_layers[0], str):
+        return [output_layers[0]]
+    names = [ref[0] for ref in output_layers]
+    if set(names) != _output_layer_names(output_layers):  # pragma: no cover - same parse, two views
+        raise ValueError(f"Could not read the output layers {output_layers!r}.")
+    return names
 
 
 def mask_sources(model) -> dict[str, tuple[object, list[object]]]:

@@ -324,3 +324,21 @@ def test_channel_multiple_is_validated():
     for bad in (0, -8, 2.5, True):
         with pytest.raises(ValueError, match="channel_multiple"):
             compact(model, channel_multiple=bad)
+
+
+@both_keras
+def test_multiple_outputs_keep_their_order():
+    """Outputs come back in the model's order, not sorted by layer name."""
+    rng = np.random.default_rng(10)
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(6, activation="relu", name="h")(inputs)
+    h = MaskLayer(name="h_mask")(h)
+    first = keras.layers.Dense(2, name="zz_out")(h)
+    second = keras.layers.Dense(3, name="aa_out")(h)
+    model = keras.Model(inputs, [first, second])
+    d.set_masks(model, {"h_mask": [1, 0, 1, 0, 1, 1]})
+    compacted = compact(model)
+    x = rng.normal(size=(3, 4)).astype("float32")
+    for expected, got in zip(model.predict(x, verbose=0), compacted.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert compacted.get_layer("h").get_config()["units"] == 4

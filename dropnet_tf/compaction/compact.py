@@ -405,7 +405,7 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
                 takes_list = plan.kind[node.name] == "add" or len(args) > 1
                 tensors[node.name] = new_layers[node.name](args if takes_list else args[0])
         inputs = [tensors[name] for name in graph.inputs]
-        outputs = [tensors[name] for name in _ordered_outputs(model, graph)]
+        outputs = [tensors[name] for name in graph.outputs]
         new_model = keras.Model(
             inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0], name=new_name
         )
@@ -416,18 +416,6 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
             if weights:
                 new_layers[node.name].set_weights(weights)
     return new_model
-
-
-def _ordered_outputs(model, graph) -> list[str]:
-    """Output layer names in the model's output order."""
-    names = []
-    for tensor in model.outputs:
-        history = getattr(tensor, "_keras_history", None)
-        layer = history[0] if history is not None else None
-        names.append(layer.name if layer is not None else None)
-    if None in names or set(names) != set(graph.outputs):
-        return list(graph.outputs)
-    return names
 
 
 def _input_rows(plan: ChannelPlan, node) -> np.ndarray:

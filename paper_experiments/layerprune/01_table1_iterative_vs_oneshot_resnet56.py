@@ -9,7 +9,7 @@ mini-batches of fine-tuning in between; every pruned network is compacted and fi
 
 from layerprune_protocol import (
     CRITERION_LABELS, Runner, baseline, csv_rows, filter_prune, finetune, model_label, os, parse_args,
-    prepare_data, provenance, scale_of, test_accuracy, write_markdown, cost,
+    prepare_data, provenance, scale_of, selected, test_accuracy, write_markdown, cost,
 )
 
 SCRIPT = "01_table1_iterative_vs_oneshot_resnet56"
@@ -29,14 +29,14 @@ def main(argv=None):
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
         for ratio in RATIOS:
-            for criterion in CRITERION_LABELS:
+            for criterion in selected(args, CRITERION_LABELS):
                 for schedule in SCHEDULES:
                     def run(criterion=criterion, schedule=schedule, ratio=ratio):
                         model, masks, seconds = filter_prune(base, criterion, fraction=ratio, schedule=schedule,
-                                                            data=data, scale=scale, seed=seed)
+                                                            data=data, scale=scale, seed=seed, steps=args.steps)
                         pruned = int(sum((m == 0).sum() for m in masks.values()))
                         return {"pruned_filters": pruned, "pruning_seconds": seconds,
-                                "accuracy": finetune(model, data, scale, seed), **cost(model, scale)}
+                                "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
                     runner.arm({"arm": "filter", "criterion": criterion, "schedule": schedule, "ratio": ratio,
                                 "seed": seed}, run)
     return outputs(args, scale, data, runner.records())
@@ -56,6 +56,8 @@ def outputs(args, scale, data, records):
         for criterion, label in CRITERION_LABELS.items():
             it = mean([r for r in records if r.get("criterion") == criterion and r.get("ratio") == ratio and r["schedule"] == "iterative"])
             one = mean([r for r in records if r.get("criterion") == criterion and r.get("ratio") == ratio and r["schedule"] == "one_shot"])
+            if np.isnan(it) and np.isnan(one):
+                continue  # not run (--criteria)
             paper = PAPER_CIFAR10_20.get(criterion) if ratio == 0.2 else None
             lines.append(f"| {ratio:.0%} | {label} | {it:.2f} | {one:.2f} | {it - one:+.2f} | "
                          f"{paper[0] if paper else '–'} | {paper[1] if paper else '–'} |")

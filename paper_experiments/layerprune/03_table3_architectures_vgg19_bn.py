@@ -10,7 +10,7 @@ accuracy after fine-tuning.
 
 from layerprune_protocol import (
     Runner, architecture, baseline, copy_model, cost, csv_rows, filter_prune, finetune, layer_prune, model_label,
-    os, parse_args, prepare_data, provenance, removable_ranking, scale_of, test_accuracy, write_markdown,
+    os, parse_args, prepare_data, provenance, removable_ranking, scale_of, selected, test_accuracy, write_markdown,
 )
 
 SCRIPT = "03_table3_architectures_vgg19_bn"
@@ -42,12 +42,12 @@ def main(argv=None):
         base = baseline("vgg19_bn", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed},
                    lambda: {"accuracy": test_accuracy(base, data), "architecture": architecture(base), **cost(base, scale)})
-        for criterion in CRITERIA:
+        for criterion in selected(args, CRITERIA):
             def run(criterion=criterion):
                 model, _, _ = filter_prune(base, criterion, fraction=FILTER_FRACTION, schedule="iterative",
-                                           data=data, scale=scale, seed=seed)
+                                           data=data, scale=scale, seed=seed, steps=args.steps)
                 return {"architecture": architecture(model), "accuracy": finetune(model, data, scale, seed),
-                        **cost(model, scale)}
+                        **cost(model, scale, reference=base)}
             runner.arm({"arm": "filter", "criterion": criterion, "seed": seed}, run)
         ranking = None
         for n in LAYERS_REMOVED:
@@ -56,7 +56,7 @@ def main(argv=None):
                 ranking = ranking or removable_ranking(base, data, scale, seed)
                 model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
                 return {"removed": removed, "architecture": with_zeros(base, model, removed),
-                        "accuracy": finetune(model, data, scale, seed), **cost(model, scale)}
+                        "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
             runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
     return outputs(args, scale, data, runner.records())
 
@@ -65,14 +65,16 @@ def outputs(args, scale, data, records):
     seed = scale.seeds[0]
     rows = [r for r in records if r["seed"] == seed]
     lines = [f"# LayerPrune supplement Table 3: architectures after pruning, {model_label('vgg19_bn', scale)}", "",
-             "| Method | Accuracy (%) | Latency b64 (ms) | Parameters | Architecture |", "| --- | --- | --- | --- | --- |"]
+             "| Method | Accuracy (%) | Latency b64 (ms) | Latency vs baseline | Parameters | Architecture |",
+             "| --- | --- | --- | --- | --- | --- |"]
     table = []
     for r in rows:
         method = {"baseline": "VGG19-BN (baseline)",
                   "filter": CRITERIA.get(r.get("criterion"), r.get("criterion")),
                   "layer": f"Layer pruning_{r.get('n')}"}[r["arm"]]
         arch = "[" + ", ".join(f"'{w}'" if w == "M" else str(w) for w in r["architecture"]) + "]"
-        lines.append(f"| {method} | {r['accuracy'] * 100:.2f} | {r['latency_s'] * 1000:.1f} | {r['parameters']:,} | {arch} |")
+        ratio = f"{r['latency_ratio']:.2f}×" if "latency_ratio" in r else "1.00×"
+        lines.append(f"| {method} | {r['accuracy'] * 100:.2f} | {r['latency_s'] * 1000:.1f} | {ratio} | {r['parameters']:,} | {arch} |")
         table.append({"method": method, "accuracy": r["accuracy"], "latency_s": r["latency_s"],
                       "parameters": r["parameters"], "architecture": arch})
     lines += ["", f"Made with: {provenance(args, scale, data, SCRIPT)}."]

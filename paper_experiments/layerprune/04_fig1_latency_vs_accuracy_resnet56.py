@@ -11,7 +11,7 @@ removing blocks a lot.
 
 from layerprune_protocol import (
     CRITERION_LABELS, Runner, baseline, copy_model, cost, csv_rows, filter_prune, finetune, layer_prune,
-    model_label, os, parse_args, prepare_data, provenance, removable_ranking, save_figure, scale_of,
+    model_label, os, parse_args, prepare_data, provenance, removable_ranking, save_figure, scale_of, selected,
     test_accuracy, write_markdown,
 )
 
@@ -28,12 +28,12 @@ def main(argv=None):
     for seed in scale.seeds:
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
-        for criterion in CRITERION_LABELS:
+        for criterion in selected(args, CRITERION_LABELS):
             for fraction in FRACTIONS:
                 def run(criterion=criterion, fraction=fraction):
                     model, _, _ = filter_prune(base, criterion, fraction=fraction, schedule="one_shot",
                                                data=data, scale=scale, seed=seed)
-                    return {"accuracy": finetune(model, data, scale, seed), **cost(model, scale)}
+                    return {"accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
                 runner.arm({"arm": "filter", "criterion": criterion, "fraction": round(fraction, 4), "seed": seed}, run)
         ranking = None
         for n in BLOCKS:
@@ -41,7 +41,7 @@ def main(argv=None):
                 nonlocal ranking
                 ranking = ranking or removable_ranking(base, data, scale, seed)
                 model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
-                return {"removed": removed, "accuracy": finetune(model, data, scale, seed), **cost(model, scale)}
+                return {"removed": removed, "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
             runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
     return outputs(args, scale, data, runner.records())
 
@@ -63,7 +63,7 @@ def outputs(args, scale, data, records):
         method = "LayerPrune (imprinting)" if r["arm"] == "layer" else CRITERION_LABELS[r["criterion"]]
         amount = f"{r['n']} blocks" if r["arm"] == "layer" else f"{r['fraction']:.0%} filters"
         rows.append({"method": method, "amount": amount, "accuracy": r["accuracy"] * 100,
-                     "latency_reduction": 100 * (1 - r["latency_s"] / base_latency),
+                     "latency_reduction": 100 * (1 - r.get("latency_ratio", r["latency_s"] / base_latency)),
                      "flop_reduction": 100 * (1 - r["flops"] / base_flops), "seed": r["seed"]})
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in dict.fromkeys(row["method"] for row in rows):

@@ -9,7 +9,7 @@ the legend lists the blocks from least to most important, as the supplement's do
 
 from layerprune_protocol import (
     Runner, baseline, csv_rows, model_label, os, parse_args, prepare_data, provenance, save_figure,
-    scale_of, scoring_data,
+    scale_of, scoring_data, selected,
 )
 
 import dropnet_tf
@@ -40,7 +40,7 @@ def main(argv=None):
             masked_blocks = find_blocks(masked)
             groups = masks_by_block(masked, masked_blocks)
             importance = {}
-            for criterion in CRITERIA:
+            for criterion in selected(args, CRITERIA):
                 scores = get_filter_criterion(criterion).score(masked, (x, y))
                 importance[criterion] = block_scores_from_filter_scores(scores, groups)
             importance["imprinting"] = imprinting_importance(base, blocks, x, y, num_classes=data.num_classes)
@@ -54,11 +54,14 @@ def outputs(args, scale, data, records):
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
 
     record = records[0]
     blocks, importance = record["blocks"], record["importance"]
-    labels = dict(CRITERIA, imprinting="Imprinting", ensemble="Ensemble (mean rank)")
+    labels = {k: v for k, v in CRITERIA.items() if k in importance}
+    labels.update(imprinting="Imprinting", ensemble="Ensemble (mean rank)")
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (key, label) in zip(axes.ravel(), labels.items()):
         values = [importance[key][b] for b in blocks]
@@ -71,8 +74,8 @@ def outputs(args, scale, data, records):
                 transform=ax.transAxes, fontsize=6, va="top")
     fig.suptitle(f"LayerPrune supp. Figs. 2/3: block importance, {model_label('resnet', scale)} ({args.scale} scale)")
     caption = provenance(args, scale, data, SCRIPT)
-    fig.text(0.0, -0.02, caption, fontsize=7)
     fig.tight_layout()
+    fig.text(0.0, -0.04, "\n".join(textwrap.wrap(caption, 200)), fontsize=7)
     stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
     rows = [{"block": b, **{k: importance[k][b] for k in labels}} for b in blocks]
     written = [save_figure(fig, stem + ".png"), csv_rows(stem + ".csv", rows)]

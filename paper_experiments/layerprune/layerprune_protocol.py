@@ -47,8 +47,9 @@ from dropnet_protocol import STANDINS, load_data  # noqa: E402
 
 import dropnet_tf  # noqa: E402
 from dropnet_tf._keras import KERAS_MAJOR, keras, tf  # noqa: E402
-from dropnet_tf.compaction import count_flops, count_parameters, measure_latency  # noqa: E402
+from dropnet_tf.compaction import compare_latency, count_flops, count_parameters, measure_latency  # noqa: E402
 from dropnet_tf.layerprune import (  # noqa: E402
+    FILTER_CRITERIA,
     cifar_resnet_layerprune,
     find_blocks,
     imprinting_importance,
@@ -113,10 +114,26 @@ def parse_args(description: str, default_dataset: str, argv=None, extra=None) ->
     parser.add_argument("--figures", default=os.path.join(ROOT, "figures", "layerprune"), help="figure/table directory")
     parser.add_argument("--data-dir", help="where the dataset files are")
     parser.add_argument("--max-train", type=int, help="cap on training images (quick default 2000)")
+    parser.add_argument("--criteria", nargs="+", choices=sorted(FILTER_CRITERIA),
+                        help="only these filter criteria (default: the script's)")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="steps of iterative filter pruning, each re-scoring the filters (supplement: 10, of 10 %% each)")
     parser.add_argument("--quiet", action="store_true")
     if extra is not None:
         extra(parser)
     return parser.parse_args(argv)
+
+
+def selected(args, criteria):
+    """The script's criteria (a dict name -> label, or a tuple), cut down to ``--criteria``."""
+    if not args.criteria:
+        return criteria
+    unknown = sorted(set(args.criteria) - set(criteria))
+    if unknown:
+        raise SystemExit(f"--criteria {unknown}: this script compares {list(criteria)}")
+    if isinstance(criteria, dict):
+        return {name: label for name, label in criteria.items() if name in args.criteria}
+    return tuple(name for name in criteria if name in args.criteria)
 
 
 def scale_of(args) -> Scale:
@@ -141,6 +158,8 @@ def run_tag(args) -> str:
         value = getattr(args, option, None)
         if value is not None:
             tag += f"_{short}{value}"
+    if getattr(args, "steps", 10) != 10:
+        tag += f"_s{args.steps}"
     return tag
 
 
@@ -199,7 +218,10 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     """The trained baseline, loaded from ``--out`` if an earlier run saved it."""
     log = log or (lambda *_: None)
     suffix = "keras" if KERAS_MAJOR >= 3 else "h5"
-    tag = run_tag(args).replace("_fe" + str(args.finetune_epochs), "") if args.finetune_epochs is not None else run_tag(args)
+    tag = f"{args.dataset}_{args.scale}"  # the baseline depends on data and its own training only
+    for option, short in (("max_train", "n"), ("baseline_epochs", "be")):
+        if getattr(args, option, None) is not None:
+            tag += f"_{short}{getattr(args, option)}"
     path = os.path.join(args.out, "baselines", f"{model}_{tag}_seed{seed}.{suffix}")
     net = build(model, data, scale, seed)
     if os.path.exists(path):
@@ -308,10 +330,24 @@ def architecture(model) -> list:
     return widths
 
 
-def cost(model, scale: Scale) -> dict:
-    latency = measure_latency(model, scale.latency_batch, warmup=3, repeats=scale.latency_repeats)
-    return {"parameters": int(count_parameters(model, trainable_only=True)), "flops": int(count_flops(model)),
-            "latency_s": float(latency.median_s)}
+def cost(model, scale: Scale, reference=None) -> dict:
+    """Parameters, MACs and latency (batch 64, median of repeats after warm-up).
+
+    With ``reference`` (the unpruned network) both are timed in one interleaved run
+    (:func:`dropnet_tf.compaction.compare_latency`), and ``latency_ratio`` = pruned /
+    unpruned is what the figures use: load changes on the machine between arms cancel out.
+    """
+    found = {"parameters": int(count_parameters(model, trainable_only=True)), "flops": int(count_flops(model))}
+    if reference is None:
+        latency = measure_latency(model, scale.latency_batch, warmup=3, repeats=scale.latency_repeats)
+        found["latency_s"] = float(latency.median_s)
+        return found
+    timed = compare_latency({"pruned": model, "reference": reference}, scale.latency_batch, warmup=3,
+                            repeats=scale.latency_repeats)
+    found["latency_s"] = float(timed["pruned"].median_s)
+    found["reference_latency_s"] = float(timed["reference"].median_s)
+    found["latency_ratio"] = found["latency_s"] / found["reference_latency_s"]
+    return found
 
 
 # --------------------------------------------------------------------------- runs and outputs
@@ -366,6 +402,8 @@ def provenance(args, scale: Scale, data, script: str) -> str:
     for option in ("max_train", "baseline_epochs", "finetune_epochs"):
         if getattr(args, option, None) is not None:
             command += f" --{option.replace('_', '-')} {getattr(args, option)}"
+    if getattr(args, "steps", 10) != 10:
+        command += f" --steps {args.steps}"
     if args.seeds:
         command += " --seeds " + " ".join(map(str, args.seeds))
     return (f"{args.dataset}, {len(data.x_train)} train / {len(data.x_test)} test images, scale {args.scale} "

@@ -1,0 +1,142 @@
+"""The LayerPrune paper-experiment scripts: declarations, and each run end to end at a tiny scale."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOLDER = os.path.join(ROOT, "paper_experiments", "layerprune")
+SCRIPTS = sorted(name[:-3] for name in os.listdir(FOLDER) if name[:2].isdigit() and name.endswith(".py"))
+FASHION = "/usr/share/datasets/fashion-mnist"
+TINY = ["--scale", "quick", "--dataset", "fashion_mnist_rgb32", "--max-train", "200", "--baseline-epochs", "1",
+        "--finetune-epochs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def protocol():
+    sys.path.insert(0, FOLDER)
+    try:
+        yield importlib.import_module("layerprune_protocol")
+    finally:
+        sys.path.remove(FOLDER)
+
+
+def test_one_script_per_supplement_table_and_figure(protocol):
+    assert SCRIPTS == [
+        "01_table1_iterative_vs_oneshot_resnet56",
+        "02_table2_spearman_imprinting_resnet56",
+        "03_table3_architectures_vgg19_bn",
+        "04_fig1_latency_vs_accuracy_resnet56",
+        "05_figs2_3_block_importance_resnet56",
+    ]
+    sys.path.insert(0, FOLDER)
+    try:
+        for name in SCRIPTS:
+            module = importlib.import_module(name)
+            assert module.SCRIPT == name
+            assert "supplement" in module.__doc__.splitlines()[0]
+    finally:
+        sys.path.remove(FOLDER)
+
+
+def test_scales_follow_the_supplement(protocol):
+    paper = protocol.SCALE["paper"]
+    assert (paper.resnet_depth, paper.vgg_width, paper.finetune_epochs, paper.finetune_lr) == (56, 1.0, 30, 1e-3)
+    assert (paper.baseline_epochs, paper.baseline_lr, paper.baseline_drops) == (160, 0.1, (81, 122))
+    assert paper.max_train is None and paper.latency_batch == 64
+
+
+def test_prunable_convolutions_are_the_first_of_each_block_in_resnets(protocol):
+    from dropnet_tf.layerprune import cifar_resnet_layerprune, vgg19_bn
+
+    resnet = cifar_resnet_layerprune(20, input_shape=(8, 8, 3))
+    names = protocol.prunable_convolutions(resnet)
+    assert names == [f"block{s}_{b}_conv1" for s in (1, 2, 3) for b in (1, 2, 3)]
+    vgg = vgg19_bn(width_multiplier=1 / 16)
+    assert len(protocol.prunable_convolutions(vgg)) == 16
+
+
+def test_run_tag_keeps_runs_with_other_settings_apart(protocol):
+    base = protocol.parse_args("x", "cifar10", ["--scale", "quick"])
+    other = protocol.parse_args("x", "cifar10", ["--scale", "quick", "--max-train", "300", "--steps", "3"])
+    assert protocol.run_tag(base) == "cifar10_quick"
+    assert protocol.run_tag(other) == "cifar10_quick_n300_s3"
+
+
+def _run(script, out, *extra):
+    command = [sys.executable, os.path.join(FOLDER, f"{script}.py"), *TINY, "--out", str(out),
+               "--figures", str(out / "figures"), *extra]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def _records(out, script):
+    [path] = [p for p in os.listdir(out) if p.startswith(script) and p.endswith(".jsonl")]
+    with open(out / path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+
+
+@needs_fashion
+def test_scripts_end_to_end_and_resume(tmp_path):
+    # Table 3: VGG19-BN, one filter criterion (iterative, 2 steps) and layer pruning 2 and 5.
+    _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
+    records = _records(tmp_path, "03_table3")
+    assert [r["arm"] for r in records] == ["baseline", "filter", "layer", "layer"]
+    base = [w for w in records[0]["architecture"] if w != "M"]
+    assert base == [8, 8, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, 64, 64, 64, 64]
+    for record, n in zip(records[2:], (2, 5)):
+        widths = [w for w in record["architecture"] if w != "M"]
+        assert widths.count(0) == n and len(record["removed"]) == n
+        assert record["parameters"] < records[0]["parameters"]
+    pruned = [w for w in records[1]["architecture"] if w != "M"]
+    assert sum(base) - sum(pruned) == int(sum(base) * 500 / 5504 + 1e-9)
+    with open(tmp_path / "figures" / "03_table3_architectures_vgg19_bn_fashion_mnist_rgb32_quick.md") as handle:
+        table = handle.read()
+    assert "Layer pruning_5" in table and "Made with" in table
+
+    # Resuming does no arm twice.
+    _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
+    assert len(_records(tmp_path, "03_table3")) == 4
+
+    # Table 2 (imprinting, one-shot vs iterative) and Fig. 1 (latency vs accuracy) share the ResNet baseline.
+    _run("02_table2_spearman_imprinting_resnet56", tmp_path)
+    table2 = _records(tmp_path, "02_table2")
+    assert [r["n"] for r in table2] == [1, 2, 3, 4]
+    assert all(len(r["one_shot_removed"]) == r["n"] == len(set(r["iterative_removed"])) for r in table2)
+    assert not any(name in ("block2_1", "block3_1") for r in table2 for name in r["iterative_removed"])
+
+    _run("04_fig1_latency_vs_accuracy_resnet56", tmp_path, "--criteria", "l1_norm")
+    fig1 = _records(tmp_path, "04_fig1")
+    assert [r["arm"] for r in fig1].count("filter") == 4 and [r["arm"] for r in fig1].count("layer") == 4
+    flops = [r["flops"] for r in fig1 if r["arm"] == "filter"]
+    assert flops == sorted(flops, reverse=True)  # more filters pruned, fewer FLOPs
+    assert os.path.getsize(tmp_path / "figures" / "04_fig1_latency_vs_accuracy_resnet56_fashion_mnist_rgb32_quick.png") > 10_000
+    assert sorted(os.listdir(tmp_path / "baselines")) == [
+        "resnet_fashion_mnist_rgb32_quick_n200_be1_seed0.keras", "vgg19_bn_fashion_mnist_rgb32_quick_n200_be1_seed0.keras"
+    ]  # one ResNet baseline shared by Table 2 and Fig. 1
+    assert all(0 < r["latency_ratio"] < 2 for r in fig1 if r["arm"] != "baseline")
+
+    _run("05_figs2_3_block_importance_resnet56", tmp_path, "--criteria", "l1_norm")
+    with open(tmp_path / "figures" / "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 9 and {"l1_norm", "imprinting", "ensemble"} <= set(rows[0])
+
+    _run("01_table1_iterative_vs_oneshot_resnet56", tmp_path, "--criteria", "l1_norm", "--steps", "2")
+    table1 = _records(tmp_path, "01_table1")
+    filters = [r for r in table1 if r["arm"] == "filter"]
+    assert len(filters) == 4
+    total = 3 * (16 + 32 + 64)
+    for r in filters:
+        assert r["pruned_filters"] == int(r["ratio"] * total + 1e-9)
