@@ -44,7 +44,8 @@ import weakref
 import numpy as np
 
 from dropnet_tf._keras import keras, tf
-from dropnet_tf.foresight.objective import outputs_are_probabilities
+from dropnet_tf.foresight.objective import as_batch, outputs_are_probabilities
+from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
 from dropnet_tf.graph import mask_sources
 from dropnet_tf.masking import require_mask_layers
 from dropnet_tf.statistics import StatisticsCollector
@@ -56,32 +57,8 @@ DEFAULT_BATCH_SIZE = 128
 # --------------------------------------------------------------------------- helpers
 
 
-class _PerModelCache:
-    """Compiled functions keyed by (model, key), forgotten once the model is collected.
-
-    The cached values must not hold the model itself (only its layers / variables, or a
-    weak reference), or the model could never be collected.
-    """
-
-    def __init__(self):
-        self._entries: dict = {}
-
-    def get(self, model, key, build):
-        self._entries = {k: v for k, v in self._entries.items() if v[0]() is not None}
-        entry = self._entries.get((id(model), key))
-        if entry is not None and entry[0]() is model:
-            return entry[1]
-        value = build()
-        self._entries[(id(model), key)] = (weakref.ref(model), value)
-        return value
-
-
-_CACHE = _PerModelCache()
-
-
-def _tf_variable(variable):
-    """The ``tf.Variable`` behind a Keras variable (Keras 3 wraps it; tapes watch the inner one)."""
-    return variable if isinstance(variable, tf.Variable) else variable.value
+# One traced gradient pass per model, shared with the foresight scorers' cache.
+_CACHE = PerModelCache()
 
 
 def _check_batch_size(batch_size) -> int:
@@ -96,18 +73,8 @@ def _labelled_data(data, criterion: str):
         raise ValueError(
             f"The filter criterion {criterion!r} needs data: pass data=(x, y) with inputs and integer labels."
         )
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"data for the filter criterion {criterion!r} must be a pair (x, y), got {type(data).__name__}.")
-    x, y = np.asarray(data[0]), np.asarray(data[1])
-    if y.ndim == 2 and y.shape[1] > 1:
-        y = y.argmax(axis=1)  # one-hot labels
-    y = y.reshape(-1).astype(np.int32)
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError(
-            f"data for the filter criterion {criterion!r}: x has {len(x)} samples and y has {len(y)}; "
-            "they must match and be non-empty."
-        )
-    return x, y
+    x, y = as_batch(data, f"data for the filter criterion {criterion!r}")
+    return x, y.astype(np.int32)
 
 
 def _batches(x, y, batch_size: int):
@@ -316,7 +283,7 @@ class TaylorCriterion(FilterCriterion):
 def _build_gate_gradients(model, layers, x):
     """A traced ``f(x, y) -> [∂L/∂m for every mask]`` of the mean loss of the batch."""
     model_ref = weakref.ref(model)
-    masks = [_tf_variable(layer.mask) for layer in layers]
+    masks = tf_variables([layer.mask for layer in layers])
     probabilities = outputs_are_probabilities(model)
 
     @tf.function(input_signature=_signature(x))
@@ -374,7 +341,7 @@ def _build_feature_map_sums(model, layers, x):
         raise TypeError(f"The filter criterion 'feature_maps' needs a functional or Sequential model; '{model.name}' has no graph.")
     output = _single_output(list(outputs))
     feature_model = keras.Model(model.inputs, [layer.output for layer in layers] + [output])
-    masks = [_tf_variable(layer.mask) for layer in layers]
+    masks = tf_variables([layer.mask for layer in layers])
     probabilities = outputs_are_probabilities(model)
     count = len(layers)
 
