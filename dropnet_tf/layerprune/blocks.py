@@ -87,6 +87,21 @@ def _upstream_path(graph: LayerGraph, start: str) -> list[str]:
     return path
 
 
+def _downstream_tail(graph: LayerGraph, start: str, classes) -> list[str]:
+    """The layers after ``start`` that each solely read the previous one and are of ``classes``."""
+    tail = []
+    output = start
+    while True:
+        users = graph[output].consumers
+        if len(users) != 1 or output in graph.outputs:
+            return tail
+        user = graph[users[0]]
+        if user.class_name not in classes or len(user.inbound) != 1:
+            return tail
+        output = user.name
+        tail.append(output)
+
+
 def _same_shape(graph: LayerGraph, a: str, b: str) -> bool:
     return tuple(graph.output_shape(a))[1:] == tuple(graph.output_shape(b))[1:]
 
@@ -105,17 +120,9 @@ def _residual_blocks(graph: LayerGraph) -> list[Block]:
             continue  # two independent branches: not a residual block
         index_a, block_input = common
         branch_a, branch_b = path_a[:index_a], path_b[: in_b[block_input]]
-        layers = set(branch_a) | set(branch_b) | {node.name}
-        output = node.name
-        while True:
-            users = graph[output].consumers
-            if len(users) != 1 or output in graph.outputs:
-                break
-            user = graph[users[0]]
-            if user.class_name not in _BLOCK_ACTIVATIONS or len(user.inbound) != 1:
-                break
-            output = user.name
-            layers.add(output)
+        tail = _downstream_tail(graph, node.name, _BLOCK_ACTIVATIONS)
+        layers = set(branch_a) | set(branch_b) | {node.name} | set(tail)
+        output = tail[-1] if tail else node.name
         name = node.name[: -len("_add")] if node.name.endswith("_add") and len(node.name) > 4 else node.name
         projection = bool(branch_a) and bool(branch_b)
         found.append(
@@ -160,17 +167,8 @@ def _conv_layers(graph: LayerGraph) -> list[Block]:
     for node in graph:
         if node.class_name not in _CONV_CLASSES or len(node.inbound) != 1:
             continue
-        layers = [node.name]
-        output = node.name
-        while True:
-            users = graph[output].consumers
-            if len(users) != 1 or output in graph.outputs:
-                break
-            user = graph[users[0]]
-            if user.class_name not in _LAYER_TAIL or len(user.inbound) != 1:
-                break
-            output = user.name
-            layers.append(output)
+        layers = [node.name, *_downstream_tail(graph, node.name, _LAYER_TAIL)]
+        output = layers[-1]
         found.append(
             Block(
                 name=node.name,
