@@ -210,7 +210,8 @@ class ChannelPlan:
     # -- 3. kept channels ---------------------------------------------------------------
 
     def _kept_channels(self):
-        spaces = {self.space(node.name) for node in self.graph}
+        # In the order of their first layer, so that a Flatten's input space comes before its own.
+        spaces = list(dict.fromkeys(self.space(node.name) for node in self.graph))
         size = {self.space(node.name): self.channels[node.name] for node in self.graph}
         needed = {s: np.full(size[s], s in self.pinned) for s in spaces}
         readers = []  # (space read, tensor read, reading node)
@@ -235,7 +236,7 @@ class ChannelPlan:
                     needed[space], changed = new, True
         self.kept_by_space: dict[str, np.ndarray] = {}
         self.collapsed: list[str] = []
-        for space in self._space_order(spaces):
+        for space in spaces:
             if space in self.derived:
                 flatten = self.graph[self.derived[space]]
                 source = flatten.inbound[0]
@@ -267,16 +268,6 @@ class ChannelPlan:
             return keep
         spare = np.setdiff1d(np.arange(size), keep)[: target - keep.size]
         return np.sort(np.concatenate([keep, spare]))
-
-    def _space_order(self, spaces):
-        """Spaces in the order of their first layer, so a Flatten's input comes first."""
-        order, seen = [], set()
-        for node in self.graph:
-            space = self.space(node.name)
-            if space not in seen:
-                seen.add(space)
-                order.append(space)
-        return order
 
     # -- 4. masks that must still zero a kept channel -----------------------------------
 
@@ -418,10 +409,6 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
     return new_model
 
 
-def _input_rows(plan: ChannelPlan, node) -> np.ndarray:
-    return plan.kept[node.inbound[0]]
-
-
 def _sliced_weights(plan: ChannelPlan, node) -> list[np.ndarray]:
     weights = [np.array(w) for w in node.layer.get_weights()]
     kind = plan.kind[node.name]
@@ -430,7 +417,7 @@ def _sliced_weights(plan: ChannelPlan, node) -> list[np.ndarray]:
     # Where in the kept list the channels to be zeroed are.
     zero_at = np.searchsorted(out, zero_positions) if zero_positions else np.array([], int)
     if kind == "producer":
-        kernel = weights[0][..., _input_rows(plan, node), :][..., out]
+        kernel = weights[0][..., plan.kept[node.inbound[0]], :][..., out]
         kernel[..., zero_at] = 0.0
         sliced = [kernel]
         if len(weights) > 1:
