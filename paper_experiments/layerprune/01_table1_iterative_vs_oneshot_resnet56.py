@@ -8,8 +8,8 @@ mini-batches of fine-tuning in between; every pruned network is compacted and fi
 """
 
 from layerprune_protocol import (
-    CRITERION_LABELS, Runner, baseline, csv_rows, filter_prune, finetune, model_label, os, parse_args,
-    prepare_data, provenance, scale_of, selected, test_accuracy, write_markdown, cost,
+    CRITERION_LABELS, baseline, cost, filter_prune, finetune, model_label, provenance, selected, setup,
+    test_accuracy, write_outputs,
 )
 
 SCRIPT = "01_table1_iterative_vs_oneshot_resnet56"
@@ -21,10 +21,7 @@ PAPER_CIFAR10_20 = {"l1_norm": (92.35, 92.31), "feature_maps": (91.94, 91.9), "t
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], "cifar10", argv)
-    scale = scale_of(args)
-    data = prepare_data(args, scale)
-    runner = Runner(args, SCRIPT)
+    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
@@ -63,10 +60,7 @@ def outputs(args, scale, data, records):
                          f"{paper[0] if paper else '–'} | {paper[1] if paper else '–'} |")
             rows.append({"ratio": ratio, "criterion": criterion, "iterative": it, "one_shot": one})
     lines += ["", f"Made with: {provenance(args, scale, data, SCRIPT)}."]
-    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
-    written = [write_markdown(stem + ".md", lines), csv_rows(stem + ".csv", rows)]
-    print("\n".join(lines))
-    return written
+    return write_outputs(args, SCRIPT, lines, rows)
 
 
 if __name__ == "__main__":

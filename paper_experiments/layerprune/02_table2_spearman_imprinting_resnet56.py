@@ -8,8 +8,8 @@ one-shot ranking and the iterative re-ranking of the blocks still present.
 """
 
 from layerprune_protocol import (
-    Runner, baseline, copy_model, csv_rows, finetune, model_label, os, parse_args, prepare_data, provenance,
-    remove_blocks, scale_of, scoring_data, write_markdown,
+    baseline, copy_model, finetune, model_label, provenance, remove_blocks, scoring_data, setup,
+    write_outputs,
 )
 
 from dropnet_tf.layerprune import find_blocks, imprinting_importance, iterative_block_ranking
@@ -21,10 +21,7 @@ PAPER_CIFAR10 = {1: (93.32, 93.32, 0.99), 2: (93.28, 93.31, 0.97), 3: (93.17, 93
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], "cifar10", argv)
-    scale = scale_of(args)
-    data = prepare_data(args, scale)
-    runner = Runner(args, SCRIPT)
+    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:
         if all(runner.done(n=n, seed=seed) for n in N_PRUNED):
             continue
@@ -69,10 +66,7 @@ def outputs(args, scale, data, records):
     lines += ["", "Blocks removed (seed 0): " + "; ".join(
         f"N={r['n']}: one-shot {r['one_shot_removed']}, iterative {r['iterative_removed']}" for r in rows),
         "", f"Made with: {provenance(args, scale, data, SCRIPT)}."]
-    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
-    written = [write_markdown(stem + ".md", lines), csv_rows(stem + ".csv", rows)]
-    print("\n".join(lines))
-    return written
+    return write_outputs(args, SCRIPT, lines, rows)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ accuracy after fine-tuning.
 """
 
 from layerprune_protocol import (
-    Runner, architecture, baseline, copy_model, cost, csv_rows, filter_prune, finetune, layer_prune, model_label,
-    os, parse_args, prepare_data, provenance, removable_ranking, scale_of, selected, test_accuracy, write_markdown,
+    architecture, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label, provenance,
+    removable_ranking, selected, setup, test_accuracy, write_outputs,
 )
 
 SCRIPT = "03_table3_architectures_vgg19_bn"
@@ -34,10 +34,7 @@ def with_zeros(base, pruned, removed):
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], "cifar100", argv)
-    scale = scale_of(args)
-    data = prepare_data(args, scale)
-    runner = Runner(args, SCRIPT)
+    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar100", SCRIPT, argv)
     for seed in scale.seeds:
         base = baseline("vgg19_bn", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed},
@@ -78,10 +75,7 @@ def outputs(args, scale, data, records):
         table.append({"method": method, "accuracy": r["accuracy"], "latency_s": r["latency_s"],
                       "parameters": r["parameters"], "architecture": arch})
     lines += ["", f"Made with: {provenance(args, scale, data, SCRIPT)}."]
-    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
-    written = [write_markdown(stem + ".md", lines), csv_rows(stem + ".csv", table)]
-    print("\n".join(lines))
-    return written
+    return write_outputs(args, SCRIPT, lines, table)
 
 
 if __name__ == "__main__":

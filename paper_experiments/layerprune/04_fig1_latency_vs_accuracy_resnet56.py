@@ -10,9 +10,8 @@ removing blocks a lot.
 """
 
 from layerprune_protocol import (
-    CRITERION_LABELS, Runner, baseline, copy_model, cost, csv_rows, filter_prune, finetune, layer_prune,
-    model_label, os, parse_args, prepare_data, provenance, removable_ranking, save_figure, scale_of, selected,
-    test_accuracy, write_markdown,
+    CRITERION_LABELS, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label,
+    provenance, removable_ranking, selected, setup, test_accuracy, write_outputs,
 )
 
 SCRIPT = "04_fig1_latency_vs_accuracy_resnet56"
@@ -21,10 +20,7 @@ BLOCKS = (1, 2, 3, 4)
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], "cifar10", argv)
-    scale = scale_of(args)
-    data = prepare_data(args, scale)
-    runner = Runner(args, SCRIPT)
+    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
         runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
@@ -79,15 +75,12 @@ def outputs(args, scale, data, records):
     ax.grid(alpha=0.3)
     caption = provenance(args, scale, data, SCRIPT)
     fig.text(0.0, -0.08, "Star: the smallest pruning of each method. " + caption, fontsize=6, wrap=True)
-    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
-    written = [save_figure(fig, stem + ".png"), csv_rows(stem + ".csv", rows)]
-    plt.close(fig)
     lines = [f"# LayerPrune supplement Fig. 1 data, {model_label('resnet', scale)}", "",
              "| Method | Pruned | Accuracy (%) | Latency reduction (%) | FLOP reduction (%) |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['method']} | {r['amount']} | {r['accuracy']:.2f} | {r['latency_reduction']:.1f} | {r['flop_reduction']:.1f} |" for r in rows]
     lines += ["", f"Made with: {caption}."]
-    written.append(write_markdown(stem + ".md", lines))
-    print("\n".join(lines))
+    written = write_outputs(args, SCRIPT, lines, rows, figure=fig)
+    plt.close(fig)
     return written
 
 

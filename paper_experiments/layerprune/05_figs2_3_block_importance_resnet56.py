@@ -8,8 +8,7 @@ the legend lists the blocks from least to most important, as the supplement's do
 """
 
 from layerprune_protocol import (
-    Runner, baseline, csv_rows, model_label, os, parse_args, prepare_data, provenance, save_figure,
-    scale_of, scoring_data, selected,
+    baseline, model_label, provenance, scoring_data, selected, setup, write_outputs,
 )
 
 import dropnet_tf
@@ -24,10 +23,7 @@ CRITERIA = {"l1_norm": "Weight magnitude", "bn_scale": "Batch normalization", "t
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], "cifar10", argv)
-    scale = scale_of(args)
-    data = prepare_data(args, scale)
-    runner = Runner(args, SCRIPT)
+    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
 
@@ -76,9 +72,8 @@ def outputs(args, scale, data, records):
     caption = provenance(args, scale, data, SCRIPT)
     fig.tight_layout()
     fig.text(0.0, -0.04, "\n".join(textwrap.wrap(caption, 200)), fontsize=7)
-    stem = os.path.join(args.figures, f"{SCRIPT}_{args.dataset}_{args.scale}")
     rows = [{"block": b, **{k: importance[k][b] for k in labels}} for b in blocks]
-    written = [save_figure(fig, stem + ".png"), csv_rows(stem + ".csv", rows)]
+    written = write_outputs(args, SCRIPT, [], rows, figure=fig)
     plt.close(fig)
     print("\n".join(f"{k}: least important first: {sorted(blocks, key=lambda b: importance[k][b])[:5]}" for k in labels))
     return written

@@ -48,6 +48,7 @@ from dropnet_protocol import STANDINS, load_data  # noqa: E402
 import dropnet_tf  # noqa: E402
 from dropnet_tf._keras import KERAS_MAJOR, keras, tf  # noqa: E402
 from dropnet_tf.compaction import compare_latency, count_flops, count_parameters, measure_latency  # noqa: E402
+from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate  # noqa: E402
 from dropnet_tf.layerprune import (  # noqa: E402
     FILTER_CRITERIA,
     cifar_resnet_layerprune,
@@ -151,14 +152,21 @@ def scale_of(args) -> Scale:
     return dataclasses.replace(scale, **changes)
 
 
-def run_tag(args) -> str:
-    """``<dataset>_<scale>``, plus every override, so runs with other settings never mix."""
+#: CLI overrides that change results, with the short form they take in file names.
+_OVERRIDES = (("max_train", "n"), ("baseline_epochs", "be"), ("finetune_epochs", "fe"))
+
+
+def run_tag(args, baseline: bool = False) -> str:
+    """``<dataset>_<scale>``, plus every override, so runs with other settings never mix.
+
+    ``baseline=True``: only what the baseline depends on (its data and its own training).
+    """
     tag = f"{args.dataset}_{args.scale}"
-    for option, short in (("max_train", "n"), ("baseline_epochs", "be"), ("finetune_epochs", "fe")):
+    for option, short in _OVERRIDES[:2] if baseline else _OVERRIDES:
         value = getattr(args, option, None)
         if value is not None:
             tag += f"_{short}{value}"
-    if getattr(args, "steps", 10) != 10:
+    if not baseline and getattr(args, "steps", 10) != 10:
         tag += f"_s{args.steps}"
     return tag
 
@@ -197,10 +205,21 @@ def model_label(model: str, scale: Scale) -> str:
     return "VGG19-BN" if scale.vgg_width == 1.0 else f"VGG19-BN (width ×{scale.vgg_width:g})"
 
 
-def compile_for_training(model, learning_rate: float, scale: Scale, schedule=None):
-    optimizer = keras.optimizers.SGD(learning_rate=schedule or learning_rate, momentum=0.9,
-                                     weight_decay=scale.weight_decay)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+def _sgd(scale: Scale, epochs: int, learning_rate: float, drops=()) -> TrainingProtocol:
+    return TrainingProtocol(epochs=epochs, learning_rate=learning_rate, batch_size=scale.batch_size, momentum=0.9,
+                            nesterov=False, weight_decay=scale.weight_decay, learning_rate_drops=drops)
+
+
+def baseline_protocol(scale: Scale, data) -> TrainingProtocol:
+    """Training from scratch: SGD, momentum 0.9, ×0.1 after each of ``scale.baseline_drops`` epochs."""
+    steps = int(np.ceil(len(data.x_train) / scale.batch_size))
+    drops = tuple((epoch * steps, 0.1) for epoch in scale.baseline_drops)
+    return _sgd(scale, scale.baseline_epochs, scale.baseline_lr, drops)
+
+
+def finetune_protocol(scale: Scale) -> TrainingProtocol:
+    """Supplement 1.1: fine-tuning with SGD at 1e-3."""
+    return _sgd(scale, scale.finetune_epochs, scale.finetune_lr)
 
 
 def test_accuracy(model, data) -> float:
@@ -218,37 +237,25 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     """The trained baseline, loaded from ``--out`` if an earlier run saved it."""
     log = log or (lambda *_: None)
     suffix = "keras" if KERAS_MAJOR >= 3 else "h5"
-    tag = f"{args.dataset}_{args.scale}"  # the baseline depends on data and its own training only
-    for option, short in (("max_train", "n"), ("baseline_epochs", "be")):
-        if getattr(args, option, None) is not None:
-            tag += f"_{short}{getattr(args, option)}"
-    path = os.path.join(args.out, "baselines", f"{model}_{tag}_seed{seed}.{suffix}")
+    path = os.path.join(args.out, "baselines", f"{model}_{run_tag(args, baseline=True)}_seed{seed}.{suffix}")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        start = time.perf_counter()
+        trainee = build(model, data, scale, seed)
+        trained = train_and_evaluate(trainee, data, baseline_protocol(scale, data), seed=seed)
+        _save_model_atomic(trainee, path)
+        log(f"baseline {model} seed {seed}: test accuracy {trained['top1']:.4f} "
+            f"({time.perf_counter() - start:.0f} s, saved {os.path.relpath(path, ROOT)})")
+    # Always from the saved file into an uncompiled model: a fresh run and a resumed one
+    # then start from the same weights, and clones carry no training state.
     net = build(model, data, scale, seed)
-    if os.path.exists(path):
-        net.set_weights(keras.models.load_model(path, compile=False).get_weights())
-        return net
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    steps = int(np.ceil(len(data.x_train) / scale.batch_size))
-    boundaries = [drop * steps for drop in scale.baseline_drops]
-    values = [scale.baseline_lr * 0.1**k for k in range(len(boundaries) + 1)]
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else None
-    compile_for_training(net, scale.baseline_lr, scale, schedule)
-    start = time.perf_counter()
-    net.fit(data.x_train, data.y_train, batch_size=scale.batch_size, epochs=scale.baseline_epochs, verbose=0)
-    _save_model_atomic(net, path)
-    log(f"baseline {model} seed {seed}: test accuracy {test_accuracy(net, data):.4f} "
-        f"({time.perf_counter() - start:.0f} s, saved {os.path.relpath(path, ROOT)})")
+    net.set_weights(keras.models.load_model(path, compile=False).get_weights())
     return net
 
 
 def finetune(model, data, scale: Scale, seed: int) -> float:
     """Supplement 1.1: fine-tune with SGD at 1e-3; returns the test accuracy."""
-    if scale.finetune_epochs > 0:
-        keras.utils.set_random_seed(seed)
-        compile_for_training(model, scale.finetune_lr, scale)
-        model.fit(data.x_train, data.y_train, batch_size=scale.batch_size, epochs=scale.finetune_epochs, verbose=0)
-    return test_accuracy(model, data)
+    return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed)["top1"]
 
 
 def copy_model(model):
@@ -289,7 +296,7 @@ def filter_prune(base, criterion: str, *, fraction: float, schedule: str, data, 
     x, y = scoring_data(data, scale, seed)
     between = None
     if schedule == "iterative" and between_batches > 0:
-        compile_for_training(masked, scale.finetune_lr, scale)
+        masked.compile(optimizer=finetune_protocol(scale).make_optimizer(), loss="sparse_categorical_crossentropy")
         rng = np.random.default_rng(seed)
 
         def between(model, step):
@@ -412,8 +419,24 @@ def provenance(args, scale: Scale, data, script: str) -> str:
             f"latency: median of {scale.latency_repeats} calls at batch {scale.latency_batch} on this machine; `{command}`")
 
 
-def csv_rows(path: str, rows: list[dict]) -> str:
-    return write_csv(path, rows)
+def setup(description: str, default_dataset: str, script: str, argv=None):
+    """What every script starts with: ``(args, scale, data, runner)``."""
+    args = parse_args(description, default_dataset, argv)
+    scale = scale_of(args)
+    return args, scale, prepare_data(args, scale), Runner(args, script)
+
+
+def write_outputs(args, script: str, lines: list[str], rows: list[dict], figure=None) -> list[str]:
+    """The script's Markdown table, CSV (and PNG) in ``--figures``; prints the table."""
+    stem = os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}")
+    written = []
+    if figure is not None:
+        written.append(save_figure(figure, stem + ".png"))
+    if lines:
+        written.append(write_markdown(stem + ".md", lines))
+        print("\n".join(lines))
+    written.append(write_csv(stem + ".csv", rows))
+    return written
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]
