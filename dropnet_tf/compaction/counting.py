@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 
 from dropnet_tf._keras import keras
+from dropnet_tf.compaction.compact import compact
 from dropnet_tf.masking import mask_layers
 
 _layers = keras.layers
@@ -160,13 +161,6 @@ def _walk(model, prefix: str = ""):
             yield name, layer
 
 
-def _compact(model):
-    # Imported here so that this module imports (and counts plain models) on its own.
-    from dropnet_tf.compaction.compact import compact
-
-    return compact(model)
-
-
 # ------------------------------------------------------------------------------ public API
 
 
@@ -205,7 +199,7 @@ def count_flops(model, batch_size: int = 1, *, effective: bool = False) -> int:
     _check_model(model, "count_flops")
     batch_size = _check_batch_size(batch_size)
     if effective and mask_layers(model):
-        return count_flops(_compact(model), batch_size)
+        return count_flops(compact(model), batch_size)
     return int(sum(layer_flops(model, batch_size).values()))
 
 
@@ -228,7 +222,7 @@ def count_parameters(model, trainable_only: bool = False, *, effective: bool = F
     _check_model(model, "count_parameters")
     masks = mask_layers(model)
     if effective and masks:
-        return count_parameters(_compact(model), trainable_only)
+        return count_parameters(compact(model), trainable_only)
     excluded = {id(layer.mask) for layer in masks if getattr(layer, "mask", None) is not None}
     variables = model.trainable_weights if trainable_only else model.weights
     seen: set[int] = set()
