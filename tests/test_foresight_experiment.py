@@ -42,18 +42,51 @@ PROTOCOL = TrainingProtocol(epochs=1, learning_rate=0.05, batch_size=32)
 
 def test_grid_records_resume_and_compression(tmp_path, monkeypatch):
     results = tmp_path / "r.jsonl"
-    records = run_foresight_grid(results, "exp", build, tiny_data(), [REFERENCE, "random", "snip"], [4, 8], [0, 1],
+    built = {}
+
+    def build_and_keep(seed, init):
+        # Keep every model the grid trains, so that its masks can be read afterwards.
+        model = build(seed, init)
+        built.setdefault(seed, []).append(model)
+        return model
+
+    # r = 3 does not divide the 256 prunable weights: round(256 / 3) = 85 are kept, so
+    # r_e = 256 / 85 = 3.0118.  Keeping 86 (ceil) or 84 would still be within 5 % of r,
+    # which is why the ratio is checked exactly here and not with a tolerance.
+    compressions = [3, 8]
+    methods = [REFERENCE, "random", "snip"]
+    records = run_foresight_grid(results, "exp", build_and_keep, tiny_data(), methods, compressions, [0, 1],
                                  PROTOCOL, scoring_batch_size=30, log=None, extra={"model": "mlp"})
     # reference once per seed at r = 1, the others at every r
     assert len(records) == 2 + 2 * 2 * 2
+    prunable = 10 * 16 + 16 * 6
+    # Runs happen method by method, r by r, seed by seed: pair each record with its model.
+    order = [(m, r, s) for m in methods for r in ([1.0] if m == REFERENCE else compressions) for s in (0, 1)]
+    models = {}
+    for method, compression, seed in order:
+        models[(method, float(compression), seed)] = built[seed].pop(0)
     for record in records:
         assert record["model"] == "mlp" and 0 <= record["top1"] <= record["top5"] <= 1
-        expected = record["compression"]
-        assert record["empirical_ratio"] == pytest.approx(expected, rel=0.05)
-        assert record["prunable"] == 10 * 16 + 16 * 6
+        model = models[(record["method"], record["compression"], record["seed"])]
+        masks = get_weight_masks(model)
+        # Counted here with numpy from the trained model's masks, not taken from the report.
+        kept = int(sum(np.count_nonzero(m) for m in masks.values()))
+        # Selection keeps exactly round(n / r) weights (thesis eq. 4.1), 32 for r = 8.
+        expected_kept = int(np.floor(prunable / record["compression"] + 0.5))
+        assert kept == expected_kept, (record["method"], record["compression"], kept)
+        assert record["prunable"] == prunable == sum(m.size for m in masks.values())
+        assert record["nonzero"] == kept
+        assert record["empirical_ratio"] == prunable / kept
+        assert record["compression_error"] == (record["compression"] - prunable / kept) / record["compression"]
+        assert record["per_weight_density"] == {name: np.count_nonzero(m) / m.size for name, m in masks.items()}
+        # Training kept the pruned weights at zero and the sparse network did train.
+        for layer in model.layers:
+            kernel = layer.kernel.numpy()
+            assert np.all(kernel[masks[f"{layer.name}/kernel"] == 0] == 0)
+    assert records[0]["empirical_ratio"] == 1.0 and records[0]["nonzero"] == prunable
     # a second call trains nothing: every run is already in the file
     monkeypatch.setattr(fe, "train_and_evaluate", lambda *a, **k: pytest.fail("retrained a finished run"))
-    again = run_foresight_grid(results, "exp", build, tiny_data(), [REFERENCE, "random", "snip"], [4, 8], [0, 1],
+    again = run_foresight_grid(results, "exp", build, tiny_data(), methods, compressions, [0, 1],
                                PROTOCOL, scoring_batch_size=30, log=None)
     assert again == records
 
