@@ -317,3 +317,120 @@ def test_add_weight_masks_reaches_into_nested_models():
     masked = fs.add_weight_masks(model)
     np.testing.assert_allclose(masked(x).numpy(), model(x).numpy(), rtol=1e-6, atol=1e-7)
     assert sorted(fs.get_weight_masks(masked)) == ["inner_dense/kernel", "outer_dense/kernel"]
+
+
+# --------------------------------------------------------------------------------------------
+# Masks under steps_per_execution > 1, in custom loops, and on biases (prune_bias)
+# --------------------------------------------------------------------------------------------
+
+
+def masked_mlp_with_half_masks(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = small_model(fs.MaskedDense, (6,), dict(units=5))
+    layer = model.get_layer("target")
+    masks = random_half_masks(layer, seed=seed)
+    fs.set_weight_masks(model, masks)
+    return model, layer, masks["target/kernel"]
+
+
+def training_batches(steps=8, batch_size=6, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(steps * batch_size, 6)).astype(np.float32)
+    y = rng.integers(0, 3, size=steps * batch_size)
+    return x, y
+
+
+def test_masks_hold_with_steps_per_execution():
+    # Four optimizer steps run inside one tf.function call; the mask must be enforced after
+    # each of them, not once per call.  The result must equal a one-step-per-call run.
+    x, y = training_batches()
+    finals = {}
+    for steps in (4, 1):
+        model, layer, mask = masked_mlp_with_half_masks()
+        before = layer.kernel.numpy().copy()
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
+                      steps_per_execution=steps)
+        model.fit(x, y, batch_size=6, epochs=1, shuffle=False, verbose=0)
+        kernel = layer.kernel.numpy()
+        assert np.all(kernel[mask == 0] == 0.0), f"steps_per_execution={steps}: pruned weights moved"
+        assert np.all(kernel[mask == 1] != before[mask == 1]), f"steps_per_execution={steps}: kept weights frozen"
+        finals[steps] = kernel
+    np.testing.assert_allclose(finals[4], finals[1], rtol=1e-5, atol=1e-7)
+
+
+def test_masks_hold_in_a_custom_training_loop():
+    # The same loop on a plain Dense model, masked by hand after every step, is the reference.
+    x, y = training_batches()
+    model, layer, mask = masked_mlp_with_half_masks()
+    plain = small_model(keras.layers.Dense, (6,), dict(units=5))
+    plain.get_layer("target").set_weights([layer.kernel.numpy(), layer.bias.numpy()])
+    plain.get_layer("head").set_weights(model.get_layer("head").get_weights())
+    before = layer.kernel.numpy().copy()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    for m, by_hand in ((model, False), (plain, True)):
+        optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+        for step in range(8):
+            xb, yb = x[step * 6:(step + 1) * 6], y[step * 6:(step + 1) * 6]
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, m(xb, training=True))
+            grads = tape.gradient(loss, m.trainable_variables)
+            optimizer.apply_gradients(zip(grads, m.trainable_variables))
+            if by_hand:
+                kernel = m.get_layer("target").kernel
+                kernel.assign(kernel * mask)
+    kernel = layer.kernel.numpy()
+    assert np.all(kernel[mask == 0] == 0.0), "pruned weights moved in a custom loop"
+    assert np.all(kernel[mask == 1] != before[mask == 1])
+    np.testing.assert_allclose(kernel, plain.get_layer("target").kernel.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def bias_model(prune_bias):
+    keras.utils.set_random_seed(2)
+    model = small_model(fs.MaskedDense, (6,), dict(units=5, activation="tanh"), prune_bias=prune_bias)
+    layer = model.get_layer("target")
+    rng = np.random.default_rng(2)
+    layer.kernel.assign(rng.normal(size=(6, 5)).astype(np.float32))
+    # Two tiny biases: the two smallest magnitudes of all 35 kernel and bias entries.
+    layer.bias.assign(np.array([0.8, -1e-3, 2.0, 1e-4, -0.9], np.float32))
+    return model, layer
+
+
+def top_magnitudes(values, k):
+    """0/1 mask keeping the k largest |values| (numpy; no ties in these draws)."""
+    flat = np.abs(values).ravel()
+    keep = np.zeros(flat.size, np.float32)
+    keep[np.argsort(flat)[::-1][:k]] = 1.0
+    return keep.reshape(values.shape)
+
+
+def test_pruned_biases_stay_exactly_zero_through_training():
+    model, layer = bias_model(prune_bias=True)
+    kernel, bias = layer.kernel.numpy().copy(), layer.bias.numpy().copy()
+    assert [w.name for w in fs.prunable_weights(model)] == ["target/kernel", "target/bias"]
+    fs.prune_at_init(model, "global_magnitude", 2)
+    # Global magnitude over kernel and bias together: round(35 / 2) = 18 largest |θ|.
+    expected = top_magnitudes(np.concatenate([kernel.ravel(), bias]), 18)
+    masks = fs.get_weight_masks(model)
+    np.testing.assert_array_equal(masks["target/kernel"].ravel(), expected[:30])
+    np.testing.assert_array_equal(masks["target/bias"], expected[30:])
+    pruned_bias = expected[30:] == 0
+    assert pruned_bias[[1, 3]].all()  # the two tiny biases went
+    np.testing.assert_array_equal(layer.bias.numpy(), bias * expected[30:])
+    fit_briefly(model, (6,), keras.optimizers.SGD(0.1, momentum=0.9))
+    trained = layer.bias.numpy()
+    assert np.all(trained[pruned_bias] == 0.0), f"pruned biases moved: {trained[pruned_bias]}"
+    assert np.all(trained[~pruned_bias] != bias[~pruned_bias])
+
+
+def test_biases_are_never_masked_without_prune_bias():
+    model, layer = bias_model(prune_bias=False)
+    kernel, bias = layer.kernel.numpy().copy(), layer.bias.numpy().copy()
+    assert [w.name for w in fs.prunable_weights(model)] == ["target/kernel"]
+    fs.prune_at_init(model, "global_magnitude", 2)
+    # Only the kernel is scored: round(30 / 2) = 15 of its entries, the biases untouched.
+    np.testing.assert_array_equal(fs.get_weight_masks(model)["target/kernel"], top_magnitudes(kernel, 15))
+    np.testing.assert_array_equal(layer.bias.numpy(), bias)
+    fit_briefly(model, (6,), keras.optimizers.SGD(0.1, momentum=0.9))
+    # The tiny biases a bias mask would have zeroed train freely.
+    assert np.all(layer.bias.numpy() != bias)
+    assert np.all(layer.bias.numpy() != 0.0)
