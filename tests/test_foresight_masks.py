@@ -434,3 +434,77 @@ def test_biases_are_never_masked_without_prune_bias():
     # The tiny biases a bias mask would have zeroed train freely.
     assert np.all(layer.bias.numpy() != bias)
     assert np.all(layer.bias.numpy() != 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# The scope behind every method name, by behaviour
+# --------------------------------------------------------------------------------------------
+
+#: What each name of foresight.METHODS must be: (scorer class name, selection scope).
+EXPECTED_METHODS = {
+    "random": ("RandomScorer", "global"),
+    "global_magnitude": ("MagnitudeScorer", "global"),
+    "layer_magnitude": ("MagnitudeScorer", "layer"),
+    "global_gradient": ("GradientScorer", "global"),
+    "layer_gradient": ("GradientScorer", "layer"),
+    "global_activation": ("ActivationScorer", "global"),
+    "layer_activation": ("ActivationScorer", "layer"),
+    "global_lap": ("LAPScorer", "global"),
+    "layer_lap": ("LAPScorer", "layer"),
+    "lamp": ("LAMPScorer", "global"),
+    "snip": ("SNIPScorer", "global"),
+    "grasp": ("GraSPScorer", "global"),
+    "synflow": ("SynFlowScorer", "global"),
+    "obd": ("OBDScorer", "global"),
+}
+
+
+def two_scale_model():
+    """6 → 8 (tanh) → 4 logits; the first kernel ~N(0, 10²), the second ~N(0, 0.1²)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((6,)), fs.MaskedDense(8, activation="tanh", name="a"), fs.MaskedDense(4, name="b")]
+    )
+    rng = np.random.default_rng(0)
+    model.get_layer("a").kernel.assign(rng.normal(scale=10.0, size=(6, 8)).astype(np.float32))
+    model.get_layer("b").kernel.assign(rng.normal(scale=0.1, size=(8, 4)).astype(np.float32))
+    return model
+
+
+def test_method_registry_matches_the_expected_table():
+    assert set(fs.METHODS) == set(EXPECTED_METHODS) == set(fs.THESIS_LABELS)
+    for name, (scorer, scope) in EXPECTED_METHODS.items():
+        resolved, resolved_scope = fs.resolve_method(name)
+        assert (type(resolved).__name__, resolved_scope) == (scorer, scope), name
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_METHODS))
+def test_each_method_selects_with_its_scope(name):
+    # r = 4 of 48 + 32 weights: 20 kept in all; layer-wise exactly 12 and 8.  A global
+    # selection on layers of such different scales keeps another split (every method
+    # here does; how far off depends on the scorer), a layer-wise one keeps exactly 12 and 8.
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), np.arange(16) % 4
+    model = two_scale_model()
+    fs.prune_at_init(model, name, 4, (x, y), seed=0)
+    kept = {k: int(np.count_nonzero(m)) for k, m in fs.get_weight_masks(model).items()}
+    assert sum(kept.values()) == 20
+    if EXPECTED_METHODS[name][1] == "layer":
+        assert kept == {"a/kernel": 12, "b/kernel": 8}, f"{name} should select per layer, kept {kept}"
+    else:
+        assert kept != {"a/kernel": 12, "b/kernel": 8}, f"{name} should select globally, kept {kept}"
+
+
+def test_magnitude_methods_keep_numpys_top_magnitudes_in_their_scope():
+    model = two_scale_model()
+    a, b = (model.get_layer(n).kernel.numpy() for n in ("a", "b"))
+    fs.prune_at_init(model, "global_magnitude", 4)
+    both = top_magnitudes(np.concatenate([a.ravel(), b.ravel()]), 20)
+    masks = fs.get_weight_masks(model)
+    np.testing.assert_array_equal(masks["a/kernel"].ravel(), both[:48])
+    np.testing.assert_array_equal(masks["b/kernel"].ravel(), both[48:])
+    model = two_scale_model()
+    fs.prune_at_init(model, "layer_magnitude", 4)
+    masks = fs.get_weight_masks(model)
+    np.testing.assert_array_equal(masks["a/kernel"], top_magnitudes(a, 12))
+    np.testing.assert_array_equal(masks["b/kernel"], top_magnitudes(b, 8))
