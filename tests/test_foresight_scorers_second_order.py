@@ -432,3 +432,78 @@ def test_synflow_scores_subclassed_models_in_place_and_restores_them():
     reference = SynFlowScorer().score(twin, prunable_weights(twin))
     for ours, w in zip(scores.values(), prunable_weights(twin)):
         np.testing.assert_allclose(ours, reference[w.name], rtol=1e-5)
+
+
+def dense_bn_dense(bn_values):
+    """3 → Dense(4) → BatchNormalization → ReLU → Dense(2) with fixed signed weights."""
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential(
+        [keras.Input((3,)), MaskedDense(4, name="d0"), L.BatchNormalization(name="bn"), L.ReLU(), MaskedDense(2, name="d1")]
+    )
+    rng = np.random.default_rng(10)
+    model.get_layer("d0").kernel.assign(rng.normal(size=(3, 4)).astype(np.float32))
+    model.get_layer("d0").bias.assign(rng.normal(size=4).astype(np.float32))
+    model.get_layer("d1").kernel.assign(rng.normal(size=(4, 2)).astype(np.float32))
+    model.get_layer("d1").bias.assign(rng.normal(size=2).astype(np.float32))
+    bn = model.get_layer("bn")
+    for name, value in bn_values.items():
+        getattr(bn, name).assign(np.asarray(value, np.float32))
+    return model
+
+
+SIGNED_BN = {
+    "gamma": [-1.5, 0.5, -0.25, 2.0],
+    "beta": [-0.75, 0.3, -2.0, 0.1],
+    "moving_mean": [-3.0, 1.0, -0.5, -4.0],
+    "moving_variance": [0.5, 2.0, 1.5, 0.25],
+}
+
+
+def reference_synflow(model, bn_abs=True):
+    """SynFlow scores of the Dense-BN-Dense model, written out independently of the scorer.
+
+    Every parameter is |θ| (BatchNorm's γ, β and moving statistics too, unless
+    ``bn_abs=False``), BatchNorm in inference mode, an all-ones input; R = Σ outputs,
+    score = |∂R/∂θ ⊙ θ| from a float64 tf.GradientTape.  R is also computed in plain numpy.
+    """
+    def value(layer, name):
+        return np.asarray(getattr(model.get_layer(layer), name).numpy(), np.float64)
+
+    w0, b0, w1, b1 = (np.abs(value(l, n)) for l, n in (("d0", "kernel"), ("d0", "bias"), ("d1", "kernel"), ("d1", "bias")))
+    bn = {n: value("bn", n) for n in SIGNED_BN}
+    if bn_abs:
+        bn = {n: np.abs(v) for n, v in bn.items()}
+    eps = float(model.get_layer("bn").epsilon)
+    ones = np.ones((1, 3))
+    h = ones @ w0 + b0
+    h = np.maximum(bn["gamma"] * (h - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + eps) + bn["beta"], 0)
+    flow_numpy = float(np.sum(h @ w1 + b1))
+    k0, k1 = tf.Variable(w0), tf.Variable(w1)
+    with tf.GradientTape() as tape:
+        h = tf.matmul(tf.constant(ones), k0) + b0
+        h = tf.nn.relu(bn["gamma"] * (h - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + eps) + bn["beta"])
+        flow = tf.reduce_sum(tf.matmul(h, k1) + b1)
+    g0, g1 = tape.gradient(flow, [k0, k1])
+    assert float(flow.numpy()) == pytest.approx(flow_numpy, rel=1e-12)
+    return flow_numpy, {"d0/kernel": np.abs(g0.numpy() * w0), "d1/kernel": np.abs(g1.numpy() * w1)}
+
+
+@pytest.mark.both_keras
+def test_synflow_uses_absolute_batchnorm_parameters_and_statistics_in_inference_mode():
+    model = dense_bn_dense(SIGNED_BN)
+    scorer = SynFlowScorer()
+    scores = scorer.score(model, prunable_weights(model))
+    flow, expected = reference_synflow(model)
+    assert scorer.last_flow == pytest.approx(flow, rel=1e-9)
+    for name in expected:
+        np.testing.assert_allclose(scores[name], expected[name], rtol=1e-9, atol=0)
+    # The same model with BatchNorm's values replaced by their absolute values scores the same.
+    absolute = dense_bn_dense({n: np.abs(v) for n, v in SIGNED_BN.items()})
+    for name, value in SynFlowScorer().score(absolute, prunable_weights(absolute)).items():
+        np.testing.assert_allclose(value, scores[name], rtol=1e-12, atol=0)
+    # Signed BatchNorm values would give other scores in both layers (they switch other
+    # ReLUs on): the check above can tell them apart.
+    signed_flow, signed = reference_synflow(model, bn_abs=False)
+    assert not np.isclose(signed_flow, flow, rtol=1e-3)
+    for name in signed:
+        assert not np.allclose(signed[name], scores[name], rtol=1e-3), name
