@@ -559,27 +559,30 @@ def test_each_weight_gets_its_own_derived_seed():
 # Argument validation
 # --------------------------------------------------------------------------------------------
 
+# Each fragment names the argument and the rejected value in context: a bare "0" or "3"
+# would also match an error about another argument, or Keras' own error from a layer
+# built with the bad value (e.g. Dense(0) when num_classes goes unchecked).
 BAD_ARGUMENTS = [
-    (lenet_300_100, dict(init="xavier"), "'xavier'"),
-    (lenet_300_100, dict(init=3), "3"),
-    (lenet_300_100, dict(seed=-1), "-1"),
-    (lenet_300_100, dict(seed=1.5), "1.5"),
-    (lenet_300_100, dict(masked="yes"), "'yes'"),
-    (lenet_300_100, dict(num_classes=1), "1"),
-    (lenet_300_100, dict(input_shape=(28, 0)), r"\(28, 0\)"),
-    (lenet5_caffe, dict(input_shape=(12, 12, 1)), r"\(12, 12, 1\)"),
-    (lenet5_caffe, dict(input_shape=(784,)), r"\(784,\)"),
-    (lenet5_caffe, dict(conv_activation="tanh"), "'tanh'"),
-    (lstm_s, dict(input_shape=(784,)), r"\(784,\)"),
-    (lstm_s, dict(input_projection="no"), "'no'"),
-    (alexnet_s, dict(first_stride=0), "0"),
-    (wrn, dict(depth=15), "15"),
-    (wrn, dict(width=0), "0"),
-    (cifar_resnet, dict(depth=55), "55"),
-    (resnet56, dict(shortcut="C"), "'C'"),
-    (vgg_c, dict(input_shape=(16, 16, 3)), r"\(16, 16, 3\)"),
-    (vgg16, dict(input_shape=(8, 8, 3)), r"\(8, 8, 3\)"),
-    (wrn_16_8, dict(num_classes=0), "0"),
+    (lenet_300_100, dict(init="xavier"), r"Unknown init 'xavier'"),
+    (lenet_300_100, dict(init=3), r"^init must be .*, got 3\.$"),
+    (lenet_300_100, dict(seed=-1), r"^seed must be .*, got -1\.$"),
+    (lenet_300_100, dict(seed=1.5), r"^seed must be .*, got 1\.5\.$"),
+    (lenet_300_100, dict(masked="yes"), r"^masked must be .*, got 'yes'\.$"),
+    (lenet_300_100, dict(num_classes=1), r"^num_classes must be .*, got 1\.$"),
+    (lenet_300_100, dict(input_shape=(28, 0)), r"^input_shape must be .*, got \(28, 0\)\.$"),
+    (lenet5_caffe, dict(input_shape=(12, 12, 1)), r"^input_shape \(12, 12, 1\) is too small .* at least 16"),
+    (lenet5_caffe, dict(input_shape=(784,)), r"^input_shape must be \(height, width, channels\), got \(784,\)\.$"),
+    (lenet5_caffe, dict(conv_activation="tanh"), r"^conv_activation must be .*, got 'tanh'\.$"),
+    (lstm_s, dict(input_shape=(784,)), r"^input_shape must be \(time steps, features\).*; got \(784,\)\.$"),
+    (lstm_s, dict(input_projection="no"), r"^input_projection must be .*, got 'no'\.$"),
+    (alexnet_s, dict(first_stride=0), r"^first_stride must be .*, got 0\.$"),
+    (wrn, dict(depth=15), r"^depth must be an integer 6n \+ 4 .*, got 15\.$"),
+    (wrn, dict(width=0), r"^width must be .*, got 0\.$"),
+    (cifar_resnet, dict(depth=55), r"^depth must be an integer 6n \+ 2 .*, got 55\.$"),
+    (resnet56, dict(shortcut="C"), r"^shortcut must be .*, got 'C'\.$"),
+    (vgg_c, dict(input_shape=(16, 16, 3)), r"^input_shape \(16, 16, 3\) is too small .* at least 32"),
+    (vgg16, dict(input_shape=(8, 8, 3)), r"^input_shape \(8, 8, 3\) is too small .* at least 16"),
+    (wrn_16_8, dict(num_classes=0), r"^num_classes must be .*, got 0\.$"),
 ]
 
 
