@@ -464,15 +464,24 @@ def test_activation_scorer_rejects_models_without_symbolic_outputs():
 
 
 @pytest.mark.parametrize("name", ["random", "magnitude", "gradient", "activation", "lap", "snip"])
-def test_prune_at_init_keeps_exact_counts(name):
+def test_prune_at_init_keeps_exact_counts_of_the_highest_scores(name):
     x, y = batch(n=8, features=7, classes=5)
+    # The scores of the unpruned model, drawn as prune_at_init draws them (random: same seed).
     model = mlp(sizes=(7, 9, 5))
+    scores = SCORERS[name]().score(model, prunable_weights(model), (x, y), np.random.default_rng(1))
     report = prune_at_init(model, SCORERS[name](), 4.0, (x, y), scope="global", seed=1)
-    assert report.nonzero == keep(63 + 45, 4.0) == 27
+    masks = get_weight_masks(model)
+    assert report.nonzero == sum(np.count_nonzero(m) for m in masks.values()) == keep(63 + 45, 4.0) == 27
+    # The 27 kept weights are the 27 highest scores of all (lower scores are pruned first).
+    kept = np.concatenate([scores[n][masks[n] == 1] for n in masks])
+    pruned = np.concatenate([scores[n][masks[n] == 0] for n in masks])
+    assert kept.min() > pruned.max(), f"{name}: a pruned weight outscored a kept one"
     model = mlp(sizes=(7, 9, 5))
     prune_at_init(model, SCORERS[name](), 4.0, (x, y), scope="layer", seed=1)
     # round(63 / 4) = 16, round(45 / 4) = 11
     assert kept_counts(model) == {"d0/kernel": 16, "d1/kernel": 11}
+    for n, mask in get_weight_masks(model).items():
+        assert scores[n][mask == 1].min() > scores[n][mask == 0].max(), f"{name}: {n}"
     # The kept weights are exactly zero elsewhere.
     for weight in prunable_weights(model):
         assert np.all(weight.variable.numpy()[weight.mask.numpy() == 0] == 0)
