@@ -205,8 +205,16 @@ def test_subclassed_model_with_masked_layers_is_prunable():
 
     model = Sub()
     model(np.zeros((1, 4), np.float32))
+    hidden, out = model.hidden.kernel.numpy(), model.out.kernel.numpy()
     report = fs.prune_at_init(model, "global_magnitude", 4)
-    assert report.nonzero == keep_count(4 * 6 + 6 * 2, 0.25)
+    assert report.nonzero == keep_count(4 * 6 + 6 * 2, 0.25) == 9
+    # The nine largest |θ| of both layers together, found by numpy.
+    both = np.abs(np.concatenate([hidden.ravel(), out.ravel()]))
+    expected = (both >= np.sort(both)[-9]).astype(np.float32)
+    masks = fs.get_weight_masks(model)
+    assert len(masks) == 2
+    kept = np.concatenate([masks[f"{layer.name}/kernel"].ravel() for layer in (model.hidden, model.out)])
+    np.testing.assert_array_equal(kept, expected)
 
 
 def test_set_weight_masks_validates_names_shapes_and_values():
@@ -305,7 +313,8 @@ def test_compression_report_counts_and_detects_collapse():
     assert report.empirical_ratio == pytest.approx(total / nonzero)
     assert report.compression_error == pytest.approx((4.0 - total / nonzero) / 4.0)
     assert report.collapsed == ("conv_skip/kernel",)
-    assert report.as_dict()["per_weight_density"]["conv/kernel"] == pytest.approx(0.5, abs=0.05)
+    # conv/kernel has 3·3·1·4 = 36 entries, 18 of them zeroed: exactly one half.
+    assert report.as_dict()["per_weight_density"] == {"conv/kernel": 0.5, "conv_skip/kernel": 0.0, "head/kernel": 1.0}
 
 
 def test_add_weight_masks_reaches_into_nested_models():
