@@ -94,6 +94,13 @@ def bias_free_cnn(seed=0):
     )
 
 
+def flat_split(scores, masks):
+    """(scores of the kept weights, scores of the pruned ones), over every tensor."""
+    kept = np.concatenate([np.asarray(scores[n])[masks[n] == 1] for n in masks])
+    pruned = np.concatenate([np.asarray(scores[n])[masks[n] == 0] for n in masks])
+    return kept, pruned
+
+
 def layer_sums(scores) -> np.ndarray:
     return np.array([float(np.sum(s)) for s in scores.values()])
 
@@ -203,11 +210,25 @@ def test_obd_keeps_batchnorm_statistics_and_prunes_to_target():
     )
     x, y = batch(n=8)
     before = [v.numpy().copy() for v in model.non_trainable_variables]
+    # OBD's saliency ½ h_ii θ², h_ii from the full Hessian (tape.jacobian), not from the scorer.
+    weights = prunable_weights(model)
+    theta = flat({w.name: w.variable.numpy() for w in weights}, weights).astype(np.float64)
+    saliency = np.diag(full_hessian(model, weights, x, y)) * theta**2 / 2.0
+    scores, start = {}, 0
+    for w in weights:
+        scores[w.name] = saliency[start:start + w.size].reshape(w.shape)
+        start += w.size
+    for old, variable in zip(before, model.non_trainable_variables):
+        variable.assign(old)  # the training-mode pass above moved BatchNorm's statistics
     report = prune_at_init(model, "obd", 4, (x, y))
     for old, variable in zip(before, model.non_trainable_variables):
         if "mask" not in variable.name:
             np.testing.assert_array_equal(old, variable.numpy())
-    assert report.nonzero == round(report.total / 4)
+    masks = get_weight_masks(model)
+    assert report.nonzero == sum(np.count_nonzero(m) for m in masks.values()) == round(25 / 4)
+    # OBD removes the smallest saliencies ½ h θ², globally.
+    kept, pruned = flat_split(scores, masks)
+    assert kept.min() > pruned.max()
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,8 +324,16 @@ def test_grasp_prunes_to_target_and_keeps_batchnorm_statistics():
     )
     x, y = batch(n=30, classes=3)
     stats = [v.numpy().copy() for v in model.layers[1].non_trainable_variables]
+    # The paper's score S = -θ ⊙ Hg on the batch prune_at_init draws (seed 0).
+    weights = prunable_weights(model)
+    hg = GraSPScorer().hessian_gradient(model, weights, (x, y), rng=np.random.default_rng(0))
+    paper = {w.name: -w.variable.numpy().astype(np.float64) * hg[w.name] for w in weights}
     report = prune_at_init(model, "grasp", 5, (x, y))
-    assert report.nonzero == round(report.total / 5)
+    masks = get_weight_masks(model)
+    assert report.nonzero == sum(np.count_nonzero(m) for m in masks.values()) == round((3 * 6 + 6 * 3) / 5)
+    # GraSP removes the weights with the *highest* S: the kept ones all score lower.
+    kept, pruned = flat_split(paper, masks)
+    assert kept.max() < pruned.min()
     for old, variable in zip(stats, model.layers[1].non_trainable_variables):
         np.testing.assert_array_equal(old, variable.numpy())
     with pytest.raises(ValueError, match="temperature"):
