@@ -13,7 +13,12 @@ rule's possible outcomes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -344,3 +349,54 @@ def test_run_experiment_refuses_a_finished_run_of_the_other_rule(tmp_path):
     assert run_experiment(lambda seed: _model(seed), DATA, protocol="notebook", **kwargs) == records
     with pytest.raises(ValueError, match="finished run"):
         run_experiment(lambda seed: _model(seed), DATA, **kwargs)
+
+
+# ----------------------------------------------------------------------------- paper scripts
+
+SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "paper_experiments" / "dropnet"
+
+
+def _script(name: str):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import dropnet_protocol
+
+        spec = importlib.util.spec_from_file_location(f"script_{Path(name).stem}", SCRIPTS_DIR / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    return dropnet_protocol, module.EXPERIMENT
+
+
+def test_cli_protocol_option_and_separate_names():
+    protocol, exp = _script("04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    assert protocol.parse_args(exp, []).protocol == "paper"
+    assert protocol.parse_args(exp, ["--protocol", "notebook"]).protocol == "notebook"
+    with pytest.raises(SystemExit):
+        protocol.parse_args(exp, ["--protocol", "notebooks"])
+    assert exp.experiment_name(0.2) == exp.experiment_name(0.2, "paper") == "dropnet_04_1_1_model_a_fc40_fc40"
+    assert exp.experiment_name(0.2, "notebook") == "dropnet_04_1_1_model_a_fc40_fc40_notebook"
+    _, oracle = _script("05_1_fig13_oracle_model_a_fc20_fc20_mnist.py")
+    with pytest.raises(SystemExit):
+        protocol.parse_args(oracle, ["--protocol", "notebook"])  # drop-one has no notebook rule
+
+
+@pytest.mark.slow
+def test_cli_notebook_protocol_end_to_end(tmp_path):
+    command = [
+        sys.executable, str(SCRIPTS_DIR / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"), "--scale", "quick",
+        "--dataset", "digits", "--protocol", "notebook", "--seeds", "0", "--metrics", "maximum",
+        "--max-epochs", "1", "--max-train", "200", "--quiet",
+        "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures"),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [json.loads(line) for line in open(tmp_path / "runs" / "results.jsonl")]
+    assert {r["experiment"] for r in records} == {"dropnet_04_1_1_model_a_fc40_fc40_notebook"}
+    assert all(r["selection"] == "notebook" and r["min_units_per_layer"] == 0 for r in records)
+    assert all(r["training"]["shuffle"] is False and r["training"]["restore_best_weights"] is False for r in records)
+    summary = json.loads((tmp_path / "figures" / "04_1_1_model_a_fc40_fc40_digits_quick_notebook.json").read_text())
+    assert summary["protocol"] == "notebook"
+    assert (tmp_path / "figures" / "04_1_1_fig03_model_a_fc40_fc40_digits_quick_notebook_test_accuracy.png").exists()
