@@ -82,9 +82,10 @@ class TrainingConfig:
 #: "paper" is the library's defaults (DropNet's text where it says, Section 3.2);
 #: "notebook" is what the authors' notebooks did (see the README's table of differences):
 #: their selection rule, no layer-collapse guard, no shuffling, the last epoch's weights
-#: and no XLA (so that runs from the same θ0 match theirs to float precision).  APoZ is
-#: today's under both (fraction of zero outputs over samples and positions): neither the
-#: paper nor the supplement defines the notebooks' variant.
+#: and no XLA (with it off, issue 11 matched their validation losses from the same θ0).  APoZ is
+#: this library's under both (fraction of zero outputs over samples and positions): the
+#: paper and supplement define no other, and the README's note that the notebooks counted
+#: samples whose whole map is zero (which differs for filters only) is not implemented.
 PROTOCOLS = {
     "paper": {
         "selection": "exact",
@@ -570,8 +571,8 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             of selection, min_units_per_layer and the TrainingConfig's shuffle,
             restore_best_weights and jit_compile (:data:`PROTOCOLS`).  "notebook" is
             selection="notebook", min_units_per_layer=0, shuffle=False,
-            restore_best_weights=False, jit_compile=False; APoZ stays today's (the
-            notebooks' variant is not defined in the paper or supplement).  Unset
+            restore_best_weights=False, jit_compile=False; APoZ stays this library's
+            (see :data:`PROTOCOLS`).  Unset
             arguments and TrainingConfig fields at their defaults take the preset's
             values; explicit ones that contradict it raise ValueError.
         results: path of a JSON-lines results file; the run resumes from it.
