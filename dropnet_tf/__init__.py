@@ -7,7 +7,7 @@ The public API in one place; each name lives in a small module of its own:
 ``masking``            add_masks / get_masks / set_masks / mask_layers
 ``statistics``         collect_statistics: E(a_i), E(f_i) and APoZ via Model.predict
 ``metrics``            the pruning metrics of DropNet Table 1 and APoZ; update_masks
-``selection``          global vs layer-wise selection shared by every metric
+``selection``          global vs layer-wise selection shared by every metric (exact or notebook)
 ``training``           GraphTrainer: many steps per call, driving Keras callbacks
 ``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
 ``oracle``             the greedy oracle of DropNet Section 5
@@ -29,13 +29,13 @@ from dropnet_tf import compaction, data, foresight, layerprune, models, plotting
 from dropnet_tf.compaction import compact
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.experiment import run_experiment
-from dropnet_tf.iterative import IterativePruner, TrainingConfig, iterative_prune
+from dropnet_tf.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
 from dropnet_tf.layers import MaskLayer
 from dropnet_tf.masking import add_masks, get_masks, mask_layers, set_masks
 from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
 from dropnet_tf.oracle import mask_similarity, oracle_scores
 from dropnet_tf.results import ResultsFile
-from dropnet_tf.selection import NothingToPruneError, collapsed_layers, select_units
+from dropnet_tf.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
 from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 from dropnet_tf.training import GraphTrainer
 
@@ -55,11 +55,13 @@ __all__ = [
     "get_metric",
     "update_masks",
     "select_units",
+    "SELECTIONS",
     "collapsed_layers",
     "NothingToPruneError",
     "iterative_prune",
     "IterativePruner",
     "TrainingConfig",
+    "PROTOCOLS",
     "GraphTrainer",
     "oracle_scores",
     "mask_similarity",

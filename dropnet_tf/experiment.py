@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from dropnet_tf._keras import keras
-from dropnet_tf.iterative import iterative_prune
+from dropnet_tf.iterative import iterative_prune, resolve_protocol
 from dropnet_tf.results import ResultsFile
 
 
@@ -34,7 +34,10 @@ def run_experiment(
         metrics, seeds, inits: the grid.
         results: JSON-lines path shared by the whole grid.
         experiment: name stored in every record.
-        **prune_kwargs: passed to :func:`iterative_prune` (fraction, training, ...).
+        **prune_kwargs: passed to :func:`iterative_prune` (fraction, training,
+            ``selection="exact"|"notebook"``, ``protocol=None|"paper"|"notebook"``, ...).
+            A finished run stored with another selection rule or layer-collapse guard
+            is refused rather than skipped.
 
     Returns:
         Every record of this experiment in the results file.
@@ -43,11 +46,25 @@ def run_experiment(
     metrics, seeds, inits = list(metrics), list(seeds), list(inits)
     if not metrics or not seeds or not inits:
         raise ValueError(f"metrics, seeds and inits must be non-empty, got {metrics}, {seeds}, {inits}.")
+    selection, min_units_per_layer, _ = resolve_protocol(
+        prune_kwargs.get("protocol"),
+        prune_kwargs.get("selection"),
+        prune_kwargs.get("min_units_per_layer"),
+        prune_kwargs.get("training"),
+    )
+    wanted = {"selection": selection, "min_units_per_layer": min_units_per_layer}
     for metric in metrics:
         for seed in seeds:
             for init in inits:
                 done = store.records(experiment=experiment, metric=metric, seed=seed, init=init)
                 if done and done[-1].get("stop_reason"):
+                    stored = {"selection": done[-1].get("selection", "exact"),
+                              "min_units_per_layer": done[-1].get("min_units_per_layer")}
+                    if stored != wanted:
+                        raise ValueError(
+                            f"{store.path} holds a finished run of {experiment}/{metric}/seed={seed}/init={init} "
+                            f"made with {stored}, not {wanted}. Use another results file or experiment name."
+                        )
                     continue
                 keras.backend.clear_session()  # free the previous run's graph; keeps names stable
                 keras.utils.set_random_seed(seed)

@@ -21,6 +21,7 @@ saved before it, so an interrupted run resumes after its last finished cycle.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 import zlib
@@ -36,6 +37,7 @@ from dropnet_tf.metrics import get_metric, update_masks
 from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
 from dropnet_tf.oracle import oracle_scores
 from dropnet_tf.selection import (
+    SELECTIONS,
     NothingToPruneError,
     apply_drop,
     collapsed_layers,
@@ -74,6 +76,70 @@ class TrainingConfig:
     statistics_batch_size: int = 1024
     callbacks: Sequence = field(default_factory=tuple)
     train_transform: Callable | None = None  # applied to each (x, y) training batch, e.g. augmentation
+
+
+#: Presets of ``protocol=``: the pruning rule and the training fields each one sets.
+#: "paper" is the library's defaults (DropNet's text where it says, Section 3.2);
+#: "notebook" is what the authors' notebooks did (see the README's table of differences):
+#: their selection rule, no layer-collapse guard, no shuffling, the last epoch's weights
+#: and no XLA (with it off, issue 11 matched their validation losses from the same θ0).  APoZ is
+#: this library's under both (fraction of zero outputs over samples and positions): the
+#: paper and supplement define no other, and the README's note that the notebooks counted
+#: samples whose whole map is zero (which differs for filters only) is not implemented.
+PROTOCOLS = {
+    "paper": {
+        "selection": "exact",
+        "min_units_per_layer": 1,
+        "training": {"shuffle": True, "restore_best_weights": True},
+    },
+    "notebook": {
+        "selection": "notebook",
+        "min_units_per_layer": 0,
+        "training": {"shuffle": False, "restore_best_weights": False, "jit_compile": False},
+    },
+}
+
+
+def resolve_protocol(protocol=None, selection=None, min_units_per_layer=None, training=None):
+    """``(selection, min_units_per_layer, training)`` for a run, with a preset applied.
+
+    ``protocol=None`` applies no preset: unset arguments take the library defaults ("exact",
+    1, ``TrainingConfig()``).  ``protocol="paper"`` or ``"notebook"`` (:data:`PROTOCOLS`)
+    fills the unset arguments (None) from the preset, and the fields of ``training`` still at
+    TrainingConfig's defaults; an argument or a non-default TrainingConfig field that
+    contradicts the preset raises ValueError naming both values.
+    """
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be None or one of {tuple(PROTOCOLS)}, got {protocol!r}.")
+    if selection is not None and selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
+    if protocol is None:
+        return (
+            selection or "exact",
+            1 if min_units_per_layer is None else min_units_per_layer,
+            training or TrainingConfig(),
+        )
+    preset = PROTOCOLS[protocol]
+    given = {"selection": selection, "min_units_per_layer": min_units_per_layer}
+    for name, value in given.items():
+        if value is not None and value != preset[name]:
+            raise ValueError(
+                f"protocol={protocol!r} sets {name}={preset[name]!r}, but {name}={value!r} was given; "
+                f"drop one of them (protocol=None takes every setting as given)."
+            )
+    if training is not None and not isinstance(training, TrainingConfig):
+        raise TypeError(f"training must be a TrainingConfig with protocol={protocol!r}, got {type(training).__name__}.")
+    defaults = TrainingConfig()
+    training = training or defaults
+    for name, value in preset["training"].items():
+        current = getattr(training, name)
+        if current != value and current != getattr(defaults, name):
+            raise ValueError(
+                f"protocol={protocol!r} trains with {name}={value!r}, but the TrainingConfig has {name}={current!r}; "
+                f"drop one of them (protocol=None takes every setting as given)."
+            )
+    training = dataclasses.replace(training, **preset["training"])
+    return preset["selection"], preset["min_units_per_layer"], training
 
 
 def _check_positive_int(name, value):
@@ -175,7 +241,9 @@ class IterativePruner:
         init: str = "original",
         seed: int = 0,
         count: int | None = None,
-        min_units_per_layer: int = 1,
+        min_units_per_layer: int | None = None,
+        selection: str | None = None,
+        protocol: str | None = None,
         training: TrainingConfig | None = None,
         results=None,
         experiment: str = "",
@@ -204,8 +272,16 @@ class IterativePruner:
             raise ValueError(f"init must be one of {INITS}, got {init!r}.")
         self.init = init
         self.seed = int(seed)
-        self.min_units_per_layer = min_units_per_layer
-        self.training = training or TrainingConfig()
+        self.protocol = protocol
+        self.selection, self.min_units_per_layer, self.training = resolve_protocol(
+            protocol, selection, min_units_per_layer, training
+        )
+        if self.selection == "notebook" and self.count is not None:
+            what = "the oracle drops one unit per cycle" if metric == "oracle" else f"count={self.count}"
+            raise ValueError(
+                f"selection='notebook' is a rule for a pruning fraction, but {what}; "
+                "the drop-count mode has only selection='exact'."
+            )
         for name in ("batch_size", "max_epochs", "patience", "steps_per_call", "eval_batch_size"):
             _check_positive_int(name, getattr(self.training, name))
         self.experiment = experiment
@@ -318,7 +394,7 @@ class IterativePruner:
         statistics = self._collector.collect(self._statistics_data)
         return update_masks(
             masks, statistics, self.metric, fraction=self.fraction, rng=rng,
-            count=self.count, min_units_per_layer=self.min_units_per_layer,
+            count=self.count, min_units_per_layer=self.min_units_per_layer, selection=self.selection,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -330,6 +406,7 @@ class IterativePruner:
             "pruning_fraction": self.fraction if self.count is None else None,
             "drop_count": self.count,
             "min_units_per_layer": self.min_units_per_layer,
+            "selection": self.selection,
             "training": {
                 "batch_size": cfg.batch_size,
                 "max_epochs": cfg.max_epochs,
@@ -341,9 +418,13 @@ class IterativePruner:
             },
         }
 
+    #: Settings added after records were first written, with the value older records had.
+    _SETTINGS_BEFORE_RECORDED = {"selection": "exact"}
+
     def _check_same_settings(self, record: dict) -> None:
         current = self._settings()
-        changed = {key: (record.get(key), value) for key, value in current.items() if record.get(key) != value}
+        stored = {key: record.get(key, self._SETTINGS_BEFORE_RECORDED.get(key)) for key in current}
+        changed = {key: (stored[key], value) for key, value in current.items() if stored[key] != value}
         if changed:
             details = "; ".join(f"{key}: stored {old!r}, now {new!r}" for key, (old, new) in changed.items())
             raise ValueError(
@@ -481,7 +562,19 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
         seed: seeds training order, tie-breaking and the random metrics, per cycle.
         count: drop exactly this many units per cycle instead of a fraction (drop-one: 1).
-        min_units_per_layer: layer-collapse guard (default 1).
+        min_units_per_layer: layer-collapse guard (default 1; 0 under ``protocol="notebook"``).
+        selection: "exact" (default): each cycle drops exactly floor(p·R) (or floor(p·R_l))
+            of the lowest-scoring units, ties at random.  "notebook": the authors'
+            notebooks' rule (:func:`dropnet_tf.selection.notebook_drop`; not with ``count``
+            nor the oracle).  Stored in every record; resuming with the other is refused.
+        protocol: None (default: every setting as given), "paper" or "notebook", presets
+            of selection, min_units_per_layer and the TrainingConfig's shuffle,
+            restore_best_weights and jit_compile (:data:`PROTOCOLS`).  "notebook" is
+            selection="notebook", min_units_per_layer=0, shuffle=False,
+            restore_best_weights=False, jit_compile=False; APoZ stays this library's
+            (see :data:`PROTOCOLS`).  Unset
+            arguments and TrainingConfig fields at their defaults take the preset's
+            values; explicit ones that contradict it raise ValueError.
         results: path of a JSON-lines results file; the run resumes from it.
         experiment: a name stored in every record (part of the resume key).
         verbose: 1 prints one line per cycle.

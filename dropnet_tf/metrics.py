@@ -26,12 +26,15 @@ from typing import Mapping
 
 import numpy as np
 
-from dropnet_tf.selection import apply_drop, as_generator, collapsed_layers, select_units
+from dropnet_tf.selection import SELECTIONS, apply_drop, as_generator, collapsed_layers, select_units
 from dropnet_tf.statistics import UnitStatistics
 
 
 class UnitMetric:
     """A structured pruning metric: a name, a scope, and a ``score`` method."""
+
+    #: True for metrics whose scores are random draws under ``selection="notebook"``.
+    random_scores = False
 
     def __init__(self, name: str, scope: str):
         self.name = name
@@ -60,7 +63,13 @@ class MaximumActivation(UnitMetric):
 
 
 class RandomScore(UnitMetric):
-    """Score 0 for every unit, so the random tie-break alone decides (Table 1)."""
+    """Score 0 for every unit, so the random tie-break alone decides (Table 1).
+
+    Under ``selection="notebook"`` the scores are uniform random draws instead, as in the
+    authors' notebooks, whose rule would otherwise let every tied unit qualify.
+    """
+
+    random_scores = True
 
     def score(self, statistics):
         return {name: np.zeros(np.shape(value)) for name, value in statistics.mean_abs.items()}
@@ -108,6 +117,7 @@ def update_masks(
     rng=None,
     count: int | None = None,
     min_units_per_layer: int = 1,
+    selection: str = "exact",
 ) -> dict[str, np.ndarray]:
     """One pruning step of DropNet's Algorithm 1 (step 4): score, select, and drop.
 
@@ -121,25 +131,35 @@ def update_masks(
         count: drop exactly this many units instead of a fraction (``count=1`` is the
             drop-one mode of the oracle comparison, paper Section 5); overrides ``fraction``.
         min_units_per_layer: the layer-collapse guard (default 1; 0 allows collapse).
+        selection: "exact" (default) drops exactly the k lowest-scoring units, ties at
+            random; "notebook" applies the authors' notebooks' rule
+            (:func:`dropnet_tf.selection.notebook_drop`), with random draws as the scores of
+            the random metrics.  "notebook" needs ``fraction`` (not ``count``).
 
     Returns:
         New masks.  Layers left with no unit are listed by
         :func:`dropnet_tf.selection.collapsed_layers`, and a warning is issued.
     """
     metric = get_metric(metric)
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
     missing = sorted(set(masks) - set(statistics.mean_abs))
     if missing:
         raise ValueError(f"No statistics for mask layer(s) {missing}.")
     scores = metric.score(statistics)
     scores = {name: scores[name] for name in masks}
+    rng = as_generator(rng)
+    if selection == "notebook" and metric.random_scores:
+        scores = {name: rng.random(np.shape(value)) for name, value in scores.items()}
     drop = select_units(
         scores,
         masks,
         fraction=None if count is not None else fraction,
         scope=metric.scope,
-        rng=as_generator(rng),
+        rng=rng,
         count=count,
         min_units_per_layer=min_units_per_layer,
+        selection=selection,
     )
     return apply_drop(masks, drop)
 

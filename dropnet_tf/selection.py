@@ -4,6 +4,19 @@ Scores follow one convention everywhere: **lower scores are pruned first**.  Onl
 still active are candidates, ties are broken at random with the caller's generator
 (DropNet, ICML 2020, Section 3.1: "ties are broken randomly"), and by default every layer
 keeps at least one unit so that the network can never be cut in two without being told.
+
+Two selection rules (``selection=``):
+
+``"exact"`` (default)
+    exactly k = floor(p·R) of the lowest-scoring active units (at least one), ties at random.
+``"notebook"``
+    the authors' notebooks' rule, for comparing with them (:func:`notebook_drop`): every
+    active unit scoring at most the score at position floor(p·R) of the ascending sorted
+    scores qualifies (k+1 units without ties), and units are dropped visiting the layers in
+    model order, each layer's qualifiers in random order, until the quota k is used up.
+    The unit left over is in the last layer that has a qualifier (global metrics) or is a
+    random one of the layer's qualifiers (layer-wise metrics); with ties the earlier layers
+    lose theirs first.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from typing import Mapping
 import numpy as np
 
 SCOPES = ("global", "layer")
+SELECTIONS = ("exact", "notebook")
 
 
 class NothingToPruneError(ValueError):
@@ -47,6 +61,67 @@ def prune_count(fraction: float, active: int) -> int:
     return max(1, int(math.floor(fraction * active + 1e-9)))
 
 
+def notebook_threshold_position(fraction: float, active: int) -> int:
+    """Where the notebooks' rule reads its threshold in the ascending sorted scores.
+
+    Position floor(p·R) (0-based), so that floor(p·R) + 1 units score at most the threshold
+    when there are no ties; capped at R - 1, so p = 1 qualifies every unit.
+    """
+    return min(int(math.floor(fraction * active + 1e-9)), active - 1)
+
+
+def notebook_drop(
+    scores: Mapping[str, np.ndarray],
+    active: Mapping[str, np.ndarray],
+    fraction: float,
+    scope: str,
+    rng: np.random.Generator,
+    spare: Mapping[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """The authors' notebooks' selection rule: indices of the units to drop, per layer.
+
+    For each group of units (all layers for ``scope="global"``, each layer on its own for
+    ``"layer"``) with R active units:
+
+    1. the threshold is the score at position floor(p·R) of the group's ascending sorted
+       scores (:func:`notebook_threshold_position`); the active units scoring at most it
+       *qualify*: floor(p·R) + 1 of them without ties, more with ties;
+    2. the quota is :func:`prune_count` (floor(p·R), at least one);
+    3. the group's layers are visited in model order (the order of ``active``), each
+       layer's qualifiers in random order, and qualifiers are dropped until the quota is
+       used up.
+
+    So, without ties, exactly one qualifier is left over: for global metrics it lies in the
+    last layer (model order) that has a qualifier, for layer-wise ones it is a random one of
+    the layer's qualifiers.  ``spare`` (units each layer may still lose, the
+    ``min_units_per_layer`` guard) skips the qualifiers of a layer at its minimum; the
+    quota may then not be used up.
+    """
+    names = list(active)
+    spare = dict(spare) if spare is not None else {name: active[name].size for name in names}
+    groups = [names] if scope == "global" else [[name] for name in names]
+    dropped = {name: [] for name in names}
+    for group in groups:
+        total = sum(active[name].size for name in group)
+        if total == 0:
+            continue
+        quota = prune_count(fraction, total)
+        group_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in group])
+        threshold = np.sort(group_scores)[notebook_threshold_position(fraction, total)]
+        for name in group:
+            if quota == 0:
+                break
+            layer_scores = np.asarray(scores[name], np.float64)[active[name]]
+            qualifiers = active[name][layer_scores <= threshold]
+            for unit in rng.permutation(qualifiers):
+                if quota == 0 or spare[name] == 0:
+                    break
+                dropped[name].append(int(unit))
+                spare[name] -= 1
+                quota -= 1
+    return {name: np.asarray(units, dtype=np.int64) for name, units in dropped.items()}
+
+
 def _ranked(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``candidates`` ordered by ascending score, ties in random order."""
     tie_break = rng.random(candidates.size)
@@ -62,6 +137,7 @@ def select_units(
     rng,
     count: int | None = None,
     min_units_per_layer: int = 1,
+    selection: str = "exact",
 ) -> dict[str, np.ndarray]:
     """Boolean arrays (per layer) of the active units to remove.
 
@@ -78,9 +154,23 @@ def select_units(
             at random), which keeps the layers' fractions level as the layer-wise metrics do.
         min_units_per_layer: a layer is never pruned below this many active units
             (0 allows layer collapse, which is then reported with a warning).
+        selection: "exact" (default): the k lowest-scoring units, ties at random.
+            "notebook": the authors' notebooks' rule (:func:`notebook_drop`): every unit
+            scoring at most the (k+1)-th lowest score qualifies, and qualifiers are dropped
+            layer by layer in model order, at random within a layer, until k are gone.  It
+            needs ``fraction``; ``count`` has only the exact rule.  The guard still applies:
+            a layer at ``min_units_per_layer`` keeps its qualifiers, and if no qualifier may
+            go, NothingToPruneError is raised.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
+    if selection == "notebook" and count is not None:
+        raise ValueError(
+            f"selection='notebook' is a rule for a pruning fraction; count={count!r} (drop-count mode, "
+            "the oracle) has only selection='exact'."
+        )
     if (fraction is None) == (count is None):
         raise ValueError("Give exactly one of fraction and count.")
     if fraction is not None:
@@ -109,7 +199,18 @@ def select_units(
         )
     drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
 
-    if scope == "layer" and count is None:
+    if selection == "notebook":
+        chosen = notebook_drop(
+            {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
+        )
+        if not any(units.size for units in chosen.values()):
+            raise NothingToPruneError(
+                f"No qualifying unit can be removed under selection='notebook': every unit at or below "
+                f"the threshold is in a layer at min_units_per_layer={min_units_per_layer}."
+            )
+        for name in names:
+            drop[name][chosen[name]] = True
+    elif scope == "layer" and count is None:
         for name in names:
             wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
             chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]

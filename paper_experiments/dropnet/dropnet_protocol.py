@@ -19,6 +19,20 @@ Scales:
     epochs per cycle with a shorter patience (:data:`QUICK_SCALES`, by model family).
     Everything else (p, optimizer, batch, stop rule, metrics, arms) is the paper's.  The
     figure title says "quick scale" and the caption lists what changed.
+
+Protocols (``--protocol``):
+
+``paper`` (default)
+    the library's defaults, which follow the paper: exactly floor(p·R) units per cycle,
+    ties at random, every layer keeps a unit, reshuffling every epoch, the weights at
+    minimum validation loss.
+``notebook``
+    the authors' notebooks (``protocol="notebook"`` of :func:`dropnet_tf.iterative_prune`):
+    their selection rule (:func:`dropnet_tf.selection.notebook_drop`), no layer-collapse
+    guard, no shuffling, the last epoch's weights, no XLA.  Its runs are kept apart: the
+    experiment name, the default results folder, the figures and the summary end in
+    ``_notebook``, so that both protocols can be drawn side by side.  Not for the oracle
+    experiments, which drop one unit per cycle (the notebook rule needs a fraction).
 """
 
 from __future__ import annotations
@@ -81,6 +95,7 @@ QUICK_SCALES = {
 }
 
 SCALES = ("paper", "quick")
+PROTOCOL_CHOICES = tuple(dropnet_tf.PROTOCOLS)
 
 # ----------------------------------------------------------------------------- stand-ins
 
@@ -159,9 +174,15 @@ class Experiment:
     augmentation: bool = False
     paper_ordering: str = ""
 
-    def experiment_name(self, fraction: float | None) -> str:
+    def experiment_name(self, fraction: float | None, protocol: str = "paper") -> str:
         name = f"dropnet_{self.script}_{self.slug}"
-        return name if len(self.fractions) == 1 else f"{name}_p{fraction}"
+        name = name if len(self.fractions) == 1 else f"{name}_p{fraction}"
+        return name + _protocol_suffix(protocol)
+
+
+def _protocol_suffix(protocol: str) -> str:
+    """The name suffix of a protocol's runs: none for the paper's (names as before), "_notebook"."""
+    return "" if protocol == "paper" else f"_{protocol}"
 
 
 def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
@@ -171,6 +192,12 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
         f"({', '.join(label for fig in exp.figures for label in fig.labels)}).",
     )
     parser.add_argument("--scale", choices=SCALES, default="paper", help="paper protocol or a quick CPU run")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOL_CHOICES, default="paper",
+        help="paper: exact floor(p·R) selection, shuffling, best-validation weights, a unit kept per layer; "
+        "notebook: the authors' notebooks' selection rule, no shuffling, last-epoch weights, no collapse guard, "
+        "no XLA (results, figures and summary named *_notebook)",
+    )
     parser.add_argument(
         "--dataset", choices=DATASET_CHOICES, default=exp.dataset,
         help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins",
@@ -195,6 +222,10 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
         parser.error(f"--seeds has duplicates: {args.seeds}")
     if args.metrics is not None and "oracle" in exp.metrics and "oracle" not in args.metrics:
         parser.error("--metrics must include 'oracle' here: the other metrics are compared with it")
+    if args.protocol == "notebook" and exp.count is not None:
+        parser.error(
+            f"--protocol notebook needs a pruning fraction, but this experiment drops {exp.count} unit per cycle"
+        )
     return args
 
 
@@ -210,9 +241,9 @@ def resolve_scale(exp: Experiment, args) -> Scale:
     return dataclasses.replace(scale, **changes)
 
 
-def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale) -> str:
+def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, protocol: str = "paper") -> str:
     what = figure.y if not figure.where else f"{'_'.join(str(v) for _, v in figure.where)}_{figure.y}"
-    return f"{exp.script}_{'_'.join(figure.labels)}_{exp.slug}_{dataset}_{scale.name}_{what}"
+    return f"{exp.script}_{'_'.join(figure.labels)}_{exp.slug}_{dataset}_{scale.name}{_protocol_suffix(protocol)}_{what}"
 
 
 def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
@@ -280,7 +311,10 @@ def main(exp: Experiment, argv=None) -> dict:
     data = load_data(args.dataset, args.data_dir)
     if scale.max_train is not None:
         data = data.subset(scale.max_train, scale.max_val, scale.max_test, seed=0)
-    out = args.out or os.path.join("runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}")
+    suffix = _protocol_suffix(args.protocol)
+    out = args.out or os.path.join(
+        "runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}{suffix}"
+    )
     results_path = os.path.join(out, "results.jsonl")
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
@@ -292,7 +326,7 @@ def main(exp: Experiment, argv=None) -> dict:
 
     print(
         f"DropNet {exp.section} {exp.title} on {data!r}; {scale.describe(data)}; seeds {list(scale.seeds)}; "
-        f"metrics {list(exp.metrics)}; inits {list(exp.inits)}; p {list(exp.fractions)}"
+        f"metrics {list(exp.metrics)}; inits {list(exp.inits)}; p {list(exp.fractions)}; protocol {args.protocol}"
         + (f"; drop {exp.count} per cycle" if exp.count else "")
         + f"; results {results_path}",
         flush=True,
@@ -300,7 +334,7 @@ def main(exp: Experiment, argv=None) -> dict:
     names = []
     records_before = len(ResultsFile(results_path).records()) if os.path.exists(results_path) else 0
     for fraction in exp.fractions:
-        name = exp.experiment_name(fraction)
+        name = exp.experiment_name(fraction, args.protocol)
         names.append(name)
         dropnet_tf.run_experiment(
             build,
@@ -314,6 +348,7 @@ def main(exp: Experiment, argv=None) -> dict:
             count=exp.count,
             min_fraction=0.1,
             training=training,
+            protocol=args.protocol,
             verbose=0 if args.quiet else 1,
         )
     store = ResultsFile(results_path)
@@ -330,10 +365,19 @@ def main(exp: Experiment, argv=None) -> dict:
         + (f"drop {exp.count} unit per cycle" if exp.count else f"p={'/'.join(str(f) for f in exp.fractions)}")
         + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
         + ("; Table C1 augmentation" if exp.augmentation else "")
+        + (
+            "; notebook protocol: the authors' selection rule, no shuffling, last-epoch weights, no collapse guard"
+            if args.protocol == "notebook"
+            else ""
+        )
         + f"; mean ± 95% CI. Regenerate: python paper_experiments/dropnet/{os.path.basename(sys.argv[0])} "
         f"--scale {scale.name} --dataset {args.dataset}"
+        + (f" --protocol {args.protocol}" if args.protocol != "paper" else "")
     )
-    suffix = "" if scale.name == "paper" else f" ({scale.name} scale)"
+    qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
+        [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
+    )
+    title_suffix = f" ({', '.join(qualifiers)})" if qualifiers else ""
     written = []
     for figure in exp.figures:
         chosen = [r for r in records if all(r.get(k) == v for k, v in figure.where)]
@@ -347,12 +391,12 @@ def main(exp: Experiment, argv=None) -> dict:
         if not chosen:
             print(f"no records for {figure.labels}; skipped", flush=True)
             continue
-        stem = _figure_stem(exp, figure, args.dataset, scale)
+        stem = _figure_stem(exp, figure, args.dataset, scale, args.protocol)
         label_text = ", ".join(
             ("Fig. " + label[3:].lstrip("0")) if label.startswith("fig") else label.capitalize()
             for label in figure.labels
         )
-        title = f"{label_text}: {exp.title} on {args.dataset}{(' — ' + figure.caption) if figure.caption else ''}{suffix}"
+        title = f"{label_text}: {exp.title} on {args.dataset}{(' — ' + figure.caption) if figure.caption else ''}{title_suffix}"
         png = dropnet_tf.plotting.plot_accuracy_vs_fraction(
             chosen,
             os.path.join(args.figures, stem + ".png"),
@@ -371,6 +415,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "section": exp.section,
         "title": exp.title,
         "dataset": args.dataset,
+        "protocol": args.protocol,
         "scale": dataclasses.asdict(scale),
         "patience": patience,
         "fractions": list(exp.fractions),
@@ -388,7 +433,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
     }
-    summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}.json")
+    summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{suffix}.json")
     atomic_write_bytes(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
     print(
         "ordering by mean test accuracy: "
