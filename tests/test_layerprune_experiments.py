@@ -85,7 +85,16 @@ def _records(out, script):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+def _fashion_found() -> bool:
+    """Fashion-MNIST files where dropnet_tf.load_dataset looks ($DROPNET_DATA_DIR, system folders)."""
+    from dropnet_tf.data import _candidate_dirs
+
+    return bool(_candidate_dirs("fashion_mnist", None)[0])
+
+
+needs_fashion = pytest.mark.skipif(
+    not _fashion_found(), reason=f"no Fashion-MNIST files ({FASHION}: Debian's dataset-fashion-mnist, or $DROPNET_DATA_DIR)"
+)
 
 
 @needs_fashion
