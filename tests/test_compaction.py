@@ -248,14 +248,44 @@ def test_mask_kept_when_it_cannot_be_folded():
     _assert_equivalent(model, compacted, rng.normal(size=(6, 4)).astype("float32"))
 
 
+def _softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 @both_keras
-def test_fully_masked_layer_keeps_one_zero_unit_and_warns():
+@pytest.mark.parametrize("dead", ["dense_1", "dense_2"])
+def test_fully_masked_layer_keeps_one_zero_unit_and_warns(dead):
+    """A hidden layer whose mask is all zeros becomes a layer of exactly one unit that
+    outputs exactly 0, and the network computes what the masked one does: the layers
+    after it see zeros, which a numpy forward pass of the original weights confirms."""
     rng = np.random.default_rng(7)
-    model = models.model_a(widths=(6, 5), seed=1)
-    d.set_masks(model, {name: np.zeros_like(mask) if i == 0 else mask for i, (name, mask) in enumerate(d.get_masks(model).items())})
-    with pytest.warns(UserWarning, match="Every unit"):
+    model = models.model_a(widths=(6, 5), seed=1)  # flatten -> dense_1 -> dense_2 -> predictions
+    for layer in ("dense_1", "dense_2", "predictions"):  # non-zero biases, so a zero input still matters
+        kernel, bias = model.get_layer(layer).get_weights()
+        model.get_layer(layer).set_weights([kernel, rng.normal(size=bias.shape).astype("float32")])
+    masks = {name: np.zeros_like(mask) if name == f"{dead}_mask" else mask for name, mask in d.get_masks(model).items()}
+    d.set_masks(model, masks)
+    with pytest.warns(UserWarning, match=f"Every unit of the channels written by '{dead}'"):
         compacted = compact(model)
-    _assert_equivalent(model, compacted, rng.normal(size=(3, 28, 28, 1)).astype("float32"))
+    layer = compacted.get_layer(dead)
+    assert layer.get_config()["units"] == 1
+    kernel, bias = layer.get_weights()
+    assert not kernel.any() and not bias.any()
+    x = rng.normal(size=(3, 28, 28, 1)).astype("float32")
+    hidden = keras.Model(compacted.inputs[0], layer.output)(x).numpy()
+    np.testing.assert_array_equal(hidden, np.zeros((3, 1), np.float32))
+
+    # numpy forward pass of the masked model's weights, the dead layer forced to zero
+    h = x.reshape(3, -1)
+    for name in ("dense_1", "dense_2"):
+        w, b = model.get_layer(name).get_weights()
+        h = np.zeros((3, w.shape[1])) if name == dead else np.maximum(h @ w + b, 0) * masks[f"{name}_mask"]
+    w, b = model.get_layer("predictions").get_weights()
+    want = _softmax(h @ w + b)
+    np.testing.assert_allclose(model(x).numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(compacted(x).numpy(), want, atol=1e-6)
 
 
 @both_keras
