@@ -70,6 +70,36 @@ def test_run_tag_keeps_runs_with_other_settings_apart(protocol):
     assert protocol.run_tag(other) == "cifar10_quick_n300_s3"
 
 
+def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatch):
+    """prepare_data converts only the kept images, and they are the ones the subset of the
+    plain dataset picks (a stand-in of the always-available digits, with a spying transform)."""
+    import argparse
+
+    import numpy as np
+
+    import dropnet_protocol
+    import dropnet_tf
+
+    seen = []
+
+    def transform(x):
+        seen.append(len(x))
+        return np.repeat(x, 2, axis=-1)
+
+    monkeypatch.setitem(dropnet_protocol.STANDINS, "digits_rgb", ("digits", transform, "digits, two channels"))
+    scale = protocol.SCALE["quick"]
+    scale = protocol.dataclasses.replace(scale, max_train=300, max_test=100)
+    data = protocol.prepare_data(argparse.Namespace(dataset="digits_rgb", data_dir=None), scale)
+    plain = dropnet_tf.load_dataset("digits").subset(max_train=300, max_test=100, seed=0)
+    assert seen == [300, len(plain.x_val), 100]
+    assert data.name == "digits_rgb"
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(data, f"x_{split}"), np.repeat(getattr(plain, f"x_{split}"), 2, axis=-1))
+        np.testing.assert_array_equal(getattr(data, f"y_{split}"), getattr(plain, f"y_{split}"))
+    full = protocol.prepare_data(argparse.Namespace(dataset="digits_rgb", data_dir=None), protocol.SCALE["paper"])
+    assert len(full.x_train) == len(dropnet_tf.load_dataset("digits").x_train) > 300
+
+
 def _run(script, out, *extra):
     command = [sys.executable, os.path.join(FOLDER, f"{script}.py"), *TINY, "--out", str(out),
                "--figures", str(out / "figures"), *extra]
