@@ -74,7 +74,7 @@ class LayerGraph:
         sequential: whether the model was a ``keras.Sequential``.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, what: str = "LayerGraph"):
         if not model.built:
             raise ValueError(f"Model '{model.name}' is not built; give it an Input (or call model.build) first.")
         nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
@@ -93,7 +93,7 @@ class LayerGraph:
                 previous = layer.name
             self.inputs, self.outputs = [SEQUENTIAL_INPUT], [previous]
         else:
-            config = _functional_config(model)
+            config = _functional_config(model, what)
             for entry in config["layers"]:
                 name = entry["name"]
                 if len(entry["inbound_nodes"]) > 1:

@@ -125,16 +125,17 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
     return new_model
 
 
-def _functional_config(model) -> dict:
+def _functional_config(model, what: str = "add_masks") -> dict:
+    """The model's functional config; ``what`` (the caller's name) heads the error for a subclassed model."""
     try:
         config = model.get_config()
     except NotImplementedError:
         config = None
     if not isinstance(config, dict) or "layers" not in config or "input_layers" not in config:
+        advice = "Put MaskLayers in its call() yourself, or rebuild" if what == "add_masks" else "Rebuild"
         raise TypeError(
-            f"add_masks supports Sequential and functional models; '{model.name}' "
-            f"({type(model).__name__}) looks subclassed. Put MaskLayers in its call() yourself, "
-            "or rebuild it with the functional API."
+            f"{what} supports Sequential and functional models; '{model.name}' "
+            f"({type(model).__name__}) looks subclassed. {advice} it with the functional API."
         )
     return copy.deepcopy(config)
 

@@ -6,6 +6,7 @@ Every expected count below is worked out by hand in the test (MACs = multiply-ac
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from dropnet_tf.compaction.latency import (
     export_tflite,
     measure_latency,
     tflite_available,
+    tflite_latency,
     tflite_predict,
 )
 from dropnet_tf.layers import MaskLayer
@@ -273,28 +275,94 @@ def _tiny_model():
     return keras.Model(inputs, L.Dense(5)(x))
 
 
+class _ScriptedClock:
+    """Stands in for ``time.perf_counter`` in the latency module: calls come in start/stop
+    pairs, and each pair is ``durations[k]`` seconds apart, so every timing is known."""
+
+    def __init__(self, durations):
+        self.durations = list(durations)
+        self.now = 1000.0
+        self.started = False
+        self.calls = 0
+
+    def perf_counter(self):
+        self.calls += 1
+        if self.started:
+            self.now += self.durations.pop(0)
+        self.started = not self.started
+        return self.now
+
+
+def _scripted(monkeypatch, durations):
+    from dropnet_tf.compaction import latency
+
+    clock = _ScriptedClock(durations)
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=clock.perf_counter))
+    return clock
+
+
+# 11 timed calls with one outlier: sorted 1, 2, ..., 10, 250 ms.  With 11 values the 10th,
+# 50th and 90th percentiles fall exactly on the 2nd, 6th and 10th smallest (no interpolation):
+# p10 = 2 ms, median = 6 ms, p90 = 10 ms, while the mean would be 305 / 11 = 27.7 ms.
+TIMED_MS = [3, 1, 2, 250, 4, 5, 6, 7, 8, 9, 10]
+
+
 @pytest.mark.both_keras
-def test_measure_latency_returns_ordered_positive_statistics():
-    result = measure_latency(_tiny_model(), 4, warmup=1, repeats=7)
+def test_measure_latency_statistics_of_known_timings(monkeypatch):
+    clock = _scripted(monkeypatch, [0.5] + [t / 1000 for t in TIMED_MS])
+    result = measure_latency(_tiny_model(), 4, warmup=3, repeats=11)
+    assert clock.durations == [] and clock.calls == 2 * 12  # warm-up calls are not timed
     assert isinstance(result, LatencyResult)
+    assert result.as_dict() == pytest.approx(
+        {"median_s": 0.006, "p10_s": 0.002, "p90_s": 0.010, "batch_size": 4, "repeats": 11, "first_call_s": 0.5},
+        abs=1e-9,
+    )
+
+
+@pytest.mark.both_keras
+def test_measure_latency_runs_the_model_with_the_real_clock():
+    result = measure_latency(_tiny_model(), 4, warmup=1, repeats=7)
     assert result.batch_size == 4 and result.repeats == 7
     assert 0 < result.p10_s <= result.median_s <= result.p90_s
     assert result.first_call_s > 0
-    assert set(result.as_dict()) >= {"median_s", "p10_s", "p90_s", "batch_size", "repeats"}
 
 
 @pytest.mark.both_keras
-def test_compare_latency_keeps_order_and_validates():
-    models = {"b": _tiny_model(), "a": _tiny_model()}
-    results = compare_latency(models, 2, warmup=0, repeats=3)
+def test_compare_latency_interleaves_and_keeps_each_models_timings(monkeypatch):
+    # first calls of b then a, then per repeat b, a: b's timed calls 1, 2, 30 ms; a's 400, 500, 600 ms
+    _scripted(monkeypatch, [0.7, 0.9, 0.001, 0.4, 0.002, 0.5, 0.030, 0.6])
+    results = compare_latency({"b": _tiny_model(), "a": _tiny_model()}, 2, warmup=0, repeats=3)
     assert list(results) == ["b", "a"]
-    assert all(r.repeats == 3 and r.p10_s <= r.median_s <= r.p90_s for r in results.values())
-    with pytest.raises(ValueError, match="repeats"):
+    # 3 values: p10 = v1 + 0.2 (v2 - v1), p90 = v2 + 0.8 (v3 - v2), by linear interpolation
+    assert results["b"].as_dict() == pytest.approx(
+        {"median_s": 0.002, "p10_s": 0.0012, "p90_s": 0.0244, "batch_size": 2, "repeats": 3, "first_call_s": 0.7},
+        abs=1e-9,
+    )
+    assert results["a"].as_dict() == pytest.approx(
+        {"median_s": 0.5, "p10_s": 0.42, "p90_s": 0.58, "batch_size": 2, "repeats": 3, "first_call_s": 0.9}, abs=1e-9
+    )
+
+
+def test_compare_latency_validates():
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1, got 0"):
         measure_latency(_tiny_model(), 1, repeats=0)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         measure_latency(_tiny_model(), 0)
+    with pytest.raises(ValueError, match="warmup must be an integer >= 0, got -1"):
+        measure_latency(_tiny_model(), 1, warmup=-1)
     with pytest.raises(ValueError, match="at least one model"):
         compare_latency({}, 1)
+
+
+@needs_tflite
+def test_tflite_latency_statistics_of_known_timings(monkeypatch):
+    clock = _scripted(monkeypatch, [0.25] + [t / 1000 for t in TIMED_MS])
+    result = tflite_latency(_tiny_model(), 3, warmup=2, repeats=11)
+    assert clock.durations == [] and clock.calls == 2 * 12
+    assert result.as_dict() == pytest.approx(
+        {"median_s": 0.006, "p10_s": 0.002, "p90_s": 0.010, "batch_size": 3, "repeats": 11, "first_call_s": 0.25},
+        abs=1e-9,
+    )
 
 
 # ------------------------------------------------------------------------------ TFLite

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -70,13 +71,57 @@ def test_run_tag_keeps_runs_with_other_settings_apart(protocol):
     assert protocol.run_tag(other) == "cifar10_quick_n300_s3"
 
 
+def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatch):
+    """prepare_data converts only the kept images, and they are the ones the subset of the
+    plain dataset picks (a stand-in of the always-available digits, with a spying transform)."""
+    import argparse
+
+    import numpy as np
+
+    import dropnet_protocol
+    import dropnet_tf
+
+    seen = []
+
+    def transform(x):
+        seen.append(len(x))
+        return np.repeat(x, 2, axis=-1)
+
+    monkeypatch.setitem(dropnet_protocol.STANDINS, "digits_rgb", ("digits", transform, "digits, two channels"))
+    scale = protocol.SCALE["quick"]
+    scale = protocol.dataclasses.replace(scale, max_train=300, max_test=100)
+    data = protocol.prepare_data(argparse.Namespace(dataset="digits_rgb", data_dir=None), scale)
+    plain = dropnet_tf.load_dataset("digits").subset(max_train=300, max_test=100, seed=0)
+    assert seen == [300, len(plain.x_val), 100]
+    assert data.name == "digits_rgb"
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(data, f"x_{split}"), np.repeat(getattr(plain, f"x_{split}"), 2, axis=-1))
+        np.testing.assert_array_equal(getattr(data, f"y_{split}"), getattr(plain, f"y_{split}"))
+    full = protocol.prepare_data(argparse.Namespace(dataset="digits_rgb", data_dir=None), protocol.SCALE["paper"])
+    assert len(full.x_train) == len(dropnet_tf.load_dataset("digits").x_train) > 300
+
+
+def _script(name):
+    """A script's module, imported by path (``protocol`` puts its folder on ``sys.path``)."""
+    spec = importlib.util.spec_from_file_location(f"layerprune_script_{name}", os.path.join(FOLDER, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _run(script, out, *extra):
-    command = [sys.executable, os.path.join(FOLDER, f"{script}.py"), *TINY, "--out", str(out),
-               "--figures", str(out / "figures"), *extra]
+    """``main(argv)`` of a script in this process: TensorFlow is imported once, not per script."""
+    argv = [*TINY, "--out", str(out), "--figures", str(out / "figures"), *extra]
+    return _script(script).main(argv)
+
+
+def test_a_script_runs_as_a_program():
+    """The scripts find their protocol when run as files (the end-to-end test calls main())."""
+    command = [sys.executable, os.path.join(FOLDER, f"{SCRIPTS[1]}.py"), "--help"]
     env = dict(os.environ, PYTHONPATH=ROOT)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    return done
+    assert "--max-train" in done.stdout and "Table 2" in done.stdout
 
 
 def _records(out, script):
@@ -85,30 +130,53 @@ def _records(out, script):
         return [json.loads(line) for line in handle if line.strip()]
 
 
-needs_fashion = pytest.mark.skipif(not os.path.isdir(FASHION), reason="Debian's dataset-fashion-mnist is not installed")
+def _fashion_found() -> bool:
+    """Fashion-MNIST files where dropnet_tf.load_dataset looks ($DROPNET_DATA_DIR, system folders)."""
+    from dropnet_tf.data import _candidate_dirs
+
+    return bool(_candidate_dirs("fashion_mnist", None)[0])
+
+
+needs_fashion = pytest.mark.skipif(
+    not _fashion_found(), reason=f"no Fashion-MNIST files ({FASHION}: Debian's dataset-fashion-mnist, or $DROPNET_DATA_DIR)"
+)
 
 
 @needs_fashion
-def test_scripts_end_to_end_and_resume(tmp_path):
+def test_scripts_end_to_end_and_resume(tmp_path, protocol):
     # Table 3: VGG19-BN, one filter criterion (iterative, 2 steps) and layer pruning 2 and 5.
     _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
     records = _records(tmp_path, "03_table3")
     assert [r["arm"] for r in records] == ["baseline", "filter", "layer", "layer"]
     base = [w for w in records[0]["architecture"] if w != "M"]
     assert base == [8, 8, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, 64, 64, 64, 64]
+    convs = [f"block{k}_conv{i}" for k, n in enumerate((2, 2, 4, 4, 4), start=1) for i in range(1, n + 1)]
     for record, n in zip(records[2:], (2, 5)):
         widths = [w for w in record["architecture"] if w != "M"]
-        assert widths.count(0) == n and len(record["removed"]) == n
+        assert len(record["removed"]) == n
+        # a removed layer shows as 0 in its own place, every other layer keeps its width
+        assert widths == [0 if name in record["removed"] else w for name, w in zip(convs, base)]
         assert record["parameters"] < records[0]["parameters"]
+    assert records[2]["removed"] == records[3]["removed"][:2]  # one ranking, cut at 2 and at 5
     pruned = [w for w in records[1]["architecture"] if w != "M"]
     assert sum(base) - sum(pruned) == int(sum(base) * 500 / 5504 + 1e-9)
+    assert all(0 < p <= b for p, b in zip(pruned, base))
     with open(tmp_path / "figures" / "03_table3_architectures_vgg19_bn_fashion_mnist_rgb32_quick.md") as handle:
         table = handle.read()
     assert "Layer pruning_5" in table and "Made with" in table
 
-    # Resuming does no arm twice.
-    _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
-    assert len(_records(tmp_path, "03_table3")) == 4
+    # Resuming does no arm twice: nothing is trained or pruned again, no record is added.
+    [results] = [p for p in os.listdir(tmp_path) if p.startswith("03_table3") and p.endswith(".jsonl")]
+    before = (tmp_path / results).read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resumed run trained or pruned again")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(protocol, "train_and_evaluate", refuse)
+        patch.setattr(protocol, "prune_filters", refuse)
+        _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
+    assert (tmp_path / results).read_bytes() == before
 
     # Table 2 (imprinting, one-shot vs iterative) and Fig. 1 (latency vs accuracy) share the ResNet baseline.
     _run("02_table2_spearman_imprinting_resnet56", tmp_path)
@@ -116,6 +184,11 @@ def test_scripts_end_to_end_and_resume(tmp_path):
     assert [r["n"] for r in table2] == [1, 2, 3, 4]
     assert all(len(r["one_shot_removed"]) == r["n"] == len(set(r["iterative_removed"])) for r in table2)
     assert not any(name in ("block2_1", "block3_1") for r in table2 for name in r["iterative_removed"])
+    one_shot = table2[-1]["one_shot_removed"]
+    for r in table2:  # both procedures only ever add a block; their first choice is the same
+        assert r["one_shot_removed"] == one_shot[: r["n"]]
+        assert r["iterative_removed"] == table2[-1]["iterative_removed"][: r["n"]]
+    assert table2[0]["iterative_removed"] == one_shot[:1]
 
     _run("04_fig1_latency_vs_accuracy_resnet56", tmp_path, "--criteria", "l1_norm")
     fig1 = _records(tmp_path, "04_fig1")
@@ -127,16 +200,38 @@ def test_scripts_end_to_end_and_resume(tmp_path):
         "resnet_fashion_mnist_rgb32_quick_n200_be1_seed0.keras", "vgg19_bn_fashion_mnist_rgb32_quick_n200_be1_seed0.keras"
     ]  # one ResNet baseline shared by Table 2 and Fig. 1
     assert all(0 < r["latency_ratio"] < 2 for r in fig1 if r["arm"] != "baseline")
+    # Fig. 1's layer pruning ranks the same baseline by the same imprinting as Table 2's one-shot
+    assert [r["removed"] for r in fig1 if r["arm"] == "layer"] == [one_shot[:n] for n in (1, 2, 3, 4)]
 
     _run("05_figs2_3_block_importance_resnet56", tmp_path, "--criteria", "l1_norm")
     with open(tmp_path / "figures" / "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 9 and {"l1_norm", "imprinting", "ensemble"} <= set(rows[0])
+    [figs23] = _records(tmp_path, "05_figs2_3")
+    importance = figs23["importance"]
+    blocks = figs23["blocks"]
+    assert [row["block"] for row in rows] == blocks
+    for row in rows:
+        for key in ("l1_norm", "imprinting", "ensemble"):
+            assert float(row[key]) == pytest.approx(importance[key][row["block"]])
+
+    def ranks(scores):  # average ranks, ties sharing the mean, counted by hand
+        values = [scores[b] for b in blocks]
+        return [sum(u < v for u in values) + (sum(u == v for u in values) + 1) / 2 for v in values]
+
+    want = [(a + b) / 2 for a, b in zip(ranks(importance["l1_norm"]), ranks(importance["imprinting"]))]
+    assert [importance["ensemble"][b] for b in blocks] == pytest.approx(want)
+    # the same imprinting importances order the removable blocks as Table 2's one-shot did
+    removable = [b for b in blocks if b not in ("block2_1", "block3_1")]
+    by_imprinting = sorted(removable, key=lambda b: (importance["imprinting"][b], removable.index(b)))
+    assert by_imprinting[:4] == one_shot
 
     _run("01_table1_iterative_vs_oneshot_resnet56", tmp_path, "--criteria", "l1_norm", "--steps", "2")
     table1 = _records(tmp_path, "01_table1")
     filters = [r for r in table1 if r["arm"] == "filter"]
-    assert len(filters) == 4
+    assert sorted((r["ratio"], r["schedule"]) for r in filters) == [
+        (0.2, "iterative"), (0.2, "one_shot"), (0.3, "iterative"), (0.3, "one_shot")
+    ]
     total = 3 * (16 + 32 + 64)
     for r in filters:
         assert r["pruned_filters"] == int(r["ratio"] * total + 1e-9)

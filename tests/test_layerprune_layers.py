@@ -91,7 +91,7 @@ def test_vgg19_bn_layers_and_parameter_count_by_hand():
     assert names == expected + ["avg_pool", "predictions"]
     assert not model.get_layer("block3_conv2").use_bias
     assert model.output_shape == (None, 7)
-    with pytest.raises(ValueError, match="width_multiplier"):
+    with pytest.raises(ValueError, match="width_multiplier must be a positive number, got 0"):
         vgg19_bn(width_multiplier=0)
     with pytest.raises(ValueError, match="at least 32"):
         vgg19_bn(input_shape=(16, 16, 3))
@@ -197,7 +197,7 @@ def test_remove_blocks_refuses_downsampling_and_unknown():
         remove_blocks(model, ["block1_2", "block2_1"])
     with pytest.raises(ValueError, match=r"Unknown block 'block9_9'.*block1_1"):
         remove_blocks(model, "block9_9")
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="names is empty: give at least one block to remove"):
         remove_blocks(model, [])
     custom = Block("odd", "conv1_relu", "block2_1_relu", ("block1_1_conv1", "block2_1_relu"), downsampling=False)
     with pytest.raises(ValueError, match="odd.*shape"):
@@ -409,19 +409,92 @@ def test_iterative_block_ranking_with_a_known_importance_function():
     assert not any(layer.name.startswith(("block1_1_", "block1_2_", "block2_2_")) for layer in final.layers)
     # downsampling blocks are never removed, even with the lowest score
     assert "block2_1" not in sum((r["iterative_removed"] for r in records), [])
-    with pytest.raises(ValueError, match="n_remove"):
+    # ties (here: every block scores the same) go to the block earliest in network order,
+    # and a constant ranking has no rank correlation
+    tied = iterative_block_ranking(model, blocks, lambda m, b: {block.name: 0.0 for block in b}, 2)
+    assert [r["removed"] for r in tied] == ["block1_1", "block1_2"]
+    assert tied[-1]["one_shot_removed"] == ["block1_1", "block1_2"]
+    assert all(np.isnan(r["spearman"]) for r in tied)
+    with pytest.raises(ValueError, match=r"n_remove must be an integer from 1 to the number of removable blocks \(7\), got 8"):
         iterative_block_ranking(model, blocks, importance, 8)
-    with pytest.raises(ValueError, match="no score"):
+    with pytest.raises(ValueError, match=r"importance_fn gave no score to blocks \['block1_1', 'block1_2', .*'block3_3'\] at step 0"):
         iterative_block_ranking(model, blocks, lambda m, b: {}, 1)
 
 
-def test_iterative_ranking_with_imprinting_runs_end_to_end():
-    model = _resnet20(seed=7)
-    rng = np.random.default_rng(7)
-    x, y = rng.normal(size=(32, *SMALL)).astype("float32"), rng.integers(0, 3, 32)
+def _numpy_imprinting_accuracy(features, y, num_classes):
+    """Imprint class weights on ``features`` and classify the same examples, in plain numpy."""
+    pooled = features.mean(axis=(1, 2)).astype(np.float64)
+    embeddings = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    weights = np.stack([embeddings[y == c].mean(axis=0) for c in range(num_classes)])
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True)
+    return float(np.mean(np.argmax(embeddings @ weights.T, axis=1) == y))
+
+
+def _hand_spearman(a, b):
+    """Pearson correlation of average ranks, ranks counted directly (no sorting, no SciPy)."""
+    def ranks(values):
+        values = np.asarray(values, dtype=np.float64)
+        return np.array([np.sum(values < v) + (np.sum(values == v) + 1) / 2 for v in values])
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def test_hand_spearman_helper_on_known_pairs():
+    # d = (0, 0, 1, -1, 0): 1 - 6 * 2 / (5 * 24) = 0.9; reversed order: -1
+    assert _hand_spearman([1, 2, 3, 4, 5], [10, 20, 40, 30, 50]) == pytest.approx(0.9)
+    assert _hand_spearman([3, 1, 2], [0.1, 0.3, 0.2]) == pytest.approx(-1.0)
+
+
+def test_iterative_ranking_with_imprinting_matches_a_reference_by_zeroed_branches():
+    """Every step of imprinting-driven iterative ranking against an independent reference.
+
+    The reference never calls the library's imprinting, removal or ranking: a removed block
+    is simulated by zeroing its residual branch in the original model (relu(x + 0) = x, as in
+    test_remove_blocks_equals_zeroed_residual_branch), the imprinted classifier is computed in
+    numpy on a plain Keras probe of every block boundary, the least important removable block
+    (ties: earliest) is picked by hand and Spearman is counted from hand-made average ranks.
+    """
+    seed, n_remove, classes = 9, 3, 3
+    model = _resnet20(seed=seed)
+    blocks = resnet_blocks(model)
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=(96, *SMALL)).astype("float32"), rng.integers(0, classes, 96)
     records = iterative_block_ranking(
-        model, resnet_blocks(model), lambda m, b: imprinting_importance(m, b, x, y, num_classes=3), 2
+        model, blocks, lambda m, b: imprinting_importance(m, b, x, y, num_classes=classes), n_remove
     )
-    assert [r["n_removed"] for r in records] == [1, 2]
-    assert all(-1.0 <= r["spearman"] <= 1.0 or np.isnan(r["spearman"]) for r in records)
-    assert set(records[-1]["scores"]) == {b.name for b in blocks_after_removal(resnet_blocks(model), records[-1]["iterative_removed"])}
+
+    reference = _resnet20(seed=seed)  # same weights, untouched by the library
+    points = ["conv1_relu"] + [b.output_layer for b in blocks]
+    probe = keras.Model(reference.inputs[0], [reference.get_layer(name).output for name in points])
+
+    def reference_scores(removed):
+        _zero_residual(reference, removed)
+        maps = [np.asarray(t) for t in probe(x, training=False)]
+        accuracy = {name: _numpy_imprinting_accuracy(m, y, classes) for name, m in zip(points, maps)}
+        # a removed block is the identity, so a block's original input point carries the
+        # accuracy of whatever feeds it after rewiring
+        return {b.name: accuracy[b.output_layer] - accuracy[b.input_layer] for b in blocks if b.name not in removed}
+
+    one_shot = reference_scores([])
+    removable = [b.name for b in blocks if b.removable]
+    one_shot_order = sorted(removable, key=lambda name: (one_shot[name], removable.index(name)))
+    removed, scores = [], one_shot
+    for step, record in enumerate(records, start=1):
+        candidates = [name for name in removable if name not in removed]
+        victim = min(candidates, key=lambda name: (scores[name], candidates.index(name)))
+        removed.append(victim)
+        scores = reference_scores(removed)
+        assert record["removed"] == victim, f"step {step}"
+        assert record["iterative_removed"] == removed
+        assert record["one_shot_removed"] == one_shot_order[:step]
+        assert set(record["scores"]) == set(scores)
+        for name, value in scores.items():
+            assert record["scores"][name] == pytest.approx(value, abs=1e-12), (step, name)
+        still = [name for name in removable if name not in removed]
+        want = _hand_spearman([one_shot[n] for n in still], [scores[n] for n in still])
+        assert record["spearman"] == pytest.approx(want, abs=1e-12), f"step {step}"
+    # the case is not degenerate: re-ranking changes the choice, and rho is informative
+    assert removed != one_shot_order[:n_remove]
+    assert len({round(r["spearman"], 6) for r in records}) == n_remove
+    assert all(0 < abs(r["spearman"]) < 1 for r in records)
+    final = records[-1]["model"]
+    assert not any(layer.name.startswith(tuple(f"{name}_" for name in removed)) for layer in final.layers)

@@ -139,7 +139,7 @@ class ChannelPlan:
         if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, (int, np.integer)) or channel_multiple < 1:
             raise ValueError(f"channel_multiple must be a positive integer, got {channel_multiple!r}.")
         self.channel_multiple = int(channel_multiple)
-        self.graph = LayerGraph(model)
+        self.graph = LayerGraph(model, "compact")
         self.kind = {node.name: _classify(node) for node in self.graph}
         self.channels = {node.name: int(self.graph.output_shape(node.name)[-1]) for node in self.graph}
         self._zero_analysis()

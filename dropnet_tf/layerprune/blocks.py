@@ -331,7 +331,7 @@ def remove_blocks(model, names, *, blocks: Sequence[Block] | None = None):
             f"remove_blocks rewrites functional models; '{model.name}' is Sequential. Rebuild it with "
             "the functional API (keras.Model(inputs, outputs))."
         )
-    graph = LayerGraph(model)
+    graph = LayerGraph(model, "remove_blocks")
     if blocks is None:
         blocks = find_blocks(model)
     chosen = _resolve_names(names, list(blocks))

@@ -172,10 +172,8 @@ def run_tag(args, baseline: bool = False) -> str:
 
 
 def prepare_data(args, scale: Scale):
-    data = load_data(args.dataset, data_dir=args.data_dir)
-    if scale.max_train or scale.max_test:
-        data = data.subset(max_train=scale.max_train, max_test=scale.max_test, seed=0)
-    return data
+    """The dataset, cut to the scale's ``max_train`` / ``max_test`` before a stand-in converts it."""
+    return load_data(args.dataset, data_dir=args.data_dir, max_train=scale.max_train, max_test=scale.max_test, seed=0)
 
 
 def scoring_data(data, scale: Scale, seed: int):
