@@ -40,7 +40,6 @@ import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import tarfile
 import tempfile
 import warnings
@@ -307,9 +306,10 @@ def load_dataset(
             searched for local files (the directory itself, a sub-folder named after the
             dataset, or the official distribution folder such as ``cifar-10-batches-py``; for
             ``cifar10_jpeg`` also the archive ``cifar10_jpeg.tar.gz`` in it, or the archive
-            itself), and it is also the TFDS data directory.  Nothing is ever written there.  When omitted, local files are searched under
-            ``$DROPNET_DATA_DIR`` (sub-folders only) and then in well-known system folders, and
-            TFDS uses ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``.
+            itself), and it is also the TFDS data directory.  Nothing is ever written there.
+            When omitted, local files are searched under ``$DROPNET_DATA_DIR`` (sub-folders
+            only) and then in well-known system folders, and TFDS uses ``$TFDS_DATA_DIR`` or
+            ``~/tensorflow_datasets``.
         source: ``"auto"`` (local files, then tensorflow-datasets, then scikit-learn, as
             applicable), ``"local"``, ``"tfds"`` or ``"sklearn"`` (``digits`` only).
         validation_fraction: fraction of the official training set held out, stratified, as
@@ -551,8 +551,9 @@ def _load_local(name: str, data_dir, cache: Path | None = None) -> tuple[_Raw, s
             continue
         if raw is not None:
             return raw, f"local:{d}"
-    for archive in _candidate_archives(name, data_dir):
-        return _local_cifar10_jpeg_archive(archive, cache), f"local:{archive}"
+    archives = _candidate_archives(name, data_dir)
+    if archives:  # only when no unpacked folder was found
+        return _local_cifar10_jpeg_archive(archives[0], cache), f"local:{archives[0]}"
     what = {
         "mnist": "IDX files",
         "fashion_mnist": "IDX files",
@@ -1003,7 +1004,8 @@ def _read_cache(path: Path | None, num_classes: int) -> tuple[_Raw, list[str]] |
     if not ok:
         warnings.warn(f"ignoring dataset cache {path}: unexpected arrays", RuntimeWarning)
         return None
-    return _Raw(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), num_classes), classes
+    raw = _Raw(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), num_classes)
+    return raw, classes
 
 
 def _write_cache(path: Path | None, raw: _Raw, classes: Sequence[str]) -> None:

@@ -54,7 +54,10 @@ def _write_folder(root: Path, seed: int = 0, suffix: str = ".png") -> dict[str, 
                 options = {"quality": 100, "subsampling": 0} if suffix == ".jpg" else {}
                 Image.fromarray(image).save(folder / f"{i:04d}{suffix}", **options)
                 written[split].append((sorted(CLASSES).index(name), i, image))
-    return {split: [img for *_, img in sorted(items, key=lambda t: t[:2])] for split, items in written.items()}
+    return {
+        split: [img for *_, img in sorted(items, key=lambda t: t[:2])]
+        for split, items in written.items()
+    }
 
 
 def _cache_files() -> list[Path]:
@@ -184,7 +187,8 @@ def test_cache_is_invalidated_by_an_added_file(tmp_path):
     _write_folder(tmp_path / "cifar10_jpeg")
     load_dataset("cifar10_jpeg", data_dir=tmp_path)
     (old,) = _cache_files()
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "cifar10_jpeg/test/cat/9999.png")
+    black = np.zeros((32, 32, 3), np.uint8)
+    Image.fromarray(black).save(tmp_path / "cifar10_jpeg/test/cat/9999.png")
     ds = load_dataset("cifar10_jpeg", data_dir=tmp_path)
     assert len(ds.y_test) == 21 and np.bincount(ds.y_test)[sorted(CLASSES).index("cat")] == 3
     assert ds.x_test.max(axis=(1, 2, 3)).min() == 0.0  # the black image is there
@@ -324,7 +328,7 @@ def test_empty_data_dir_names_the_path_and_the_layout(tmp_path):
     with pytest.raises(DatasetUnavailableError) as info:
         load_dataset("cifar10_jpeg", data_dir=tmp_path, source="local")
     message = str(info.value)
-    assert f"no cifar10_jpeg image folder (train/<class>/, test/<class>/)" in message
+    assert "no cifar10_jpeg image folder (train/<class>/, test/<class>/)" in message
     assert f"data_dir={tmp_path}" in message
 
 
@@ -340,7 +344,9 @@ def test_only_train_folder_is_reported(tmp_path):
 def test_wrong_class_count_names_the_path_and_counts(tmp_path):
     _write_folder(tmp_path / "cifar10_jpeg")
     (tmp_path / "cifar10_jpeg/train/zebra").mkdir()
-    (tmp_path / "cifar10_jpeg/train/cat/0000.png").rename(tmp_path / "cifar10_jpeg/train/zebra/0.png")
+    (tmp_path / "cifar10_jpeg/train/cat/0000.png").rename(
+        tmp_path / "cifar10_jpeg/train/zebra/0.png"
+    )
     with pytest.raises(DatasetFormatError) as info:
         load_dataset("cifar10_jpeg", data_dir=tmp_path)
     message = str(info.value)
