@@ -38,10 +38,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import os
 import pickle
 import tarfile
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -794,8 +794,12 @@ def _local_cifar100(d: Path) -> _Raw | None:
 _IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
-def _decode_images(paths: Sequence[str | Path], size: tuple[int, int]) -> np.ndarray:
+def _decode_images(
+    paths: Sequence[str | Path], size: tuple[int, int], contents: Sequence[bytes] | None = None
+) -> np.ndarray:
     """Decode image files into a uint8 ``(N, H, W, 3)`` array; grayscale/RGBA/palette -> RGB.
+
+    With ``contents`` the images are decoded from those bytes and ``paths`` only name them.
 
     Pillow decodes, so JPEGs get libjpeg's accurate integer IDCT.  TensorFlow's
     ``decode_image``, which ``keras.utils.image_dataset_from_directory`` decodes with, uses
@@ -812,7 +816,7 @@ def _decode_images(paths: Sequence[str | Path], size: tuple[int, int]) -> np.nda
     def decode(i: int) -> None:
         path = paths[i]
         try:
-            with Image.open(path) as img:
+            with Image.open(path if contents is None else io.BytesIO(contents[i])) as img:
                 array = np.asarray(img.convert("RGB"))
         except Exception as error:  # noqa: BLE001 - any failure means an unreadable file
             raise DatasetFormatError(f"{path}: cannot decode image ({error})") from error
@@ -873,11 +877,6 @@ def _list_image_folder(
             f"{'/'.join(_IMAGE_SUFFIXES)} files"
         ) from error
     classes = [str(c) for c in listing.class_names]
-    if num_classes is not None and len(classes) != num_classes:
-        raise DatasetFormatError(
-            f"{directory}: found {len(classes)} class folders ({', '.join(classes) or 'none'}), "
-            f"expected {num_classes}"
-        )
     paths = [str(p) for p in listing.file_paths]
     index = {c: k for k, c in enumerate(classes)}
     labels = np.fromiter(
@@ -885,14 +884,24 @@ def _list_image_folder(
         dtype=np.int64,
         count=len(paths),
     )
+    _check_classes(str(directory), classes, labels, num_classes)
+    return paths, labels, classes
+
+
+def _check_classes(where: str, classes: Sequence[str], labels: np.ndarray, num_classes) -> None:
+    """The number of class folders is ``num_classes`` (when given) and none is empty."""
+    if num_classes is not None and len(classes) != num_classes:
+        raise DatasetFormatError(
+            f"{where}: found {len(classes)} class folders ({', '.join(classes) or 'none'}), "
+            f"expected {num_classes}"
+        )
     counts = np.bincount(labels, minlength=len(classes))
     empty = [c for c, n in zip(classes, counts) if n == 0]
     if empty:
         raise DatasetFormatError(
-            f"{directory}: class folder(s) {', '.join(empty)} hold no images "
+            f"{where}: class folder(s) {', '.join(empty)} hold no images "
             f"({'/'.join(_IMAGE_SUFFIXES)} files)"
         )
-    return paths, labels, classes
 
 
 def _relative(path: str, root: str | os.PathLike) -> str:
@@ -1098,68 +1107,100 @@ def _candidate_archives(name: str, data_dir) -> list[Path]:
     return found
 
 
-def _extract(tar: tarfile.TarFile, destination: Path) -> None:
-    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuses unsafe members
-        tar.extractall(destination, filter="data")
-        return
-    members = []  # pragma: no cover - older Python: only plain files and folders, inside
-    for member in tar.getmembers():  # pragma: no cover
-        parts = Path(member.name).parts
-        if member.name.startswith(("/", "\\")) or ".." in parts:
-            raise DatasetFormatError(f"{tar.name}: unsafe member path {member.name!r}")
-        if member.isfile() or member.isdir():
-            members.append(member)
-    tar.extractall(destination, members=members)  # pragma: no cover
+def _archive_members(archive: Path) -> tuple[str, dict[str, list[tuple[str, bytes]]]]:
+    """Image members ``[<top>/]{train,test}/<class>/.../<file>`` of ``archive``, read in memory.
+
+    Returns ``top`` (``""`` when train/ and test/ are at the root) and
+    ``{"train": [(path below the split folder, bytes), ...], "test": [...]}``.  The archive is
+    streamed once and never unpacked: writing 60,000 small files costs far more than decoding
+    them.  Only regular files count; links and other members are skipped.
+    """
+    splits: dict[str, list[tuple[str, bytes]]] = {"train": [], "test": []}
+    top = None
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                parts = [part for part in member.name.split("/") if part not in ("", ".")]
+                if len(parts) >= 2 and parts[0] in splits:
+                    where = ""
+                elif len(parts) >= 3 and parts[1] in splits:
+                    where = parts[0]
+                else:
+                    continue
+                top = where if top is None else top
+                rest = parts[1:] if where == "" else parts[2:]
+                if where != top or len(rest) < 2 or rest[0].startswith("."):  # hidden class
+                    continue
+                if member.isfile() and parts[-1].lower().endswith(_IMAGE_SUFFIXES):
+                    data = tar.extractfile(member).read()
+                    splits[parts[0] if where == "" else parts[1]].append(("/".join(rest), data))
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DatasetFormatError(f"{archive}: cannot read the archive ({error})") from error
+    if top is None:
+        raise DatasetFormatError(
+            f"{archive}: expected cifar10_jpeg/train/<class>/ and cifar10_jpeg/test/<class>/ "
+            "inside, found neither"
+        )
+    for split, members in splits.items():
+        if not members:
+            folder = f"{top}/{split}" if top else split
+            raise DatasetFormatError(f"{archive}: no images under {folder}/")
+    return top, splits
+
+
+def _archive_split(archive: Path, top: str, split: str, members: list[tuple[str, bytes]]):
+    """``(names, contents, labels, classes)`` of one split, ordered as a folder listing is."""
+
+    def order(item):  # class, then the folder inside it, then the file name, as Keras lists
+        parts = item[0].split("/")
+        return parts[0], "/".join(parts[1:-1]), parts[-1]
+
+    members = sorted(members, key=order)
+    class_of = [name.split("/", 1)[0] for name, _ in members]
+    classes = sorted(set(class_of))
+    index = {c: k for k, c in enumerate(classes)}
+    labels = np.asarray([index[c] for c in class_of], dtype=np.int64)
+    folder = f"{top}/{split}" if top else split
+    _check_classes(f"{archive}: {folder}", classes, labels, _NUM_CLASSES["cifar10_jpeg"])
+    names = [f"{archive}: {folder}/{name}" for name, _ in members]
+    return names, [data for _, data in members], labels, classes
 
 
 def _local_cifar10_jpeg_archive(archive: Path, cache: Path | None) -> _Raw:
-    """The folder inside ``archive``: cached by the archive's size and time, else unpacked.
+    """The folder inside ``archive`` (e.g. ``cifar10_jpeg.tar.gz``), read without unpacking.
 
-    It is unpacked into a temporary folder under the cache directory (the system's temporary
-    directory when there is no usable cache), read and cached, and the folder is removed:
-    nothing is ever written next to the archive.
+    Cached by the archive's path, size and modification time; on a miss the archive is
+    streamed once and its images are decoded from memory.  Nothing is ever written next to
+    the archive, nor unpacked anywhere.  Labels and order are those of the unpacked folder.
     """
     num_classes = _NUM_CLASSES["cifar10_jpeg"]
+    size = _CIFAR10_JPEG_SIZE
     path = None
     if cache is not None:
         stat = archive.stat()
         key = hashlib.sha256(
-            repr((_CACHE_FORMAT, "archive", _CIFAR10_JPEG_SIZE, stat.st_size, stat.st_mtime_ns))
-            .encode()
+            repr((_CACHE_FORMAT, "archive", size, stat.st_size, stat.st_mtime_ns)).encode()
         ).hexdigest()[:20]
         path = _cache_file(cache, "cifar10_jpeg", archive, key)
     cached = _read_cache(path, num_classes)
     if cached is not None:
         return cached[0]
-    parent = None
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            parent = path.parent
-        except OSError:
-            parent = None
-    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=parent) as tmp:
-        top = Path(tmp)
-        try:
-            with tarfile.open(archive) as tar:
-                _extract(tar, top)
-        except (tarfile.TarError, OSError, EOFError) as error:
-            raise DatasetFormatError(f"{archive}: cannot unpack ({error})") from error
-        folders = [top / alias for alias in _ALIASES["cifar10_jpeg"]] + [top]
-        folders += sorted(p for p in top.iterdir() if p.is_dir())
-        folder = next((f for f in folders if (f / "train").is_dir() or (f / "test").is_dir()), None)
-        if folder is None:
-            entries = ", ".join(sorted(p.name for p in top.iterdir())) or "nothing"
-            raise DatasetFormatError(
-                f"{archive}: expected cifar10_jpeg/train/<class>/ and cifar10_jpeg/test/<class>/ "
-                f"inside, found {entries}"
-            )
-        try:
-            raw, classes = _cifar10_jpeg_folder(folder, None)
-        except (DatasetFormatError, _NotFound) as error:  # name the member, not the temp copy
-            raise DatasetFormatError(
-                f"{archive}: " + str(error).replace(str(top) + os.sep, "")
-            ) from error
+    top, splits = _archive_members(archive)
+    train_names, train_data, y_train, classes = _archive_split(
+        archive, top, "train", splits["train"]
+    )
+    test_names, test_data, y_test, test_classes = _archive_split(
+        archive, top, "test", splits["test"]
+    )
+    del splits
+    if test_classes != classes:
+        raise DatasetFormatError(
+            f"{archive}: train/ and test/ have different class folders "
+            f"(train: {', '.join(classes)}; test: {', '.join(test_classes)})"
+        )
+    x_train = _decode_images(train_names, size, train_data)
+    del train_data
+    raw = _Raw(x_train, y_train, _decode_images(test_names, size, test_data), y_test, num_classes)
     _write_cache(path, raw, classes)
     return raw
 

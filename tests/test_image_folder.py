@@ -264,14 +264,14 @@ def _write_archive(tmp_path: Path) -> Path:
     return data
 
 
-def test_archive_is_unpacked_under_the_cache_and_cached(tmp_path, monkeypatch):
+def test_archive_is_read_in_place_and_cached(tmp_path, monkeypatch):
     data = _write_archive(tmp_path)
     before = _listing(data)
     from_archive = load_dataset("cifar10_jpeg", data_dir=data)
     assert from_archive.source == f"local:{data / 'cifar10_jpeg.tar.gz'}"
     assert _listing(data) == before  # nothing unpacked next to the archive
     (cache,) = _cache_files()
-    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # temporary copy removed
+    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # nor in the cache
     from_folder = load_dataset("cifar10_jpeg", data_dir=tmp_path / "src", cache_dir=False)
     np.testing.assert_array_equal(from_archive.x_test, from_folder.x_test)
     np.testing.assert_array_equal(from_archive.x_train, from_folder.x_train)
@@ -291,6 +291,36 @@ def test_archive_without_cache(tmp_path):
     assert len(ds.y_train) == 90 and _cache_files() == []
 
 
+def test_archive_with_splits_at_its_root(tmp_path):
+    """``tar czf x.tar.gz -C cifar10_jpeg .``: members ./train/<class>/..., ./test/<class>/..."""
+    _write_folder(tmp_path / "src")
+    with tarfile.open(tmp_path / "cifar10_jpeg.tgz", "w:gz") as tar:
+        tar.add(tmp_path / "src", arcname=".")
+    from_archive = load_dataset("cifar10_jpeg", data_dir=tmp_path / "cifar10_jpeg.tgz")
+    from_folder = load_dataset("cifar10_jpeg", data_dir=tmp_path / "src", cache_dir=False)
+    np.testing.assert_array_equal(from_archive.x_train, from_folder.x_train)
+    np.testing.assert_array_equal(from_archive.y_test, from_folder.y_test)
+
+
+def test_archive_with_wrong_class_count_names_the_archive(tmp_path):
+    _write_folder(tmp_path / "src" / "cifar10_jpeg")
+    (tmp_path / "src/cifar10_jpeg/test/truck/0000.png").unlink()
+    (tmp_path / "src/cifar10_jpeg/test/truck/0001.png").unlink()
+    with tarfile.open(tmp_path / "cifar10_jpeg.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar10_jpeg", arcname="cifar10_jpeg")
+    with pytest.raises(DatasetFormatError) as info:
+        load_dataset("cifar10_jpeg", data_dir=tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'cifar10_jpeg.tar.gz'}: cifar10_jpeg/test: found 9")
+    assert "expected 10" in message
+
+
+def test_archive_that_is_not_one(tmp_path):
+    (tmp_path / "cifar10_jpeg.tar.gz").write_bytes(b"not gzip")
+    with pytest.raises(DatasetFormatError, match="cifar10_jpeg.tar.gz: cannot read the archive"):
+        load_dataset("cifar10_jpeg", data_dir=tmp_path)
+
+
 def test_unpacked_folder_is_preferred_to_the_archive(tmp_path):
     data = _write_archive(tmp_path)
     (tmp_path / "src" / "cifar10_jpeg").rename(data / "cifar10_jpeg")
@@ -307,7 +337,7 @@ def test_bad_image_in_archive_names_the_member(tmp_path):
         load_dataset("cifar10_jpeg", data_dir=data)
     message = str(info.value)
     assert message.startswith(f"{data / 'cifar10_jpeg.tar.gz'}: cifar10_jpeg/train/dog/0003.png")
-    assert ".unpack-" not in message
+    assert "cannot decode image" in message
 
 
 # --------------------------------------------------------------------------------------------
