@@ -23,7 +23,12 @@ Where the arrays come from (``source="auto"`` tries them in this order):
 3. ``"sklearn"`` -- ``sklearn.datasets.load_digits`` (embedded in the scikit-learn wheel), for
    ``digits`` only.
 
-Nothing is cached on disk.  Pixels stay ``uint8`` until the final float conversion of each split.
+``cifar10_jpeg`` (CIFAR-10 re-encoded as JPEG, in an image-folder layout) is only found locally:
+its folder is listed by Keras' ``image_dataset_from_directory`` and decoded by Pillow
+(:func:`read_image_folder`), and the decoded arrays are cached as an ``.npz`` under the cache
+directory (:func:`default_cache_dir`, never the data directory), so only the first load decodes.
+Nothing else is cached on disk.  Pixels stay ``uint8`` until the final float conversion of each
+split.
 When no source can provide a dataset, :class:`DatasetUnavailableError` says which sources were
 tried, why each failed, and how to provide the files.
 """
@@ -32,26 +37,37 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
+import io
 import os
 import pickle
+import tarfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from dropnet_tf.results import load_npz, save_npz_atomic
+
 __all__ = [
+    "CACHE_DIR_ENV",
     "DATASETS",
     "SOURCES",
     "Dataset",
     "DatasetFormatError",
     "DatasetUnavailableError",
+    "default_cache_dir",
     "load_dataset",
     "read_idx",
+    "read_image_folder",
 ]
 
 #: Names accepted by :func:`load_dataset`.
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "digits")
+DATASETS = (
+    "mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "cifar100", "tiny_imagenet", "digits"
+)
 
 #: Values accepted for the ``source`` argument of :func:`load_dataset`.
 SOURCES = ("auto", "local", "tfds", "sklearn")
@@ -59,10 +75,14 @@ SOURCES = ("auto", "local", "tfds", "sklearn")
 #: Environment variable naming a directory that holds the dataset folders.
 DATA_DIR_ENV = "DROPNET_DATA_DIR"
 
+#: Environment variable naming the cache directory (see :func:`default_cache_dir`).
+CACHE_DIR_ENV = "DROPNET_CACHE_DIR"
+
 _NUM_CLASSES = {
     "mnist": 10,
     "fashion_mnist": 10,
     "cifar10": 10,
+    "cifar10_jpeg": 10,
     "cifar100": 100,
     "tiny_imagenet": 200,  # the local loader uses len(wnids.txt), 200 for the official data
     "digits": 10,
@@ -73,6 +93,7 @@ _SOURCES_FOR = {
     "mnist": ("local", "tfds"),
     "fashion_mnist": ("local", "tfds"),
     "cifar10": ("local", "tfds"),
+    "cifar10_jpeg": ("local",),
     "cifar100": ("local", "tfds"),
     "tiny_imagenet": ("local",),
     "digits": ("sklearn",),
@@ -98,6 +119,7 @@ _ALIASES = {
         "fashion-mnist/data/fashion",
     ),
     "cifar10": ("cifar10", "cifar-10", "CIFAR10", "cifar_10"),
+    "cifar10_jpeg": ("cifar10_jpeg", "cifar10-jpeg"),
     "cifar100": ("cifar100", "cifar-100", "CIFAR100", "cifar_100"),
     "tiny_imagenet": ("tiny_imagenet", "tiny-imagenet", "TinyImageNet"),
 }
@@ -107,6 +129,7 @@ _DISTRIBUTION_FOLDERS = {
     "mnist": (),
     "fashion_mnist": (),
     "cifar10": ("cifar-10-batches-py", "cifar-10-batches-bin"),
+    "cifar10_jpeg": (),
     "cifar100": ("cifar-100-python", "cifar-100-binary"),
     "tiny_imagenet": ("tiny-imagenet-200",),
 }
@@ -126,6 +149,11 @@ _HOW_TO = {
     "cifar10": (
         "the folder cifar-10-batches-py/ (from cifar-10-python.tar.gz) or cifar-10-batches-bin/ "
         "(from cifar-10-binary.tar.gz) of https://www.cs.toronto.edu/~kriz/cifar.html in D/"
+    ),
+    "cifar10_jpeg": (
+        "the image folder cifar10_jpeg/ holding train/<class>/*.jpg and test/<class>/*.jpg "
+        "(the 10 CIFAR-10 class names as folder names), or the archive cifar10_jpeg.tar.gz "
+        "that unpacks to it, in D/ (D may also be the folder itself)"
     ),
     "cifar100": (
         "the folder cifar-100-python/ (from cifar-100-python.tar.gz) or cifar-100-binary/ "
@@ -263,18 +291,25 @@ def load_dataset(
     split_seed: int = 42,
     *,
     download: bool | str = "auto",
+    cache_dir: str | os.PathLike | None | bool = None,
 ) -> Dataset:
     """Load one of :data:`DATASETS` as a :class:`Dataset` (DropNet Section 3.2 protocol).
 
     Args:
-        name: one of ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ``"cifar100"``,
-            ``"tiny_imagenet"``, ``"digits"``.
+        name: one of ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ``"cifar10_jpeg"``,
+            ``"cifar100"``, ``"tiny_imagenet"``, ``"digits"``.  ``"cifar10_jpeg"`` is CIFAR-10
+            re-encoded as JPEG in an image-folder layout (``train/<class>/*.jpg``,
+            ``test/<class>/*.jpg``, labels = sorted class-folder names, which for the CIFAR-10
+            names is the official label order); its pixels are close to but not those of the
+            official files, so results on it must be labelled ``cifar10_jpeg``.
         data_dir: directory holding the dataset files.  When given it is the only place
             searched for local files (the directory itself, a sub-folder named after the
-            dataset, or the official distribution folder such as ``cifar-10-batches-py``), and
-            it is also the TFDS data directory.  When omitted, local files are searched under
-            ``$DROPNET_DATA_DIR`` (sub-folders only) and then in well-known system folders, and
-            TFDS uses ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``.
+            dataset, or the official distribution folder such as ``cifar-10-batches-py``; for
+            ``cifar10_jpeg`` also the archive ``cifar10_jpeg.tar.gz`` in it, or the archive
+            itself), and it is also the TFDS data directory.  Nothing is ever written there.
+            When omitted, local files are searched under ``$DROPNET_DATA_DIR`` (sub-folders
+            only) and then in well-known system folders, and TFDS uses ``$TFDS_DATA_DIR`` or
+            ``~/tensorflow_datasets``.
         source: ``"auto"`` (local files, then tensorflow-datasets, then scikit-learn, as
             applicable), ``"local"``, ``"tfds"`` or ``"sklearn"`` (``digits`` only).
         validation_fraction: fraction of the official training set held out, stratified, as
@@ -285,6 +320,13 @@ def load_dataset(
             seconds, so a networked machine gets the normal tensorflow-datasets behaviour while
             an offline call fails fast instead of waiting minutes on retries; ``False`` never
             downloads (TFDS is then used only when already prepared); ``True`` always tries.
+        cache_dir: where datasets decoded from image files (``cifar10_jpeg``) keep their
+            decoded arrays, so that only the first load decodes: ``None`` (default)
+            :func:`default_cache_dir` (``$DROPNET_CACHE_DIR``, else
+            ``$XDG_CACHE_HOME/dropnet_tf``, else ``~/.cache/dropnet_tf``), a directory, or
+            ``False`` for no cache.  The cache is keyed by the folder's path and the names,
+            sizes and modification times of its images (or the archive's), so a changed
+            folder is decoded again; a cache that cannot be written only gives a warning.
 
     Returns:
         A :class:`Dataset`.  Training and validation come from the official training set
@@ -323,6 +365,7 @@ def load_dataset(
 
     if download not in (True, False, "auto"):
         raise ValueError(f"download must be True, False or 'auto', got {download!r}.")
+    cache = _resolve_cache_dir(cache_dir)
     if name == "digits":
         return _load_digits(validation_fraction, split_seed)
 
@@ -330,7 +373,7 @@ def load_dataset(
     for src in available if source == "auto" else (source,):
         try:
             if src == "local":
-                raw, origin = _load_local(name, data_dir)
+                raw, origin = _load_local(name, data_dir, cache)
             else:
                 raw, origin = _load_tfds(name, data_dir, download)
         except _NotFound as reason:
@@ -340,6 +383,9 @@ def load_dataset(
 
     if name == "tiny_imagenet" and source == "auto":
         attempts.append(("tfds", "tiny_imagenet is not in tensorflow-datasets (skipped)"))
+    if name == "cifar10_jpeg" and source == "auto":
+        attempts.append(("tfds", "cifar10_jpeg is a local image folder only (skipped; "
+                                 "tensorflow-datasets has the original files as 'cifar10')"))
     raise DatasetUnavailableError(_unavailable_message(name, attempts), name, attempts)
 
 
@@ -449,20 +495,25 @@ def _system_roots() -> list[Path]:
     return [r.expanduser() for r in roots]
 
 
+def _search_roots(data_dir) -> tuple[list[Path], bool, list[str]]:
+    """Directories searched for dataset folders, whether ``data_dir`` was given, a description."""
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        return [root], True, [f"data_dir={root}"]
+    roots, described = [], []
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        roots.append(Path(env).expanduser())
+        described.append(f"${DATA_DIR_ENV}={roots[0]}")
+    system = _system_roots()
+    roots += system
+    described.append("system folders " + ", ".join(str(r) for r in system))
+    return roots, False, described
+
+
 def _candidate_dirs(name: str, data_dir) -> tuple[list[Path], list[str]]:
     """Existing directories that may hold ``name``'s files, and a description of the search."""
-    if data_dir is not None:
-        roots, explicit = [Path(data_dir).expanduser()], True
-        described = [f"data_dir={roots[0]}"]
-    else:
-        roots, explicit, described = [], False, []
-        env = os.environ.get(DATA_DIR_ENV)
-        if env:
-            roots.append(Path(env).expanduser())
-            described.append(f"${DATA_DIR_ENV}={roots[0]}")
-        system = _system_roots()
-        roots += system
-        described.append("system folders " + ", ".join(str(r) for r in system))
+    roots, explicit, described = _search_roots(data_dir)
     dists = _DISTRIBUTION_FOLDERS[name]
     dirs: list[Path] = []
     for root in roots:
@@ -481,12 +532,13 @@ def _candidate_dirs(name: str, data_dir) -> tuple[list[Path], list[str]]:
     return unique, described
 
 
-def _load_local(name: str, data_dir) -> tuple[_Raw, str]:
+def _load_local(name: str, data_dir, cache: Path | None = None) -> tuple[_Raw, str]:
     dirs, described = _candidate_dirs(name, data_dir)
     finder: Callable[[Path], _Raw | None] = {
         "mnist": _local_idx,
         "fashion_mnist": _local_idx,
         "cifar10": _local_cifar10,
+        "cifar10_jpeg": lambda d: _local_cifar10_jpeg(d, cache),
         "cifar100": _local_cifar100,
         "tiny_imagenet": _local_tiny_imagenet,
     }[name]
@@ -499,10 +551,15 @@ def _load_local(name: str, data_dir) -> tuple[_Raw, str]:
             continue
         if raw is not None:
             return raw, f"local:{d}"
+    archives = _candidate_archives(name, data_dir)
+    if archives:  # only when no unpacked folder was found
+        return _local_cifar10_jpeg_archive(archives[0], cache), f"local:{archives[0]}"
     what = {
         "mnist": "IDX files",
         "fashion_mnist": "IDX files",
         "cifar10": "CIFAR-10 batches (python or binary version)",
+        "cifar10_jpeg": "cifar10_jpeg image folder (train/<class>/, test/<class>/) or "
+        "cifar10_jpeg.tar.gz",
         "cifar100": "CIFAR-100 files (python or binary version)",
         "tiny_imagenet": "tiny-imagenet-200 folder",
     }[name]
@@ -731,52 +788,436 @@ def _local_cifar100(d: Path) -> _Raw | None:
     return None
 
 
-# ---- Tiny ImageNet ---------------------------------------------------------------------------
+# ---- Image folders: cifar10_jpeg, and Tiny ImageNet's train/ ---------------------------------
 
-_TINY_SIZE = (64, 64)
-_JPEG_SUFFIXES = {".jpeg", ".jpg"}
+#: Suffixes Keras' image-folder listing accepts (case-insensitive); other files are ignored.
+_IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
-def _decode_images(paths: Sequence[Path]) -> np.ndarray:
-    """Decode JPEGs (RGB; grayscale converted) into a uint8 (N, 64, 64, 3) array."""
-    out = np.empty((len(paths), *_TINY_SIZE, 3), dtype=np.uint8)
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow ships with matplotlib
-        Image = None
+def _decode_images(
+    paths: Sequence[str | Path], size: tuple[int, int], contents: Sequence[bytes] | None = None
+) -> np.ndarray:
+    """Decode image files into a uint8 ``(N, H, W, 3)`` array; grayscale/RGBA/palette -> RGB.
+
+    With ``contents`` the images are decoded from those bytes and ``paths`` only name them.
+
+    Pillow decodes, so JPEGs get libjpeg's accurate integer IDCT.  TensorFlow's
+    ``decode_image``, which ``keras.utils.image_dataset_from_directory`` decodes with, uses
+    the fast IDCT: on the CIFAR-10 JPEGs its red and blue channels come out about 1.2 grey
+    levels darker on average.  A file that cannot be decoded, or whose size is not ``size``
+    ``(height, width)``, raises :class:`DatasetFormatError` naming it (images are never
+    resized).
+    """
+    from PIL import Image  # Pillow, a dependency of matplotlib
+
+    height, width = size
+    out = np.empty((len(paths), height, width, 3), dtype=np.uint8)
 
     def decode(i: int) -> None:
         path = paths[i]
         try:
-            if Image is not None:
-                with Image.open(path) as img:
-                    array = np.asarray(img.convert("RGB"))
-            else:  # pragma: no cover
-                import tensorflow as tf
-
-                array = tf.io.decode_image(tf.io.read_file(str(path)), channels=3).numpy()
-        except Exception as error:  # noqa: BLE001
+            with Image.open(path if contents is None else io.BytesIO(contents[i])) as img:
+                array = np.asarray(img.convert("RGB"))
+        except Exception as error:  # noqa: BLE001 - any failure means an unreadable file
             raise DatasetFormatError(f"{path}: cannot decode image ({error})") from error
-        if array.shape != (*_TINY_SIZE, 3):
+        if array.shape[:2] != (height, width):
             raise DatasetFormatError(
-                f"{path}: expected a {_TINY_SIZE[0]}x{_TINY_SIZE[1]} image, got {array.shape[:2]}"
+                f"{path}: expected a {width}x{height} image (width x height), "
+                f"got {array.shape[1]}x{array.shape[0]}"
             )
         out[i] = array
 
-    workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(decode, range(len(paths)), chunksize=256):
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
+    try:
+        for _ in pool.map(decode, range(len(paths))):
             pass
+    finally:  # on the first error, drop the files not yet started
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+def _list_image_folder(
+    directory: Path,
+    size: tuple[int, int],
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """``(paths, labels, class names)`` of ``directory/<class>/**/<image>``, as Keras lists it.
+
+    :func:`keras.utils.image_dataset_from_directory` does the listing (``labels="inferred"``,
+    ``shuffle=False``): class ``k`` is the ``k``-th of ``class_names``, by default the sorted
+    non-hidden sub-folder names; the files come class by class, sorted, sub-folders included.
+    Its dataset is only built, never iterated: the pixels come from :func:`_decode_images`.
+    """
+    from dropnet_tf._keras import KERAS_MAJOR, keras
+
+    if not directory.is_dir():
+        raise DatasetFormatError(f"{directory}: no such folder")
+    if class_names is not None:
+        missing = [c for c in class_names if not (directory / c).is_dir()]
+        if missing:
+            raise DatasetFormatError(
+                f"{directory}: missing class folder(s) {', '.join(missing)} "
+                f"({len(missing)} of the {len(class_names)} expected)"
+            )
+    options = {"verbose": False} if KERAS_MAJOR >= 3 else {}
+    try:
+        listing = keras.utils.image_dataset_from_directory(
+            str(directory),
+            labels="inferred",
+            label_mode="int",
+            class_names=None if class_names is None else list(class_names),
+            image_size=size,
+            shuffle=False,
+            **options,
+        )
+    except ValueError as error:  # Keras: no image files at all
+        raise DatasetFormatError(
+            f"{directory}: no images in class folders ({error}); expected <class>/ folders of "
+            f"{'/'.join(_IMAGE_SUFFIXES)} files"
+        ) from error
+    classes = [str(c) for c in listing.class_names]
+    paths = [str(p) for p in listing.file_paths]
+    index = {c: k for k, c in enumerate(classes)}
+    labels = np.fromiter(
+        (index[_relative(p, directory).split(os.sep, 1)[0]] for p in paths),
+        dtype=np.int64,
+        count=len(paths),
+    )
+    _check_classes(str(directory), classes, labels, num_classes)
+    return paths, labels, classes
+
+
+def _check_classes(where: str, classes: Sequence[str], labels: np.ndarray, num_classes) -> None:
+    """The number of class folders is ``num_classes`` (when given) and none is empty."""
+    if num_classes is not None and len(classes) != num_classes:
+        raise DatasetFormatError(
+            f"{where}: found {len(classes)} class folders ({', '.join(classes) or 'none'}), "
+            f"expected {num_classes}"
+        )
+    counts = np.bincount(labels, minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts) if n == 0]
+    if empty:
+        raise DatasetFormatError(
+            f"{where}: class folder(s) {', '.join(empty)} hold no images "
+            f"({'/'.join(_IMAGE_SUFFIXES)} files)"
+        )
+
+
+def _relative(path: str, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root``; fast for the ``os.path.join(root, ...)`` paths Keras lists."""
+    prefix = os.path.join(os.fspath(root), "")
+    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, root)
+
+
+def read_image_folder(
+    directory: str | os.PathLike,
+    image_size: tuple[int, int],
+    *,
+    class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode an image-folder dataset, ``directory/<class>/[...]/<image>``, into arrays.
+
+    The folder is listed by :func:`keras.utils.image_dataset_from_directory` with labels
+    inferred and ``shuffle=False``: label ``k`` is the ``k``-th class name, the sorted
+    sub-folder names unless ``class_names`` gives them (then other sub-folders are ignored),
+    and images come class by class in sorted file order.  Files ending in .bmp, .gif, .jpeg,
+    .jpg or .png (any case) count; others are ignored.  Images are decoded by Pillow into RGB.
+
+    Args:
+        directory: the folder holding one sub-folder per class.
+        image_size: ``(height, width)`` every image must have (they are never resized).
+        class_names: the classes, in label order, each of which must be a sub-folder.
+        num_classes: when given, the number of class folders required.
+
+    Returns:
+        ``(x, y, class_names)``: uint8 images ``(N, height, width, 3)``, int64 labels ``(N,)``
+        and the class names in label order.
+
+    Raises:
+        DatasetFormatError: the folder is missing, has another number of class folders, a
+            class folder without images, or an image that cannot be decoded or has another
+            size; the message names the folder or file.
+    """
+    size = (int(image_size[0]), int(image_size[1]))
+    paths, labels, classes = _list_image_folder(Path(directory), size, class_names, num_classes)
+    return _decode_images(paths, size), labels, classes
+
+
+# Decoded arrays of image folders are cached as .npz files, keyed by what was read.
+
+_CACHE_FORMAT = 1  # bump when the same files would decode to other arrays
+
+
+def default_cache_dir() -> Path:
+    """Where decoded image folders are cached when ``cache_dir`` is not given.
+
+    ``$DROPNET_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/dropnet_tf``, else
+    ``~/.cache/dropnet_tf``.  Never inside a data directory, which may be read-only.
+    """
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path("~/.cache")).expanduser() / "dropnet_tf"
+
+
+def _resolve_cache_dir(cache_dir) -> Path | None:
+    if cache_dir is None:
+        return default_cache_dir()
+    if cache_dir is False:
+        return None
+    if isinstance(cache_dir, bool) or not isinstance(cache_dir, (str, os.PathLike)):
+        raise ValueError(
+            f"cache_dir must be a directory path, None (the default, {default_cache_dir()}) or "
+            f"False (no cache), got {cache_dir!r}"
+        )
+    return Path(cache_dir).expanduser()
+
+
+def _cache_file(cache: Path, name: str, source: Path, content_key: str) -> Path:
+    """``cache/<name>/<where>-<what>.npz``: one file per source path, named by its content key."""
+    where = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]
+    return cache / name / f"{where}-{content_key}.npz"
+
+
+def _files_key(root: Path, paths: Sequence[str], extra) -> str:
+    """Hash of the files' names (relative to ``root``), sizes and modification times."""
+    digest = hashlib.sha256(repr((_CACHE_FORMAT, extra)).encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{_relative(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _read_cache(path: Path | None, num_classes: int) -> tuple[_Raw, list[str]] | None:
+    """The cached arrays, or None when absent or unusable (then they are decoded again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        arrays = load_npz(path)
+        x_train, x_test = arrays["x_train"], arrays["x_test"]
+        y_train, y_test = arrays["y_train"], arrays["y_test"]
+        classes = [str(c) for c in arrays["class_names"]]
+        ok = (
+            x_train.dtype == x_test.dtype == np.uint8
+            and x_train.ndim == x_test.ndim == 4
+            and len(x_train) == len(y_train)
+            and len(x_test) == len(y_test)
+            and len(classes) == num_classes
+        )
+    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: decode again
+        warnings.warn(f"ignoring unreadable dataset cache {path} ({error})", RuntimeWarning)
+        return None
+    if not ok:
+        warnings.warn(f"ignoring dataset cache {path}: unexpected arrays", RuntimeWarning)
+        return None
+    raw = _Raw(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), num_classes)
+    return raw, classes
+
+
+def _write_cache(path: Path | None, raw: _Raw, classes: Sequence[str]) -> None:
+    """Save the decoded arrays atomically and drop older caches of the same source."""
+    if path is None:
+        return
+    try:
+        save_npz_atomic(
+            path,
+            x_train=raw.x_train,
+            y_train=raw.y_train,
+            x_test=raw.x_test,
+            y_test=raw.y_test,
+            class_names=np.asarray(list(classes), dtype=str),
+        )
+    except OSError as error:
+        warnings.warn(
+            f"could not write the dataset cache {path} ({error}); the next load decodes the "
+            f"images again. Point {CACHE_DIR_ENV} or cache_dir= at a writable directory, or "
+            "pass cache_dir=False.",
+            RuntimeWarning,
+        )
+        return
+    where = path.name.split("-")[0]
+    for stale in path.parent.glob(f"{where}-*.npz"):
+        if stale != path:
+            try:
+                stale.unlink()
+            except OSError:
+                pass
+
+
+# ---- CIFAR-10 as JPEG (cifar10_jpeg) ---------------------------------------------------------
+
+_CIFAR10_JPEG_SIZE = (32, 32)
+
+#: Archive names searched for in the data roots, per dataset.
+_ARCHIVES = {"cifar10_jpeg": ("cifar10_jpeg.tar.gz", "cifar10_jpeg.tgz", "cifar10_jpeg.tar")}
+
+
+def _local_cifar10_jpeg(d: Path, cache: Path | None) -> _Raw | None:
+    """``d/train/<class>/*.jpg`` and ``d/test/<class>/*.jpg``, decoded once, then cached."""
+    found = _cifar10_jpeg_folder(d, cache)
+    return None if found is None else found[0]
+
+
+def _cifar10_jpeg_folder(d: Path, cache: Path | None) -> tuple[_Raw, list[str]] | None:
+    """:func:`_local_cifar10_jpeg`, with the class names."""
+    train, test = d / "train", d / "test"
+    if not train.is_dir() and not test.is_dir():
+        return None
+    if not train.is_dir() or not test.is_dir():
+        have, lack = ("train", "test") if train.is_dir() else ("test", "train")
+        raise _NotFound(f"has {have}/ but no {lack}/")
+    num_classes = _NUM_CLASSES["cifar10_jpeg"]
+    size = _CIFAR10_JPEG_SIZE
+    train_paths, y_train, classes = _list_image_folder(train, size, num_classes=num_classes)
+    test_paths, y_test, test_classes = _list_image_folder(test, size, num_classes=num_classes)
+    if test_classes != classes:
+        raise DatasetFormatError(
+            f"{d}: train/ and test/ have different class folders "
+            f"(train: {', '.join(classes)}; test: {', '.join(test_classes)})"
+        )
+    path = None
+    if cache is not None:
+        key = _files_key(d, train_paths + test_paths, ("folder", size, classes))
+        path = _cache_file(cache, "cifar10_jpeg", d, key)
+    cached = _read_cache(path, num_classes)
+    if cached is not None and np.array_equal(cached[0].y_train, y_train) and np.array_equal(
+        cached[0].y_test, y_test
+    ):
+        return cached[0], classes
+    raw = _Raw(_decode_images(train_paths, size), y_train, _decode_images(test_paths, size), y_test,
+               num_classes)
+    _write_cache(path, raw, classes)
+    return raw, classes
+
+
+def _candidate_archives(name: str, data_dir) -> list[Path]:
+    """Archives of ``name`` in the search roots (or ``data_dir`` itself when it is one)."""
+    names = _ARCHIVES.get(name, ())
+    if not names:
+        return []
+    roots, explicit, _ = _search_roots(data_dir)
+    found = []
+    if explicit and roots[0].is_file() and roots[0].name.endswith((".tar.gz", ".tgz", ".tar")):
+        found.append(roots[0])
+    for root in roots:
+        found += [root / n for n in names if (root / n).is_file()]
+    return found
+
+
+def _archive_members(archive: Path) -> tuple[str, dict[str, list[tuple[str, bytes]]]]:
+    """Image members ``[<top>/]{train,test}/<class>/.../<file>`` of ``archive``, read in memory.
+
+    Returns ``top`` (``""`` when train/ and test/ are at the root) and
+    ``{"train": [(path below the split folder, bytes), ...], "test": [...]}``.  The archive is
+    streamed once and never unpacked: writing 60,000 small files costs far more than decoding
+    them.  Only regular files count; links and other members are skipped.
+    """
+    splits: dict[str, list[tuple[str, bytes]]] = {"train": [], "test": []}
+    top = None
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
+                parts = [part for part in member.name.split("/") if part not in ("", ".")]
+                if len(parts) >= 2 and parts[0] in splits:
+                    where = ""
+                elif len(parts) >= 3 and parts[1] in splits:
+                    where = parts[0]
+                else:
+                    continue
+                top = where if top is None else top
+                rest = parts[1:] if where == "" else parts[2:]
+                if where != top or len(rest) < 2 or rest[0].startswith("."):  # hidden class
+                    continue
+                if member.isfile() and parts[-1].lower().endswith(_IMAGE_SUFFIXES):
+                    data = tar.extractfile(member).read()
+                    splits[parts[0] if where == "" else parts[1]].append(("/".join(rest), data))
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DatasetFormatError(f"{archive}: cannot read the archive ({error})") from error
+    if top is None:
+        raise DatasetFormatError(
+            f"{archive}: expected cifar10_jpeg/train/<class>/ and cifar10_jpeg/test/<class>/ "
+            "inside, found neither"
+        )
+    for split, members in splits.items():
+        if not members:
+            folder = f"{top}/{split}" if top else split
+            raise DatasetFormatError(f"{archive}: no images under {folder}/")
+    return top, splits
+
+
+def _archive_split(archive: Path, top: str, split: str, members: list[tuple[str, bytes]]):
+    """``(names, contents, labels, classes)`` of one split, ordered as a folder listing is."""
+
+    def order(item):  # class, then the folder inside it, then the file name, as Keras lists
+        parts = item[0].split("/")
+        return parts[0], "/".join(parts[1:-1]), parts[-1]
+
+    members = sorted(members, key=order)
+    class_of = [name.split("/", 1)[0] for name, _ in members]
+    classes = sorted(set(class_of))
+    index = {c: k for k, c in enumerate(classes)}
+    labels = np.asarray([index[c] for c in class_of], dtype=np.int64)
+    folder = f"{top}/{split}" if top else split
+    _check_classes(f"{archive}: {folder}", classes, labels, _NUM_CLASSES["cifar10_jpeg"])
+    names = [f"{archive}: {folder}/{name}" for name, _ in members]
+    return names, [data for _, data in members], labels, classes
+
+
+def _local_cifar10_jpeg_archive(archive: Path, cache: Path | None) -> _Raw:
+    """The folder inside ``archive`` (e.g. ``cifar10_jpeg.tar.gz``), read without unpacking.
+
+    Cached by the archive's path, size and modification time; on a miss the archive is
+    streamed once and its images are decoded from memory.  Nothing is ever written next to
+    the archive, nor unpacked anywhere.  Labels and order are those of the unpacked folder.
+    """
+    num_classes = _NUM_CLASSES["cifar10_jpeg"]
+    size = _CIFAR10_JPEG_SIZE
+    path = None
+    if cache is not None:
+        stat = archive.stat()
+        key = hashlib.sha256(
+            repr((_CACHE_FORMAT, "archive", size, stat.st_size, stat.st_mtime_ns)).encode()
+        ).hexdigest()[:20]
+        path = _cache_file(cache, "cifar10_jpeg", archive, key)
+    cached = _read_cache(path, num_classes)
+    if cached is not None:
+        return cached[0]
+    top, splits = _archive_members(archive)
+    train_names, train_data, y_train, classes = _archive_split(
+        archive, top, "train", splits["train"]
+    )
+    test_names, test_data, y_test, test_classes = _archive_split(
+        archive, top, "test", splits["test"]
+    )
+    del splits
+    if test_classes != classes:
+        raise DatasetFormatError(
+            f"{archive}: train/ and test/ have different class folders "
+            f"(train: {', '.join(classes)}; test: {', '.join(test_classes)})"
+        )
+    x_train = _decode_images(train_names, size, train_data)
+    del train_data
+    raw = _Raw(x_train, y_train, _decode_images(test_names, size, test_data), y_test, num_classes)
+    _write_cache(path, raw, classes)
+    return raw
+
+
+# ---- Tiny ImageNet ---------------------------------------------------------------------------
+
+_TINY_SIZE = (64, 64)
 
 
 def _local_tiny_imagenet(d: Path) -> _Raw | None:
     """The official ``tiny-imagenet-200`` folder.
 
     Class ``k`` is the ``k``-th wnid of ``wnids.txt`` in sorted order.  ``train/<wnid>/images``
-    is the training set (split into train/val by :func:`load_dataset`); the official ``val``
-    folder, labelled by ``val/val_annotations.txt`` (tab-separated: file name, wnid, box), is
-    the test set, since the official test images have no labels.
+    is the training set (listed by :func:`read_image_folder`'s Keras listing, split into
+    train/val by :func:`load_dataset`); the official ``val`` folder, labelled by
+    ``val/val_annotations.txt`` (tab-separated: file name, wnid, box), is the test set, since
+    the official test images have no labels.
     """
     wnids_file = d / "wnids.txt"
     if not wnids_file.is_file():
@@ -786,16 +1227,7 @@ def _local_tiny_imagenet(d: Path) -> _Raw | None:
         raise _NotFound("has wnids.txt but not train/ and val/val_annotations.txt")
     wnids = sorted({line.strip() for line in wnids_file.read_text().splitlines() if line.strip()})
     index = {wnid: k for k, wnid in enumerate(wnids)}
-
-    train_paths: list[Path] = []
-    train_labels: list[int] = []
-    for wnid in wnids:
-        folder = d / "train" / wnid / "images"
-        if not folder.is_dir():
-            raise DatasetFormatError(f"{d}: missing training folder {folder}")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _JPEG_SUFFIXES)
-        train_paths += files
-        train_labels += [index[wnid]] * len(files)
+    train_paths, train_labels, _ = _list_image_folder(d / "train", _TINY_SIZE, class_names=wnids)
 
     test_paths: list[Path] = []
     test_labels: list[int] = []
@@ -812,9 +1244,9 @@ def _local_tiny_imagenet(d: Path) -> _Raw | None:
         test_labels.append(index[fields[1].strip()])
 
     return _Raw(
-        _decode_images(train_paths),
-        np.asarray(train_labels, dtype=np.int64),
-        _decode_images(test_paths),
+        _decode_images(train_paths, _TINY_SIZE),
+        train_labels,
+        _decode_images(test_paths, _TINY_SIZE),
         np.asarray(test_labels, dtype=np.int64),
         len(wnids),
     )

@@ -33,8 +33,9 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch, tmp_path_factory):
-    """No test may see the user's DROPNET_DATA_DIR, TFDS data or Keras cache."""
+    """No test may see the user's DROPNET_DATA_DIR, TFDS data, Keras or dropnet_tf cache."""
     monkeypatch.delenv("DROPNET_DATA_DIR", raising=False)
+    monkeypatch.setenv("DROPNET_CACHE_DIR", str(tmp_path_factory.mktemp("dropnet_cache")))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path_factory.mktemp("tfds_empty")))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.mktemp("keras_home_empty")))
 

@@ -267,3 +267,27 @@ def test_ordering_compares_curves_over_the_same_range():
     expected = np.mean(np.interp(grid, [0.1, 0.5, 1.0], [0.3, 0.7, 0.9]))
     assert ranked[0][1] == pytest.approx(expected)
     assert ranked[1][1] == pytest.approx(np.mean(np.interp(grid, [0.01, 0.1, 1.0], [0.95, 0.3, 0.9])))
+
+
+def test_cifar_scripts_accept_cifar10_jpeg_and_name_it_in_their_outputs(experiments):
+    """``--dataset cifar10_jpeg`` (CIFAR-10 as JPEG, an image folder) reaches every CIFAR-10
+    script, and file names carry it rather than ``cifar10``; the foresight CIFAR protocols
+    treat it as CIFAR-10."""
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    sys.path.insert(0, str(ROOT / "paper_experiments" / "foresight"))
+    try:
+        import dropnet_protocol as protocol
+        import foresight_protocol
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+        sys.path.remove(str(ROOT / "paper_experiments" / "foresight"))
+    cifar = [exp for exp in experiments.values() if exp.dataset == "cifar10"]
+    assert cifar
+    for exp in cifar:
+        args = protocol.parse_args(exp, ["--dataset", "cifar10_jpeg", "--data-dir", "somewhere"])
+        assert args.dataset == "cifar10_jpeg" and args.data_dir == "somewhere"
+        stem = protocol._figure_stem(exp, exp.figures[0], args.dataset, protocol.PAPER_SCALE)
+        assert "_cifar10_jpeg_" in stem
+    assert "cifar10_jpeg" in foresight_protocol.DATASET_CHOICES
+    assert foresight_protocol.thesis_protocol("cifar10_jpeg") == foresight_protocol.thesis_protocol("cifar10")
+    assert foresight_protocol.snip_protocol("cifar10_jpeg") == foresight_protocol.snip_protocol("cifar10")

@@ -209,7 +209,8 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--dataset", choices=DATASET_CHOICES, default=exp.dataset,
-        help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins",
+        help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins; "
+        "cifar10_jpeg is CIFAR-10 re-encoded as JPEG (its folder or .tar.gz in --data-dir), named so in every output",
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0-14 at paper scale, fewer at quick)")
     parser.add_argument(
@@ -218,7 +219,7 @@ def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--out", help="directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)")
     parser.add_argument("--figures", default="figures/dropnet", help="directory for the PNGs, CSVs and summary JSON")
-    parser.add_argument("--data-dir", help="where the dataset files are (see dropnet_tf.load_dataset)")
+    parser.add_argument("--data-dir", help="where the dataset files are (see dropnet_tf.load_dataset), e.g. the folder holding cifar10_jpeg/ or cifar10_jpeg.tar.gz")
     parser.add_argument("--max-epochs", type=int, help="override the scale's epochs per cycle")
     parser.add_argument("--max-train", type=int, help="override the number of training samples (stratified subset)")
     parser.add_argument("--quiet", action="store_true", help="no per-cycle progress lines")

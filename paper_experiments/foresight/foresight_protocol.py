@@ -112,7 +112,8 @@ def parse_args(exp: ForesightExperiment, argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=f"{exp.source}: {exp.title}")
     parser.add_argument("--scale", choices=SCALES, default="paper", help="the paper's protocol (default) or the quick CPU scale")
     parser.add_argument("--dataset", choices=DATASET_CHOICES, default=exp.dataset,
-                        help=f"dataset (paper: {exp.dataset}; offline stand-ins: {', '.join(STANDINS)} or fashion_mnist)")
+                        help=f"dataset (paper: {exp.dataset}; offline stand-ins: {', '.join(STANDINS)} or fashion_mnist; "
+                        "cifar10_jpeg: CIFAR-10 re-encoded as JPEG, its folder or .tar.gz in --data-dir)")
     parser.add_argument("--model", choices=(exp.model,) + tuple(exp.model_choices), default=exp.model,
                         help="architecture (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the scale's seeds")
@@ -322,7 +323,7 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
     written = []
     for figure_label, y in exp.figures:
         path = os.path.join(args.figures, f"{name}_{figure_label}_{y}.png")
-        title = f"{exp.source}: {exp.title} ({args.scale} scale)"
+        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale)"
         written.append(draw_curves(records, y, title, caption, path))
     csv_rows = [{k: v for k, v in r.items() if k not in ("per_weight_density", "train_loss", "train_top1", "protocol")}
                 for r in records]

@@ -70,7 +70,7 @@ def outputs(args, scale, data, records):
     ax.axhline(np.mean([r["accuracy"] for r in base]) * 100, color="grey", linestyle=":", label="unpruned")
     ax.set_xlabel("latency reduction at batch 64 (%), measured on this CPU")
     ax.set_ylabel("test accuracy after fine-tuning (%)")
-    ax.set_title(f"LayerPrune supp. Fig. 1, {model_label('resnet', scale)} ({args.scale} scale)")
+    ax.set_title(f"LayerPrune supp. Fig. 1, {model_label('resnet', scale)} on {args.dataset} ({args.scale} scale)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     caption = provenance(args, scale, data, SCRIPT)

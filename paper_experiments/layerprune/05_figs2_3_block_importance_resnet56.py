@@ -68,7 +68,8 @@ def outputs(args, scale, data, records):
         ax.set_title(label, fontsize=10)
         ax.text(0.01, 0.98, "least → most: " + ", ".join(b.replace("block", "") for b in order[:6]) + ", …",
                 transform=ax.transAxes, fontsize=6, va="top")
-    fig.suptitle(f"LayerPrune supp. Figs. 2/3: block importance, {model_label('resnet', scale)} ({args.scale} scale)")
+    fig.suptitle(f"LayerPrune supp. Figs. 2/3: block importance, {model_label('resnet', scale)} on {args.dataset} "
+                 f"({args.scale} scale)")
     caption = provenance(args, scale, data, SCRIPT)
     fig.tight_layout()
     fig.text(0.0, -0.04, "\n".join(textwrap.wrap(caption, 200)), fontsize=7)

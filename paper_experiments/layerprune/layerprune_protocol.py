@@ -107,7 +107,8 @@ def parse_args(description: str, default_dataset: str, argv=None, extra=None) ->
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--scale", choices=SCALES, default="paper", help="the supplement's protocol (default) or the quick CPU scale")
     parser.add_argument("--dataset", choices=DATASET_CHOICES, default=default_dataset,
-                        help=f"dataset (paper: {default_dataset}; offline stand-in: fashion_mnist_rgb32)")
+                        help=f"dataset (paper: {default_dataset}; offline stand-in: fashion_mnist_rgb32; "
+                        "cifar10_jpeg: CIFAR-10 re-encoded as JPEG, its folder or .tar.gz in --data-dir)")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the scale's seeds")
     parser.add_argument("--finetune-epochs", type=int, help="override the fine-tuning epochs")
     parser.add_argument("--baseline-epochs", type=int, help="override the baseline's training epochs")
