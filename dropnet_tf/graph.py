@@ -93,7 +93,7 @@ class LayerGraph:
                 previous = layer.name
             self.inputs, self.outputs = [SEQUENTIAL_INPUT], [previous]
         else:
-            config = _functional_config(model)
+            config = _functional_config(model, "The layer-graph analysis (compact, count_flops, ...)")
             for entry in config["layers"]:
                 name = entry["name"]
                 if len(entry["inbound_nodes"]) > 1:
