@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 __all__ = [
+    "ArgumentTypeError",
     "check_int",
     "check_real",
     "check_choice",
@@ -25,6 +26,12 @@ __all__ = [
     "check_splits",
     "model_num_classes",
 ]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type.  A TypeError, and also a ValueError: several checks
+    raised ValueError for a wrong type before this module existed, and code catching that
+    keeps working."""
 
 
 def _show(value) -> str:
@@ -38,7 +45,7 @@ def check_int(name: str, value, minimum: int | None = None, *, allow_none: bool 
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         allowed = "an integer" + (f" >= {minimum}" if minimum is not None else "") + (" or None" if allow_none else "")
-        raise TypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
@@ -64,7 +71,7 @@ def check_real(
     )
     allowed = f"a number in {interval}" + (" or None" if allow_none else "")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
     value = float(value)
     inside = np.isfinite(value)
     if low is not None:
@@ -89,7 +96,7 @@ def check_path(name: str, value, *, allow_none: bool = False):
         return None
     if not isinstance(value, (str, os.PathLike)):
         allowed = "a file path (str or os.PathLike)" + (" or None" if allow_none else "")
-        raise TypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
+        raise ArgumentTypeError(f"{name} must be {allowed}, got {_show(value)} ({type(value).__name__}).")
     return value
 
 
