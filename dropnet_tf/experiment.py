@@ -1,8 +1,12 @@
 """Running one DropNet experiment: every metric × seed (× init) into one results file.
 
-This is what the numbered scripts in ``paper_experiments/`` call.  Runs already finished
-in the results file are skipped without building a model, and an interrupted run resumes
-after its last finished cycle, so rerunning a script is always safe.
+This is what the numbered scripts in ``paper_experiments/`` call.  Every argument of the
+grid and the data are checked before the first model is built.  Runs already finished in the
+results file are skipped without building a model when their state file's fingerprint (all
+but the architecture) matches and the stop rules given still end them where they ended;
+otherwise the run goes through :func:`dropnet_tf.iterative_prune`, which continues it or
+refuses it naming the difference.  An interrupted run resumes after its last finished cycle,
+so rerunning a script is always safe.
 """
 
 from __future__ import annotations

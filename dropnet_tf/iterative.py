@@ -935,7 +935,8 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
-            the authors' code).
+            the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
+            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -954,7 +955,20 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             (see :data:`PROTOCOLS`).  Unset
             arguments and TrainingConfig fields at their defaults take the preset's
             values; explicit ones that contradict it raise ValueError.
-        results: path of a JSON-lines results file; the run resumes from it.
+        results: path of a JSON-lines results file; the run resumes from it.  The run's
+            state file (``<results>.state/<key>.npz``: θ0, the masks of every cycle and a
+            fingerprint of the pruning settings, every training setting, the optimizer's
+            config, the data's shapes and content hash and the architecture, see
+            :func:`run_fingerprint`) is reused only by the same run: a call that differs
+            raises ValueError naming the results file, the state file and the first
+            difference, and changes nothing on disk.  This holds from cycle 0 on, so θ0
+            left by a run interrupted in its first cycle is never picked up by another
+            model.  State files written before fingerprints existed resume unchecked
+            (with a warning).  ``kappa`` and ``min_fraction`` may change between calls: a
+            finished run whose stop rule no longer fires at its last cycle continues from
+            there (that cycle is trained again, with a warning), a paused run whose last
+            cycle now stops is marked finished, and a run that went on past a cycle where
+            the new rules stop is refused.
         experiment: a name stored in every record (part of the resume key).
         verbose: 1 prints one line per cycle.
 
