@@ -39,6 +39,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import zlib
 import os
 import pickle
 import tarfile
@@ -590,8 +591,11 @@ def _read_bytes(path: Path) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as error:
-            raise DatasetFormatError(f"{path}: corrupt gzip data ({error})") from error
+        except (OSError, EOFError, zlib.error) as error:
+            raise DatasetFormatError(
+                f"{path}: corrupt or truncated gzip data ({type(error).__name__}: {error}); delete the file and "
+                "download it again (or put an intact copy there)"
+            ) from error
     return data
 
 

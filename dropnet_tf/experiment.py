@@ -1,17 +1,35 @@
 """Running one DropNet experiment: every metric × seed (× init) into one results file.
 
-This is what the numbered scripts in ``paper_experiments/`` call.  Runs already finished
-in the results file are skipped without building a model, and an interrupted run resumes
-after its last finished cycle, so rerunning a script is always safe.
+This is what the numbered scripts in ``paper_experiments/`` call.  Every argument of the
+grid and the data are checked before the first model is built.  Runs already finished in the
+results file are skipped without building a model when their state file's fingerprint (all
+but the architecture) matches and the stop rules given still end them where they ended;
+otherwise the run goes through :func:`dropnet_tf.iterative_prune`, which continues it or
+refuses it naming the difference.  An interrupted run resumes after its last finished cycle,
+so rerunning a script is always safe.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
 from typing import Callable, Iterable
 
 from dropnet_tf._keras import keras
-from dropnet_tf.iterative import iterative_prune, resolve_protocol
-from dropnet_tf.results import ResultsFile
+from dropnet_tf.iterative import (
+    _make_optimizer,
+    _sparse_labels,
+    _unpack_data,
+    check_prune_arguments,
+    first_difference,
+    iterative_prune,
+    run_fingerprint,
+    state_path,
+    stop_rule_verdict,
+)
+from dropnet_tf.results import ResultsFile, load_npz
+from dropnet_tf.validation import check_path, check_splits
 
 
 def run_experiment(
@@ -42,30 +60,60 @@ def run_experiment(
     Returns:
         Every record of this experiment in the results file.
     """
-    store = ResultsFile(results)
-    metrics, seeds, inits = list(metrics), list(seeds), list(inits)
+    if not callable(build_model):
+        raise TypeError(f"build_model must be a callable seed -> masked model, got {type(build_model).__name__}.")
+    check_path("results", results)
+    if not isinstance(experiment, str):
+        raise TypeError(f"experiment must be a str (a name stored in every record), got {experiment!r}.")
+    grid = {}
+    for name, values in (("metrics", metrics), ("seeds", seeds), ("inits", inits)):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise TypeError(f"{name} must be a list, got {values!r} (e.g. {name}=[{values!r}]).")
+        grid[name] = list(values)
+    metrics, seeds, inits = grid["metrics"], grid["seeds"], grid["inits"]
     if not metrics or not seeds or not inits:
         raise ValueError(f"metrics, seeds and inits must be non-empty, got {metrics}, {seeds}, {inits}.")
-    selection, min_units_per_layer, _ = resolve_protocol(
-        prune_kwargs.get("protocol"),
-        prune_kwargs.get("selection"),
-        prune_kwargs.get("min_units_per_layer"),
-        prune_kwargs.get("training"),
-    )
-    wanted = {"selection": selection, "min_units_per_layer": min_units_per_layer}
+    reserved = {"seed", "init", "results", "experiment"} & set(prune_kwargs)
+    if reserved:
+        raise TypeError(f"run_experiment sets {sorted(reserved)} itself for every run; do not pass them in prune_kwargs.")
+    allowed = set(inspect.signature(check_prune_arguments).parameters) - {"metric", "seed", "init", "results", "experiment"}
+    unknown = sorted(set(prune_kwargs) - allowed)
+    if unknown:
+        raise TypeError(f"run_experiment got unknown argument(s) {unknown}; iterative_prune takes {sorted(allowed)}.")
+    # Every run's arguments are checked before the first model is built.
+    checked = {}
     for metric in metrics:
         for seed in seeds:
             for init in inits:
+                checked[metric if isinstance(metric, str) else id(metric), seed, init] = check_prune_arguments(
+                    metric, seed=seed, init=init, results=results, experiment=experiment, **prune_kwargs
+                )
+    x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
+    splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+    first = next(iter(checked.values()))
+    check_splits(splits, num_classes=getattr(data, "num_classes", None), labels=_sparse_labels(first["training"].loss))
+
+    store = ResultsFile(results)
+    data_fingerprint = None
+    for metric in metrics:
+        for seed in seeds:
+            for init in inits:
+                args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
                 done = store.records(experiment=experiment, metric=metric, seed=seed, init=init)
                 if done and done[-1].get("stop_reason"):
                     stored = {"selection": done[-1].get("selection", "exact"),
                               "min_units_per_layer": done[-1].get("min_units_per_layer")}
+                    wanted = {"selection": args["selection"], "min_units_per_layer": args["min_units_per_layer"]}
                     if stored != wanted:
                         raise ValueError(
                             f"{store.path} holds a finished run of {experiment}/{metric}/seed={seed}/init={init} "
                             f"made with {stored}, not {wanted}. Use another results file or experiment name."
                         )
-                    continue
+                    if data_fingerprint is None:
+                        data_fingerprint = run_fingerprint(splits=splits)["data"]
+                    if _finished_and_same(store, done, metric, args, data_fingerprint):
+                        continue  # skipped without building a model
+                    # otherwise iterative_prune continues the run, or refuses it with the difference named
                 keras.backend.clear_session()  # free the previous run's graph; keeps names stable
                 keras.utils.set_random_seed(seed)
                 model = build_model(seed)
@@ -73,3 +121,35 @@ def run_experiment(
                     model, data, metric, seed=seed, init=init, results=store, experiment=experiment, **prune_kwargs
                 )
     return store.records(experiment=experiment)
+
+
+def _finished_and_same(store, records, metric, args, data_fingerprint) -> bool:
+    """Whether a stored finished run stays finished under ``args`` with the same data, optimizer and settings.
+
+    Everything but the architecture is compared with the fingerprint in the run's state file
+    (a state file without one, or none, compares nothing).  When this says no, the run goes
+    through :func:`iterative_prune`, which continues it or refuses it naming the difference.
+    """
+    verdict, _, _ = stop_rule_verdict(records, args["kappa"], args["min_fraction"])
+    if verdict != "finished":
+        return False
+    key = {"experiment": args["experiment"], "metric": records[-1]["metric"], "seed": args["seed"], "init": args["init"]}
+    path = state_path(store.path, key)
+    if not os.path.exists(path):
+        return True
+    stored = load_npz(path).get("fingerprint")
+    if stored is None:
+        return True
+    fraction, count = args["fraction"], args["count"]
+    if metric == "oracle" and count is None:
+        fraction, count = None, 1
+    pruning = {
+        "metric": records[-1]["metric"], "pruning_fraction": fraction, "drop_count": count,
+        "min_units_per_layer": args["min_units_per_layer"], "selection": args["selection"], "init": args["init"],
+        "seed": args["seed"],
+    }
+    current = run_fingerprint(
+        optimizer=_make_optimizer(args["training"].optimizer), training=args["training"], pruning=pruning
+    )
+    current["data"] = data_fingerprint
+    return first_difference(json.loads(str(stored)), current) is None

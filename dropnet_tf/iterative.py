@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import os
 import time
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -33,7 +36,7 @@ import numpy as np
 from dropnet_tf._keras import keras, tf
 from dropnet_tf.layers import MaskLayer
 from dropnet_tf.masking import require_mask_layers, set_masks
-from dropnet_tf.metrics import get_metric, update_masks
+from dropnet_tf.metrics import METRICS, get_metric, update_masks
 from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
 from dropnet_tf.oracle import oracle_scores
 from dropnet_tf.selection import (
@@ -46,6 +49,7 @@ from dropnet_tf.selection import (
 )
 from dropnet_tf.statistics import StatisticsCollector
 from dropnet_tf.training import GraphTrainer, optimizer_variables
+from dropnet_tf.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
 
 INITS = ("original", "random")
 
@@ -143,8 +147,100 @@ def resolve_protocol(protocol=None, selection=None, min_units_per_layer=None, tr
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return check_int(name, value, 1)
+
+
+def check_training(training) -> TrainingConfig:
+    """``training`` if it is a TrainingConfig whose every field is allowed (else the error names it)."""
+    if training is None:
+        return TrainingConfig()
+    if not isinstance(training, TrainingConfig):
+        raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
+    minimums = {"batch_size": 1, "max_epochs": 1, "patience": 0, "steps_per_call": 1, "eval_batch_size": 1,
+                "statistics_batch_size": 1}
+    for name, minimum in minimums.items():
+        check_int(f"TrainingConfig.{name}", getattr(training, name), minimum)
+    for name in ("restore_best_weights", "shuffle"):
+        if not isinstance(getattr(training, name), (bool, np.bool_)):
+            raise TypeError(f"TrainingConfig.{name} must be True or False, got {getattr(training, name)!r}.")
+    jit = training.jit_compile
+    if not (isinstance(jit, (bool, np.bool_)) or (isinstance(jit, str) and jit == "auto")):
+        raise ValueError(f"TrainingConfig.jit_compile must be True, False or 'auto', got {training.jit_compile!r}.")
+    optimizer = training.optimizer
+    if not (optimizer is None or isinstance(optimizer, (str, keras.optimizers.Optimizer)) or callable(optimizer)):
+        raise TypeError(
+            "TrainingConfig.optimizer must be None, a name, a Keras Optimizer or a zero-argument factory, "
+            f"got {type(optimizer).__name__}."
+        )
+    if not (isinstance(training.loss, str) or callable(training.loss)):
+        raise TypeError(f"TrainingConfig.loss must be a Keras loss name or callable, got {type(training.loss).__name__}.")
+    if isinstance(training.callbacks, (str, bytes)) or not hasattr(training.callbacks, "__iter__"):
+        raise TypeError(f"TrainingConfig.callbacks must be a sequence of Keras callbacks, got {training.callbacks!r}.")
+    if training.train_transform is not None and not callable(training.train_transform):
+        raise TypeError(
+            f"TrainingConfig.train_transform must be a callable (x, y) -> (x, y) or None, got {training.train_transform!r}."
+        )
+    return training
+
+
+def check_prune_arguments(
+    metric="minimum",
+    *,
+    fraction=0.2,
+    kappa=None,
+    min_fraction=0.1,
+    max_cycles=None,
+    init="original",
+    seed=0,
+    count=None,
+    min_units_per_layer=None,
+    selection=None,
+    protocol=None,
+    training=None,
+    results=None,
+    experiment="",
+    verbose=1,
+) -> dict:
+    """Every argument of :func:`iterative_prune` but the model and data, checked and normalised.
+
+    Raises TypeError / ValueError naming the argument and what is allowed, before anything
+    is built, trained or written.  :func:`dropnet_tf.run_experiment` calls it once for the
+    whole grid, so a bad argument fails before the first model is built.
+    """
+    if isinstance(metric, str) and metric != "oracle" and metric not in METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; allowed metrics are {sorted(METRICS) + ['oracle']}.")
+    if not isinstance(metric, str):
+        get_metric(metric)  # a UnitMetric passes; anything else raises naming it
+    count = check_int("count", count, 1, allow_none=True)
+    fraction = None if count is not None else validate_fraction(fraction)
+    kappa = check_real("kappa", kappa, 0.0, 1.0, low_open=True, allow_none=True)
+    min_fraction = check_real("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
+    max_cycles = check_int("max_cycles", max_cycles, 1, allow_none=True)
+    init = check_choice("init", init, INITS)
+    seed = check_int("seed", seed)
+    min_units_per_layer = check_int("min_units_per_layer", min_units_per_layer, 0, allow_none=True)
+    if training is not None and not isinstance(training, TrainingConfig):
+        raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
+    selection, min_units_per_layer, training = resolve_protocol(protocol, selection, min_units_per_layer, training)
+    training = check_training(training)
+    if selection == "notebook" and (count is not None or metric == "oracle"):
+        what = "the oracle drops one unit per cycle" if metric == "oracle" else f"count={count}"
+        raise ValueError(
+            f"selection='notebook' is a rule for a pruning fraction, but {what}; "
+            "the drop-count mode has only selection='exact'."
+        )
+    if results is not None and not isinstance(results, ResultsFile):
+        check_path("results", results, allow_none=True)
+        if os.path.isdir(results):
+            raise ValueError(f"results must be the path of a JSON-lines file, but {os.fspath(results)!r} is a directory.")
+    if not isinstance(experiment, str):
+        raise TypeError(f"experiment must be a str (a name stored in every record), got {experiment!r}.")
+    verbose = check_int("verbose", verbose, 0)
+    return dict(
+        fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init, seed=seed,
+        count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
+        training=training, results=results, experiment=experiment, verbose=verbose,
+    )
 
 
 def _unpack_data(data):
@@ -158,6 +254,195 @@ def _unpack_data(data):
             "data must be a dropnet_tf.data.Dataset or ((x_train, y_train), (x_val, y_val), (x_test, y_test))."
         ) from None
     return x_train, y_train, x_val, y_val, x_test, y_test
+
+
+def _sparse_labels(loss) -> bool:
+    """Whether ``loss`` reads class labels (so labels are checked against the model's outputs)."""
+    name = loss if isinstance(loss, str) else (getattr(loss, "name", None) or getattr(loss, "__name__", ""))
+    return "categorical" in str(name).lower()
+
+
+# ---------------------------------------------------------------------------- fingerprints
+#
+# What defines a run, stored as JSON in its state file next to θ0 (key "fingerprint") and
+# compared on every later call with the same results file and run key.  Sections:
+#   "pruning"   metric, fraction/count, min_units_per_layer, selection, init, seed;
+#   "training"  every TrainingConfig field that changes what is computed (not callbacks,
+#               which observe, nor steps_per_call, which only groups the same steps);
+#   "optimizer" the optimizer's full get_config();
+#   "data"      each split's shapes, dtypes and a content hash (all labels, up to
+#               _HASHED_ROWS evenly spaced samples);
+#   "model"     the architecture: the model's config without initializer seeds and without
+#               the model's own name (θ0's values are not part of it: a resumed run reads
+#               θ0 from the state file, whatever the new model's initial weights are).
+# kappa and min_fraction are not in it: they only decide where the run stops (see run()).
+
+_HASHED_ROWS = 64
+_FINGERPRINT_VERSION = 1
+
+
+def _plain(value):
+    """A JSON-able copy of ``value``; anything else becomes its type's name (stable across processes)."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if np.isfinite(value) else repr(value)
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if callable(value):
+        return f"<{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}>"
+    return f"<{type(value).__name__}>"
+
+
+def _without_seeds(node):
+    if isinstance(node, dict):
+        return {key: _without_seeds(value) for key, value in node.items() if key != "seed"}
+    if isinstance(node, list):
+        return [_without_seeds(value) for value in node]
+    return node
+
+
+def _array_digest(x, y) -> dict:
+    x, y = np.asarray(x), np.asarray(y)
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(repr((x.shape, str(x.dtype), y.shape, str(y.dtype))).encode())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    if len(x):
+        rows = np.unique(np.linspace(0, len(x) - 1, min(_HASHED_ROWS, len(x))).round().astype(np.int64))
+        digest.update(np.ascontiguousarray(x[rows]).tobytes())
+    return {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape), "y_dtype": str(y.dtype),
+            "content_hash": digest.hexdigest()}
+
+
+def _model_fingerprint(model) -> dict:
+    try:
+        config = model.get_config()
+    except Exception:  # noqa: BLE001 - subclassed models may not have one
+        config = None
+    config = _without_seeds(_plain(config)) if isinstance(config, dict) else None
+    if isinstance(config, dict):
+        config.pop("name", None)
+    return {
+        "class": type(model).__name__,
+        "weight_shapes": [list(w.shape) for w in model.weights],
+        "config": config,
+    }
+
+
+def run_fingerprint(*, model=None, splits=None, optimizer=None, training=None, pruning=None) -> dict:
+    """The sections of a run's fingerprint that are given (see the comment above)."""
+    fingerprint = {"version": _FINGERPRINT_VERSION}
+    if pruning is not None:
+        fingerprint["pruning"] = _plain(pruning)
+    if training is not None:
+        fingerprint["training"] = {
+            "loss": _plain(training.loss.get_config() if hasattr(training.loss, "get_config") else training.loss),
+            **{name: _plain(getattr(training, name)) for name in (
+                "batch_size", "max_epochs", "patience", "restore_best_weights", "shuffle", "jit_compile",
+                "eval_batch_size", "statistics_batch_size", "train_transform")},
+        }
+    if optimizer is not None:
+        config = {key: value for key, value in _plain(optimizer.get_config()).items() if key != "name"}
+        fingerprint["optimizer"] = {"class": type(optimizer).__name__, "config": config}
+    if splits is not None:
+        fingerprint["data"] = {name: _array_digest(x, y) for name, (x, y) in splits.items()}
+    if model is not None:
+        fingerprint["model"] = _model_fingerprint(model)
+    return fingerprint
+
+
+def first_difference(stored, current, path: str = ""):
+    """``(path, stored value, current value)`` of the first difference, or None.
+
+    Only keys present in both fingerprints at the top level are compared, so a fingerprint
+    computed without the model (``run_experiment``'s check) compares the other sections.
+    """
+    if isinstance(stored, dict) and isinstance(current, dict):
+        for key in list(stored) + [key for key in current if key not in stored]:
+            where = f"{path}.{key}" if path else str(key)
+            if key not in stored or key not in current:
+                if not path:
+                    continue
+                return where, stored.get(key, "<absent>"), current.get(key, "<absent>")
+            found = first_difference(stored[key], current[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(stored, list) and isinstance(current, list):
+        for index, (a, b) in enumerate(zip(stored, current)):
+            label = f"[{index}]"
+            if isinstance(a, dict) and isinstance(a.get("name"), str):
+                label = f"[{index}:{a['name']}]"
+            found = first_difference(a, b, path + label)
+            if found:
+                return found
+        if len(stored) != len(current):
+            return f"{path} (length)", len(stored), len(current)
+        return None
+    return None if stored == current else (path, stored, current)
+
+
+def _describe_difference(difference) -> str:
+    where, old, new = difference
+
+    def short(value):
+        text = repr(value)
+        return text if len(text) <= 160 else text[:157] + "..."
+
+    return f"{where}: stored {short(old)}, now {short(new)}"
+
+
+def stop_reason(kappa, min_fraction, cycle, val_accuracy, baseline, fraction_remaining):
+    """Algorithm 1's stop rules for one finished cycle: the reason to stop, or None."""
+    val_accuracy = float("nan") if val_accuracy is None else val_accuracy
+    if kappa is not None and cycle > 0 and baseline is not None and val_accuracy <= kappa * baseline:
+        return f"val_accuracy <= kappa * a ({val_accuracy:.4f} <= {kappa} * {baseline:.4f})"
+    if fraction_remaining <= min_fraction:
+        return f"fraction_remaining <= min_fraction ({fraction_remaining:.4f} <= {min_fraction})"
+    return None
+
+
+_UNCHECKED_WARNED: set = set()
+
+_RULE_STOPS = ("val_accuracy <= kappa", "fraction_remaining <= min_fraction")
+
+
+def stop_rule_verdict(records, kappa, min_fraction):
+    """How stored records of one run relate to the stop rules given now.
+
+    Returns ``("refuse", cycle, reason)`` when the stored run went on past a cycle where the
+    rules now stop it, ``("finished", None, None)`` when its last record stops under the rules
+    now (or stopped because nothing was left to prune), ``("stop_here", cycle, reason)`` when
+    a paused run's last cycle is where the rules now stop, ``("continue", cycle, None)`` when
+    a finished run's stop rule no longer fires at its last cycle (the run goes on from there),
+    and ``("resume", None, None)`` for a paused run that goes on.
+    """
+    if not records:
+        return "resume", None, None
+    baseline = records[0].get("val_accuracy")
+    for record in records[:-1]:
+        reason = stop_reason(kappa, min_fraction, record["cycle"], record.get("val_accuracy"), baseline,
+                             record["fraction_remaining"])
+        if reason is not None:
+            return "refuse", record["cycle"], reason
+    last = records[-1]
+    now = stop_reason(kappa, min_fraction, last["cycle"], last.get("val_accuracy"), baseline,
+                      last["fraction_remaining"])
+    stored = last.get("stop_reason")
+    if stored is None:
+        return ("stop_here", last["cycle"], now) if now is not None else ("resume", None, None)
+    if now is None and str(stored).startswith(_RULE_STOPS):
+        return "continue", last["cycle"], None
+    return "finished", None, None
 
 
 def derive_seed(*parts) -> int:
@@ -249,48 +534,35 @@ class IterativePruner:
         experiment: str = "",
         verbose: int = 1,
     ):
+        args = check_prune_arguments(
+            metric, fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init,
+            seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
+            training=training, results=results, experiment=experiment, verbose=verbose,
+        )
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
         self.metric = None if metric == "oracle" else get_metric(metric)
-        self.fraction = validate_fraction(fraction) if count is None else None
-        if count is not None:
-            _check_positive_int("count", count)
-        self.count = count
-        if metric == "oracle" and count is None:
+        self.fraction, self.count = args["fraction"], args["count"]
+        if metric == "oracle" and self.count is None:
             self.count, self.fraction = 1, None  # the oracle drops one unit at a time (Section 5)
-        if kappa is not None and not (isinstance(kappa, (int, float)) and 0.0 < kappa <= 1.0):
-            raise ValueError(f"kappa must be in (0, 1] (or None to disable the accuracy stop), got {kappa!r}.")
-        self.kappa = kappa
-        if not (isinstance(min_fraction, (int, float)) and 0.0 <= min_fraction < 1.0):
-            raise ValueError(f"min_fraction must be in [0, 1), got {min_fraction!r}.")
-        self.min_fraction = float(min_fraction)
-        if max_cycles is not None:
-            _check_positive_int("max_cycles", max_cycles)
-        self.max_cycles = max_cycles
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}.")
-        self.init = init
-        self.seed = int(seed)
+        self.kappa = args["kappa"]
+        self.min_fraction = args["min_fraction"]
+        self.max_cycles = args["max_cycles"]
+        self.init = args["init"]
+        self.seed = args["seed"]
         self.protocol = protocol
-        self.selection, self.min_units_per_layer, self.training = resolve_protocol(
-            protocol, selection, min_units_per_layer, training
+        self.selection, self.min_units_per_layer, self.training = (
+            args["selection"], args["min_units_per_layer"], args["training"]
         )
-        if self.selection == "notebook" and self.count is not None:
-            what = "the oracle drops one unit per cycle" if metric == "oracle" else f"count={self.count}"
-            raise ValueError(
-                f"selection='notebook' is a rule for a pruning fraction, but {what}; "
-                "the drop-count mode has only selection='exact'."
-            )
-        for name in ("batch_size", "max_epochs", "patience", "steps_per_call", "eval_batch_size"):
-            _check_positive_int(name, getattr(self.training, name))
         self.experiment = experiment
         self.verbose = verbose
-        self.results = ResultsFile(results) if isinstance(results, (str, os.PathLike)) else results
-        self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": init}
+        self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+        check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
+        self.results = ResultsFile(results) if isinstance(results, (str, os.PathLike)) else results
         # Batched once: every cycle's statistics pass reuses the same dataset.
         self._statistics_data = tf.data.Dataset.from_tensor_slices(tf.convert_to_tensor(x_train)).batch(
             self.training.statistics_batch_size
@@ -301,6 +573,14 @@ class IterativePruner:
         self.theta0 = [w.numpy() for w in self._weights]
 
         optimizer = _make_optimizer(self.training.optimizer)
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                f"TrainingConfig.optimizer's factory must return a Keras Optimizer, got {type(optimizer).__name__}."
+            )
+        self.fingerprint = run_fingerprint(
+            model=model, splits=self.splits, optimizer=optimizer, training=self.training,
+            pruning=self._pruning_settings(),
+        )
         # Compiled so that the model is ready for model.evaluate / predict afterwards;
         # training itself runs in GraphTrainer, traced once for every cycle.
         model.compile(optimizer=optimizer, loss=self.training.loss, metrics=["accuracy"])
@@ -399,6 +679,13 @@ class IterativePruner:
 
     # ------------------------------------------------------------------ the loop
 
+    def _pruning_settings(self) -> dict:
+        return {
+            "metric": self.metric_name, "pruning_fraction": self.fraction, "drop_count": self.count,
+            "min_units_per_layer": self.min_units_per_layer, "selection": self.selection, "init": self.init,
+            "seed": self.seed,
+        }
+
     def _settings(self) -> dict:
         """What must not change between a run and its resumption."""
         cfg = self.training
@@ -434,7 +721,67 @@ class IterativePruner:
 
     def _load_state(self) -> dict:
         path = self._state_path()
-        return load_npz(path) if path is not None and os.path.exists(path) else {}
+        if path is None or not os.path.exists(path):
+            return {}
+        try:
+            return load_npz(path)
+        except ValueError as error:
+            raise ValueError(
+                f"The state file {path} of the run {self.key} cannot be read ({error}). It was damaged outside "
+                f"dropnet_tf (its writes are atomic). To start this run afresh, delete that file and this run's "
+                f"records from {self.results.path}; to start every run afresh, delete {os.path.dirname(path)} "
+                "and the results file."
+            ) from error
+
+    def _check_state(self, state: dict, has_records: bool) -> None:
+        """Refuse a state file (θ0, masks) that belongs to another run; see :func:`run_fingerprint`."""
+        path = self._state_path()
+        stored_text = state.get("fingerprint")
+        what = ("already holds a run" if has_records else
+                "holds θ0 of a run that has no finished cycle yet (it was interrupted in cycle 0), made")
+        remedy = (
+            f"Use another results file or experiment name, or the same model, data, optimizer and settings."
+            if has_records else
+            f"Delete {path} to start this run afresh with the new model, use another results file or "
+            "experiment name, or pass the same model, data, optimizer and settings to resume it."
+        )
+        if stored_text is not None:
+            stored = json.loads(str(stored_text))
+            difference = first_difference(stored, self.fingerprint)
+            if difference is not None:
+                section = difference[0].split(".")[0].split("[")[0]
+                raise ValueError(
+                    f"{self.results.path} {what} of {self.key} with a different {section} than the one given now "
+                    f"(first difference: {_describe_difference(difference)}); its state file is {path}. {remedy}"
+                )
+        thetas = sorted(key for key in state if key.startswith("theta0_"))
+        shapes = [tuple(state[key].shape) for key in thetas]
+        expected = [tuple(w.shape) for w in self._weights]
+        if shapes != expected:
+            where = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
+            stored_shape = shapes[where] if where < len(shapes) else "<absent>"
+            model_shape = expected[where] if where < len(expected) else "<absent>"
+            raise ValueError(
+                f"{self.results.path} {what} of {self.key} with another architecture: the state file {path} holds "
+                f"{len(shapes)} weight arrays, the model has {len(expected)}; weight {where} is {stored_shape} there "
+                f"and {model_shape} in the model. {remedy}"
+            )
+        names = {key[len("masks_0000_"):] for key in state if key.startswith("masks_")}
+        unknown = sorted(names - {layer.name for layer in self.mask_layers})
+        if unknown:
+            raise ValueError(
+                f"{self.results.path} {what} of {self.key} with other mask layers: the state file {path} has masks "
+                f"for {unknown}, which the model lacks (its mask layers are "
+                f"{[layer.name for layer in self.mask_layers]}). {remedy}"
+            )
+        if stored_text is None and path not in _UNCHECKED_WARNED:
+            _UNCHECKED_WARNED.add(path)
+            warnings.warn(
+                f"The state file {path} was written before runs stored a fingerprint: that the model, data and "
+                "optimizer are the ones this run used is not checked (only the weight shapes are). From now on it "
+                "is stored and checked.",
+                stacklevel=3,
+            )
 
     def _save_state(self, masks_by_cycle: dict) -> None:
         path = self._state_path()
@@ -444,6 +791,7 @@ class IterativePruner:
         for cycle, masks in masks_by_cycle.items():
             for name, mask in masks.items():
                 arrays[f"masks_{cycle:04d}_{name}"] = mask
+        arrays["fingerprint"] = np.array(json.dumps(self.fingerprint, sort_keys=False))
         save_npz_atomic(path, **arrays)
 
     def run(self) -> list[dict]:
@@ -457,14 +805,44 @@ class IterativePruner:
         records = self.results.records(**self.key) if self.results is not None else []
         if records:
             self._check_same_settings(records[-1])
-        if records and records[-1].get("stop_reason"):
-            return records
         state = self._load_state()
+        if state:
+            self._check_state(state, has_records=bool(records))
+        verdict, at_cycle, reason = stop_rule_verdict(records, self.kappa, self.min_fraction)
+        if verdict == "refuse":
+            raise ValueError(
+                f"{self.results.path} holds a run of {self.key} that went on past cycle {at_cycle}, where "
+                f"kappa={self.kappa} and min_fraction={self.min_fraction} stop it ({reason}): it was made with other "
+                "stop rules. Use those values again, or another results file or experiment name."
+            )
+        if verdict == "finished":
+            return records
+        if verdict == "stop_here":
+            # a paused run whose last cycle is where the rules given now stop it
+            stopped = dict(records[-1], stop_reason=reason)
+            self.results.replace(records[-1], stopped)
+            records[-1] = stopped
+            if self.verbose:
+                print(f"[{self.experiment or 'dropnet'}] {self.metric_name} seed={self.seed}: finished at cycle "
+                      f"{at_cycle} under the stop rules given now ({reason}).", flush=True)
+            return records
         if records and not state:
             raise RuntimeError(
                 f"{self.results.path} has records for {self.key} but the state file "
                 f"{self._state_path()} is missing; delete those records or restore the file to resume."
             )
+        replacing = None
+        if verdict == "continue":
+            # A finished run whose stop rule no longer fires at its last cycle: that cycle is
+            # trained again (the per-cycle seeds give the same record), pruned this time, and
+            # its record is replaced by one without a stop reason.
+            replacing = records.pop()
+            message = (
+                f"{self.results.path}: the run {self.key} stopped at cycle {at_cycle} "
+                f"({replacing['stop_reason']}), but with kappa={self.kappa} and min_fraction={self.min_fraction} it "
+                f"goes on; continuing from cycle {at_cycle} (trained again, then pruned)."
+            )
+            warnings.warn(message, stacklevel=2)
         if state:
             self.theta0 = [state[f"theta0_{i:04d}"] for i in range(len(self._weights))]
         masks_by_cycle: dict[int, dict] = {}
@@ -491,16 +869,13 @@ class IterativePruner:
             fraction_remaining = sum(units.values()) / total_units
             if baseline is None:
                 baseline = scores["val_accuracy"]
-            stop_reason = None
-            if self.kappa is not None and cycle > 0 and scores["val_accuracy"] <= self.kappa * baseline:
-                stop_reason = f"val_accuracy <= kappa * a ({scores['val_accuracy']:.4f} <= {self.kappa} * {baseline:.4f})"
-            elif fraction_remaining <= self.min_fraction:
-                stop_reason = f"fraction_remaining <= min_fraction ({fraction_remaining:.4f} <= {self.min_fraction})"
-            if stop_reason is None:
+            reason = stop_reason(self.kappa, self.min_fraction, cycle, scores["val_accuracy"], baseline,
+                                 fraction_remaining)
+            if reason is None:
                 try:
                     next_masks = self.next_masks(cycle, masks)
                 except NothingToPruneError as error:
-                    stop_reason = f"nothing left to prune: {error}"
+                    reason = f"nothing left to prune: {error}"
                 else:
                     masks_by_cycle[cycle + 1] = next_masks
                     self._save_state(masks_by_cycle)
@@ -517,10 +892,14 @@ class IterativePruner:
                 **scores,
                 "epochs": epochs,
                 "wall_seconds": time.perf_counter() - started,
-                "stop_reason": stop_reason,
+                "stop_reason": reason,
             }
             if self.results is not None:
-                self.results.append(record)
+                if replacing is not None:
+                    self.results.replace(replacing, record)
+                else:
+                    self.results.append(record)
+            replacing = None
             records.append(record)
             if self.verbose:
                 print(
@@ -530,7 +909,7 @@ class IterativePruner:
                     flush=True,
                 )
             cycles_this_call += 1
-            if stop_reason is not None:
+            if reason is not None:
                 return records
             if self.max_cycles is not None and cycles_this_call >= self.max_cycles:
                 return records  # paused, not finished: a later call resumes here
@@ -556,7 +935,8 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
-            the authors' code).
+            the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
+            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -575,7 +955,20 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             (see :data:`PROTOCOLS`).  Unset
             arguments and TrainingConfig fields at their defaults take the preset's
             values; explicit ones that contradict it raise ValueError.
-        results: path of a JSON-lines results file; the run resumes from it.
+        results: path of a JSON-lines results file; the run resumes from it.  The run's
+            state file (``<results>.state/<key>.npz``: θ0, the masks of every cycle and a
+            fingerprint of the pruning settings, every training setting, the optimizer's
+            config, the data's shapes and content hash and the architecture, see
+            :func:`run_fingerprint`) is reused only by the same run: a call that differs
+            raises ValueError naming the results file, the state file and the first
+            difference, and changes nothing on disk.  This holds from cycle 0 on, so θ0
+            left by a run interrupted in its first cycle is never picked up by another
+            model.  State files written before fingerprints existed resume unchecked
+            (with a warning).  ``kappa`` and ``min_fraction`` may change between calls: a
+            finished run whose stop rule no longer fires at its last cycle continues from
+            there (that cycle is trained again, with a warning), a paused run whose last
+            cycle now stops is marked finished, and a run that went on past a cycle where
+            the new rules stop is refused.
         experiment: a name stored in every record (part of the resume key).
         verbose: 1 prints one line per cycle.
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from dropnet_tf._keras import KERAS_MAJOR, keras
 from dropnet_tf.layers import MaskLayer
+from dropnet_tf.validation import check_mapping
 
 #: Layer types after which ``add_masks`` puts a mask by default (paper: nodes and filters).
 DEFAULT_MASKED_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
@@ -41,6 +42,8 @@ def mask_layers(model) -> list[MaskLayer]:
 
 def require_mask_layers(model) -> list[MaskLayer]:
     """``mask_layers(model)``, raising a helpful error when there are none."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Expected a Keras model with MaskLayers, got {type(model).__name__}.")
     layers = mask_layers(model)
     if not layers:
         raise ValueError(
@@ -61,6 +64,7 @@ def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
     Every value is validated (known layer, shape ``(units,)``, only 0 and 1) before any
     mask is assigned, so a bad dict leaves the model untouched.
     """
+    check_mapping("masks", masks, "a dict {mask layer name: 0/1 array} (see get_masks)")
     by_name = {layer.name: layer for layer in mask_layers(model)}
     unknown = sorted(set(masks) - set(by_name))
     if unknown:
@@ -89,9 +93,15 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
 
     Args:
         model: a built Sequential or functional Keras model without MaskLayers.
-        layer_types: layer classes to mask (default Dense and Conv2D).
-        exclude: names of layers not to mask.
+        layer_types: layer classes to mask (default Dense and Conv2D), or their names
+            (``"Dense"``, ``"Conv2D"``: classes of ``keras.layers``).
+        exclude: names of layers not to mask (a list; a single name as a str is refused).
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"add_masks expects a Keras model, got {type(model).__name__}.")
+    layer_types = resolve_layer_types(layer_types)
+    if isinstance(exclude, (str, bytes)) or not hasattr(exclude, "__iter__"):
+        raise TypeError(f"exclude must be a list of layer names, got {exclude!r} (e.g. exclude=[{exclude!r}]).")
     if mask_layers(model):
         raise ValueError(f"Model '{model.name}' already has MaskLayers; add_masks expects a plain model.")
     if not model.built:
@@ -125,17 +135,51 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
     return new_model
 
 
+def resolve_layer_types(layer_types) -> tuple:
+    """``layer_types`` as a tuple of layer classes; names are looked up in ``keras.layers``."""
+    if isinstance(layer_types, (str, type)):
+        layer_types = (layer_types,)
+    if not hasattr(layer_types, "__iter__"):
+        raise TypeError(f"layer_types must be layer classes or their names, got {layer_types!r}.")
+    resolved = []
+    for entry in layer_types:
+        if isinstance(entry, str):
+            found = getattr(keras.layers, entry, None)
+            if not (isinstance(found, type) and issubclass(found, keras.layers.Layer)):
+                raise ValueError(
+                    f"layer_types: {entry!r} is not a layer class of keras.layers; give a class such as "
+                    "keras.layers.Dense or a name such as 'Dense' or 'Conv2D'."
+                )
+            entry = found
+        if not (isinstance(entry, type) and issubclass(entry, keras.layers.Layer)):
+            raise TypeError(f"layer_types must be layer classes or their names, got {entry!r}.")
+        resolved.append(entry)
+    if not resolved:
+        raise ValueError("layer_types is empty; give at least one layer class, e.g. (keras.layers.Dense,).")
+    return tuple(resolved)
+
+
+def require_graph_model(model, what: str) -> None:
+    """Raise a TypeError naming ``what`` unless ``model`` is a Sequential or functional Keras model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{what} expects a Keras model, got {type(model).__name__}.")
+    if not isinstance(model, keras.Sequential):
+        _functional_config(model, what)
+
+
 def _functional_config(model, what: str = "add_masks") -> dict:
-    """The model's functional config; ``what`` (the caller's name) heads the error for a subclassed model."""
     try:
         config = model.get_config()
     except NotImplementedError:
         config = None
     if not isinstance(config, dict) or "layers" not in config or "input_layers" not in config:
-        advice = "Put MaskLayers in its call() yourself, or rebuild" if what == "add_masks" else "Rebuild"
+        advice = (
+            "Put MaskLayers in its call() yourself, or rebuild it with the functional API."
+            if what == "add_masks" else "Rebuild it with the functional API or as a Sequential model."
+        )
         raise TypeError(
             f"{what} supports Sequential and functional models; '{model.name}' "
-            f"({type(model).__name__}) looks subclassed. {advice} it with the functional API."
+            f"({type(model).__name__}) looks subclassed. {advice}"
         )
     return copy.deepcopy(config)
 

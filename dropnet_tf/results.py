@@ -56,6 +56,8 @@ import os
 import pathlib
 import secrets
 import stat
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -181,10 +183,21 @@ def save_npz_atomic(path: PathLike, **arrays: Any) -> str:
 def load_npz(path: PathLike) -> dict[str, np.ndarray]:
     """Load every array of an ``.npz`` file into memory (``allow_pickle=False``).
 
-    Raises :class:`ValueError` if the file holds an object (pickled) array.
+    Raises :class:`ValueError` naming the file if it holds an object (pickled) array or is
+    damaged or truncated (never a bare ``BadZipFile`` / ``zlib.error``).
     """
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        if isinstance(error, ValueError) and "pickle" in str(error):
+            raise ValueError(f"{path} holds an object (pickled) array, which dropnet_tf never loads ({error}).") from error
+        raise ValueError(
+            f"{path} is not a readable .npz file ({type(error).__name__}: {error}); it is damaged or truncated."
+        ) from error
 
 
 # --------------------------------------------------------------------------------------
@@ -432,6 +445,33 @@ class ResultsFile:
             if text and not text.endswith("\n"):
                 text += "\n"
             atomic_write_text(self.path, text + lines)
+        return converted
+
+    def replace(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> dict:
+        """Replace the last record equal to ``old`` by ``new``, atomically; return ``new`` as stored.
+
+        Every other line is kept byte for byte.  Raises :class:`KeyError` (and writes
+        nothing) when no record equals ``old``.  Used when a finished run is continued
+        under other stop rules: its last record loses its stop reason.
+        """
+        if not isinstance(new, Mapping):
+            raise TypeError(f"a record must be a dict, got {type(new).__name__}")
+        wanted = to_jsonable(old, "old")
+        converted = to_jsonable(new, "record")
+        line = json.dumps(converted, ensure_ascii=False, allow_nan=False)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        with _directory_lock(directory):
+            text = self._read_text()
+            self._parse(text)
+            lines = text.split("\n")
+            for index in range(len(lines) - 1, -1, -1):
+                if lines[index].strip() and json.loads(lines[index]) == wanted:
+                    break
+            else:
+                raise KeyError(f"{self.path}: no record equals the one to replace ({wanted!r:.200})")
+            lines[index] = line
+            text = "\n".join(lines)
+            atomic_write_text(self.path, text if text.endswith("\n") else text + "\n")
         return converted
 
     def to_csv(self, csv_path: PathLike, records: Iterable[Mapping[str, Any]] | None = None) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 
 from dropnet_tf._keras import keras, tf
 from dropnet_tf.masking import require_mask_layers
+from dropnet_tf.validation import check_inputs, check_int
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class StatisticsCollector:
 
     def __init__(self, model):
         layers = require_mask_layers(model)
+        self._model = model
         self.layer_names = [layer.name for layer in layers]
         feature_model = keras.Model(model.inputs, [layer.output for layer in layers])
         self._reducer = _ReducingModel(feature_model)
@@ -105,8 +107,9 @@ class StatisticsCollector:
 
         A dataset is used as it is batched; ``batch_size`` applies to arrays only.
         """
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        batch_size = check_int("batch_size", batch_size, 1)
+        if not isinstance(x, tf.data.Dataset):
+            check_inputs(x, "collect_statistics", self._model)
         self._reducer.reset()
         if isinstance(x, tf.data.Dataset):
             sizes = self._reducer.predict(x, verbose=0)

@@ -43,6 +43,7 @@ import numpy as np
 from dropnet_tf._keras import keras
 from dropnet_tf.graph import SEQUENTIAL_INPUT, LayerGraph
 from dropnet_tf.layers import MaskLayer
+from dropnet_tf.masking import require_graph_model
 
 # Activations (by their config name) that map 0 to 0 and act element-wise.
 _ZERO_PRESERVING_ACTIVATIONS = frozenset(
@@ -350,6 +351,9 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
             kernels vectorise over channel blocks, so it is often faster (see
             ``bench/bench_compaction_latency.py``).  Default 1: remove every masked unit.
     """
+    require_graph_model(model, "compact")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"compact: name must be a str or None, got {name!r}.")
     plan = ChannelPlan(model, channel_multiple)
     graph = plan.graph
     for space in plan.collapsed:

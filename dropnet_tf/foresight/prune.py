@@ -20,7 +20,9 @@ from dropnet_tf.foresight.weights import (
     prunable_weights,
     set_weight_masks,
 )
+from dropnet_tf.foresight.objective import as_batch
 from dropnet_tf.selection import SCOPES, as_generator, select_weights
+from dropnet_tf.validation import check_xy
 
 SCHEDULES = ("exponential", "linear")
 
@@ -91,8 +93,13 @@ def prune_at_init(
     iterations = scorer.default_iterations if iterations is None else iterations
     if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
     if scorer.needs_data and data is None:
         raise ValueError(f"Method {method!r} scores with data: pass data=(x, y), a batch of training examples.")
+    if scorer.needs_data:
+        x, y = as_batch(data, "prune_at_init's data")
+        check_xy(x, y, "prune_at_init's data", model=model)
     rng = as_generator(seed)
     weights = prunable_weights(model)
     masks = get_weight_masks(model)

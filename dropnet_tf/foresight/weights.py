@@ -22,6 +22,7 @@ from dropnet_tf.foresight.masked_layers import (
     MaskedBatchNormalization,
     WeightMaskMixin,
 )
+from dropnet_tf.masking import resolve_layer_types
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,10 @@ def add_weight_masks(
             f"add_weight_masks can rewrite Sequential and functional models, not the subclassed "
             f"model {type(model).__name__!r}; use MaskedDense/MaskedConv2D/... inside it instead."
         )
+    if isinstance(exclude, (str, bytes)) or not hasattr(exclude, "__iter__"):
+        raise TypeError(f"exclude must be a list of layer names, got {exclude!r} (e.g. exclude=[{exclude!r}]).")
     exclude = set(exclude)
-    allowed = tuple(layer_types) if layer_types is not None else tuple(MASKED_TWINS)
+    allowed = resolve_layer_types(layer_types) if layer_types is not None else tuple(MASKED_TWINS)
     unknown_excluded = exclude - {layer.name for layer in _named_layers(model)}
     if unknown_excluded:
         raise ValueError(f"exclude names layers the model does not have: {sorted(unknown_excluded)}.")
@@ -184,7 +187,7 @@ def add_weight_masks(
     def clone(layer):
         if isinstance(layer, keras.Model):
             # A nested model is rewritten the same way; it comes back with its weights.
-            return add_weight_masks(layer, layer_types, exclude=exclude & {l.name for l in _named_layers(layer)}, prune_bias=prune_bias, prune_batchnorm=prune_batchnorm)
+            return add_weight_masks(layer, allowed, exclude=exclude & {l.name for l in _named_layers(layer)}, prune_bias=prune_bias, prune_batchnorm=prune_batchnorm)
         config = layer.get_config()
         if layer.name not in exclude:
             if isinstance(layer, keras.layers.BatchNormalization) and prune_batchnorm and not isinstance(layer, WeightMaskMixin):

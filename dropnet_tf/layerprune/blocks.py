@@ -355,7 +355,7 @@ def remove_blocks(model, names, *, blocks: Sequence[Block] | None = None):
             name = replace_map[name]
         return name
 
-    config = _functional_config(model)
+    config = _functional_config(model, "remove_blocks")
     entries = [entry for entry in config["layers"] if entry["name"] not in removed]
     for entry in entries:
         for ref in _references(entry["inbound_nodes"]):

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from dropnet_tf.foresight.objective import as_batch
 from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
 from dropnet_tf.masking import get_masks, require_mask_layers, set_masks
 from dropnet_tf.selection import (
@@ -35,6 +36,7 @@ from dropnet_tf.selection import (
     select_units,
     validate_fraction,
 )
+from dropnet_tf.validation import check_int, check_xy
 
 SCHEDULES = ("one_shot", "iterative")
 
@@ -154,8 +156,11 @@ def prune_filters(
         raise TypeError(f"between_steps must be a callable f(model, step) or None, got {type(between_steps).__name__}.")
     if criterion.needs_data and data is None:
         raise ValueError(f"The filter criterion {criterion.name!r} needs data: pass data=(x, y).")
-
+    batch_size = check_int("batch_size", batch_size, 1)
     require_mask_layers(model)
+    if criterion.needs_data:
+        x, y = as_batch(data, f"prune_filters' data for the criterion {criterion.name!r}")
+        check_xy(x, y, f"prune_filters' data for the criterion {criterion.name!r}", model=model)
     rng = as_generator(rng)
     masks = get_masks(model)
     total = count if count is not None else prune_count(fraction, _active(masks))
