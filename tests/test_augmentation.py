@@ -85,3 +85,40 @@ def test_augmentation_runs_inside_the_training_step():
     history = trainer.fit(1, validation_data=(x, y))
     assert np.isfinite(history["loss"][0])
     assert any(not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_variables))
+
+
+def test_the_training_transform_is_what_the_network_trains_on():
+    """A transform that zeroes the images and relabels everything as class 0, given through
+    TrainingConfig: with zero inputs the first kernel gets zero gradient (it must stay exactly
+    θ0 under plain SGD) while biases move, and the trained network predicts class 0."""
+    from dropnet_tf.iterative import IterativePruner, TrainingConfig
+    from dropnet_tf.masking import get_masks
+    from dropnet_tf.models import model_b
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(64, 8, 8, 1)).astype("float32")
+    y = rng.integers(1, 3, 64)  # no sample is labelled 0
+
+    def zero_and_relabel(images, labels):
+        return images * 0.0, labels * 0
+
+    def kernels_after_training(transform):
+        model = model_b((2, 2), input_shape=(8, 8, 1), num_classes=3, seed=0)
+        config = TrainingConfig(max_epochs=3, patience=3, restore_best_weights=False, train_transform=transform)
+        pruner = IterativePruner(model, ((x, y), (x, y), (x, y)), "minimum", training=config, verbose=0)
+        pruner.reset(0, get_masks(model))
+        kernel, output_bias = model.get_layer("conv_1").kernel, model.get_layer("predictions").bias
+        before = [kernel.numpy().copy(), output_bias.numpy().copy()]
+        pruner.train(0)
+        return model, before, [kernel.numpy(), output_bias.numpy()]
+
+    # (With zero inputs the first layer's ReLUs sit at 0 and pass no gradient at all; the
+    # output layer's bias is what learns the new labels.)
+    model, (kernel0, bias0), (kernel, bias) = kernels_after_training(zero_and_relabel)
+    np.testing.assert_array_equal(kernel, kernel0)
+    assert not np.array_equal(bias, bias0)
+    assert np.all(np.argmax(model.predict(x, verbose=0), axis=-1) == 0)
+    # without the transform the same run moves the first kernel and learns labels 1 and 2
+    model, (kernel0, _), (kernel, _) = kernels_after_training(None)
+    assert not np.allclose(kernel, kernel0)
+    assert not np.any(np.argmax(model.predict(x, verbose=0), axis=-1) == 0)

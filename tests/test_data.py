@@ -576,3 +576,20 @@ def test_dataset_rejects_mismatched_arrays():
     with pytest.raises(ValueError, match="x_val has 3 samples but y_val has 2"):
         Dataset("d", "test", x, np.zeros(3, np.int64), x, np.zeros(2, np.int64), x,
                 np.zeros(3, np.int64), 1)
+
+
+def test_default_split_is_sklearns_stratified_split_with_seed_42():
+    """The split the paper scripts get without options: 20 % test hold-out for digits, then a
+    10 % stratified validation split, both train_test_split(..., random_state=42)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    rest, test = train_test_split(np.arange(len(bunch.target)), test_size=0.2, stratify=bunch.target, random_state=42)
+    train, val = train_test_split(rest, test_size=0.1, stratify=bunch.target[rest], random_state=42)
+    ds = load_dataset("digits")
+    for split, index in (("train", train), ("val", val), ("test", test)):
+        np.testing.assert_array_equal(getattr(ds, f"y_{split}"), bunch.target[index])
+        np.testing.assert_array_equal(getattr(ds, f"x_{split}")[..., 0] * 16, bunch.images[index])
+    other = load_dataset("digits", split_seed=0)
+    assert not np.array_equal(other.y_val, ds.y_val)

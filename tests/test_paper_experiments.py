@@ -291,3 +291,51 @@ def test_cifar_scripts_accept_cifar10_jpeg_and_name_it_in_their_outputs(experime
     assert "cifar10_jpeg" in foresight_protocol.DATASET_CHOICES
     assert foresight_protocol.thesis_protocol("cifar10_jpeg") == foresight_protocol.thesis_protocol("cifar10")
     assert foresight_protocol.snip_protocol("cifar10_jpeg") == foresight_protocol.snip_protocol("cifar10")
+
+
+def test_paper_table_puts_ours_next_to_the_paper_and_the_quick_run(tmp_path):
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import quick_results_table
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    paper = {
+        "scale": {"seeds": [0, 1, 2, 3, 4], "max_epochs": 100},
+        "patience": 5,
+        "split_sizes": [54000, 6000, 10000],
+        "ordering_by_mean_test_accuracy": [["minimum", 0.95], ["maximum", 0.61]],
+        "test_accuracy_at_10_percent": {"minimum": {"mean": 0.9, "ci95": 0.01, "n": 5},
+                                        "maximum": {"mean": 0.2, "ci95": 0.05, "n": 5}},
+    }
+    quick = dict(paper, ordering_by_mean_test_accuracy=[["maximum", 0.7], ["minimum", 0.6]])
+    (tmp_path / "04_1_1_model_a_fc40_fc40_mnist_paper.json").write_text(json.dumps(paper))
+    (tmp_path / "04_1_1_model_a_fc40_fc40_fashion_mnist_quick.json").write_text(json.dumps(quick))
+    lines = quick_results_table.paper_table(tmp_path).splitlines()
+    assert len(lines) == 3  # header, rule, the one script with a paper-protocol summary
+    row = lines[2]
+    assert "mnist, 5 seeds, 54000/6000/10000, ≤100 epochs (patience 5)" in row
+    assert "| minimum 0.950 > maximum 0.610 |" in row
+    assert "minimum 0.900 ± 0.010, maximum 0.200 ± 0.050" in row
+    assert row.endswith("| maximum 0.700 > minimum 0.600 |")  # the quick stand-in's ordering, last
+
+
+def test_accuracy_at_ten_percent_interpolates_each_seed_then_averages():
+    sys.path.insert(0, str(SCRIPTS_DIR))
+    try:
+        import dropnet_protocol
+    finally:
+        sys.path.remove(str(SCRIPTS_DIR))
+    records = [
+        {"metric": "minimum", "seed": 0, "fraction_remaining": f, "test_accuracy": a}
+        for f, a in ((1.0, 0.9), (0.2, 0.8), (0.05, 0.4))
+    ] + [
+        {"metric": "minimum", "seed": 1, "fraction_remaining": f, "test_accuracy": a}
+        for f, a in ((1.0, 0.9), (0.12, 0.7), (0.08, 0.5))
+    ] + [{"metric": "maximum", "seed": 0, "fraction_remaining": 0.5, "test_accuracy": 0.3}]  # never reached 10%
+    cells = dropnet_protocol.accuracy_at(records, "metric")
+    seed0 = 0.4 + (0.8 - 0.4) * (0.10 - 0.05) / (0.2 - 0.05)  # 0.5333
+    seed1 = 0.5 + (0.7 - 0.5) * (0.10 - 0.08) / (0.12 - 0.08)  # 0.6
+    assert set(cells) == {"minimum"}
+    assert cells["minimum"]["n"] == 2
+    assert cells["minimum"]["mean"] == pytest.approx((seed0 + seed1) / 2)
+    assert cells["minimum"]["ci95"] == pytest.approx(1.96 * np.std([seed0, seed1], ddof=1) / np.sqrt(2))

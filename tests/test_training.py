@@ -140,3 +140,32 @@ def test_auto_jit_skips_xla_for_convolutions_on_cpu():
     dense = _trainer(_model(), *_data(), jit_compile="auto")
     assert conv._jit_compile is False
     assert dense._jit_compile == "auto"
+
+
+def test_auto_jit_falls_back_to_plain_graphs_when_xla_cannot_compile():
+    """A step XLA cannot compile (here a tf.numpy_function in the training transform) warns and
+    trains without XLA, with exactly the result of jit_compile=False; jit_compile=True raises."""
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("the CPU path is what is tested here")
+    x, y = _data()
+
+    def through_numpy(images, labels):
+        images = tf.numpy_function(lambda a: a * 0.5, [images], tf.float32)
+        return tf.ensure_shape(images, (None, 6)), labels
+
+    def trained(jit_compile):
+        model = _model()
+        trainer = _trainer(model, x, y, batch_size=10, jit_compile=jit_compile, train_transform=through_numpy)
+        assert trainer._jit_compile == jit_compile  # dense model on the CPU: "auto" tries XLA
+        history = trainer.fit(2, validation_data=(x, y), shuffle=False)
+        return history, [w.numpy() for w in model.weights], trainer
+
+    with pytest.warns(UserWarning, match="XLA could not compile"):
+        history, weights, trainer = trained("auto")
+    assert trainer._jit_compile is False
+    reference_history, reference, _ = trained(False)
+    assert history == reference_history
+    for a, b in zip(weights, reference):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.UnimplementedError)):
+        trained(True)

@@ -311,6 +311,30 @@ def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> li
     return sorted(scores, key=lambda item: -item[1])
 
 
+def accuracy_at(records: list[dict], group_by: str, fraction: float = 0.1, y: str = "test_accuracy") -> dict:
+    """Each arm's ``y`` at ``fraction`` of units remaining: mean over seeds and 95% CI.
+
+    Every seed's curve is interpolated linearly at ``fraction`` (runs stop at the first cycle
+    at or below 10%, e.g. 0.107 then 0.086 for 80 units at p = 0.2), so that the paper's
+    "accuracy at 10% remaining" can be compared across arms and with the paper's figures.
+    """
+    curves: dict = {}
+    for r in records:
+        arm = str(r[group_by]) if group_by == "metric" else f"{r['metric']}, {group_by}={r[group_by]}"
+        curves.setdefault(arm, {}).setdefault(r["seed"], []).append((r["fraction_remaining"], r[y]))
+    out = {}
+    for arm, seeds in curves.items():
+        values = []
+        for points in seeds.values():
+            x, v = zip(*sorted(points))
+            if x[0] <= fraction:  # only runs that reached the fraction
+                values.append(float(np.interp(fraction, x, v)))
+        if values:
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            out[arm] = {"mean": float(np.mean(values)), "ci95": 1.96 * std / np.sqrt(len(values)), "n": len(values)}
+    return out
+
+
 def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
     args = parse_args(exp, argv)
@@ -371,7 +395,7 @@ def main(exp: Experiment, argv=None) -> dict:
 
     note = (
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
-        f"seeds {list(scale.seeds)}; "
+        f"{len(scale.seeds)} seeds {list(scale.seeds)}; "
         + (f"drop {exp.count} unit per cycle" if exp.count else f"p={'/'.join(str(f) for f in exp.fractions)}")
         + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
         + ("; Table C1 augmentation" if exp.augmentation else "")
@@ -439,6 +463,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "compute_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
         "ordering_measure": "mean test accuracy over 10%-100% of units remaining (curve interpolated)",
+        "test_accuracy_at_10_percent": accuracy_at(records, exp.group_by) if records else {},
         "paper_ordering": exp.paper_ordering,
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),

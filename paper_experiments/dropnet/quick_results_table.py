@@ -1,9 +1,16 @@
-"""Write the table of quick-scale results into paper_experiments/README.md.
+"""Write the DropNet results tables into paper_experiments/README.md.
 
-Reads every numbered script's ``EXPERIMENT`` and the JSON summary its quick run left in
-``figures/dropnet/`` (``<script>_<slug>_<dataset>_quick.json``), and replaces the part of
-the README between the ``quick-results`` markers.  ``make figures`` runs it last; run it by
-hand after a single script.  Scripts without a quick summary are listed as not run here.
+Reads every numbered script's ``EXPERIMENT`` and the JSON summaries its runs left in
+``figures/dropnet/``, and replaces two parts of the README:
+
+- between the ``quick-results`` markers, the quick runs on the offline stand-ins
+  (``<script>_<slug>_<stand-in>_quick.json``);
+- between the ``paper-results`` markers, the paper-protocol runs on the papers' own data
+  (``<script>_<slug>_<dataset>_paper.json``, e.g. real MNIST from ``--data-dir``), side by
+  side with the paper's stated ordering and the quick stand-in's.
+
+``make figures`` runs it last; run it by hand after a single script.  Scripts without a
+summary are listed as not run here.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 START, END = "<!-- quick-results:start -->", "<!-- quick-results:end -->"
+PAPER_START, PAPER_END = "<!-- paper-results:start -->", "<!-- paper-results:end -->"
+
+#: The papers' own data as the scripts name it on the real files (``cifar10_jpeg`` is the
+#: JPEG copy of CIFAR-10, never called ``cifar10``).
+REAL_DATA_FOR = {"mnist": "mnist", "cifar10": "cifar10_jpeg", "tiny_imagenet": "tiny_imagenet"}
 
 #: The offline stand-in each paper dataset is run on at quick scale here.
 STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "tiny_imagenet": "tiny_imagenet"}
@@ -85,6 +97,50 @@ def table(figures_dir: Path) -> str:
     return "\n".join(rows)
 
 
+def _at_ten_percent(summary: dict) -> str:
+    parts = []
+    for arm, cell in summary.get("test_accuracy_at_10_percent", {}).items():
+        arm = arm.replace("minimum, ", "").replace("pruning_fraction=", "p=").replace("init=", "")
+        parts.append(f"{arm} {cell['mean']:.3f} ± {cell['ci95']:.3f}")
+    return ", ".join(parts) or "–"
+
+
+def paper_table(figures_dir: Path) -> str:
+    """Paper-protocol runs on the real data: ours next to the paper's ordering and the quick run."""
+    rows = [
+        "| § | paper figs | real data, seeds, train/val/test, epochs | ours: ordering (mean test accuracy over "
+        "10-100% remaining) | ours: test accuracy at 10% remaining (mean ± 95% CI) | paper's ordering "
+        "| quick stand-in's ordering |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, exp in load_experiments():
+        dataset = REAL_DATA_FOR[exp.dataset]
+        path = figures_dir / f"{exp.script}_{exp.slug}_{dataset}_paper.json"
+        if not path.exists():
+            continue
+        summary = json.loads(path.read_text())
+        scale = summary["scale"]
+        sizes = "/".join(str(n) for n in summary["split_sizes"])
+        ours = f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']})"
+        quick_path = figures_dir / f"{exp.script}_{exp.slug}_{STANDIN_FOR[exp.dataset]}_quick.json"
+        quick = _ordering(json.loads(quick_path.read_text())) if quick_path.exists() else "–"
+        rows.append(
+            f"| {exp.section} | {_figures_text(exp)} | {ours} | {_ordering(summary)} | {_at_ten_percent(summary)} "
+            f"| {exp.paper_ordering} | {quick} |"
+        )
+    if len(rows) == 2:
+        rows.append("| – | – | no paper-protocol run yet | – | – | – | – |")
+    return "\n".join(rows)
+
+
+def _replace_between(text: str, start: str, end: str, body: str, readme: Path) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} section to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--figures", default=str(ROOT / "figures" / "dropnet"))
@@ -92,13 +148,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     readme = Path(args.readme)
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} section to fill")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{table(Path(args.figures))}\n{END}{tail}"
+    text = _replace_between(text, START, END, table(Path(args.figures)), readme)
+    text = _replace_between(text, PAPER_START, PAPER_END, paper_table(Path(args.figures)), readme)
     tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(new)
+    tmp.write_text(text)
     os.replace(tmp, readme)
     print(f"updated {readme}")
 
