@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test test-legacy bench figures figures-foresight figures-layerprune clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@echo "Creating $(VENV) and installing the requirements (TensorFlow included): about 2.5 min on a fresh clone;"
+	@echo "pip is quiet until it is done. Later make targets skip this step."
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements-dev.txt
@@ -63,7 +65,8 @@ test: $(STAMP)
 	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -m both_keras tests
 
 bench: $(STAMP)
-	$(PY) bench/bench_iterative_cycle.py
+	$(PY) bench/bench_iterative_cycle.py --cycles 3 --json bench/results/iterative_cycle_cpu.json
+	$(PY) bench/bench_xla_cpu.py --json bench/results/xla_cpu.json
 	$(PY) bench/bench_oracle.py
 	$(PY) bench/bench_foresight_scoring.py
 	$(PY) bench/bench_compaction_latency.py

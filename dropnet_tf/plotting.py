@@ -37,6 +37,8 @@ __all__ = [
     "style_for",
     "summarize",
     "make_figure",
+    "fraction_xlabel",
+    "valid_range",
     "plot_accuracy_vs_fraction",
     "plot_train_and_test",
 ]
@@ -72,6 +74,51 @@ PALETTE = {
 _FALLBACK_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 DEFAULT_XLABEL = "Fraction of nodes/filters remaining"
+
+
+def fraction_xlabel(model) -> str:
+    """The x label for a masked model: what its MaskLayers mask, in the paper's words.
+
+    "Fraction of nodes remaining" when every mask follows a Dense layer (a 2-D output),
+    "Fraction of filters remaining" when every mask follows a convolution, and
+    :data:`DEFAULT_XLABEL` ("nodes/filters") when the model has both or no masks.
+    """
+    from dropnet_tf.masking import mask_layers
+
+    kinds = set()
+    for layer in mask_layers(model):
+        try:
+            rank = len(layer.output.shape)
+        except (AttributeError, ValueError, RuntimeError):  # a layer never called: unknown
+            return DEFAULT_XLABEL
+        kinds.add("nodes" if rank == 2 else "filters")
+    return f"Fraction of {kinds.pop()} remaining" if len(kinds) == 1 else DEFAULT_XLABEL
+
+
+def valid_range(y: str) -> tuple[float | None, float | None]:
+    """The values a plotted quantity can take: ``(low, high)``, ``None`` for unbounded.
+
+    Accuracies and agreements (names ending in ``accuracy`` or ``similarity``, and
+    ``fraction_remaining``) lie in [0, 1]; counts such as ``epochs`` and ``cycle`` are
+    >= 0; anything else is unbounded.  Confidence intervals are clipped to it when drawn.
+    """
+    if y.endswith(("accuracy", "similarity")) or y == "fraction_remaining":
+        return (0.0, 1.0)
+    if y in ("epochs", "cycle", "wall_seconds"):
+        return (0.0, None)
+    return (None, None)
+
+
+def clipped_errors(mean: np.ndarray, half_width: np.ndarray, bounds: tuple[float | None, float | None]) -> np.ndarray:
+    """``(2, n)`` asymmetric error bars: mean ± half_width cut at ``bounds`` (mean itself kept)."""
+    mean = np.asarray(mean, dtype=np.float64)
+    half_width = np.asarray(half_width, dtype=np.float64)
+    low, high = mean - half_width, mean + half_width
+    if bounds[0] is not None:
+        low = np.maximum(low, bounds[0])
+    if bounds[1] is not None:
+        high = np.minimum(high, bounds[1])
+    return np.vstack([np.maximum(mean - low, 0.0), np.maximum(high - mean, 0.0)])
 
 
 def style_for(name: Any, fallback_index: int | None = None) -> dict[str, Any]:
@@ -201,7 +248,8 @@ def make_figure(
 
     Each panel has one error-bar line per group: x = mean fraction remaining (axis
     inverted, 1.0 on the left), y = mean of that quantity over seeds, error bars = 95% CI
-    (see :func:`summarize`).  Returns the figure (on an Agg canvas) and the summaries it
+    (see :func:`summarize`), cut at the quantity's :func:`valid_range` (an accuracy's
+    interval never reaches below 0 or above 1; the CSV keeps the uncut ``ci95``).  Returns the figure (on an Agg canvas) and the summaries it
     was drawn from, keyed by quantity.  The ``i``-th panel's lines are the entries of
     ``fig.axes[i].containers`` and its legend labels are ``str(group)``.
     """
@@ -233,7 +281,9 @@ def make_figure(
             ax.errorbar(
                 np.array([row["fraction_remaining"] for row in cell], dtype=np.float64),
                 np.array([row[f"{y}_mean"] for row in cell], dtype=np.float64),
-                yerr=np.array([row[f"{y}_ci95"] for row in cell], dtype=np.float64),
+                yerr=clipped_errors(
+                    [row[f"{y}_mean"] for row in cell], [row[f"{y}_ci95"] for row in cell], valid_range(y)
+                ),
                 label=str(group),
                 capsize=3,
                 markersize=3.5,

@@ -12,6 +12,7 @@ from matplotlib.colors import to_hex
 from dropnet_tf.plotting import (
     PALETTE,
     STANDARD_METRICS,
+    fraction_xlabel,
     make_figure,
     plot_accuracy_vs_fraction,
     plot_train_and_test,
@@ -254,3 +255,42 @@ def test_non_standard_groups_in_one_figure_get_distinct_colours():
     fig, _ = make_figure(records, group_by="pruning_fraction")
     colours = [container.lines[0].get_color() for container in fig.axes[0].containers]
     assert len(colours) == 5 and len(set(colours)) == 5
+
+
+def _bar_ends(container):
+    """(low, high) of each vertical error bar of an errorbar container, in data units."""
+    segments = container.lines[2][0].get_segments()
+    return np.array([seg[0][1] for seg in segments]), np.array([seg[1][1] for seg in segments])
+
+
+def test_confidence_intervals_are_cut_at_the_valid_range():
+    # Seeds far apart near both ends: mean ± 1.96·std/√3 reaches below 0 at the last cycle
+    # and above 1 at the first, for an accuracy (valid range [0, 1]).
+    accuracies = {0: (1.0, 0.70, 0.0), 1: (0.70, 0.69, 0.01), 2: (1.0, 0.71, 0.30)}
+    records = [
+        {"metric": "minimum", "seed": seed, "cycle": cycle, "fraction_remaining": 0.8**cycle, "test_accuracy": acc,
+         "epochs": [[0, 9, 1], [0, 9, 1], [6, 9, 1]][seed][cycle]}
+        for seed, values in accuracies.items()
+        for cycle, acc in enumerate(values)
+    ]
+    rows = summarize(records)
+    assert rows[0]["test_accuracy_mean"] + rows[0]["test_accuracy_ci95"] > 1  # the plain interval leaves [0, 1]
+    assert rows[2]["test_accuracy_mean"] - rows[2]["test_accuracy_ci95"] < 0
+    fig, _ = make_figure(records)
+    low, high = _bar_ends(fig.axes[0].containers[0])
+    assert low.min() == 0.0 and high.max() == 1.0
+    # the middle cycle's interval lies inside [0, 1] and is drawn whole, mean ± CI
+    np.testing.assert_allclose([low[1], high[1]], [rows[1]["test_accuracy_mean"] - rows[1]["test_accuracy_ci95"],
+                                                  rows[1]["test_accuracy_mean"] + rows[1]["test_accuracy_ci95"]])
+    # a count is cut at 0 only: epochs 0, 0, 6 (mean 2 ± 3.9) reach 0 below and above 5 above
+    fig, _ = make_figure(records, ys=["epochs"])
+    low, high = _bar_ends(fig.axes[0].containers[0])
+    assert low[0] == 0.0 and high[0] > 5
+
+
+def test_x_label_says_nodes_for_an_mlp_and_filters_for_a_cnn():
+    from dropnet_tf.models import model_a, model_b
+
+    assert fraction_xlabel(model_a((8, 8), input_shape=(8, 8, 1), num_classes=10)) == "Fraction of nodes remaining"
+    # Model B masks its convolutions' filters only (no hidden Dense layer, as in the paper)
+    assert fraction_xlabel(model_b((4, 4), input_shape=(8, 8, 1), num_classes=10)) == "Fraction of filters remaining"

@@ -48,12 +48,20 @@ from typing import Sequence
 
 import numpy as np
 
-import dropnet_tf
-from dropnet_tf.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
-from dropnet_tf.iterative import TrainingConfig, run_masks
-from dropnet_tf.metrics import PAPER_METRICS
-from dropnet_tf.oracle import mask_similarity
-from dropnet_tf.results import ResultsFile, atomic_write_bytes
+# The shared entry-point behaviour (paper_experiments/script_kit.py).  TensorFlow and
+# dropnet_tf are imported inside the functions that need them, after the command line is
+# parsed, so that --help and argument errors answer at once.
+_KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _KIT not in sys.path:
+    sys.path.insert(0, _KIT)
+from script_kit import UserError, command, load_tensorflow, progress  # noqa: E402
+
+#: The library's names the command line offers, written out so that parsing it needs no
+#: TensorFlow; tests/test_entry_points.py checks them against dropnet_tf.
+PAPER_METRICS = ("minimum", "maximum", "random", "minimum_layer", "maximum_layer", "random_layer")
+METRICS = PAPER_METRICS + ("apoz", "apoz_layer")  # dropnet_tf.METRICS
+PROTOCOLS = ("paper", "notebook")  # dropnet_tf.PROTOCOLS
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "digits")  # dropnet_tf.data.DATASETS
 
 # ----------------------------------------------------------------------------- scales
 
@@ -95,7 +103,7 @@ QUICK_SCALES = {
 }
 
 SCALES = ("paper", "quick")
-PROTOCOL_CHOICES = tuple(dropnet_tf.PROTOCOLS)
+PROTOCOL_CHOICES = PROTOCOLS
 
 # ----------------------------------------------------------------------------- stand-ins
 
@@ -116,7 +124,40 @@ STANDINS = {
     ),
 }
 
-DATASET_CHOICES = tuple(dropnet_tf.data.DATASETS) + tuple(STANDINS)
+DATASET_CHOICES = DATASETS + tuple(STANDINS)
+
+#: The offline stand-in of each paper dataset (what ``make figures`` runs on).
+STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "cifar100": "fashion_mnist_rgb32"}
+
+
+def unavailable_message(error, name: str) -> str:
+    """One paragraph for a script user whose dataset is not on this machine.
+
+    The library's message speaks to Python callers (``data_dir=D``); this one names the
+    scripts' ``--data-dir`` and the offline stand-ins.
+    """
+    from dropnet_tf.data import DATA_DIR_ENV, _HOW_TO
+
+    base = error.dataset or name
+    tried = "; ".join(f"{source}: {reason}" for source, reason in error.attempts)
+    text = (
+        f"Dataset {base!r} is not on this machine (tried {tried}). To use it, put "
+        f"{_HOW_TO.get(base, 'its files')}, where D is a folder of your choice, and pass --data-dir D "
+        f"(or set {DATA_DIR_ENV}=D); on a machine with network access tensorflow-datasets downloads it."
+    )
+    standin = STANDIN_FOR.get(base)
+    if name in STANDINS:
+        text += f" (--dataset {name} is built from {base}.)"
+    elif standin is not None:
+        what = STANDINS[standin][2] if standin in STANDINS else "Fashion-MNIST: 28×28×1, 10 classes"
+        text += (
+            f" To run offline instead, use a stand-in: --dataset {standin} ({what}; Fashion-MNIST comes with "
+            "the Debian/Ubuntu package dataset-fashion-mnist, found automatically), or --dataset digits "
+            "(scikit-learn's 8×8 digits, always available)."
+        )
+    else:
+        text += " Offline stand-ins: --dataset fashion_mnist or fashion_mnist_rgb32 (where installed), digits (always)."
+    return text
 
 
 def load_data(name: str, data_dir=None, *, max_train=None, max_val=None, max_test=None, seed: int = 0):
@@ -126,9 +167,17 @@ def load_data(name: str, data_dir=None, *, max_train=None, max_val=None, max_tes
     is taken *before* a stand-in's transform, so only the kept images are converted (all of
     Fashion-MNIST as 32×32×3 float32 is 0.86 GB).  The images are the same as subsetting
     afterwards: the subset depends only on the labels and ``seed``.
+
+    A dataset that is not on this machine raises :class:`script_kit.UserError` with
+    :func:`unavailable_message` (one paragraph, no traceback, from a script).
     """
+    import dropnet_tf
+
     standin = STANDINS.get(name)
-    data = dropnet_tf.load_dataset(standin[0] if standin else name, data_dir=data_dir)
+    try:
+        data = dropnet_tf.load_dataset(standin[0] if standin else name, data_dir=data_dir)
+    except dropnet_tf.DatasetUnavailableError as error:
+        raise UserError(unavailable_message(error, name)) from error
     if any(cap is not None for cap in (max_train, max_val, max_test)):
         data = data.subset(max_train, max_val, max_test, seed=seed)
     if standin is None:
@@ -258,6 +307,9 @@ def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, pr
 
 def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
     """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
+    from dropnet_tf.iterative import run_masks
+    from dropnet_tf.oracle import mask_similarity
+
     name = exp.experiment_name(exp.fractions[0])
     rows = []
     seeds = sorted({r["seed"] for r in records if r["metric"] == "oracle"})
@@ -297,6 +349,8 @@ def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> li
     compared over the same range.  An arm is a metric, or for the init and pruning-fraction
     experiments the metric with its init or p.
     """
+    import dropnet_tf
+
     if group_by != "metric":
         records = [dict(r, arm=f"{r['metric']}, {group_by}={r[group_by]}") for r in records]
         group_by = "arm"
@@ -335,16 +389,47 @@ def accuracy_at(records: list[dict], group_by: str, fraction: float = 0.1, y: st
     return out
 
 
+def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, seeds=None, inits=None) -> int:
+    """Finished (metric, seed, init) runs of these experiments in the results file, of these
+    metrics, seeds and inits when given.
+
+    A run is finished when its last record has a ``stop_reason``, as
+    :func:`dropnet_tf.run_experiment` decides what to skip.
+    """
+    if not os.path.exists(results_path):
+        return 0
+    from dropnet_tf.results import ResultsFile
+
+    last = {}
+    for record in ResultsFile(results_path).records():
+        if record.get("experiment") in names:
+            last[(record["experiment"], record.get("metric"), record.get("seed"), record.get("init"))] = record
+    return sum(
+        1
+        for (_, metric, seed, init), record in last.items()
+        if record.get("stop_reason")
+        and (metrics is None or metric in metrics)
+        and (seeds is None or seed in seeds)
+        and (inits is None or init in inits)
+    )
+
+
+@command
 def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
     args = parse_args(exp, argv)
+    load_tensorflow()
+    import dropnet_tf
+    from dropnet_tf.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
+    from dropnet_tf.iterative import TrainingConfig
+    from dropnet_tf.results import ResultsFile, atomic_write_bytes
+
     scale = resolve_scale(exp, args)
     started = time.perf_counter()
     if args.metrics is not None:
         exp = dataclasses.replace(exp, metrics=tuple(m for m in exp.metrics if m in args.metrics))
-    data = load_data(args.dataset, args.data_dir)
-    if scale.max_train is not None:
-        data = data.subset(scale.max_train, scale.max_val, scale.max_test, seed=0)
+    caps = {} if scale.max_train is None else dict(max_train=scale.max_train, max_val=scale.max_val, max_test=scale.max_test)
+    data = load_data(args.dataset, args.data_dir, **caps, seed=0)
     suffix = _protocol_suffix(args.protocol)
     out = args.out or os.path.join(
         "runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}{suffix}"
@@ -365,11 +450,19 @@ def main(exp: Experiment, argv=None) -> dict:
         + f"; results {results_path}",
         flush=True,
     )
-    names = []
+    names = [exp.experiment_name(fraction, args.protocol) for fraction in exp.fractions]
     records_before = len(ResultsFile(results_path).records()) if os.path.exists(results_path) else 0
-    for fraction in exp.fractions:
-        name = exp.experiment_name(fraction, args.protocol)
-        names.append(name)
+    grid = {"metrics": len(exp.metrics), "seeds": len(scale.seeds), "inits": len(exp.inits), "p": len(exp.fractions)}
+    progress.start(
+        results_path,
+        lambda: count_finished_runs(results_path, names, exp.metrics, scale.seeds, exp.inits),
+        total=int(np.prod(list(grid.values()))),
+        describe=" × ".join(
+            f"{n} {k if n != 1 or k == 'p' else k[:-1]}" for k, n in grid.items() if n > 1 or k in ("metrics", "seeds")
+        ),
+        partial_note="each cycle is saved as it finishes, so the run in progress resumes after its last cycle",
+    )
+    for fraction, name in zip(exp.fractions, names):
         dropnet_tf.run_experiment(
             build,
             data,
@@ -412,6 +505,7 @@ def main(exp: Experiment, argv=None) -> dict:
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
     )
     title_suffix = f" ({', '.join(qualifiers)})" if qualifiers else ""
+    xlabel = dropnet_tf.plotting.fraction_xlabel(build(scale.seeds[0]))  # "nodes" for an MLP
     written = []
     for figure in exp.figures:
         chosen = [r for r in records if all(r.get(k) == v for k, v in figure.where)]
@@ -439,6 +533,7 @@ def main(exp: Experiment, argv=None) -> dict:
             title=title,
             ylabel=ylabel,
             note=note,
+            xlabel=xlabel,
             order=list(exp.fractions) if group_by == "pruning_fraction" else None,
         )
         written.append(png)

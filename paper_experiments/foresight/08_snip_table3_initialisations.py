@@ -13,10 +13,9 @@ import time
 
 import numpy as np
 
-from foresight_protocol import ROOT, ForesightExperiment, Quick, TrainingProtocol, parse_args, prepare_data
-from dropnet_tf.foresight.experiment import run_foresight_grid
-from dropnet_tf.foresight.models import build_foresight_model
-from dropnet_tf.results import atomic_write_text
+from foresight_protocol import (
+    ROOT, ForesightExperiment, Quick, command, count_records, load_tensorflow, parse_args, prepare_data, progress,
+)
 
 INITS = (("RN", "random_normal"), ("TN", "truncated_normal"), ("VS-X", "glorot_uniform"), ("VS-H", "he_normal"))
 
@@ -36,8 +35,14 @@ EXPERIMENT = ForesightExperiment(
 )
 
 
+@command
 def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
+    load_tensorflow()
+    from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
+    from dropnet_tf.foresight.models import build_foresight_model
+    from dropnet_tf.results import atomic_write_text
+
     data = prepare_data(EXPERIMENT, args)
     quick = args.scale == "quick"
     # The paper does not give the epochs of this experiment; 20 at paper scale is our choice.
@@ -48,6 +53,9 @@ def main(argv=None) -> dict:
     os.makedirs(args.figures, exist_ok=True)
     stem = f"{EXPERIMENT.script}_{args.model}_{args.dataset}_{args.scale}"
     results = os.path.join(args.out, f"{stem}.jsonl")
+    progress.start(results, lambda: count_records(results, seeds), total=len(INITS) * len(seeds),
+                   describe=f"{len(INITS)} scoring initialisations × {len(seeds)} seeds",
+                   partial_note="the run in progress starts over", redraw="rewriting the table")
     start = time.perf_counter()
     rows = []
     for short, init in INITS:

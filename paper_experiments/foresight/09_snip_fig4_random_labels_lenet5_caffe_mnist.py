@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from foresight_protocol import REFERENCE, ROOT, ForesightExperiment, Quick, parse_args, prepare_data, snip_protocol
-from dropnet_tf.foresight.experiment import run_foresight_grid
-from dropnet_tf.foresight.models import build_foresight_model
-from dropnet_tf.results import atomic_write_bytes, atomic_write_text
+from foresight_protocol import (
+    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, load_tensorflow, parse_args, prepare_data,
+    progress, snip_protocol,
+)
 
 # (arm label, method, random labels, weight decay)
 ARMS = (
@@ -43,8 +43,14 @@ EXPERIMENT = ForesightExperiment(
 )
 
 
+@command
 def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
+    load_tensorflow()
+    from dropnet_tf.foresight.experiment import run_foresight_grid
+    from dropnet_tf.foresight.models import build_foresight_model
+    from dropnet_tf.results import atomic_write_bytes, atomic_write_text
+
     data = prepare_data(EXPERIMENT, args)
     base = snip_protocol(args.dataset)
     quick = args.scale == "quick"
@@ -63,6 +69,9 @@ def main(argv=None) -> dict:
         return build_foresight_model("lenet5_caffe", input_shape=data.input_shape, num_classes=data.num_classes,
                                      init=init, seed=seed)
 
+    progress.start(results, lambda: count_records(results, seeds), total=len(ARMS) * len(seeds),
+                   describe=f"{len(ARMS)} arms × {len(seeds)} seeds", partial_note="the run in progress starts over",
+                   redraw="redrawing the figure")
     start = time.perf_counter()
     curves = {}
     for index, (arm, method, random_labels, decay) in enumerate(ARMS):

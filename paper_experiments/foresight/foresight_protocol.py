@@ -28,16 +28,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # The offline stand-in datasets are declared once, with the DropNet scripts.
 sys.path.insert(0, os.path.join(ROOT, "paper_experiments", "dropnet"))
-from dropnet_protocol import STANDINS, load_data  # noqa: E402
+from dropnet_protocol import DATASET_CHOICES, STANDINS, load_data  # noqa: E402
+from script_kit import command, load_tensorflow, progress  # noqa: E402, F401 (command: for the scripts)
 
-import dropnet_tf  # noqa: E402
-from dropnet_tf.foresight import THESIS_LABELS  # noqa: E402
-from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid  # noqa: E402
-from dropnet_tf.foresight.models import build_foresight_model  # noqa: E402
-from dropnet_tf.results import ResultsFile, atomic_write_bytes, atomic_write_text, write_csv  # noqa: E402
+# dropnet_tf (and TensorFlow) is imported inside the functions that use it, once the command
+# line is parsed, so that --help answers at once (paper_experiments/script_kit.py).
 
 SCALES = ("paper", "quick")
-DATASET_CHOICES = tuple(dropnet_tf.data.DATASETS) + tuple(STANDINS)
+#: dropnet_tf.foresight.experiment.REFERENCE, written out so that the scripts load without
+#: TensorFlow (tests/test_entry_points.py checks it).
+REFERENCE = "reference"
 
 #: Thesis 4.1.3: SGD + Nesterov 0.9, batch 128, lr 1e-4; 5 / 25 / 50 epochs; seed 42.
 THESIS_EPOCHS = {"mnist": 5, "cifar10": 25, "cifar100": 50}
@@ -49,14 +49,18 @@ THESIS_METHODS = (
 THESIS_RATIOS = (2, 4, 8, 16, 32, 64)
 
 
-def thesis_protocol(dataset: str) -> TrainingProtocol:
+def thesis_protocol(dataset: str):
+    from dropnet_tf.foresight.experiment import TrainingProtocol
+
     family = "mnist" if "mnist" in dataset else ("cifar100" if dataset == "cifar100" else "cifar10")
     return TrainingProtocol(epochs=THESIS_EPOCHS[family], learning_rate=1e-4, batch_size=128, momentum=0.9, nesterov=True)
 
 
-def snip_protocol(dataset: str, iterations: int | None = None) -> TrainingProtocol:
+def snip_protocol(dataset: str, iterations: int | None = None):
     """SNIP Section 5: SGD momentum 0.9, wd 5e-4, lr 0.1 ×0.1 every 25k (MNIST) / 30k (CIFAR)
     iterations, batch 100 / 128.  The paper gives no total; we train for 4 drops' worth."""
+    from dropnet_tf.foresight.experiment import TrainingProtocol
+
     mnist = "mnist" in dataset
     step = 25_000 if mnist else 30_000
     batch = 100 if mnist else 128
@@ -171,6 +175,8 @@ def resolve(exp: ForesightExperiment, args):
 
 
 def label(method: str) -> str:
+    from dropnet_tf.foresight import THESIS_LABELS
+
     return THESIS_LABELS.get(method, {REFERENCE: "Unpruned", "tfmot_gmp": "TFMOT gradual magnitude"}.get(method, method))
 
 
@@ -193,6 +199,8 @@ def summarise(records: list[dict], y: str) -> dict[str, list[tuple[float, float,
 
 
 def _save_figure(fig, path: str) -> str:
+    from dropnet_tf.results import atomic_write_bytes
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return atomic_write_bytes(path, buffer.getvalue())
@@ -216,7 +224,10 @@ def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
         color = plt.cm.tab20(index % 20)
         ax.plot(r, mean, style, marker=markers[index % len(markers)], ms=4, label=label(method), color=color)
         if any(p[3] > 1 for p in points):
-            ax.fill_between(r, mean - std, mean + std, alpha=0.12, color=color)
+            low, high = mean - std, mean + std
+            if y in ("top1", "top5"):  # an accuracy's band stays inside [0, 1]
+                low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+            ax.fill_between(r, low, high, alpha=0.12, color=color)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("compression ratio r (keep 1/r of the prunable weights)")
     ax.set_ylabel({"top1": "top-1 test accuracy", "top5": "top-5 test accuracy",
@@ -232,6 +243,8 @@ def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
 
 def write_table(exp, records, ratios, path_md: str) -> str:
     """Markdown table like thesis Tables 4.2-4.5: top-5 / top-1 (%) per method at each r."""
+    from dropnet_tf.results import atomic_write_text
+
     lines = [f"| Method | " + " | ".join(f"r={r:g} top-5 | r={r:g} top-1 | r={r:g} r_e" for r in ratios) + " |",
              "|---|" + "---|" * (3 * len(ratios))]
     methods = []
@@ -255,8 +268,35 @@ def write_table(exp, records, ratios, path_md: str) -> str:
     return atomic_write_text(path_md, "\n".join(lines) + "\n")
 
 
+def grid_size(methods, ratios, seeds) -> int:
+    """Runs in a grid: the unpruned reference once per seed, every other method per r and seed."""
+    return sum(1 if method == REFERENCE else len(ratios) for method in methods) * len(seeds)
+
+
+def count_records(results_path: str, seeds=None, methods=None, ratios=None, **key) -> int:
+    """Records in a results file matching ``key`` (each one a finished run), of these
+    seeds, methods and compression ratios when given (the reference counts at any r)."""
+    if not os.path.exists(results_path):
+        return 0
+    from dropnet_tf.results import ResultsFile
+
+    def wanted(record):
+        return ((seeds is None or record.get("seed") in seeds)
+                and (methods is None or record.get("method") in methods)
+                and (ratios is None or record.get("method") == REFERENCE
+                     or float(record.get("compression", 0)) in {float(r) for r in ratios}))
+
+    return sum(1 for record in ResultsFile(results_path).records(**key) if wanted(record))
+
+
+@command
 def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
+    load_tensorflow()
+    from dropnet_tf.foresight.experiment import run_foresight_grid
+    from dropnet_tf.foresight.models import build_foresight_model
+    from dropnet_tf.results import atomic_write_text
+
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
     os.makedirs(args.out, exist_ok=True)
@@ -272,9 +312,14 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     external = {}
     if "tfmot_gmp" in methods:
         external["tfmot_gmp"] = tfmot_runner(args, data, model_kwargs, protocol, name)
+    experiment = exp.slug if args.model == exp.model else f"{exp.slug}_{args.model}"
+    progress.start(results_path, lambda: count_records(results_path, seeds, methods, ratios, experiment=experiment),
+                   total=grid_size(methods, ratios, seeds),
+                   describe=f"{len(methods)} methods, r = {', '.join(f'{r:g}' for r in ratios)}, {len(seeds)} seeds",
+                   partial_note="the run in progress starts over", redraw="redrawing the figures and tables")
     started = time.perf_counter()
     records = run_foresight_grid(
-        results_path, exp.slug if args.model == exp.model else f"{exp.slug}_{args.model}", build, data, methods, ratios, seeds, protocol,
+        results_path, experiment, build, data, methods, ratios, seeds, protocol,
         scoring_batch_size=scoring, init_for=init_for, method_options=dict(exp.method_options),
         random_labels=exp.random_labels, external=external,
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
@@ -314,6 +359,8 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
 
 
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
+    from dropnet_tf.results import write_csv
+
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "

@@ -8,7 +8,7 @@ mini-batches of fine-tuning in between; every pruned network is compacted and fi
 """
 
 from layerprune_protocol import (
-    CRITERION_LABELS, baseline, cost, filter_prune, finetune, model_label, provenance, selected, setup,
+    command, CRITERION_LABELS, baseline, cost, filter_prune, finetune, model_label, provenance, selected, setup,
     test_accuracy, write_outputs,
 )
 
@@ -20,6 +20,7 @@ PAPER_CIFAR10_20 = {"l1_norm": (92.35, 92.31), "feature_maps": (91.94, 91.9), "t
                     "bn_scale": (92.79, 92.76), "geometric_median": (92.57, 92.53)}
 
 
+@command
 def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:

@@ -8,11 +8,8 @@ one-shot ranking and the iterative re-ranking of the blocks still present.
 """
 
 from layerprune_protocol import (
-    baseline, copy_model, finetune, model_label, provenance, remove_blocks, scoring_data, setup,
-    write_outputs,
+    command, baseline, copy_model, finetune, model_label, provenance, scoring_data, setup, write_outputs,
 )
-
-from dropnet_tf.layerprune import find_blocks, imprinting_importance, iterative_block_ranking
 
 SCRIPT = "02_table2_spearman_imprinting_resnet56"
 N_PRUNED = (1, 2, 3, 4)
@@ -20,8 +17,11 @@ N_PRUNED = (1, 2, 3, 4)
 PAPER_CIFAR10 = {1: (93.32, 93.32, 0.99), 2: (93.28, 93.31, 0.97), 3: (93.17, 93.15, 0.96), 4: (93.10, 93.03, 0.96)}
 
 
+@command
 def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
+    from dropnet_tf.layerprune import find_blocks, imprinting_importance, iterative_block_ranking, remove_blocks
+
     for seed in scale.seeds:
         if all(runner.done(n=n, seed=seed) for n in N_PRUNED):
             continue

@@ -9,7 +9,7 @@ accuracy after fine-tuning.
 """
 
 from layerprune_protocol import (
-    architecture, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label, provenance,
+    command, architecture, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label, provenance,
     removable_ranking, selected, setup, test_accuracy, write_outputs,
 )
 
@@ -33,6 +33,7 @@ def with_zeros(base, pruned, removed):
     return out
 
 
+@command
 def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar100", SCRIPT, argv)
     for seed in scale.seeds:

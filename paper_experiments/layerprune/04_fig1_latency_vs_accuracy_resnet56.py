@@ -10,7 +10,7 @@ removing blocks a lot.
 """
 
 from layerprune_protocol import (
-    CRITERION_LABELS, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label,
+    command, CRITERION_LABELS, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label,
     provenance, removable_ranking, selected, setup, test_accuracy, write_outputs,
 )
 
@@ -19,6 +19,7 @@ FRACTIONS = tuple(n / 1008 for n in (100, 200, 300, 400))
 BLOCKS = (1, 2, 3, 4)
 
 
+@command
 def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     for seed in scale.seeds:

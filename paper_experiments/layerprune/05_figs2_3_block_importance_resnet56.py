@@ -8,13 +8,7 @@ the legend lists the blocks from least to most important, as the supplement's do
 """
 
 from layerprune_protocol import (
-    baseline, model_label, provenance, scoring_data, selected, setup, write_outputs,
-)
-
-import dropnet_tf
-from dropnet_tf.layerprune import (
-    block_scores_from_filter_scores, find_blocks, get_filter_criterion, imprinting_importance, masks_by_block,
-    rank_ensemble,
+    command, baseline, model_label, provenance, scoring_data, selected, setup, write_outputs,
 )
 
 SCRIPT = "05_figs2_3_block_importance_resnet56"
@@ -22,8 +16,15 @@ CRITERIA = {"l1_norm": "Weight magnitude", "bn_scale": "Batch normalization", "t
             "feature_maps": "Feature maps"}
 
 
+@command
 def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
+    import dropnet_tf
+    from dropnet_tf.layerprune import (
+        block_scores_from_filter_scores, find_blocks, get_filter_criterion, imprinting_importance, masks_by_block,
+        rank_ensemble,
+    )
+
     for seed in scale.seeds:
         base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
 

@@ -43,25 +43,17 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "paper_experiments", "dropnet"))
-from dropnet_protocol import STANDINS, load_data  # noqa: E402
+from dropnet_protocol import DATASET_CHOICES, STANDINS, load_data  # noqa: E402, F401
+from script_kit import UserError, command, load_tensorflow, progress  # noqa: E402, F401 (command: for the scripts)
 
-import dropnet_tf  # noqa: E402
-from dropnet_tf._keras import KERAS_MAJOR, keras, tf  # noqa: E402
-from dropnet_tf.compaction import compare_latency, count_flops, count_parameters, measure_latency  # noqa: E402
-from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate  # noqa: E402
-from dropnet_tf.layerprune import (  # noqa: E402
-    FILTER_CRITERIA,
-    cifar_resnet_layerprune,
-    find_blocks,
-    imprinting_importance,
-    prune_filters,
-    remove_blocks,
-    vgg19_bn,
-)
-from dropnet_tf.results import ResultsFile, atomic_write_bytes, atomic_write_text, write_csv  # noqa: E402
+# dropnet_tf (and TensorFlow) is imported inside the functions that use it, once the command
+# line is parsed, so that --help answers at once (paper_experiments/script_kit.py).
+
+#: dropnet_tf.layerprune.FILTER_CRITERIA's names, written out so that parsing the command
+#: line needs no TensorFlow (tests/test_entry_points.py checks them).
+FILTER_CRITERIA = ("bn_scale", "feature_maps", "geometric_median", "l1_norm", "l2_norm", "mean_activation", "taylor")
 
 SCALES = ("paper", "quick")
-DATASET_CHOICES = tuple(dropnet_tf.data.DATASETS) + tuple(STANDINS)
 
 #: The supplement's names for the filter criteria (Table 1 rows) and ours.
 CRITERION_LABELS = {
@@ -189,6 +181,8 @@ def scoring_data(data, scale: Scale, seed: int):
 
 
 def build(model: str, data, scale: Scale, seed: int):
+    from dropnet_tf.layerprune import cifar_resnet_layerprune, vgg19_bn
+
     shape = tuple(data.x_train.shape[1:])
     if model == "resnet":
         return cifar_resnet_layerprune(scale.resnet_depth, input_shape=shape, num_classes=data.num_classes,
@@ -205,6 +199,8 @@ def model_label(model: str, scale: Scale) -> str:
 
 
 def _sgd(scale: Scale, epochs: int, learning_rate: float, drops=()) -> TrainingProtocol:
+    from dropnet_tf.foresight.experiment import TrainingProtocol
+
     return TrainingProtocol(epochs=epochs, learning_rate=learning_rate, batch_size=scale.batch_size, momentum=0.9,
                             nesterov=False, weight_decay=scale.weight_decay, learning_rate_drops=drops)
 
@@ -227,6 +223,8 @@ def test_accuracy(model, data) -> float:
 
 
 def _save_model_atomic(model, path: str) -> None:
+    from dropnet_tf._keras import KERAS_MAJOR
+
     temporary = f"{path}.partial.keras" if KERAS_MAJOR >= 3 else f"{path}.partial.h5"
     model.save(temporary)
     os.replace(temporary, path)
@@ -234,6 +232,9 @@ def _save_model_atomic(model, path: str) -> None:
 
 def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     """The trained baseline, loaded from ``--out`` if an earlier run saved it."""
+    from dropnet_tf._keras import KERAS_MAJOR, keras
+    from dropnet_tf.foresight.experiment import train_and_evaluate
+
     log = log or (lambda *_: None)
     suffix = "keras" if KERAS_MAJOR >= 3 else "h5"
     path = os.path.join(args.out, "baselines", f"{model}_{run_tag(args, baseline=True)}_seed{seed}.{suffix}")
@@ -254,10 +255,14 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
 
 def finetune(model, data, scale: Scale, seed: int) -> float:
     """Supplement 1.1: fine-tune with SGD at 1e-3; returns the test accuracy."""
+    from dropnet_tf.foresight.experiment import train_and_evaluate
+
     return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed)["top1"]
 
 
 def copy_model(model):
+    from dropnet_tf._keras import keras
+
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     return clone
@@ -279,6 +284,8 @@ def prunable_convolutions(model) -> list[str]:
 
 
 def with_masks(model):
+    import dropnet_tf
+
     keep = set(prunable_convolutions(model))
     exclude = [layer.name for layer in model.layers if layer.name not in keep]
     return dropnet_tf.add_masks(model, exclude=exclude)
@@ -291,6 +298,9 @@ def filter_prune(base, criterion: str, *, fraction: float, schedule: str, data, 
     Iterative: 10 steps of 10 % of the total, with ``between_batches`` mini-batches of
     fine-tuning at 1e-3 between steps (Molchanov et al. 2019 as the supplement follows it).
     """
+    import dropnet_tf
+    from dropnet_tf.layerprune import prune_filters
+
     masked = with_masks(copy_model(base))
     x, y = scoring_data(data, scale, seed)
     between = None
@@ -311,6 +321,8 @@ def filter_prune(base, criterion: str, *, fraction: float, schedule: str, data, 
 
 def removable_ranking(model, data, scale: Scale, seed: int) -> list[str]:
     """Removable blocks from least to most important by imprinting (LayerPrune Section 3.2)."""
+    from dropnet_tf.layerprune import find_blocks, imprinting_importance
+
     x, y = scoring_data(data, scale, seed)
     blocks = find_blocks(model)
     importance = imprinting_importance(model, blocks, x, y, num_classes=data.num_classes)
@@ -320,6 +332,8 @@ def removable_ranking(model, data, scale: Scale, seed: int) -> list[str]:
 
 
 def layer_prune(base, n: int, data, scale: Scale, seed: int, ranking=None):
+    from dropnet_tf.layerprune import remove_blocks
+
     ranking = ranking or removable_ranking(base, data, scale, seed)
     return remove_blocks(base, ranking[:n]), ranking[:n]
 
@@ -343,6 +357,8 @@ def cost(model, scale: Scale, reference=None) -> dict:
     (:func:`dropnet_tf.compaction.compare_latency`), and ``latency_ratio`` = pruned /
     unpruned is what the figures use: load changes on the machine between arms cancel out.
     """
+    from dropnet_tf.compaction import compare_latency, count_flops, count_parameters, measure_latency
+
     found = {"parameters": int(count_parameters(model, trainable_only=True)), "flops": int(count_flops(model))}
     if reference is None:
         latency = measure_latency(model, scale.latency_batch, warmup=3, repeats=scale.latency_repeats)
@@ -363,6 +379,8 @@ class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable)."""
 
     def __init__(self, args, name: str):
+        from dropnet_tf.results import ResultsFile
+
         os.makedirs(args.out, exist_ok=True)
         self.path = os.path.join(args.out, f"{name}_{run_tag(args)}.jsonl")
         self.results = ResultsFile(self.path)
@@ -391,11 +409,15 @@ class Runner:
 
 
 def write_markdown(path: str, lines: list[str]) -> str:
+    from dropnet_tf.results import atomic_write_text
+
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def save_figure(fig, path: str) -> str:
+    from dropnet_tf.results import atomic_write_bytes
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -419,14 +441,28 @@ def provenance(args, scale: Scale, data, script: str) -> str:
 
 
 def setup(description: str, default_dataset: str, script: str, argv=None):
-    """What every script starts with: ``(args, scale, data, runner)``."""
+    """What every script starts with: ``(args, scale, data, runner)``.
+
+    The command line is parsed before TensorFlow is imported (``--help`` answers at once);
+    the runner reports its saved arms to :data:`script_kit.progress` for the start-up and
+    Ctrl-C messages.
+    """
     args = parse_args(description, default_dataset, argv)
+    load_tensorflow()
     scale = scale_of(args)
-    return args, scale, prepare_data(args, scale), Runner(args, script)
+    data = prepare_data(args, scale)
+    runner = Runner(args, script)
+    progress.start(
+        runner.path, lambda: len(runner.records()), unit="arms",
+        partial_note=f"a trained baseline is kept in {os.path.join(args.out, 'baselines')}; the arm in progress starts over",
+    )
+    return args, scale, data, runner
 
 
 def write_outputs(args, script: str, lines: list[str], rows: list[dict], figure=None) -> list[str]:
     """The script's Markdown table, CSV (and PNG) in ``--figures``; prints the table."""
+    from dropnet_tf.results import write_csv
+
     stem = os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}")
     written = []
     if figure is not None:

@@ -1,0 +1,191 @@
+"""What every paper-experiment entry point shares: start-up, Ctrl-C, errors a user can fix.
+
+The numbered scripts (and ``make demo``) are commands people type, so they behave like one:
+
+* ``--help`` and argument errors answer before TensorFlow is imported: the protocol modules
+  parse the command line first and import the library afterwards (:func:`load_tensorflow`).
+* TensorFlow's C++ start-up logging is quieted: ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 here
+  (``os.environ.setdefault``, so a value you set wins).  Level 3 is the one that hides the
+  ``E0000 ... failed call to cuInit ... CUDA error`` line of a machine without a GPU (level 2
+  does not: it is logged as an error).  The ``I0000``/``W0000`` lines absl prints before
+  its logging is initialised ignore that variable, so they are filtered from stderr while
+  TensorFlow is imported, by the same level.  Only entry points do this; the library itself
+  never sets environment variables.
+* Ctrl-C ends with one message saying what is saved and how to resume, not a traceback
+  (:func:`command`, exit status 130); the runners report their progress through
+  :data:`progress`.
+* Errors a user can fix (a dataset that is not on this machine, a bad combination of
+  options) end with one paragraph and exit status 1, no traceback: raise :class:`UserError`.
+
+This module imports nothing heavy: it is loaded before TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from typing import Callable
+
+#: The level the entry points give TensorFlow's C++ logging unless the user set one.
+QUIET_LEVEL = "3"
+
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+# absl's "before InitializeLog" preamble and its I/W/E lines ("I0000 00:00:17... file.cc:31] ...").
+_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_LOG_LINE = re.compile(r"^([IWE])\d{4} \d\d:\d\d:\d\d")
+_SEVERITY = {"I": 0, "W": 1, "E": 2}
+
+
+class UserError(Exception):
+    """An error the user can fix; :func:`command` prints its message as one paragraph."""
+
+
+def quiet_tensorflow_logging() -> None:
+    """``TF_CPP_MIN_LOG_LEVEL=3`` unless already set (entry points only, before TF loads)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LEVEL)
+
+
+def _keep(line: str, level: int) -> bool:
+    """Whether a stderr line written while TensorFlow is imported passes ``level``."""
+    if line.rstrip("\n") == _PREAMBLE:
+        return level < 1
+    match = _LOG_LINE.match(line)
+    return match is None or _SEVERITY[match.group(1)] >= level
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow with the start-up noise this module's docstring describes.
+
+    Called by the protocol modules once the arguments are parsed.  stderr (the file
+    descriptor: the lines come from C++) goes to a temporary file during the import and is
+    written back without the absl lines below ``TF_CPP_MIN_LOG_LEVEL``; anything else,
+    including an import error's output, comes through.
+    """
+    quiet_tensorflow_logging()
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+    except ValueError:
+        level = 0
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr (embedded, captured)
+        import tensorflow  # noqa: F401
+        return
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            kept = "".join(line for line in text.splitlines(keepends=True) if _keep(line, level))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+@dataclass
+class Progress:
+    """What the running script has saved, for the start-up and Ctrl-C messages.
+
+    ``count`` returns the number of finished runs now saved in ``path`` (read from the
+    file, so it is right after an interrupt too); ``total`` is the runs this command asks
+    for (``None`` when the script does not know it in advance).
+    """
+
+    path: str = ""
+    unit: str = "runs"
+    total: int | None = None
+    count: Callable[[], int] | None = None
+    before: int = 0
+    partial_note: str = ""  # what happens to the run in progress when interrupted
+    active: bool = False
+
+    def start(self, path: str, count: Callable[[], int], total: int | None = None, unit: str = "runs",
+              partial_note: str = "", describe: str = "", redraw: str = "redrawing the figures") -> str:
+        """Record the state before running; returns (and prints) the line saying what happens."""
+        self.path, self.count, self.total, self.unit, self.partial_note = path, count, total, unit, partial_note
+        self.before = self._done()
+        self.active = True
+        line = self.describe_start(describe, redraw)
+        print(line, flush=True)
+        return line
+
+    def _done(self) -> int:
+        try:
+            return int(self.count()) if self.count is not None else 0
+        except Exception:  # noqa: BLE001 - a half-written file must not hide the interrupt
+            return self.before
+
+    def describe_start(self, describe: str = "", redraw: str = "redrawing the figures") -> str:
+        what = f" ({describe})" if describe else ""
+        if self.total is not None and self.before >= self.total:
+            return f"All {self.total} {self.unit}{what} are already done in {self.path}; only {redraw}."
+        if self.before:
+            left = f"{self.total - self.before} to go" if self.total is not None else "running the rest"
+            of = f" of {self.total}" if self.total is not None else ""
+            return (f"Resuming: {self.before}{of} {self.unit}{what} already done in {self.path}; {left} "
+                    f"(finished {self.unit} are skipped).")
+        if self.total is not None:
+            return f"Running {self.total} {self.unit}{what}; results in {self.path}."
+        return f"Results in {self.path}{what}."
+
+    def interrupted_message(self) -> str:
+        if not self.active:
+            return ("Interrupted before any result was saved (this command writes its outputs as runs finish, "
+                    "or at the end). Run the same command again to start over.")
+        done = self._done()
+        of = f" of {self.total}" if self.total is not None else ""
+        this_call = done - self.before
+        message = (f"Interrupted after {done}{of} {self.unit} ({this_call} in this call); "
+                   f"the finished ones are saved in {self.path}")
+        message += f" ({self.partial_note})" if self.partial_note else ""
+        return message + ". Run the same command again to continue."
+
+
+#: The progress of the command running in this process (one per process).
+progress = Progress()
+
+
+def command(main: Callable) -> Callable:
+    """Decorate an entry point's ``main``: Ctrl-C and :class:`UserError` end with a message.
+
+    Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130; a
+    :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
+    unconverted) prints its message as one wrapped paragraph and exits with status 1.
+    Everything else (a bug) still shows its traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
+            raise SystemExit(INTERRUPTED) from None
+        except UserError as error:
+            print(paragraph(str(error)), file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+def paragraph(text: str, width: int = 100) -> str:
+    """``text`` as one paragraph wrapped at ``width`` (line breaks inside it are joined)."""
+    return textwrap.fill(" ".join(text.split()), width)
