@@ -61,7 +61,7 @@ from script_kit import UserError, command, load_tensorflow, progress  # noqa: E4
 PAPER_METRICS = ("minimum", "maximum", "random", "minimum_layer", "maximum_layer", "random_layer")
 METRICS = PAPER_METRICS + ("apoz", "apoz_layer")  # dropnet_tf.METRICS
 PROTOCOLS = ("paper", "notebook")  # dropnet_tf.PROTOCOLS
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "digits")  # dropnet_tf.data.DATASETS
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "cifar100", "tiny_imagenet", "digits")  # dropnet_tf.data.DATASETS
 
 # ----------------------------------------------------------------------------- scales
 
@@ -127,7 +127,7 @@ STANDINS = {
 DATASET_CHOICES = DATASETS + tuple(STANDINS)
 
 #: The offline stand-in of each paper dataset (what ``make figures`` runs on).
-STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "cifar100": "fashion_mnist_rgb32"}
+STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "cifar10_jpeg": "fashion_mnist_rgb32", "cifar100": "fashion_mnist_rgb32"}
 
 
 def unavailable_message(error, name: str) -> str:
