@@ -500,6 +500,8 @@ def main(exp: Experiment, argv=None) -> dict:
         + f"; mean ± 95% CI. Regenerate: python paper_experiments/dropnet/{os.path.basename(sys.argv[0])} "
         f"--scale {scale.name} --dataset {args.dataset}"
         + (f" --protocol {args.protocol}" if args.protocol != "paper" else "")
+        + (" --data-dir DIR" if args.data_dir else "")
+        + (f" --seeds {' '.join(str(s) for s in scale.seeds)}" if args.seeds is not None else "")
     )
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
