@@ -173,8 +173,13 @@ def test_scripts_end_to_end_and_resume(tmp_path, protocol):
         raise AssertionError("a resumed run trained or pruned again")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(protocol, "train_and_evaluate", refuse)
-        patch.setattr(protocol, "prune_filters", refuse)
+        # The protocol imports these inside its functions (so that --help needs no
+        # TensorFlow): patch them where those imports find them.
+        import dropnet_tf.foresight.experiment
+        import dropnet_tf.layerprune
+
+        patch.setattr(dropnet_tf.foresight.experiment, "train_and_evaluate", refuse)
+        patch.setattr(dropnet_tf.layerprune, "prune_filters", refuse)
         _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
     assert (tmp_path / results).read_bytes() == before
 
