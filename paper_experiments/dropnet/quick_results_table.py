@@ -71,6 +71,13 @@ def _ordering(summary: dict) -> str:
     return " > ".join(parts)
 
 
+def _run_description(summary: dict, dataset: str) -> str:
+    """"<data>, N seeds, train/val/test, ≤E epochs (patience P)" from a script's summary."""
+    scale = summary["scale"]
+    sizes = "/".join(str(n) for n in summary["split_sizes"])
+    return f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']})"
+
+
 def table(figures_dir: Path) -> str:
     rows = [
         "| § | paper figs | script | quick run here: data, seeds, samples, epochs | wall time (2 CPU cores) "
@@ -82,12 +89,7 @@ def table(figures_dir: Path) -> str:
         path = figures_dir / f"{exp.script}_{exp.slug}_{dataset}_quick.json"
         if path.exists():
             summary = json.loads(path.read_text())
-            scale = summary["scale"]
-            sizes = "/".join(str(n) for n in summary["split_sizes"])
-            quick = (
-                f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs "
-                f"(patience {summary['patience']})"
-            )
+            quick = _run_description(summary, dataset)
             wall, observed = _wall(summary), _ordering(summary)
         else:
             quick, wall, observed = "not run here (see below)", "–", "–"
@@ -119,9 +121,7 @@ def paper_table(figures_dir: Path) -> str:
         if not path.exists():
             continue
         summary = json.loads(path.read_text())
-        scale = summary["scale"]
-        sizes = "/".join(str(n) for n in summary["split_sizes"])
-        ours = f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']})"
+        ours = _run_description(summary, dataset)
         quick_path = figures_dir / f"{exp.script}_{exp.slug}_{STANDIN_FOR[exp.dataset]}_quick.json"
         quick = _ordering(json.loads(quick_path.read_text())) if quick_path.exists() else "–"
         rows.append(
