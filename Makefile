@@ -59,10 +59,11 @@ figures-layerprune: $(STAMP)
 	@for s in $(LAYERPRUNE); do \
 		$(PY) paper_experiments/layerprune/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
 
-# Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.
+# Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.  One line
+# per test file with a dot per test (progress), and the ten slowest tests at the end.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
-	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -m both_keras tests
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -p no:cacheprovider --durations=10 tests
+	TF_CPP_MIN_LOG_LEVEL=3 TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -p no:cacheprovider -m both_keras tests
 
 bench: $(STAMP)
 	$(PY) bench/bench_iterative_cycle.py --cycles 3 --json bench/results/iterative_cycle_cpu.json
