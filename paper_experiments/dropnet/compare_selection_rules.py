@@ -85,8 +85,8 @@ def main(argv=None):
             ax.fill_between(x, low, high, color=colour, alpha=0.2)
             rows.extend(dict(c, metric=metric, rule=rule) for c in cells)
         ax.set_title(metric)
-        ax.invert_xaxis()
         ax.grid(alpha=0.3)
+    axes[0, 0].invert_xaxis()  # once: the panels share their x axis, a second call would undo it
     for ax in axes[-1]:
         ax.set_xlabel("Fraction of nodes remaining")
     for ax in axes[:, 0]:
