@@ -135,8 +135,8 @@ _DISTRIBUTION_FOLDERS = {
     "tiny_imagenet": ("tiny-imagenet-200",),
 }
 
-# How to obtain each dataset, quoted in DatasetUnavailableError.
-_HOW_TO = {
+#: How to provide each dataset's files by hand, as told in the errors of load_dataset and the scripts.
+HOW_TO = {
     "mnist": (
         "the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
         "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (optionally .gz) in D/mnist/"
@@ -395,7 +395,7 @@ def _unavailable_message(name: str, attempts: Sequence[tuple[str, str]]) -> str:
     lines += [f"  - {src}: {reason}" for src, reason in attempts]
     lines.append("How to provide it:")
     lines.append(
-        f"  * put {_HOW_TO[name]}, where D is a directory of your choice, then set "
+        f"  * put {HOW_TO[name]}, where D is a directory of your choice, then set "
         f"{DATA_DIR_ENV}=D or pass data_dir=D;"
     )
     if name in _TFDS_NAMES:

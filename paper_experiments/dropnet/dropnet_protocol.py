@@ -136,13 +136,13 @@ def unavailable_message(error, name: str) -> str:
     The library's message speaks to Python callers (``data_dir=D``); this one names the
     scripts' ``--data-dir`` and the offline stand-ins.
     """
-    from dropnet_tf.data import DATA_DIR_ENV, _HOW_TO
+    from dropnet_tf.data import DATA_DIR_ENV, HOW_TO
 
     base = error.dataset or name
     tried = "; ".join(f"{source}: {reason}" for source, reason in error.attempts)
     text = (
         f"Dataset {base!r} is not on this machine (tried {tried}). To use it, put "
-        f"{_HOW_TO.get(base, 'its files')}, where D is a folder of your choice, and pass --data-dir D "
+        f"{HOW_TO.get(base, 'its files')}, where D is a folder of your choice, and pass --data-dir D "
         f"(or set {DATA_DIR_ENV}=D); on a machine with network access tensorflow-datasets downloads it."
     )
     standin = STANDIN_FOR.get(base)
