@@ -146,10 +146,6 @@ def resolve_protocol(protocol=None, selection=None, min_units_per_layer=None, tr
     return preset["selection"], preset["min_units_per_layer"], training
 
 
-def _check_positive_int(name, value):
-    return check_int(name, value, 1)
-
-
 def check_training(training) -> TrainingConfig:
     """``training`` if it is a TrainingConfig whose every field is allowed (else the error names it)."""
     if training is None:
