@@ -50,6 +50,7 @@ figures-foresight: $(STAMP)
 		$(PY) paper_experiments/foresight/$$s.py --scale quick --dataset fashion_mnist || exit 1; done
 	@for m in lenet_300_100 lenet5_caffe lstm_s gru_s; do \
 		$(PY) paper_experiments/foresight/08_snip_table3_initialisations.py --model $$m --scale quick --dataset fashion_mnist || exit 1; done
+	$(PY) paper_experiments/results_pages.py foresight
 
 # LayerPrune supplement Tables 1-3 and Figs. 1-3 at quick scale on Fashion-MNIST padded to
 # 32x32x3 (the offline CIFAR-10 stand-in): ResNet-20 and VGG19-BN at 1/8 width.
@@ -58,6 +59,7 @@ LAYERPRUNE := 01_table1_iterative_vs_oneshot_resnet56 02_table2_spearman_imprint
 figures-layerprune: $(STAMP)
 	@for s in $(LAYERPRUNE); do \
 		$(PY) paper_experiments/layerprune/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
+	$(PY) paper_experiments/results_pages.py layerprune
 
 # Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.  One line
 # per test file with a dot per test (progress), and the ten slowest tests at the end.

@@ -1,14 +1,15 @@
-"""Write the DropNet results tables into paper_experiments/README.md.
+"""The DropNet results tables, and the DropNet entry point of the results pages.
 
 Reads every numbered script's ``EXPERIMENT`` and the JSON summaries its runs left in
-``figures/dropnet/``, and replaces two parts of the README:
+``figures/dropnet/`` and builds two tables:
 
-- between the ``quick-results`` markers, the quick runs on the offline stand-ins
-  (``<script>_<slug>_<stand-in>_quick.json``);
-- between the ``paper-results`` markers, the paper-protocol runs on the papers' own data
+- ``table``: the quick runs on the offline stand-ins (``<script>_<slug>_<stand-in>_quick.json``);
+- ``paper_table``: the paper-protocol runs on the papers' own data
   (``<script>_<slug>_<dataset>_paper.json``, e.g. real MNIST from ``--data-dir``), side by
   side with the paper's stated ordering and the quick stand-in's.
 
+Run as a script, it writes ``figures/dropnet/RESULTS.md`` through
+``paper_experiments/results_pages.py`` (which also writes the foresight and LayerPrune pages).
 ``make figures`` runs it last; run it by hand after a single script.  Scripts without a
 summary are listed as not run here.
 """
@@ -18,14 +19,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-START, END = "<!-- quick-results:start -->", "<!-- quick-results:end -->"
-PAPER_START, PAPER_END = "<!-- paper-results:start -->", "<!-- paper-results:end -->"
 
 #: The papers' own data as the scripts name it on the real files (``cifar10_jpeg`` is the
 #: JPEG copy of CIFAR-10, never called ``cifar10``).
@@ -133,27 +131,17 @@ def paper_table(figures_dir: Path) -> str:
     return "\n".join(rows)
 
 
-def _replace_between(text: str, start: str, end: str, body: str, readme: Path) -> str:
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme} has no {start} ... {end} section to fill")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--figures", default=str(ROOT / "figures" / "dropnet"))
-    parser.add_argument("--readme", default=str(HERE.parent / "README.md"))
+    parser.add_argument("--out", help="default: <figures>/RESULTS.md")
     args = parser.parse_args(argv)
-    readme = Path(args.readme)
-    text = readme.read_text()
-    text = _replace_between(text, START, END, table(Path(args.figures)), readme)
-    text = _replace_between(text, PAPER_START, PAPER_END, paper_table(Path(args.figures)), readme)
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, readme)
-    print(f"updated {readme}")
+    sys.path.insert(0, str(HERE.parent))
+    try:
+        import results_pages
+    finally:
+        sys.path.remove(str(HERE.parent))
+    print(f"wrote {results_pages.write('dropnet', Path(args.figures), args.out)}")
 
 
 if __name__ == "__main__":
