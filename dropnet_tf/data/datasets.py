@@ -50,7 +50,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf.results import load_npz, save_npz_atomic
+from dropnet_tf.core.io import load_npz, save_npz_atomic
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -853,7 +853,7 @@ def _list_image_folder(
     non-hidden sub-folder names; the files come class by class, sorted, sub-folders included.
     Its dataset is only built, never iterated: the pixels come from :func:`_decode_images`.
     """
-    from dropnet_tf._keras import KERAS_MAJOR, keras
+    from dropnet_tf.core.backend import KERAS_MAJOR, keras
 
     if not directory.is_dir():
         raise DatasetFormatError(f"{directory}: no such folder")

@@ -1,0 +1,34 @@
+"""Datasets of the experiments, loaded as in-memory NumPy arrays: :func:`load_dataset`.
+
+See :mod:`dropnet_tf.data.datasets` for the data protocol and where the arrays come from.
+"""
+
+from dropnet_tf.data.datasets import (
+    CACHE_DIR_ENV,
+    DATA_DIR_ENV,
+    DATASETS,
+    HOW_TO,
+    SOURCES,
+    Dataset,
+    DatasetFormatError,
+    DatasetUnavailableError,
+    default_cache_dir,
+    load_dataset,
+    read_idx,
+    read_image_folder,
+)
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "DATA_DIR_ENV",
+    "DATASETS",
+    "HOW_TO",
+    "SOURCES",
+    "Dataset",
+    "DatasetFormatError",
+    "DatasetUnavailableError",
+    "default_cache_dir",
+    "load_dataset",
+    "read_idx",
+    "read_image_folder",
+]
