@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from dropnet_tf.core.backend import KERAS_MAJOR, keras
-from dropnet_tf.core.graph import functional_config, output_layer_names, ref_layer, references, retarget
+from dropnet_tf.core.graph import functional_config, is_keras3_ref, output_layer_names, ref_layer, references, retarget
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.validation import check_mapping
 

@@ -55,6 +55,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 # The file helpers live in dropnet_tf.core.io; they stay importable from here.
 from dropnet_tf.core.io import (
     PathLike,
