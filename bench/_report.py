@@ -6,7 +6,7 @@ import json
 import os
 import platform
 
-from dropnet_tf.results import atomic_write_text
+from dropnet_tf.core.io import atomic_write_text
 
 
 def machine() -> str:

@@ -38,13 +38,13 @@ import numpy as np
 
 from _report import machine
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.compaction.compact import compact
-from dropnet_tf.compaction.counting import count_flops, count_parameters
+from dropnet_tf.core.counting import count_flops, count_parameters
 from dropnet_tf.compaction.latency import compare_latency, export_tflite, tflite_available, tflite_latency
-from dropnet_tf.masking import get_masks, set_masks
+from dropnet_tf.core.masking import get_masks, set_masks
 from dropnet_tf.models import model_c, vgg19
-from dropnet_tf.results import atomic_write_text
+from dropnet_tf.core.io import atomic_write_text
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "compaction_latency_cpu.json")
 BUILDERS = {

@@ -10,7 +10,7 @@ default batch size, then ``predict`` every mask output for the whole training se
 average |a| in numpy.
 
 dropnet_tf: one compiled model; each cycle assigns θ0, the mask and the optimizer state,
-trains many steps per call into TensorFlow (dropnet_tf.training.GraphTrainer), evaluates,
+trains many steps per call into TensorFlow (dropnet_tf.core.training.GraphTrainer), evaluates,
 and reduces statistics in-graph.
 
 Usage: python bench/bench_iterative_cycle.py [--epochs 2] [--cycles 2] [--json out.json]
@@ -26,12 +26,12 @@ import numpy as np
 from _report import machine, report
 
 from dropnet_tf import load_dataset
-from dropnet_tf._keras import keras
-from dropnet_tf.iterative import IterativePruner, TrainingConfig
-from dropnet_tf.masking import mask_layers, set_masks
-from dropnet_tf.metrics import update_masks
+from dropnet_tf.core.backend import keras
+from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig
+from dropnet_tf.core.masking import mask_layers, set_masks
+from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a
-from dropnet_tf.statistics import UnitStatistics
+from dropnet_tf.dropnet.statistics import UnitStatistics
 
 
 def naive_cycle(theta0, masks, data, epochs, seed):

@@ -17,9 +17,9 @@ import numpy as np
 from _report import machine, report
 
 from dropnet_tf import load_dataset
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.models import model_a
-from dropnet_tf.oracle import oracle_scores, oracle_scores_naive
+from dropnet_tf.dropnet.oracle import oracle_scores, oracle_scores_naive
 
 
 def main(argv=None):

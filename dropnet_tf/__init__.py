@@ -1,43 +1,86 @@
 """dropnet_tf: DropNet and related neural-network pruning for Keras / TensorFlow.
 
-The public API in one place; each name lives in a small module of its own:
+Concept map
+-----------
+A shared core below three sibling method packages; ``models`` and ``data`` serve them all::
 
-=====================  ==========================================================
-``layers``             MaskLayer, the per-unit binary mask
-``masking``            add_masks / get_masks / set_masks / mask_layers
-``statistics``         collect_statistics: E(a_i), E(f_i) and APoZ via Model.predict
-``metrics``            the pruning metrics of DropNet Table 1 and APoZ; update_masks
-``selection``          global vs layer-wise selection shared by every metric (exact or notebook)
-``training``           GraphTrainer: many steps per call, driving Keras callbacks
-``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
-``oracle``             the greedy oracle of DropNet Section 5
-``experiment``         run_experiment: metrics × seeds into one results file
-``models``             Model A/B/C, ResNet18 and VGG19 as in the paper's figures
-``data``               load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
-``results``            atomic JSON-lines results, NPZ state, CSV export
-``plotting``           accuracy vs fraction remaining with 95% CI error bars
-``graph``              LayerGraph: a model's layers and neighbours, from its public config
-``compaction``         compact(): masked units physically removed; FLOP/parameter counts,
-                       latency and TFLite export
-``layerprune``         LayerPrune: filter criteria vs removing whole layers and blocks
-``foresight``          pruning at initialisation, weight by weight: SNIP, GraSP,
-                       SynFlow, OBD, LAP, LAMP and baselines (see its __init__)
-=====================  ==========================================================
+    dropnet_tf
+    ├── core/        shared machinery: backend (keras, tf), layers (MaskLayer), masking,
+    │                graph (LayerGraph, config editing), selection, training (GraphTrainer),
+    │                counting, caching, validation, io, results, aliases
+    ├── data/        load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
+    ├── models/      builders grouped by paper: builders (shared), dropnet, foresight, layerprune
+    ├── dropnet/     DropNet: statistics, metrics, oracle, augmentation, iterative
+    │                (Algorithm 1: iterative_prune), experiment (run_experiment)
+    ├── foresight/   pruning at initialisation, weight by weight: SNIP, GraSP, SynFlow, OBD,
+    │                LAP, LAMP and baselines; tfmot/ (TFMOT's gradual magnitude pruning)
+    ├── layerprune/  LayerPrune: filter criteria vs removing whole layers and blocks
+    ├── compaction/  compact(): masked units physically removed; latency, TFLite export
+    └── plotting     accuracy vs fraction remaining with 95% CI error bars (imported lazily,
+                     so ``import dropnet_tf`` does not import matplotlib)
+
+A method package imports the core, ``models`` and ``data`` by their public names only.  The
+former flat module paths (``dropnet_tf.iterative``, ``dropnet_tf.foresight.models``,
+``dropnet_tf._keras`` ...) remain importable as aliases of the new modules
+(:data:`dropnet_tf.core.aliases.ALIASES`).
+
+Vocabulary
+----------
+One set of words across the library; the packages' older words remain as aliases of these.
+
+*unit*
+    A node of a Dense layer or a filter (output channel) of a convolution: what DropNet,
+    LayerPrune's filter criteria and compaction remove.  A *weight* is one scalar of a kernel:
+    what foresight removes.
+*mask layer*
+    :class:`MaskLayer`, a non-trainable 0/1 vector multiplied into a layer's output, one entry
+    per unit; ``add_masks`` puts one after every hidden Dense/Conv2D.  (Foresight's weight
+    masks live inside its ``Masked*`` layers instead, one entry per weight.)
+*scorer*
+    Anything that gives units or weights a score, the lowest being pruned first.  DropNet's
+    *metrics* (``METRICS``, ``UnitMetric``), LayerPrune's filter *criteria*
+    (``FILTER_CRITERIA``) and foresight's *methods* (``METHODS``, ``SCORERS``,
+    ``WeightScorer``) are all named scorers; the old names stay.
+*fraction* (p)
+    Of the units still active, the fraction dropped in one pruning cycle (DropNet's
+    ``pruning_fraction``, e.g. 0.2).
+*fraction remaining*
+    Units (or weights) left over units at the start: after k cycles at fraction p it is
+    about (1 - p)^k.  The x axis of the DropNet figures.
+*compression* (r)
+    For weights: r = n / n_kept, the total over the kept (foresight's ``compression``;
+    r = 64 keeps 1/64 of the weights).  Its inverse 1/r is the fraction remaining, and
+    1 - 1/r the *sparsity*.
+*selection*
+    Global (one ranking over all layers) or layer-wise (``*_layer``: the same fraction of
+    every layer); see :mod:`dropnet_tf.core.selection`.
+*cycle*
+    One round of train → score → drop (DropNet's Algorithm 1; cycle 0 is the unpruned
+    network).
 """
 
-from dropnet_tf import compaction, data, foresight, layerprune, models, plotting, results
-from dropnet_tf.compaction import compact
-from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
-from dropnet_tf.experiment import run_experiment
-from dropnet_tf.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import add_masks, get_masks, mask_layers, set_masks
-from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
-from dropnet_tf.oracle import mask_similarity, oracle_scores
-from dropnet_tf.results import ResultsFile
-from dropnet_tf.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
-from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
-from dropnet_tf.training import GraphTrainer
+from dropnet_tf.core import aliases as _aliases
+
+_aliases.install()
+
+from dropnet_tf import compaction, data, foresight, layerprune, models  # noqa: E402
+from dropnet_tf.compaction import compact  # noqa: E402
+from dropnet_tf.core import results  # noqa: E402
+from dropnet_tf.core.layers import MaskLayer  # noqa: E402
+from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks  # noqa: E402
+from dropnet_tf.core.results import ResultsFile  # noqa: E402
+from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units  # noqa: E402
+from dropnet_tf.core.training import GraphTrainer  # noqa: E402
+from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset  # noqa: E402
+from dropnet_tf.dropnet.experiment import run_experiment  # noqa: E402
+from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune  # noqa: E402
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks  # noqa: E402
+from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores  # noqa: E402
+from dropnet_tf.dropnet.statistics import StatisticsCollector, UnitStatistics, collect_statistics  # noqa: E402
+
+# dropnet_tf.plotting (matplotlib) on first use, and the former modules (dropnet_tf.iterative,
+# dropnet_tf.metrics ...) as attributes, as when this file imported each of them.
+__getattr__ = _aliases.alias_getattr(__name__, lazy={"plotting": "dropnet_tf.plotting"})
 
 __all__ = [
     "MaskLayer",

@@ -157,7 +157,7 @@ def test_a_dataset_missing_offline_is_one_paragraph_naming_the_option_and_the_st
 
     def offline(name, data_dir=None, **kwargs):
         attempts = [("local", f"no files for {name} under system folders"), ("tfds", "offline, no download tried")]
-        raise dropnet_tf.DatasetUnavailableError(dropnet_tf.data._unavailable_message(name, attempts), name, attempts)
+        raise dropnet_tf.DatasetUnavailableError(dropnet_tf.data.datasets._unavailable_message(name, attempts), name, attempts)
 
     monkeypatch.setattr(dropnet_tf, "load_dataset", offline)
     module = _load(EXPERIMENTS / family / script)

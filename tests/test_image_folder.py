@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import dropnet_tf.data as data_module
+import dropnet_tf.data.image_folder as data_module
 from dropnet_tf.data import (
     DatasetFormatError,
     DatasetUnavailableError,

@@ -132,7 +132,7 @@ def _records(out, script):
 
 def _fashion_found() -> bool:
     """Fashion-MNIST files where dropnet_tf.load_dataset looks ($DROPNET_DATA_DIR, system folders)."""
-    from dropnet_tf.data import _candidate_dirs
+    from dropnet_tf.data.common import _candidate_dirs
 
     return bool(_candidate_dirs("fashion_mnist", None)[0])
 

@@ -7,7 +7,7 @@ masked nodes, a Conv2D the masked filters, the next layer loses the matching inp
 channels, BatchNormalization is sliced, and the MaskLayers disappear.
 
 How it works (all from the model's public config and ``get_weights``; see
-:mod:`dropnet_tf.graph`):
+:mod:`dropnet_tf.core.graph`):
 
 1. **Zero analysis.**  For every layer output, which channels (last axis) are exactly zero
    for every input: a MaskLayer zeroes its masked channels; zero-preserving channel-wise
@@ -40,10 +40,10 @@ import warnings
 
 import numpy as np
 
-from dropnet_tf._keras import keras
-from dropnet_tf.graph import SEQUENTIAL_INPUT, LayerGraph
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import require_graph_model
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.graph import SEQUENTIAL_INPUT, LayerGraph
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import require_graph_model
 
 # Activations (by their config name) that map 0 to 0 and act element-wise.
 _ZERO_PRESERVING_ACTIVATIONS = frozenset(
@@ -126,7 +126,7 @@ class ChannelPlan:
     """Which channels of every layer output survive compaction, and how masks are honoured.
 
     Attributes:
-        graph: the :class:`~dropnet_tf.graph.LayerGraph` of the masked model.
+        graph: the :class:`~dropnet_tf.core.graph.LayerGraph` of the masked model.
         kind: ``{layer: 'producer' | 'channelwise' | ...}``.
         zero: ``{layer: bool array}``, channels of the layer's output that are exactly zero.
         kept: ``{layer: int array}``, channels of the layer's output kept by compaction.

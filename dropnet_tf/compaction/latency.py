@@ -28,8 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from dropnet_tf._keras import tf
-from dropnet_tf.results import atomic_write_bytes
+from dropnet_tf.core.backend import tf
+from dropnet_tf.core.io import atomic_write_bytes
 
 
 @dataclass(frozen=True)

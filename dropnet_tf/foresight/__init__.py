@@ -7,13 +7,15 @@
 ``scorers/``               one module per method: random, magnitude, gradient, activation,
                            lap, lamp, snip, obd, grasp, synflow
 ``prune``                  prune_at_init: score → select → apply (iterated for SynFlow)
-``models``                 the thesis' and SNIP's architectures (LeNets ... WRN, LSTM/GRU)
+``models``                 the thesis' and SNIP's architectures (LeNets ... WRN, LSTM/GRU);
+                           lives in dropnet_tf.models.foresight (the former path is an alias)
 ``experiment``             run_foresight_grid: methods × r × seeds, train, top-1/top-5
-``tfmot_baseline``         TFMOT's gradual magnitude pruning, the TensorFlow baseline
+``tfmot/``                  TFMOT's gradual magnitude pruning, the TensorFlow baseline
+                           (tfmot.baseline; the former path tfmot_baseline is an alias)
 =========================  ==============================================================
 """
 
-from dropnet_tf.foresight import models
+from dropnet_tf.core.aliases import alias_getattr
 from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
 from dropnet_tf.foresight.masked_layers import (
     MaskedBatchNormalization,
@@ -64,3 +66,7 @@ __all__ = [
     "METHODS",
     "THESIS_LABELS",
 ]
+
+# dropnet_tf.foresight.models / .tfmot_baseline: the former modules, imported on first use
+# (dropnet_tf.models.foresight builds on foresight.masked_layers, so not at import time).
+__getattr__ = alias_getattr(__name__)

@@ -15,10 +15,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
-from dropnet_tf.results import ResultsFile
+from dropnet_tf.core.results import ResultsFile
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"

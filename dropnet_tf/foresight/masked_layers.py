@@ -23,7 +23,7 @@ this package reproduces (SNIP, the foresight-pruning thesis) prune weights only.
 
 from __future__ import annotations
 
-from dropnet_tf._keras import KERAS_MAJOR, keras, register_serializable, tf
+from dropnet_tf.core.backend import KERAS_MAJOR, keras, register_serializable, tf
 
 
 @register_serializable(package="dropnet_tf")

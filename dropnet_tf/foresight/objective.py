@@ -12,7 +12,7 @@ import contextlib
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 
 
 def outputs_are_probabilities(model) -> bool:

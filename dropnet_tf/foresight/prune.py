@@ -21,8 +21,8 @@ from dropnet_tf.foresight.weights import (
     set_weight_masks,
 )
 from dropnet_tf.foresight.objective import as_batch
-from dropnet_tf.selection import SCOPES, as_generator, select_weights
-from dropnet_tf.validation import check_xy
+from dropnet_tf.core.selection import SCOPES, as_generator, select_weights
+from dropnet_tf.core.validation import check_xy
 
 SCHEDULES = ("exponential", "linear")
 

@@ -15,14 +15,14 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight.masked_layers import (
     MASKED_LAYER_TYPES,
     MASKED_TWINS,
     MaskedBatchNormalization,
     WeightMaskMixin,
 )
-from dropnet_tf.masking import resolve_layer_types
+from dropnet_tf.core.masking import resolve_layer_types
 
 
 @dataclass(frozen=True)

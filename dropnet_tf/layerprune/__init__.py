@@ -8,10 +8,12 @@
 ``imprinting``         imprinted nearest-class-mean accuracy after each block
 ``layer_importance``   block means of filter scores, rank ensemble, Spearman,
                        one-shot vs iterative block ranking
-``models``             VGG19-BN and the CIFAR ResNets (projection shortcuts)
+``models``             VGG19-BN and the CIFAR ResNets (projection shortcuts); lives in
+                       dropnet_tf.models.layerprune (the former path is an alias)
 =====================  ===========================================================
 """
 
+from dropnet_tf.core.aliases import alias_getattr
 from dropnet_tf.layerprune.blocks import (
     Block,
     blocks_after_removal,
@@ -30,7 +32,7 @@ from dropnet_tf.layerprune.layer_importance import (
     rank_ensemble,
     spearman,
 )
-from dropnet_tf.layerprune.models import cifar_resnet_layerprune, resnet56_layerprune, vgg19_bn
+from dropnet_tf.models.layerprune import cifar_resnet_layerprune, resnet56_layerprune, vgg19_bn
 
 __all__ = [
     "Block",
@@ -56,3 +58,6 @@ __all__ = [
     "vgg19_bn",
     "vgg_layers",
 ]
+
+# dropnet_tf.layerprune.models: the former module, now dropnet_tf.models.layerprune.
+__getattr__ = alias_getattr(__name__)

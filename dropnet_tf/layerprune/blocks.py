@@ -15,16 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from dropnet_tf._keras import keras
-from dropnet_tf.graph import LayerGraph
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import (
-    _functional_config,
-    _output_layer_names,
-    _ref_layer,
-    _references,
-    _retarget,
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.graph import (
+    LayerGraph,
+    functional_config,
+    output_layer_names,
+    ref_layer,
+    references,
+    retarget,
 )
+from dropnet_tf.core.layers import MaskLayer
 
 #: Layer classes that may follow a residual ``Add`` as part of the block (``out = ReLU(add)``).
 _BLOCK_ACTIVATIONS = frozenset({"ReLU", "Activation", "LeakyReLU", "ELU", "PReLU", "ThresholdedReLU"})
@@ -355,26 +355,26 @@ def remove_blocks(model, names, *, blocks: Sequence[Block] | None = None):
             name = replace_map[name]
         return name
 
-    config = _functional_config(model, "remove_blocks")
+    config = functional_config(model, "remove_blocks")
     entries = [entry for entry in config["layers"] if entry["name"] not in removed]
     for entry in entries:
-        for ref in _references(entry["inbound_nodes"]):
-            source = _ref_layer(ref)
+        for ref in references(entry["inbound_nodes"]):
+            source = ref_layer(ref)
             if source in replace_map:
-                _retarget(ref, resolve(source))
+                retarget(ref, resolve(source))
     final_map = {name: resolve(name) for name in replace_map}
     config["output_layers"] = _retarget_outputs(config["output_layers"], final_map)
 
     # Keep only layers the outputs still depend on (and the model inputs).
     by_name = {entry["name"]: entry for entry in entries}
     needed = set()
-    stack = list(_output_layer_names(config["output_layers"]))
+    stack = list(output_layer_names(config["output_layers"]))
     while stack:
         name = stack.pop()
         if name in needed:
             continue
         needed.add(name)
-        stack.extend(_ref_layer(ref) for ref in _references(by_name[name]["inbound_nodes"]))
+        stack.extend(ref_layer(ref) for ref in references(by_name[name]["inbound_nodes"]))
     inputs = {entry["name"] for entry in entries if entry["class_name"] == "InputLayer"}
     config["layers"] = [entry for entry in entries if entry["name"] in needed or entry["name"] in inputs]
 

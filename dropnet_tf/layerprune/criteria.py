@@ -19,13 +19,13 @@ name                   score of filter / node c of a masked layer               
 ``geometric_median``   Σ_j ‖F_c − F_j‖₂ over the layer's active filters (FPGM)  no
 =====================  =======================================================  ==========
 
-Conventions, shared with :mod:`dropnet_tf.selection`: scores are keyed by MaskLayer name,
+Conventions, shared with :mod:`dropnet_tf.core.selection`: scores are keyed by MaskLayer name,
 one float64 array of shape ``(units,)`` each, and **lower scores are pruned first**.  Scores
 of units that are already masked do not matter to the selection (only active units are
 candidates) but are always finite.
 
 The weight criteria read the kernel of the Dense / Conv2D that produced a mask's units
-(:func:`dropnet_tf.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
+(:func:`dropnet_tf.core.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
 whole k×k×C_in filter of a Conv2D, the incoming weights of a Dense node); biases are not
 part of it.  The data criteria use the softmax cross-entropy of integer labels on the
 model's output (log of the probabilities when the model ends in a softmax, as in
@@ -43,12 +43,12 @@ import weakref
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight.objective import as_batch, outputs_are_probabilities
-from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
-from dropnet_tf.graph import mask_sources
-from dropnet_tf.masking import require_mask_layers
-from dropnet_tf.statistics import StatisticsCollector
+from dropnet_tf.core.caching import PerModelCache, tf_variables
+from dropnet_tf.core.graph import mask_sources
+from dropnet_tf.core.masking import require_mask_layers
+from dropnet_tf.dropnet.statistics import StatisticsCollector
 
 #: Mini-batch size of the data criteria unless the caller gives one.
 DEFAULT_BATCH_SIZE = 128

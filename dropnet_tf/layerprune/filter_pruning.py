@@ -10,7 +10,7 @@ mini-batches of fine-tuning in between (following Molchanov et al. 2019).  Here:
   part re-score the model *with its current masks* (and whatever ``between_steps`` did to
   its weights), then drop that part.
 
-Selection is :func:`dropnet_tf.selection.select_units` with ``count=k`` (lower scores are
+Selection is :func:`dropnet_tf.core.selection.select_units` with ``count=k`` (lower scores are
 pruned first, ties at random, ``min_units_per_layer`` kept per layer), so "global" and
 "layer" scopes mean exactly what they mean for the DropNet metrics.
 """
@@ -26,8 +26,8 @@ import numpy as np
 
 from dropnet_tf.foresight.objective import as_batch
 from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
-from dropnet_tf.masking import get_masks, require_mask_layers, set_masks
-from dropnet_tf.selection import (
+from dropnet_tf.core.masking import get_masks, require_mask_layers, set_masks
+from dropnet_tf.core.selection import (
     SCOPES,
     NothingToPruneError,
     apply_drop,
@@ -36,7 +36,7 @@ from dropnet_tf.selection import (
     select_units,
     validate_fraction,
 )
-from dropnet_tf.validation import check_int, check_xy
+from dropnet_tf.core.validation import check_int, check_xy
 
 SCHEDULES = ("one_shot", "iterative")
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.layerprune.blocks import Block, find_blocks
 
 _EPS = 1e-12

@@ -3,7 +3,7 @@
 Draws one panel per metric of Fig. 3 (Model A FC40-FC40) with two curves, the runs of
 ``04_1_1_fig03_model_a_fc40_fc40_mnist.py --protocol paper`` and of the same script with
 ``--protocol notebook`` (the notebooks' threshold-and-quota selection, no shuffling,
-last-epoch weights, no collapse guard; see ``dropnet_tf.selection.notebook_drop``), and
+last-epoch weights, no collapse guard; see ``dropnet_tf.core.selection.notebook_drop``), and
 writes the seed means and 95% CIs it drew as a CSV beside the PNG.
 
 Run both protocols first, e.g. on the real MNIST::
@@ -50,9 +50,10 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dropnet_tf.metrics import PAPER_METRICS
+    from dropnet_tf.dropnet.metrics import PAPER_METRICS
     from dropnet_tf.plotting import summarize
-    from dropnet_tf.results import ResultsFile, atomic_write_bytes, write_csv
+    from dropnet_tf.core.results import ResultsFile, write_csv
+    from dropnet_tf.core.io import atomic_write_bytes
 
     exact_path = args.exact or os.path.join(RUNS, f"{args.dataset}_paper", "results.jsonl")
     notebook_path = args.notebook or os.path.join(RUNS, f"{args.dataset}_paper_notebook", "results.jsonl")

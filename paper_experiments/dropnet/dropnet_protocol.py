@@ -28,7 +28,7 @@ Protocols (``--protocol``):
     minimum validation loss.
 ``notebook``
     the authors' notebooks (``protocol="notebook"`` of :func:`dropnet_tf.iterative_prune`):
-    their selection rule (:func:`dropnet_tf.selection.notebook_drop`), no layer-collapse
+    their selection rule (:func:`dropnet_tf.core.selection.notebook_drop`), no layer-collapse
     guard, no shuffling, the last epoch's weights, no XLA.  Its runs are kept apart: the
     experiment name, the default results folder, the figures and the summary end in
     ``_notebook``, so that both protocols can be drawn side by side.  Not for the oracle
@@ -307,8 +307,8 @@ def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, pr
 
 def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
     """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
-    from dropnet_tf.iterative import run_masks
-    from dropnet_tf.oracle import mask_similarity
+    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.oracle import mask_similarity
 
     name = exp.experiment_name(exp.fractions[0])
     rows = []
@@ -398,7 +398,7 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     """
     if not os.path.exists(results_path):
         return 0
-    from dropnet_tf.results import ResultsFile
+    from dropnet_tf.core.results import ResultsFile
 
     last = {}
     for record in ResultsFile(results_path).records():
@@ -420,9 +420,10 @@ def main(exp: Experiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
     import dropnet_tf
-    from dropnet_tf.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
-    from dropnet_tf.iterative import TrainingConfig
-    from dropnet_tf.results import ResultsFile, atomic_write_bytes
+    from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
+    from dropnet_tf.dropnet.iterative import TrainingConfig
+    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.core.io import atomic_write_bytes
 
     scale = resolve_scale(exp, args)
     started = time.perf_counter()

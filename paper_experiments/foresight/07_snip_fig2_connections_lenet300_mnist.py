@@ -35,9 +35,9 @@ EXPERIMENT = ForesightExperiment(
 
 def connection_images(data, seed: int = 0, batch_per_class: int = 100) -> np.ndarray:
     """(sparsities, classes, height, width): kept first-layer connections per input pixel."""
-    from dropnet_tf._keras import keras
+    from dropnet_tf.core.backend import keras
     from dropnet_tf.foresight import get_weight_masks, prune_at_init
-    from dropnet_tf.foresight.models import build_foresight_model
+    from dropnet_tf.models.foresight import build_foresight_model
 
     height, width = data.input_shape[:2]
     images = np.zeros((len(SPARSITIES), data.num_classes, height, width), np.float32)
@@ -62,7 +62,7 @@ def draw(images, dataset: str, path: str, caption: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dropnet_tf.results import atomic_write_bytes
+    from dropnet_tf.core.io import atomic_write_bytes
 
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95 + 0.6))
@@ -89,7 +89,7 @@ def main(argv=None) -> dict:
     """No training and nothing saved until the end: an interrupted run starts over (minutes)."""
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
-    from dropnet_tf.results import atomic_write_text, save_npz_atomic
+    from dropnet_tf.core.io import atomic_write_text, save_npz_atomic
 
     data = prepare_data(EXPERIMENT, args)
     os.makedirs(args.figures, exist_ok=True)

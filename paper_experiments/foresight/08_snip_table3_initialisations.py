@@ -40,8 +40,8 @@ def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
     from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
-    from dropnet_tf.foresight.models import build_foresight_model
-    from dropnet_tf.results import atomic_write_text
+    from dropnet_tf.models.foresight import build_foresight_model
+    from dropnet_tf.core.io import atomic_write_text
 
     data = prepare_data(EXPERIMENT, args)
     quick = args.scale == "quick"

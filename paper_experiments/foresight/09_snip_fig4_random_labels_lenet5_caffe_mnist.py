@@ -48,8 +48,8 @@ def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
     from dropnet_tf.foresight.experiment import run_foresight_grid
-    from dropnet_tf.foresight.models import build_foresight_model
-    from dropnet_tf.results import atomic_write_bytes, atomic_write_text
+    from dropnet_tf.models.foresight import build_foresight_model
+    from dropnet_tf.core.io import atomic_write_bytes, atomic_write_text
 
     data = prepare_data(EXPERIMENT, args)
     base = snip_protocol(args.dataset)

@@ -199,7 +199,7 @@ def summarise(records: list[dict], y: str) -> dict[str, list[tuple[float, float,
 
 
 def _save_figure(fig, path: str) -> str:
-    from dropnet_tf.results import atomic_write_bytes
+    from dropnet_tf.core.io import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
@@ -243,7 +243,7 @@ def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
 
 def write_table(exp, records, ratios, path_md: str) -> str:
     """Markdown table like thesis Tables 4.2-4.5: top-5 / top-1 (%) per method at each r."""
-    from dropnet_tf.results import atomic_write_text
+    from dropnet_tf.core.io import atomic_write_text
 
     lines = [f"| Method | " + " | ".join(f"r={r:g} top-5 | r={r:g} top-1 | r={r:g} r_e" for r in ratios) + " |",
              "|---|" + "---|" * (3 * len(ratios))]
@@ -278,7 +278,7 @@ def count_records(results_path: str, seeds=None, methods=None, ratios=None, **ke
     seeds, methods and compression ratios when given (the reference counts at any r)."""
     if not os.path.exists(results_path):
         return 0
-    from dropnet_tf.results import ResultsFile
+    from dropnet_tf.core.results import ResultsFile
 
     def wanted(record):
         return ((seeds is None or record.get("seed") in seeds)
@@ -294,8 +294,8 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
     from dropnet_tf.foresight.experiment import run_foresight_grid
-    from dropnet_tf.foresight.models import build_foresight_model
-    from dropnet_tf.results import atomic_write_text
+    from dropnet_tf.models.foresight import build_foresight_model
+    from dropnet_tf.core.io import atomic_write_text
 
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
@@ -341,7 +341,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
 
 def tfmot_runner(args, data, model_kwargs, protocol, name):
     """The TFMOT gradual-magnitude baseline on the same data and protocol, in a tf-keras process."""
-    from dropnet_tf.foresight.tfmot_baseline import run_in_tf_keras, save_data_npz
+    from dropnet_tf.foresight.tfmot.baseline import run_in_tf_keras, save_data_npz
 
     npz = os.path.join(args.out, f"{name}_data.npz")
 
@@ -359,7 +359,7 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
 
 
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
-    from dropnet_tf.results import write_csv
+    from dropnet_tf.core.results import write_csv
 
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "

@@ -223,7 +223,7 @@ def test_accuracy(model, data) -> float:
 
 
 def _save_model_atomic(model, path: str) -> None:
-    from dropnet_tf._keras import KERAS_MAJOR
+    from dropnet_tf.core.backend import KERAS_MAJOR
 
     temporary = f"{path}.partial.keras" if KERAS_MAJOR >= 3 else f"{path}.partial.h5"
     model.save(temporary)
@@ -232,7 +232,7 @@ def _save_model_atomic(model, path: str) -> None:
 
 def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     """The trained baseline, loaded from ``--out`` if an earlier run saved it."""
-    from dropnet_tf._keras import KERAS_MAJOR, keras
+    from dropnet_tf.core.backend import KERAS_MAJOR, keras
     from dropnet_tf.foresight.experiment import train_and_evaluate
 
     log = log or (lambda *_: None)
@@ -261,7 +261,7 @@ def finetune(model, data, scale: Scale, seed: int) -> float:
 
 
 def copy_model(model):
-    from dropnet_tf._keras import keras
+    from dropnet_tf.core.backend import keras
 
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
@@ -379,7 +379,7 @@ class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable)."""
 
     def __init__(self, args, name: str):
-        from dropnet_tf.results import ResultsFile
+        from dropnet_tf.core.results import ResultsFile
 
         os.makedirs(args.out, exist_ok=True)
         self.path = os.path.join(args.out, f"{name}_{run_tag(args)}.jsonl")
@@ -409,14 +409,14 @@ class Runner:
 
 
 def write_markdown(path: str, lines: list[str]) -> str:
-    from dropnet_tf.results import atomic_write_text
+    from dropnet_tf.core.io import atomic_write_text
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def save_figure(fig, path: str) -> str:
-    from dropnet_tf.results import atomic_write_bytes
+    from dropnet_tf.core.io import atomic_write_bytes
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
@@ -461,7 +461,7 @@ def setup(description: str, default_dataset: str, script: str, argv=None):
 
 def write_outputs(args, script: str, lines: list[str], rows: list[dict], figure=None) -> list[str]:
     """The script's Markdown table, CSV (and PNG) in ``--figures``; prints the table."""
-    from dropnet_tf.results import write_csv
+    from dropnet_tf.core.results import write_csv
 
     stem = os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}")
     written = []

@@ -2,7 +2,7 @@
 
 A scorer turns a model (and, when it needs them, a batch of examples) into one array of
 scores per prunable weight tensor.  **Lower scores are pruned first**, the convention of
-the whole package (see :mod:`dropnet_tf.selection`); a method whose paper removes the
+the whole package (see :mod:`dropnet_tf.core.selection`); a method whose paper removes the
 *highest* scores (GraSP) returns the negated score and says so.  Selecting (global vs
 layer-wise), applying masks, iterating (SynFlow) and counting compression live once, in
 :mod:`dropnet_tf.foresight.prune`.

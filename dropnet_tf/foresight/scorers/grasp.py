@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnet_tf._keras import tf
+from dropnet_tf.core.backend import tf
 from dropnet_tf.foresight.objective import as_batch, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
-from dropnet_tf.foresight.scorers.obd import PerModelCache, second_order_cross_entropy, tf_variables
-from dropnet_tf.selection import as_generator
+from dropnet_tf.core.caching import PerModelCache, tf_variables
+from dropnet_tf.foresight.scorers.obd import second_order_cross_entropy
+from dropnet_tf.core.selection import as_generator
 
 
 def balanced_indices(y, samples_per_class: int, rng) -> np.ndarray:

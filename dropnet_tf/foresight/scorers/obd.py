@@ -24,14 +24,13 @@ model, so repeated scoring does not retrace).
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
-from dropnet_tf._keras import tf
+from dropnet_tf.core.backend import tf
+from dropnet_tf.core.caching import PerModelCache, tf_variables
 from dropnet_tf.foresight.objective import as_batch, logits, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
-from dropnet_tf.selection import as_generator
+from dropnet_tf.core.selection import as_generator
 
 HESSIAN_MODES = ("auto", "exact", "hutchinson")
 _ROW_BUDGET = 1 << 26
@@ -51,32 +50,6 @@ def second_order_cross_entropy(model, x, y, temperature: float = 1.0, training: 
     y = tf.cast(tf.reshape(y, [-1]), tf.int32)
     log_p = tf.nn.log_softmax(z, axis=-1)
     return -tf.reduce_mean(tf.gather(log_p, y, axis=1, batch_dims=1))
-
-
-class PerModelCache:
-    """Traced functions keyed by (model, key), dropped when the model is garbage collected.
-
-    A ``tf.function`` closes over its model, so retracing it on every call would cost a
-    full graph build per scoring round; SynFlow scores 100 times per pruning run.
-    """
-
-    def __init__(self):
-        self._entries: dict = {}
-
-    def get(self, model, key, build):
-        self._entries = {k: v for k, v in self._entries.items() if v[0]() is not None}
-        entry = self._entries.get((id(model), key))
-        if entry is not None and entry[0]() is model:
-            return entry[1]
-        value = build()
-        self._entries[(id(model), key)] = (weakref.ref(model), value)
-        return value
-
-
-def tf_variables(variables) -> list:
-    """The ``tf.Variable`` behind each variable: Keras 3 wraps it, and tapes only watch the
-    wrapped one."""
-    return [v if isinstance(v, tf.Variable) else v.value for v in variables]
 
 
 def _common_dtype(variables):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dropnet_tf.foresight.scorers.base import WeightScorer
-from dropnet_tf.selection import as_generator
+from dropnet_tf.core.selection import as_generator
 
 
 class RandomScorer(WeightScorer):

@@ -5,7 +5,7 @@ The connection sensitivity of weight j is (SNIP eqs. 5-6)
     g_j = ∂L(c ⊙ w; D) / ∂c_j  at c = 1,        s_j = |g_j| / Σ_k |g_k|,
 
 and the top-κ connections by s are kept (eq. 7; the global selection of
-:func:`~dropnet_tf.selection.select_weights`).  By the chain rule
+:func:`~dropnet_tf.core.selection.select_weights`).  By the chain rule
 ∂L/∂c_j = w_j · ∂L/∂(c_j w_j), which at c = 1 is w_j · ∂L/∂w_j, so
 
     |∂L/∂c_j| = |w_j · ∂L/∂w_j|,
@@ -24,11 +24,11 @@ import numbers
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight.objective import as_batch
 from dropnet_tf.foresight.scorers.base import WeightScorer
 from dropnet_tf.foresight.scorers.gradient import loss_gradients
-from dropnet_tf.selection import as_generator
+from dropnet_tf.core.selection import as_generator
 
 #: the variance-scaling initialisers SNIP Algorithm 1 line 1 may use (Section 4.2, Fig. 3).
 VARIANCE_SCALING_INITIALIZERS = {

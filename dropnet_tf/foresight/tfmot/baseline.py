@@ -49,7 +49,7 @@ run in a process started with ``TF_USE_LEGACY_KERAS=1``; a Keras-3 program (the 
 scripts) calls :func:`run_in_tf_keras`, which runs this module as a child process with that
 setting and returns the result dict::
 
-    TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot_baseline \\
+    TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot.baseline \\
         --model lenet_300_100 --data mnist.npz --sparsity 0.99 --epochs 20 \\
         --optimizer '{"optimizer": "sgd", "learning_rate": 0.1}' --out gmp.json
 
@@ -78,8 +78,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dropnet_tf._keras import USE_LEGACY_KERAS, keras, tf
-from dropnet_tf.results import atomic_write_text, load_npz, save_npz_atomic, to_jsonable
+from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras, tf
+from dropnet_tf.core.io import atomic_write_text, load_npz, save_npz_atomic, to_jsonable
 
 #: The ``method`` of every result (and the name to register it under in a foresight grid).
 METHOD = "tfmot_gmp"
@@ -106,8 +106,8 @@ _LEGACY_ERROR = (
     "gradual_magnitude_pruning needs tf-keras, because tensorflow-model-optimization does not "
     "support Keras 3, but this process imported Keras {version}. Set TF_USE_LEGACY_KERAS=1 in "
     "the environment before Python starts (e.g. `TF_USE_LEGACY_KERAS=1 python -m "
-    "dropnet_tf.foresight.tfmot_baseline ...`), or call "
-    "dropnet_tf.foresight.tfmot_baseline.run_in_tf_keras(...), which runs it in a tf-keras "
+    "dropnet_tf.foresight.tfmot.baseline ...`), or call "
+    "dropnet_tf.foresight.tfmot.baseline.run_in_tf_keras(...), which runs it in a tf-keras "
     "child process from a Keras-3 program."
 )
 
@@ -542,7 +542,7 @@ def resolve_builder(model_name: str, model_kwargs: Mapping | None = None) -> Cal
         module_name, _, attr = model_name.partition(":")
         function = getattr(importlib.import_module(module_name), attr)
         return lambda: function(**kwargs)
-    from dropnet_tf.foresight.models import build_foresight_model
+    from dropnet_tf.models.foresight import build_foresight_model
 
     return lambda: build_foresight_model(model_name, masked=False, **kwargs)
 
@@ -576,7 +576,7 @@ def run_in_tf_keras(
 ) -> dict:
     """Run :func:`gradual_magnitude_pruning` in a tf-keras child process; return its result.
 
-    The child is ``python -m dropnet_tf.foresight.tfmot_baseline`` with
+    The child is ``python -m dropnet_tf.foresight.tfmot.baseline`` with
     ``TF_USE_LEGACY_KERAS=1``; it builds ``build_foresight_model(model_name, masked=False,
     **model_kwargs)`` (or ``"module:function"``), reads the arrays x_train, y_train, x_test,
     y_test (and x_val, y_val if present) from the NPZ ``data_spec`` (a path, or
@@ -603,7 +603,7 @@ def run_in_tf_keras(
         out_json = os.path.join(cleanup, "result.json")
     out_json = os.fspath(out_json)
     command = [
-        python or sys.executable, "-m", "dropnet_tf.foresight.tfmot_baseline",
+        python or sys.executable, "-m", "dropnet_tf.foresight.tfmot.baseline",
         "--model", model_name,
         "--model-kwargs", json.dumps(model_kwargs),
         "--data", path,
@@ -661,7 +661,7 @@ def _optimizer_argument(text: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dropnet_tf.foresight.tfmot_baseline",
+        prog="python -m dropnet_tf.foresight.tfmot.baseline",
         description="TFMOT gradual magnitude pruning (PolynomialDecay) of a foresight model; "
         "needs TF_USE_LEGACY_KERAS=1.",
     )

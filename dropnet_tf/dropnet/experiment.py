@@ -16,8 +16,8 @@ import json
 import os
 from typing import Callable, Iterable
 
-from dropnet_tf._keras import keras
-from dropnet_tf.iterative import (
+from dropnet_tf.core.backend import keras
+from dropnet_tf.dropnet.iterative import (
     _make_optimizer,
     _sparse_labels,
     _unpack_data,
@@ -28,8 +28,9 @@ from dropnet_tf.iterative import (
     state_path,
     stop_rule_verdict,
 )
-from dropnet_tf.results import ResultsFile, load_npz
-from dropnet_tf.validation import check_path, check_splits
+from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.io import load_npz
+from dropnet_tf.core.validation import check_path, check_splits
 
 
 def run_experiment(

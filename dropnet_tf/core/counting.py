@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import math
 
-from dropnet_tf._keras import keras
-from dropnet_tf.compaction.compact import compact
-from dropnet_tf.masking import mask_layers
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.masking import mask_layers
 
 _layers = keras.layers
 
@@ -199,6 +198,8 @@ def count_flops(model, batch_size: int = 1, *, effective: bool = False) -> int:
     _check_model(model, "count_flops")
     batch_size = _check_batch_size(batch_size)
     if effective and mask_layers(model):
+        from dropnet_tf.compaction.compact import compact  # compaction builds on the core
+
         return count_flops(compact(model), batch_size)
     return int(sum(layer_flops(model, batch_size).values()))
 
@@ -222,6 +223,8 @@ def count_parameters(model, trainable_only: bool = False, *, effective: bool = F
     _check_model(model, "count_parameters")
     masks = mask_layers(model)
     if effective and masks:
+        from dropnet_tf.compaction.compact import compact  # compaction builds on the core
+
         return count_parameters(compact(model), trainable_only)
     excluded = {id(layer.mask) for layer in masks if getattr(layer, "mask", None) is not None}
     variables = model.trainable_weights if trainable_only else model.weights

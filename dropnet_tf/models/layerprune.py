@@ -13,9 +13,9 @@ from __future__ import annotations
 import numbers
 from typing import Sequence
 
-from dropnet_tf._keras import keras
-from dropnet_tf.foresight.models import _TORCH_BN, _Factory, _check_shape, cifar_resnet
-from dropnet_tf.models import _check_num_classes
+from dropnet_tf.core.backend import keras
+from dropnet_tf.models.builders import TORCH_BN, LayerFactory, check_num_classes, check_shape
+from dropnet_tf.models.foresight import cifar_resnet
 
 #: The CIFAR VGG19-BN of the LayerPrune supplement (Table 3, "VGG19 (baseline)"): numbers are
 #: the filters of a ``Conv2D(3x3) -> BN -> ReLU`` layer, "M" a 2x2 max-pooling.
@@ -73,14 +73,14 @@ def vgg19_bn(
 
     ``width_multiplier`` scales every width (:func:`scaled_width`: rounded, at least one
     filter), e.g. ``1/16`` for quick CPU runs.  ``init`` and ``seed`` work as in
-    :mod:`dropnet_tf.foresight.models` (``"pytorch_default"``: PyTorch's default
+    :mod:`dropnet_tf.models.foresight` (``"pytorch_default"``: PyTorch's default
     ``nn.Conv2d`` / ``nn.Linear`` initialisation); BatchNorm uses PyTorch's momentum and
     epsilon.  Height and width must be at least 32 (five 2x2 poolings).
     """
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=32)
-    num_classes = _check_num_classes(num_classes)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=32)
+    num_classes = check_num_classes(num_classes)
     width_multiplier = _check_width_multiplier(width_multiplier)
-    f = _Factory(init, seed, False, bn=_TORCH_BN)
+    f = LayerFactory(init, seed, False, bn=TORCH_BN)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -111,7 +111,7 @@ def cifar_resnet_layerprune(
 
     He et al.'s CIFAR ResNet (``depth = 6n + 2``; ResNet-56: 3 stages of 9 basic blocks,
     each two 3x3 convolutions) as built by
-    :func:`dropnet_tf.foresight.models.cifar_resnet` with plain Keras layers
+    :func:`dropnet_tf.models.foresight.cifar_resnet` with plain Keras layers
     (``masked=False``) and **option-B shortcuts**: where a stage halves the resolution and
     doubles the width, the shortcut is a ``{p}_shortcut: Conv2D(1x1, stride 2) ->
     {p}_shortcut_bn`` projection.

@@ -1,7 +1,7 @@
 """Structured pruning metrics: each one only turns statistics into unit scores.
 
 Lower scores are pruned first; selection (global or layer-wise, ties, minimum layer
-size) lives once in :mod:`dropnet_tf.selection`.
+size) lives once in :mod:`dropnet_tf.core.selection`.
 
 DropNet (Tan & Motani, ICML 2020) Table 1:
 
@@ -26,8 +26,8 @@ from typing import Mapping
 
 import numpy as np
 
-from dropnet_tf.selection import SELECTIONS, apply_drop, as_generator, collapsed_layers, select_units
-from dropnet_tf.statistics import UnitStatistics
+from dropnet_tf.core.selection import SELECTIONS, apply_drop, as_generator, collapsed_layers, select_units
+from dropnet_tf.dropnet.statistics import UnitStatistics
 
 
 class UnitMetric:
@@ -133,12 +133,12 @@ def update_masks(
         min_units_per_layer: the layer-collapse guard (default 1; 0 allows collapse).
         selection: "exact" (default) drops exactly the k lowest-scoring units, ties at
             random; "notebook" applies the authors' notebooks' rule
-            (:func:`dropnet_tf.selection.notebook_drop`), with random draws as the scores of
+            (:func:`dropnet_tf.core.selection.notebook_drop`), with random draws as the scores of
             the random metrics.  "notebook" needs ``fraction`` (not ``count``).
 
     Returns:
         New masks.  Layers left with no unit are listed by
-        :func:`dropnet_tf.selection.collapsed_layers`, and a warning is issued.
+        :func:`dropnet_tf.core.selection.collapsed_layers`, and a warning is issued.
     """
     metric = get_metric(metric)
     if selection not in SELECTIONS:

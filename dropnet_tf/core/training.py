@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 
 
 def per_sample_loss(loss) -> Callable:

@@ -63,35 +63,29 @@ BatchNorm's gamma/beta; SNIP's own counts exclude BatchNorm) are given in each d
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf._keras import keras
-from dropnet_tf.foresight.masked_layers import MaskedConv2D, MaskedDense, MaskedGRU, MaskedLSTM
-from dropnet_tf.models import _check_num_classes, _check_seed, derive_layer_seed
-
-#: Standard deviation of the ``"random_normal"`` / ``"truncated_normal"`` options.
-NORMAL_INIT_STDDEV: float = 1.0
-
-#: The accepted ``init`` names.
-INIT_OPTIONS: tuple[str, ...] = (
-    "glorot_uniform",
-    "he_normal",
-    "random_normal",
-    "truncated_normal",
-    "pytorch_default",
-    "keras_default",
+from dropnet_tf.core.backend import keras
+# The shared builder helpers stay importable from here (dropnet_tf.foresight.models.INIT_OPTIONS ...).
+from dropnet_tf.models.builders import (
+    INIT_ALIASES,
+    INIT_OPTIONS,
+    NORMAL_INIT_STDDEV,
+    TF_BN,
+    TORCH_BN,
+    LayerFactory,
+    PyTorchDefaultUniform,
+    check_masked,
+    check_num_classes,
+    check_seed,
+    check_shape,
+    check_stride,
+    derive_layer_seed,
+    is_int,
+    resolve_init,
 )
-
-#: SNIP's Table 3 names for the same initialisers.
-INIT_ALIASES: dict[str, str] = {
-    "vs_x": "glorot_uniform",
-    "vs_h": "he_normal",
-    "rn": "random_normal",
-    "tn": "truncated_normal",
-}
 
 MNIST_IMAGE: tuple[int, int, int] = (28, 28, 1)
 MNIST_ROWS: tuple[int, int] = (28, 28)  # 28 time steps (rows) of 28 pixels: row-by-row MNIST
@@ -99,242 +93,6 @@ CIFAR_IMAGE: tuple[int, int, int] = (32, 32, 3)
 
 #: The thesis' VGG-16 for CIFAR ("M" is a 2x2 max-pooling).
 VGG16_CONFIG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-
-
-# --------------------------------------------------------------------------------------------
-# The thesis' initializer
-# --------------------------------------------------------------------------------------------
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-@keras.utils.register_keras_serializable(package="dropnet_tf")
-class PyTorchDefaultUniform(keras.initializers.Initializer):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear/Conv weights and biases.
-
-    PyTorch initialises ``nn.Linear`` and ``nn.Conv2d`` weights with
-    ``kaiming_uniform_(a=sqrt(5))``, i.e. bound gain * sqrt(3 / fan_in) with gain
-    sqrt(2 / (1 + 5)), which is exactly 1/sqrt(fan_in); biases are U(±1/sqrt(fan_in)) with the
-    fan-in of the weight.  The thesis (Section 4.1.3) initialises every network this way.
-
-    ``fan_in`` is computed from the shape in Keras' layouts when not given:
-
-    * Dense kernel ``(in, out)`` → ``in``;
-    * Conv kernel ``(kh, kw, in, out)`` (any rank) → ``kh * kw * in``, the product of every
-      axis but the last (the output channels);
-    * LSTM/GRU ``kernel`` ``(input_dim, gates * units)`` → ``input_dim`` and
-      ``recurrent_kernel`` ``(units, gates * units)`` → ``units``.
-
-    A 1-D shape (a bias) has no fan-in of its own: pass ``fan_in`` explicitly.  The values are
-    variance ``bound**2 / 3``.
-    """
-
-    def __init__(self, fan_in: int | None = None, seed: int | None = None):
-        if fan_in is not None and (not _is_int(fan_in) or fan_in < 1):
-            raise ValueError(f"fan_in must be None or a positive integer, got {fan_in!r}.")
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}.")
-        self.fan_in = None if fan_in is None else int(fan_in)
-        self.seed = None if seed is None else int(seed)
-
-    @staticmethod
-    def compute_fan_in(shape) -> int:
-        """Fan-in of a Dense, Conv or recurrent kernel of ``shape`` (see the class docstring)."""
-        shape = tuple(int(d) for d in shape)
-        if len(shape) < 2:
-            raise ValueError(
-                f"Cannot infer the fan-in of a weight of shape {shape!r} (a bias?); "
-                "pass PyTorchDefaultUniform(fan_in=...) explicitly."
-            )
-        return int(np.prod(shape[:-1]))
-
-    def bound(self, shape) -> float:
-        """The half-width 1/sqrt(fan_in) of the distribution for a weight of ``shape``."""
-        fan_in = self.fan_in if self.fan_in is not None else self.compute_fan_in(shape)
-        return float(1.0 / np.sqrt(fan_in))
-
-    def __call__(self, shape, dtype=None, **kwargs):
-        limit = self.bound(shape)
-        # Delegating keeps the Keras 3 / tf-keras seeding semantics (same seed → same values).
-        return keras.initializers.RandomUniform(-limit, limit, seed=self.seed)(shape, dtype=dtype)
-
-    def get_config(self):
-        return {"fan_in": self.fan_in, "seed": self.seed}
-
-
-# tf-keras' legacy HDF5 loader looks initializers up by bare class name, not by the
-# registered "dropnet_tf>PyTorchDefaultUniform"; make that name known as well.
-keras.utils.get_custom_objects().setdefault("PyTorchDefaultUniform", PyTorchDefaultUniform)
-
-
-# --------------------------------------------------------------------------------------------
-# Argument checking
-# --------------------------------------------------------------------------------------------
-
-
-def _resolve_init(init):
-    """``init`` → a canonical name from INIT_OPTIONS, or a Keras initializer instance."""
-    if isinstance(init, keras.initializers.Initializer):
-        return init
-    if not isinstance(init, str):
-        raise ValueError(
-            f"init must be one of {', '.join(INIT_OPTIONS)} (aliases {', '.join(INIT_ALIASES)}) "
-            f"or a keras.initializers.Initializer instance, got {init!r}."
-        )
-    key = init.strip().lower().replace("-", "_")
-    key = INIT_ALIASES.get(key, key)
-    if key not in INIT_OPTIONS:
-        raise ValueError(
-            f"Unknown init {init!r}; choose one of {', '.join(INIT_OPTIONS)} "
-            f"(aliases: {', '.join(f'{a}={n}' for a, n in INIT_ALIASES.items())}) "
-            "or pass a keras.initializers.Initializer instance."
-        )
-    return key
-
-
-def _check_masked(masked) -> bool:
-    if not isinstance(masked, (bool, np.bool_)):
-        raise ValueError(f"masked must be True or False, got {masked!r}.")
-    return bool(masked)
-
-
-def _check_shape(input_shape, *, rank: int, what: str, min_size: int = 1) -> tuple[int, ...]:
-    """Validate ``input_shape``: ``rank`` positive ints; the first two at least ``min_size``."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.") from None
-    if not shape or any(not _is_int(d) or d < 1 for d in shape):
-        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.")
-    shape = tuple(int(d) for d in shape)
-    if rank and len(shape) != rank:
-        raise ValueError(f"input_shape must be {what}, got {input_shape!r}.")
-    if min_size > 1 and (shape[0] < min_size or shape[1] < min_size):
-        raise ValueError(
-            f"input_shape {input_shape!r} is too small for this model: height and width must "
-            f"be at least {min_size}."
-        )
-    return shape
-
-
-def _check_stride(value, what: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-# --------------------------------------------------------------------------------------------
-# Layer factory: initialisers, seeds, masked or plain classes
-# --------------------------------------------------------------------------------------------
-
-_TF_BN = dict(momentum=0.99, epsilon=1e-3)  # TF 1 / Keras defaults, as in SNIP's code
-_TORCH_BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch's BatchNorm2d (momentum 0.1 there)
-
-
-class _Factory:
-    """Creates the layers of one model: one fresh (seeded) initializer per weight tensor."""
-
-    def __init__(self, init, seed, masked, bn=_TF_BN):
-        self.init = _resolve_init(init)
-        self.seed = _check_seed(seed)
-        self.masked = _check_masked(masked)
-        self.bn_kwargs = dict(bn)
-        self.count = 0
-        self.dense_cls = MaskedDense if self.masked else keras.layers.Dense
-        self.conv_cls = MaskedConv2D if self.masked else keras.layers.Conv2D
-        self.lstm_cls = MaskedLSTM if self.masked else keras.layers.LSTM
-        self.gru_cls = MaskedGRU if self.masked else keras.layers.GRU
-
-    # -- initializers -----------------------------------------------------------------------
-
-    def _next_seed(self):
-        self.count += 1
-        return None if self.seed is None else derive_layer_seed(self.seed, self.count)
-
-    def _from_template(self):
-        config = dict(self.init.get_config())
-        if "seed" in config:
-            config["seed"] = self._next_seed()
-        return type(self.init).from_config(config)
-
-    def kernel(self, fan_in: int | None = None):
-        """Initializer of a Dense/Conv kernel or an RNN input kernel."""
-        if not isinstance(self.init, str):
-            return self._from_template()
-        seed = self._next_seed()
-        if self.init in ("glorot_uniform", "keras_default"):
-            return keras.initializers.GlorotUniform(seed=seed)
-        if self.init == "he_normal":
-            return keras.initializers.HeNormal(seed=seed)
-        if self.init == "random_normal":
-            return keras.initializers.RandomNormal(mean=0.0, stddev=NORMAL_INIT_STDDEV, seed=seed)
-        if self.init == "truncated_normal":
-            return keras.initializers.TruncatedNormal(mean=0.0, stddev=NORMAL_INIT_STDDEV, seed=seed)
-        return PyTorchDefaultUniform(fan_in=fan_in, seed=seed)  # pytorch_default
-
-    def recurrent(self, units: int):
-        if self.init == "keras_default":
-            return keras.initializers.Orthogonal(seed=self._next_seed())
-        # torch.nn.LSTM/GRU: bound 1/sqrt(units), which is also the recurrent kernel's fan-in.
-        return self.kernel(fan_in=units if self.init == "pytorch_default" else None)
-
-    def bias(self, fan_in: int):
-        if self.init == "pytorch_default":
-            return PyTorchDefaultUniform(fan_in=fan_in, seed=self._next_seed())
-        return "zeros"
-
-    # -- layers -----------------------------------------------------------------------------
-
-    def dense(self, x, units: int, name: str, activation=None):
-        fan_in = int(x.shape[-1])
-        return self.dense_cls(
-            units,
-            activation=activation,
-            kernel_initializer=self.kernel(),
-            bias_initializer=self.bias(fan_in),
-            name=name,
-        )(x)
-
-    def conv(self, x, filters: int, kernel_size: int, name: str, strides: int = 1,
-             padding: str = "same", use_bias: bool = True, activation=None):
-        fan_in = kernel_size * kernel_size * int(x.shape[-1])
-        return self.conv_cls(
-            filters,
-            (kernel_size, kernel_size),
-            strides=(strides, strides),
-            padding=padding,
-            activation=activation,
-            use_bias=use_bias,
-            kernel_initializer=self.kernel(),
-            bias_initializer=self.bias(fan_in) if use_bias else "zeros",
-            name=name,
-        )(x)
-
-    def recurrent_layer(self, x, cell: str, units: int, name: str):
-        torch_style = self.init == "pytorch_default"
-        kwargs = dict(
-            kernel_initializer=self.kernel(fan_in=units if torch_style else None),
-            recurrent_initializer=self.recurrent(units),
-            bias_initializer=self.bias(units),
-            name=name,
-        )
-        if cell == "lstm":
-            # PyTorch has no forget-gate bias of one; SNIP's TF 1 cells and Keras do.
-            return self.lstm_cls(units, unit_forget_bias=not torch_style, **kwargs)(x)
-        # reset_after=False: the GRU of Cho et al. (2014) and of TF 1's GRUCell, one bias per
-        # gate; it is the variant that reproduces SNIP's counts (see gru_s).
-        return self.gru_cls(units, reset_after=False, **kwargs)(x)
-
-    def bn(self, x, name: str):
-        return keras.layers.BatchNormalization(name=name, **self.bn_kwargs)(x)
-
-    def relu(self, x, name: str):
-        return keras.layers.ReLU(name=name)(x)
-
-    def predictions(self, x, num_classes: int):
-        return self.dense(x, num_classes, "predictions", activation="softmax")
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,9 +115,9 @@ def lenet_300_100(
     266,610 parameters on MNIST (SNIP: 267k).  ``input_shape`` may be any shape; it is
     flattened.
     """
-    input_shape = _check_shape(input_shape, rank=0, what="any shape")
-    num_classes = _check_num_classes(num_classes)
-    f = _Factory(init, seed, masked)
+    input_shape = check_shape(input_shape, rank=0, what="any shape")
+    num_classes = check_num_classes(num_classes)
+    f = LayerFactory(init, seed, masked)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = keras.layers.Flatten(name="flatten")(inputs)
@@ -389,11 +147,11 @@ def lenet5_caffe(
     convolution, which :func:`thesis_cnn` sets.  The weights are the same either way.
     Height and width must be at least 16.
     """
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=16)
-    num_classes = _check_num_classes(num_classes)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=16)
+    num_classes = check_num_classes(num_classes)
     if conv_activation not in (None, "relu"):
         raise ValueError(f"conv_activation must be None or 'relu', got {conv_activation!r}.")
-    f = _Factory(init, seed, masked)
+    f = LayerFactory(init, seed, masked)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = f.conv(inputs, 20, 5, "conv1", padding="valid", activation=conv_activation)
@@ -433,10 +191,10 @@ _ALEXNET_CONVS = ((96, 11), (256, 5), (384, 3), (384, 3), (256, 3))  # (filters,
 
 
 def _alexnet(k, input_shape, num_classes, init, seed, masked, first_stride, name):
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)")
-    num_classes = _check_num_classes(num_classes)
-    first_stride = _check_stride(first_stride, "first_stride")
-    f = _Factory(init, seed, masked)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)")
+    num_classes = check_num_classes(num_classes)
+    first_stride = check_stride(first_stride, "first_stride")
+    f = LayerFactory(init, seed, masked)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -521,12 +279,12 @@ def _vgg_blocks(version: str):
 
 
 def _vgg(version, input_shape, num_classes, init, seed, masked, first_stride, name):
-    first_stride = _check_stride(first_stride, "first_stride")
-    input_shape = _check_shape(
+    first_stride = check_stride(first_stride, "first_stride")
+    input_shape = check_shape(
         input_shape, rank=3, what="(height, width, channels)", min_size=32 * first_stride
     )
-    num_classes = _check_num_classes(num_classes)
-    f = _Factory(init, seed, masked)
+    num_classes = check_num_classes(num_classes)
+    f = LayerFactory(init, seed, masked)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -644,13 +402,13 @@ def wrn(
     As in the authors' code: convolutions without bias (BatchNorm follows), the projection
     shortcut reads the pre-activated input, no dropout (SNIP prunes without dropout).
     """
-    if not _is_int(depth) or depth < 10 or (depth - 4) % 6:
+    if not is_int(depth) or depth < 10 or (depth - 4) % 6:
         raise ValueError(f"depth must be an integer 6n + 4 >= 10 (e.g. 16, 22, 28), got {depth!r}.")
-    if not _is_int(width) or width < 1:
+    if not is_int(width) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}.")
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=4)
-    num_classes = _check_num_classes(num_classes)
-    f = _Factory(init, seed, masked)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=4)
+    num_classes = check_num_classes(num_classes)
+    f = LayerFactory(init, seed, masked)
     blocks = (depth - 4) // 6
 
     inputs = keras.Input(shape=input_shape, name="input")
@@ -706,16 +464,16 @@ def wrn_22_8(*, input_shape=CIFAR_IMAGE, num_classes=10, init="glorot_uniform", 
 
 
 def _rnn(cell, units, input_shape, num_classes, init, seed, masked, input_projection, name):
-    input_shape = _check_shape(input_shape, rank=0, what="")
+    input_shape = check_shape(input_shape, rank=0, what="")
     if len(input_shape) not in (2, 3):
         raise ValueError(
             "input_shape must be (time steps, features), e.g. (28, 28), or an image "
             f"(height, width, channels) read row by row, e.g. (28, 28, 1); got {input_shape!r}."
         )
-    num_classes = _check_num_classes(num_classes)
+    num_classes = check_num_classes(num_classes)
     if not isinstance(input_projection, (bool, np.bool_)):
         raise ValueError(f"input_projection must be True or False, got {input_projection!r}.")
-    f = _Factory(init, seed, masked)
+    f = LayerFactory(init, seed, masked)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -796,9 +554,9 @@ def vgg16(
     PyTorch's momentum/epsilon (the thesis' models are PyTorch).  Height and width must be at
     least 16.
     """
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=16)
-    num_classes = _check_num_classes(num_classes)
-    f = _Factory(init, seed, masked, bn=_TORCH_BN)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=16)
+    num_classes = check_num_classes(num_classes)
+    f = LayerFactory(init, seed, masked, bn=TORCH_BN)
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs
@@ -860,15 +618,15 @@ def cifar_resnet(
     projection where the shape changes, as in many PyTorch re-implementations; +2,752
     parameters, and the projections become prunable).
     """
-    if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be an integer 6n + 2 >= 8 (e.g. 20, 32, 56, 110), got {depth!r}.")
     if shortcut not in ("A", "B"):
         raise ValueError(
             f"shortcut must be 'A' (zero-padding identity) or 'B' (1x1 projection), got {shortcut!r}."
         )
-    input_shape = _check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=4)
-    num_classes = _check_num_classes(num_classes)
-    f = _Factory(init, seed, masked, bn=_TORCH_BN)
+    input_shape = check_shape(input_shape, rank=3, what="(height, width, channels)", min_size=4)
+    num_classes = check_num_classes(num_classes)
+    f = LayerFactory(init, seed, masked, bn=TORCH_BN)
     blocks = (depth - 2) // 6
 
     inputs = keras.Input(shape=input_shape, name="input")

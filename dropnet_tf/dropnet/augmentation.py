@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 
 __all__ = ["TABLE_C1", "AugmentationParameters", "table_c1_augmentation", "augmentation_transform"]
 

@@ -9,7 +9,7 @@ and every builder has the same keyword arguments:
     Size of the softmax output layer, which is always ``Dense(num_classes, "softmax")``
     named ``"predictions"``.
 ``masked``
-    When True (the default) a :class:`~dropnet_tf.layers.MaskLayer` is inserted exactly
+    When True (the default) a :class:`~dropnet_tf.core.layers.MaskLayer` is inserted exactly
     where the paper's figures write ``[Mask]``; it is named ``"<masked layer name>_mask"``.
     When False the same model is built without any mask layer (same trainable weights).
 ``seed``
@@ -29,13 +29,13 @@ differences.  :data:`MODELS` maps names to builders and :func:`build_model` buil
 
 from __future__ import annotations
 
-import numbers
 from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf._keras import keras
-from dropnet_tf.layers import MaskLayer
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.models.builders import check_num_classes, check_seed, derive_layer_seed, is_int
 
 #: Convolutional blocks of VGG19 (Simonyan & Zisserman, 2014), as in the supplement's Fig. 1.
 VGG19_BLOCKS: tuple[tuple[int, ...], ...] = (
@@ -52,12 +52,8 @@ VGG19_BLOCKS: tuple[tuple[int, ...], ...] = (
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_positive_int(value, what: str) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}.")
     return int(value)
 
@@ -70,17 +66,11 @@ def _check_widths(widths, what: str = "widths") -> tuple[int, ...]:
     if not widths:
         raise ValueError(f"{what} must be a non-empty sequence of positive integers, got {widths!r}.")
     for width in widths:
-        if not _is_int(width) or width < 1:
+        if not is_int(width) or width < 1:
             raise ValueError(
                 f"{what} must contain only positive integers, got {width!r} in {widths!r}."
             )
     return tuple(int(width) for width in widths)
-
-
-def _check_num_classes(num_classes) -> int:
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}.")
-    return int(num_classes)
 
 
 def _check_input_shape(input_shape, *, image: bool, num_pools: int = 0) -> tuple[int, ...]:
@@ -90,7 +80,7 @@ def _check_input_shape(input_shape, *, image: bool, num_pools: int = 0) -> tuple
         shape = tuple(input_shape)
     except TypeError:
         raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.") from None
-    if not shape or any(not _is_int(d) or d < 1 for d in shape):
+    if not shape or any(not is_int(d) or d < 1 for d in shape):
         raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.")
     shape = tuple(int(d) for d in shape)
     if image:
@@ -106,26 +96,6 @@ def _check_input_shape(input_shape, *, image: bool, num_pools: int = 0) -> tuple
                 f"max-pooling layers, so height and width must be at least {smallest}."
             )
     return shape
-
-
-def _check_seed(seed) -> int | None:
-    if seed is None:
-        return None
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}.")
-    return int(seed)
-
-
-def derive_layer_seed(seed: int, index: int) -> int:
-    """Seed of the initializer of the ``index``-th weighted layer of a model built with ``seed``.
-
-    A 31-bit value mixed from ``(seed, index)`` by numpy's ``SeedSequence``: distinct layers
-    and distinct seeds get unrelated streams, any non-negative ``seed`` is accepted (unlike
-    ``seed * 1000 + index``, which overflows Keras' 32-bit seeds for large seeds), and the
-    result is a plain Python ``int`` as Keras 3 requires.
-    """
-    state = np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint32)[0]
-    return int(state) >> 1
 
 
 class _Initializers:
@@ -208,8 +178,8 @@ def model_a(
     """
     widths = _check_widths(widths)
     input_shape = _check_input_shape(input_shape, image=False)
-    num_classes = _check_num_classes(num_classes)
-    init = _Initializers(_check_seed(seed))
+    num_classes = check_num_classes(num_classes)
+    init = _Initializers(check_seed(seed))
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = keras.layers.Flatten(name="flatten")(inputs)
@@ -251,8 +221,8 @@ def model_b(
     """
     widths = _check_widths(widths)
     input_shape = _check_input_shape(input_shape, image=True, num_pools=len(widths))
-    num_classes = _check_num_classes(num_classes)
-    init = _Initializers(_check_seed(seed))
+    num_classes = check_num_classes(num_classes)
+    init = _Initializers(check_seed(seed))
 
     inputs, x = _conv_pool_stack(widths, input_shape, masked, init)
     outputs = _predictions(x, num_classes, init)
@@ -286,8 +256,8 @@ def model_c(
     widths = _check_widths(widths)
     dense_units = _check_positive_int(dense_units, "dense_units")
     input_shape = _check_input_shape(input_shape, image=True, num_pools=len(widths))
-    num_classes = _check_num_classes(num_classes)
-    init = _Initializers(_check_seed(seed))
+    num_classes = check_num_classes(num_classes)
+    init = _Initializers(check_seed(seed))
 
     inputs, x = _conv_pool_stack(widths, input_shape, masked, init)
     x = _dense(x, dense_units, "dense_1", init)
@@ -334,8 +304,8 @@ def resnet18(
     widths = _check_widths(widths)
     blocks_per_stage = _check_positive_int(blocks_per_stage, "blocks_per_stage")
     input_shape = _check_input_shape(input_shape, image=True, num_pools=len(widths))
-    num_classes = _check_num_classes(num_classes)
-    init = _Initializers(_check_seed(seed))
+    num_classes = check_num_classes(num_classes)
+    init = _Initializers(check_seed(seed))
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = _conv(inputs, widths[0], "stem_conv", init)
@@ -395,8 +365,8 @@ def vgg19(
     blocks = tuple(_check_widths(block, f"blocks[{k}]") for k, block in enumerate(blocks))
     dense_units = _check_positive_int(dense_units, "dense_units")
     input_shape = _check_input_shape(input_shape, image=True, num_pools=len(blocks))
-    num_classes = _check_num_classes(num_classes)
-    init = _Initializers(_check_seed(seed))
+    num_classes = check_num_classes(num_classes)
+    init = _Initializers(check_seed(seed))
 
     inputs = keras.Input(shape=input_shape, name="input")
     x = inputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnet_tf._keras import keras, register_serializable, tf
+from dropnet_tf.core.backend import keras, register_serializable, tf
 
 
 @register_serializable(package="dropnet_tf")
@@ -26,7 +26,7 @@ class MaskLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         self.supports_masking = True
         # While the greedy oracle scores candidates, a (batch, units) tensor of per-sample
-        # masks replaces the stored mask; see dropnet_tf.oracle.  Never serialised.
+        # masks replaces the stored mask; see dropnet_tf.dropnet.oracle.  Never serialised.
         self._per_sample_mask = None
 
     def build(self, input_shape):

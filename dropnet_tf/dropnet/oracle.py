@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropnet_tf._keras import tf
-from dropnet_tf.masking import require_mask_layers
-from dropnet_tf.training import per_sample_loss
+from dropnet_tf.core.backend import tf
+from dropnet_tf.core.masking import require_mask_layers
+from dropnet_tf.core.training import per_sample_loss
 
 
 def _candidates(layers):

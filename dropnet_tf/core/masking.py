@@ -14,9 +14,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from dropnet_tf._keras import KERAS_MAJOR, keras
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.validation import check_mapping
+from dropnet_tf.core.backend import KERAS_MAJOR, keras
+from dropnet_tf.core.graph import functional_config, is_keras3_ref, output_layer_names, ref_layer, references, retarget
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.validation import check_mapping
 
 #: Layer types after which ``add_masks`` puts a mask by default (paper: nodes and filters).
 DEFAULT_MASKED_TYPES = (keras.layers.Dense, keras.layers.Conv2D)
@@ -125,7 +126,7 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
     if isinstance(model, keras.Sequential):
         new_model = _add_masks_sequential(model, targets)
     else:
-        config = _functional_config(model)
+        config = functional_config(model)
         new_config = _add_masks_functional_config(config, targets)
         new_model = keras.Model.from_config(new_config, custom_objects={"MaskLayer": MaskLayer})
     for layer in model.layers:
@@ -164,24 +165,7 @@ def require_graph_model(model, what: str) -> None:
     if not isinstance(model, keras.Model):
         raise TypeError(f"{what} expects a Keras model, got {type(model).__name__}.")
     if not isinstance(model, keras.Sequential):
-        _functional_config(model, what)
-
-
-def _functional_config(model, what: str = "add_masks") -> dict:
-    try:
-        config = model.get_config()
-    except NotImplementedError:
-        config = None
-    if not isinstance(config, dict) or "layers" not in config or "input_layers" not in config:
-        advice = (
-            "Put MaskLayers in its call() yourself, or rebuild it with the functional API."
-            if what == "add_masks" else "Rebuild it with the functional API or as a Sequential model."
-        )
-        raise TypeError(
-            f"{what} supports Sequential and functional models; '{model.name}' "
-            f"({type(model).__name__}) looks subclassed. {advice}"
-        )
-    return copy.deepcopy(config)
+        functional_config(model, what)
 
 
 def _mask_layer_config(name: str) -> dict:
@@ -224,68 +208,14 @@ def _add_masks_sequential(model, targets: set[str]):
     return keras.Sequential.from_config(config, custom_objects={"MaskLayer": MaskLayer})
 
 
-# A reference to a layer's output tensor inside a functional config: Keras 3 writes
-# {"class_name": "__keras_tensor__", "config": {..., "keras_history": [name, node, index]}},
-# tf-keras writes [name, node, index, kwargs].
-
-
-def _is_keras3_ref(obj) -> bool:
-    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
-
-
-def _is_legacy_ref(obj) -> bool:
-    return (
-        isinstance(obj, (list, tuple))
-        and len(obj) == 4
-        and isinstance(obj[0], str)
-        and isinstance(obj[1], int)
-        and isinstance(obj[2], int)
-        and isinstance(obj[3], dict)
-    )
-
-
-def _references(obj):
-    """Yield every tensor reference (as a mutable object) inside an inbound-node structure."""
-    if _is_keras3_ref(obj) or _is_legacy_ref(obj):
-        yield obj
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            yield from _references(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _references(value)
-
-
-def _ref_layer(ref) -> str:
-    return ref["config"]["keras_history"][0] if _is_keras3_ref(ref) else ref[0]
-
-
-def _retarget(ref, layer_name: str) -> None:
-    if _is_keras3_ref(ref):
-        history = list(ref["config"]["keras_history"])  # may be a tuple in a live config
-        history[0] = layer_name
-        ref["config"]["keras_history"] = history
-    else:
-        ref[0] = layer_name  # tf-keras configs hold these as lists
-
-
-def _output_layer_names(output_layers) -> set[str]:
-    """Layer names in a config's "output_layers": one [name, node, index], a list or a dict of them."""
-    if isinstance(output_layers, dict):
-        output_layers = list(output_layers.values())
-    if output_layers and isinstance(output_layers[0], str):
-        return {output_layers[0]}
-    return {ref[0] for ref in output_layers}
-
-
 def _add_masks_functional_config(config: dict, targets: set[str]) -> dict:
     entries = config["layers"]
     by_name = {entry["name"]: entry for entry in entries}
     consumers: dict[str, list[dict]] = {name: [] for name in by_name}
     for entry in entries:
-        for ref in _references(entry["inbound_nodes"]):
-            consumers[_ref_layer(ref)].append(entry)
-    output_names = _output_layer_names(config["output_layers"])
+        for ref in references(entry["inbound_nodes"]):
+            consumers[ref_layer(ref)].append(entry)
+    output_names = output_layer_names(config["output_layers"])
 
     def single_node(name):
         return len(by_name[name]["inbound_nodes"]) == 1
@@ -322,14 +252,14 @@ def _add_masks_functional_config(config: dict, targets: set[str]) -> dict:
         # carries the tensor's shape and dtype in Keras 3) and point consumers at the mask.
         template = None
         for user in consumers[end]:
-            for ref in _references(user["inbound_nodes"]):
-                if _ref_layer(ref) == end:
+            for ref in references(user["inbound_nodes"]):
+                if ref_layer(ref) == end:
                     if template is None:
                         template = copy.deepcopy(ref)
-                    _retarget(ref, mask_name)
+                    retarget(ref, mask_name)
         mask_entry = _mask_layer_config(mask_name)
         mask_entry["name"] = mask_name
-        if _is_keras3_ref(template):
+        if is_keras3_ref(template):
             mask_entry["inbound_nodes"] = [{"args": [template], "kwargs": {}}]
         else:
             template[3] = {}

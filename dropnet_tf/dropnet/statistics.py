@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
-from dropnet_tf.masking import require_mask_layers
-from dropnet_tf.validation import check_inputs, check_int
+from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.masking import require_mask_layers
+from dropnet_tf.core.validation import check_inputs, check_int
 
 
 @dataclass(frozen=True)

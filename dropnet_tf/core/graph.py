@@ -9,11 +9,11 @@ node objects, so it works alike with Keras 3 and tf-keras.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
-from dropnet_tf._keras import keras
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import _functional_config, _output_layer_names, _ref_layer, _references
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.layers import MaskLayer
 
 #: Name of the pseudo node that stands for a Sequential model's input.
 SEQUENTIAL_INPUT = "__input__"
@@ -49,6 +49,81 @@ CHANNELWISE_CLASSES = frozenset(
 
 #: Layers whose output units are new (their own filters or nodes).
 PRODUCER_CLASSES = frozenset({"Dense", "Conv2D", "Conv1D"})
+
+
+# ---- Editing a functional model's config (shared by masking, compaction and layerprune) ----
+
+
+def functional_config(model, what: str = "add_masks") -> dict:
+    try:
+        config = model.get_config()
+    except NotImplementedError:
+        config = None
+    if not isinstance(config, dict) or "layers" not in config or "input_layers" not in config:
+        advice = (
+            "Put MaskLayers in its call() yourself, or rebuild it with the functional API."
+            if what == "add_masks" else "Rebuild it with the functional API or as a Sequential model."
+        )
+        raise TypeError(
+            f"{what} supports Sequential and functional models; '{model.name}' "
+            f"({type(model).__name__}) looks subclassed. {advice}"
+        )
+    return copy.deepcopy(config)
+
+
+# A reference to a layer's output tensor inside a functional config: Keras 3 writes
+# {"class_name": "__keras_tensor__", "config": {..., "keras_history": [name, node, index]}},
+# tf-keras writes [name, node, index, kwargs].
+
+
+def is_keras3_ref(obj) -> bool:
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def is_legacy_ref(obj) -> bool:
+    return (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 4
+        and isinstance(obj[0], str)
+        and isinstance(obj[1], int)
+        and isinstance(obj[2], int)
+        and isinstance(obj[3], dict)
+    )
+
+
+def references(obj):
+    """Yield every tensor reference (as a mutable object) inside an inbound-node structure."""
+    if is_keras3_ref(obj) or is_legacy_ref(obj):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from references(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from references(value)
+
+
+def ref_layer(ref) -> str:
+    return ref["config"]["keras_history"][0] if is_keras3_ref(ref) else ref[0]
+
+
+def retarget(ref, layer_name: str) -> None:
+    if is_keras3_ref(ref):
+        history = list(ref["config"]["keras_history"])  # may be a tuple in a live config
+        history[0] = layer_name
+        ref["config"]["keras_history"] = history
+    else:
+        ref[0] = layer_name  # tf-keras configs hold these as lists
+
+
+def output_layer_names(output_layers) -> set[str]:
+    """Layer names in a config's "output_layers": one [name, node, index], a list or a dict of them."""
+    if isinstance(output_layers, dict):
+        output_layers = list(output_layers.values())
+    if output_layers and isinstance(output_layers[0], str):
+        return {output_layers[0]}
+    return {ref[0] for ref in output_layers}
+
 
 
 @dataclass
@@ -93,7 +168,7 @@ class LayerGraph:
                 previous = layer.name
             self.inputs, self.outputs = [SEQUENTIAL_INPUT], [previous]
         else:
-            config = _functional_config(model, what)
+            config = functional_config(model, what)
             for entry in config["layers"]:
                 name = entry["name"]
                 if len(entry["inbound_nodes"]) > 1:
@@ -101,7 +176,7 @@ class LayerGraph:
                         f"Layer '{name}' is shared (called {len(entry['inbound_nodes'])} times); "
                         "only layers called once are supported."
                     )
-                inbound = [_ref_layer(ref) for ref in _references(entry["inbound_nodes"])]
+                inbound = [ref_layer(ref) for ref in references(entry["inbound_nodes"])]
                 self.nodes[name] = Node(name, model.get_layer(name), inbound)
             self.inputs = [
                 entry["name"] for entry in config["layers"] if entry["class_name"] == "InputLayer"
@@ -165,7 +240,7 @@ def _ordered_output_names(output_layers) -> list[str]:
     if output_layers and isinstance(output_layers[0], str):
         return [output_layers[0]]
     names = [ref[0] for ref in output_layers]
-    if set(names) != _output_layer_names(output_layers):  # pragma: no cover - same parse, two views
+    if set(names) != output_layer_names(output_layers):  # pragma: no cover - same parse, two views
         raise ValueError(f"Could not read the output layers {output_layers!r}.")
     return names
 
@@ -187,4 +262,18 @@ def mask_sources(model) -> dict[str, tuple[object, list[object]]]:
     return found
 
 
-__all__ = ["LayerGraph", "Node", "mask_sources", "CHANNELWISE_CLASSES", "PRODUCER_CLASSES", "SEQUENTIAL_INPUT"]
+__all__ = [
+    "LayerGraph",
+    "Node",
+    "mask_sources",
+    "CHANNELWISE_CLASSES",
+    "PRODUCER_CLASSES",
+    "SEQUENTIAL_INPUT",
+    "functional_config",
+    "is_keras3_ref",
+    "is_legacy_ref",
+    "references",
+    "ref_layer",
+    "retarget",
+    "output_layer_names",
+]

@@ -33,13 +33,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf._keras import keras, tf
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import require_mask_layers, set_masks
-from dropnet_tf.metrics import METRICS, get_metric, update_masks
-from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
-from dropnet_tf.oracle import oracle_scores
-from dropnet_tf.selection import (
+from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import require_mask_layers, set_masks
+from dropnet_tf.dropnet.metrics import METRICS, get_metric, update_masks
+from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.io import load_npz, save_npz_atomic
+from dropnet_tf.dropnet.oracle import oracle_scores
+from dropnet_tf.core.selection import (
     SELECTIONS,
     NothingToPruneError,
     apply_drop,
@@ -47,9 +48,9 @@ from dropnet_tf.selection import (
     select_units,
     validate_fraction,
 )
-from dropnet_tf.statistics import StatisticsCollector
-from dropnet_tf.training import GraphTrainer, optimizer_variables
-from dropnet_tf.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
+from dropnet_tf.dropnet.statistics import StatisticsCollector
+from dropnet_tf.core.training import GraphTrainer, optimizer_variables
+from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
 
 INITS = ("original", "random")
 
@@ -63,7 +64,7 @@ class TrainingConfig:
     evaluated the last epoch.  ``shuffle=True`` reshuffles every epoch; the notebooks
     trained with ``shuffle=False``.  Batch size 32 is Keras' default, which the notebooks
     used.  ``steps_per_call`` runs that many training steps per call into TensorFlow
-    (see :mod:`dropnet_tf.training`), which is most of why a cycle here is much faster
+    (see :mod:`dropnet_tf.core.training`), which is most of why a cycle here is much faster
     than the notebooks' loop.
     """
 
@@ -926,13 +927,13 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         model: a functional or Sequential model with MaskLayers (see ``add_masks``).
         data: a :class:`dropnet_tf.data.Dataset` or ((x_train, y_train), (x_val, y_val),
             (x_test, y_test)).
-        metric: a name in ``dropnet_tf.metrics.METRICS``, a UnitMetric, or "oracle".
+        metric: a name in ``dropnet_tf.dropnet.metrics.METRICS``, a UnitMetric, or "oracle".
         fraction: p ∈ (0, 1], default 0.2 (Section 3.2).
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
             the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
-            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
+            raises before anything is trained or written (:mod:`dropnet_tf.core.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -941,7 +942,7 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         min_units_per_layer: layer-collapse guard (default 1; 0 under ``protocol="notebook"``).
         selection: "exact" (default): each cycle drops exactly floor(p·R) (or floor(p·R_l))
             of the lowest-scoring units, ties at random.  "notebook": the authors'
-            notebooks' rule (:func:`dropnet_tf.selection.notebook_drop`; not with ``count``
+            notebooks' rule (:func:`dropnet_tf.core.selection.notebook_drop`; not with ``count``
             nor the oracle).  Stored in every record; resuming with the other is refused.
         protocol: None (default: every setting as given), "paper" or "notebook", presets
             of selection, min_units_per_layer and the TrainingConfig's shuffle,
@@ -969,6 +970,6 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         verbose: 1 prints one line per cycle.
 
     Returns:
-        One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.
+        One record (dict) per cycle; see ``dropnet_tf.core.results`` for the fields.
     """
     return IterativePruner(model, data, metric, **kwargs).run()
