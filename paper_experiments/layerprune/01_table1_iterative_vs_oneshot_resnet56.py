@@ -7,7 +7,7 @@ mini-batches of fine-tuning in between; every pruned network is compacted and fi
 (30 epochs, SGD 1e-3) and its test accuracy reported next to the unpruned baseline.
 """
 
-from layerprune_protocol import (
+from paper_experiments.layerprune.layerprune_protocol import (
     command, CRITERION_LABELS, baseline, cost, filter_prune, finetune, model_label, provenance, selected, setup,
     test_accuracy, write_outputs,
 )

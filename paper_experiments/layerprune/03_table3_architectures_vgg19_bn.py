@@ -8,7 +8,7 @@ network's widths per convolution ('M' = max-pooling, 0 = removed layer) and the 
 accuracy after fine-tuning.
 """
 
-from layerprune_protocol import (
+from paper_experiments.layerprune.layerprune_protocol import (
     command, architecture, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label, provenance,
     removable_ranking, selected, setup, test_accuracy, write_outputs,
 )

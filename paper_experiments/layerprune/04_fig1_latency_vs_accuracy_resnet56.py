@@ -9,7 +9,7 @@ in ascending order of pruning.  The supplement's point: removing filters buys li
 removing blocks a lot.
 """
 
-from layerprune_protocol import (
+from paper_experiments.layerprune.layerprune_protocol import (
     command, CRITERION_LABELS, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label,
     provenance, removable_ranking, selected, setup, test_accuracy, write_outputs,
 )
