@@ -165,7 +165,7 @@ def test_a_dataset_missing_offline_is_one_paragraph_naming_the_option_and_the_st
     module = _load(EXPERIMENTS / family / script)
     argv = ["--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
     with pytest.raises(SystemExit) as stop:
-        module.main(module.EXPERIMENT, argv) if hasattr(module, "EXPERIMENT") else module.main(argv)
+        module.main(argv) if family == "layerprune" else module.main(module.EXPERIMENT, argv)
     assert stop.value.code == 1
     err = capsys.readouterr().err.strip()
     assert "\n\n" not in err and "Traceback" not in err

@@ -435,4 +435,131 @@ def write_outputs(args, script: str, lines: list[str], rows: list[dict], figure=
     return kit.write_outputs(os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}"), lines, rows, figure)
 
 
+# --------------------------------------------------------------------------- declared scripts
+
+
+@dataclass(frozen=True)
+class FilterArms:
+    """The filter-pruning arms of a script: every criterion × fraction × schedule.
+
+    ``key`` is the record field holding the fraction ("ratio", "fraction" rounded to 4
+    places, or None when there is one fraction); ``fields`` the extra record fields, in
+    order, before accuracy and cost ("pruned_filters", "pruning_seconds", "architecture");
+    ``fractions_outer``: loop over fractions outside the criteria (Table 1) or inside;
+    ``use_steps``: --steps applies (iterative schedules), else the default 10.
+    """
+
+    criteria: dict
+    fractions: tuple
+    schedules: tuple = ("one_shot",)
+    key: str | None = None
+    fields: tuple = ()
+    fractions_outer: bool = False
+    use_steps: bool = True
+
+
+@dataclass(frozen=True)
+class LayerArms:
+    """The layer-pruning arms of a script: remove the ``counts`` least important blocks."""
+
+    counts: tuple
+    architecture: bool = False  # record the widths, 0 where a layer was removed
+
+
+@dataclass(frozen=True)
+class LayerPruneExperiment:
+    """One declared script: its model, dataset and arms (a baseline arm always comes first)."""
+
+    script: str
+    description: str
+    model: str  # "resnet" or "vgg19_bn"
+    dataset: str
+    filters: FilterArms | None = None
+    layers: LayerArms | None = None
+    baseline_architecture: bool = False
+
+
+def with_zeros(base, pruned, removed):
+    """The pruned widths aligned with the baseline's convolutions, 0 where a layer was removed."""
+    widths = iter(w for w in architecture(pruned) if w != "M")
+    convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]
+    out = []
+    for item in architecture(base):
+        if item == "M":
+            out.append("M")
+            continue
+        name = convs.pop(0)
+        out.append(0 if name in removed else next(widths))
+    return out
+
+
+def _filter_grid(exp: LayerPruneExperiment, args):
+    arms = exp.filters
+    criteria = list(selected(args, arms.criteria))
+    if arms.fractions_outer:
+        return [(c, f, s) for f in arms.fractions for c in criteria for s in arms.schedules]
+    return [(c, f, s) for c in criteria for f in arms.fractions for s in arms.schedules]
+
+
+def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> None:
+    """Every arm of ``exp`` for every seed, each once (finished arms are skipped)."""
+    for seed in scale.seeds:
+        base = baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print)
+
+        def run_baseline():
+            found = {"accuracy": test_accuracy(base, data)}
+            if exp.baseline_architecture:
+                found["architecture"] = architecture(base)
+            return {**found, **cost(base, scale)}
+
+        runner.arm({"arm": "baseline", "seed": seed}, run_baseline)
+        if exp.filters is not None:
+            arms = exp.filters
+            for criterion, fraction, schedule in _filter_grid(exp, args):
+                def run(criterion=criterion, fraction=fraction, schedule=schedule):
+                    steps = {"steps": args.steps} if arms.use_steps else {}
+                    model, masks, seconds = filter_prune(base, criterion, fraction=fraction, schedule=schedule,
+                                                        data=data, scale=scale, seed=seed, **steps)
+                    found = {}
+                    for name in arms.fields:
+                        if name == "pruned_filters":
+                            found[name] = int(sum((m == 0).sum() for m in masks.values()))
+                        elif name == "pruning_seconds":
+                            found[name] = seconds
+                        elif name == "architecture":
+                            found[name] = architecture(model)
+                    found["accuracy"] = finetune(model, data, scale, seed)
+                    return {**found, **cost(model, scale, reference=base)}
+
+                key = {"arm": "filter", "criterion": criterion}
+                if len(arms.schedules) > 1:
+                    key["schedule"] = schedule
+                if arms.key == "ratio":
+                    key["ratio"] = fraction
+                elif arms.key == "fraction":
+                    key["fraction"] = round(fraction, 4)
+                runner.arm({**key, "seed": seed}, run)
+        if exp.layers is not None:
+            ranking = None
+            for n in exp.layers.counts:
+                def run(n=n):
+                    nonlocal ranking
+                    ranking = ranking or removable_ranking(base, data, scale, seed)
+                    model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
+                    found = {"removed": removed}
+                    if exp.layers.architecture:
+                        found["architecture"] = with_zeros(base, model, removed)
+                    found["accuracy"] = finetune(model, data, scale, seed)
+                    return {**found, **cost(model, scale, reference=base)}
+
+                runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
+
+
+def run(exp: LayerPruneExperiment, outputs, argv=None):
+    """A declared script's ``main``: set up, run every arm (resuming), then its ``outputs``."""
+    args, scale, data, runner = setup(exp.description, exp.dataset, exp.script, argv)
+    run_arms(exp, args, scale, data, runner)
+    return outputs(args, scale, data, runner.records())
+
+
 __all__ = [name for name in dir() if not name.startswith("_")]
