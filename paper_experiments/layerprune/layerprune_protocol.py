@@ -415,7 +415,7 @@ def setup(description: str, default_dataset: str, script: str, argv=None):
     """What every script starts with: ``(args, scale, data, runner)``.
 
     The command line is parsed before TensorFlow is imported (``--help`` answers at once);
-    the runner reports its saved arms to :data:`script_kit.progress` for the start-up and
+    the runner reports its saved arms to :data:`paper_experiments.kit.progress` for the start-up and
     Ctrl-C messages.
     """
     args = parse_args(description, default_dataset, argv)
