@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,11 +54,8 @@ def _header(paper: str, title: str, intro: str) -> list[str]:
 
 
 def _dropnet_tables():
-    sys.path.insert(0, str(HERE / "dropnet"))
-    try:
-        import quick_results_table
-    finally:
-        sys.path.remove(str(HERE / "dropnet"))
+    from paper_experiments.dropnet import quick_results_table
+
     return quick_results_table
 
 

@@ -1,6 +1,7 @@
 """The paper-experiment scripts as commands: --help before TensorFlow, Ctrl-C, fixable errors.
 
-What they share is in paper_experiments/script_kit.py (issue 14, items 2, 3 and 7).
+What they share is in paper_experiments/kit (issue 14, items 2, 3 and 7): one parser
+builder, one dataset-choice list, one scale base, one set of writers.
 """
 
 from __future__ import annotations
@@ -21,15 +22,11 @@ SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*/[0-9A-Z]*_*.py") if p.name != "q
 
 
 def _load(path: Path):
-    """Import a script (or protocol module) the way `python path` finds its neighbours."""
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(f"entry_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
+    """Import a script (or protocol module) by path; it imports the kit as ``paper_experiments.kit``."""
+    spec = importlib.util.spec_from_file_location(f"entry_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
     return module
 
 
@@ -75,12 +72,17 @@ def test_names_offered_before_the_library_loads_are_the_library_s():
     assert set(dropnet.METRICS) == set(dropnet_tf.METRICS)
     assert dropnet.PROTOCOLS == tuple(dropnet_tf.PROTOCOLS)
     assert dropnet.DATASETS == dropnet_tf.data.DATASETS
+    from dropnet_tf.data import standins
+    from paper_experiments import kit
+
+    assert kit.DATASETS == dropnet_tf.data.DATASETS
+    assert kit.STANDIN_NAMES == tuple(standins.STANDINS)
     assert _load(EXPERIMENTS / "foresight" / "foresight_protocol.py").REFERENCE == REFERENCE
     assert set(_load(EXPERIMENTS / "layerprune" / "layerprune_protocol.py").FILTER_CRITERIA) == set(FILTER_CRITERIA)
 
 
 def test_start_up_filter_drops_absl_lines_below_the_level_only():
-    kit = _load(EXPERIMENTS / "script_kit.py")
+    from paper_experiments.kit import entry as kit
     preamble = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
     info = "I0000 00:00:1796002413.282826   21922 cudart_stub.cc:31] Could not find cuda drivers\n"
     error = "E0000 00:00:1796002430.269047   21964 cuda_platform.cc:52] failed call to cuInit\n"
@@ -91,7 +93,7 @@ def test_start_up_filter_drops_absl_lines_below_the_level_only():
 
 
 def test_progress_lines_say_what_is_resumed_and_what_is_done():
-    kit = _load(EXPERIMENTS / "script_kit.py")
+    from paper_experiments.kit import entry as kit
     saved = {"n": 0}
     progress = kit.Progress()
 
@@ -163,10 +165,107 @@ def test_a_dataset_missing_offline_is_one_paragraph_naming_the_option_and_the_st
     module = _load(EXPERIMENTS / family / script)
     argv = ["--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
     with pytest.raises(SystemExit) as stop:
-        module.main(module.EXPERIMENT, argv) if hasattr(module, "EXPERIMENT") else module.main(argv)
+        module.main(argv) if family == "layerprune" else module.main(module.EXPERIMENT, argv)
     assert stop.value.code == 1
     err = capsys.readouterr().err.strip()
     assert "\n\n" not in err and "Traceback" not in err
     assert "--data-dir D" in err and "data_dir=D" not in err
     assert " ".join(err.split()).count(standin) == 1
     assert "is not on this machine" in err
+
+
+# ----------------------------------------------------------------------------- the one kit
+
+
+def _parsers_of_every_script():
+    """Each script's parser, as its ``--help`` builds it (in this process, no TensorFlow needed)."""
+    import contextlib
+    import io
+    import runpy
+
+    from paper_experiments import kit
+
+    built = []
+    real = kit.ScriptParser.parse_args
+
+    def recording(self, args=None, namespace=None):
+        built.append(self)
+        return real(self, args, namespace)
+
+    parsers = {}
+    saved_argv = sys.argv
+    kit.ScriptParser.parse_args = recording
+    try:
+        for path in SCRIPTS:
+            built.clear()
+            sys.argv = [str(path), "--help"]
+            with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit):
+                runpy.run_path(str(path), run_name="__main__")
+            parsers[path.name] = built[-1] if built else None
+    finally:
+        kit.ScriptParser.parse_args = real
+        sys.argv = saved_argv
+    return parsers
+
+
+def test_every_script_s_parser_comes_from_the_one_builder():
+    from paper_experiments import kit
+
+    parsers = _parsers_of_every_script()
+    assert len(parsers) == len(SCRIPTS) > 40
+    for name, parser in parsers.items():
+        assert isinstance(parser, kit.ScriptParser), f"{name} builds its own parser"
+        if name.startswith("00_"):  # the demo: digits only, no scales
+            assert {"seeds", "out", "figures"} <= parser.shared_options(), name
+            continue
+        assert parser.shared_options() == set(kit.SHARED), name
+        dataset = next(action for action in parser._actions if action.dest == "dataset")
+        assert tuple(dataset.choices) == kit.DATASET_CHOICES, name
+        scale = next(action for action in parser._actions if action.dest == "scale")
+        assert tuple(scale.choices) == kit.SCALES, name
+
+
+def test_shared_checks_apply_to_every_paper():
+    from paper_experiments.dropnet import dropnet_protocol
+    from paper_experiments.foresight import foresight_protocol
+    from paper_experiments.layerprune import layerprune_protocol
+
+    dropnet = _load(EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py").EXPERIMENT
+    foresight = _load(EXPERIMENTS / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py").EXPERIMENT
+    parsers = [dropnet_protocol.build_parser(dropnet), foresight_protocol.build_parser(foresight),
+               layerprune_protocol.build_parser("x", "cifar10")]
+    for parser in parsers:
+        for bad in (["--seeds", "1", "1"], ["--max-train", "0"], ["--dataset", "nope"]):
+            with pytest.raises(SystemExit):
+                parser.parse_args(bad)
+        args = parser.parse_args(["--scale", "quick", "--dataset", "fashion_mnist_rgb32", "--quiet"])
+        assert (args.scale, args.dataset, args.quiet) == ("quick", "fashion_mnist_rgb32", True)
+
+
+def test_the_scales_share_one_base():
+    from paper_experiments import kit
+    from paper_experiments.dropnet import dropnet_protocol
+    from paper_experiments.foresight import foresight_protocol
+    from paper_experiments.layerprune import layerprune_protocol
+
+    scales = [dropnet_protocol.PAPER_SCALE, *dropnet_protocol.QUICK_SCALES.values(), foresight_protocol.Quick(),
+              *layerprune_protocol.SCALE.values()]
+    assert all(isinstance(scale, kit.Scale) for scale in scales)
+    assert {scale.name for scale in layerprune_protocol.SCALE.values()} == set(kit.SCALES)
+
+
+def test_no_file_under_paper_experiments_edits_sys_path():
+    offenders = [str(path.relative_to(ROOT)) for path in EXPERIMENTS.rglob("*.py") if "sys.path" in path.read_text()]
+    assert offenders == []
+
+
+def test_command_line_names_only_the_options_given():
+    import argparse
+
+    from paper_experiments.kit import command_line
+
+    args = argparse.Namespace(scale="quick", dataset="digits", seeds=[0, 1], data_dir="/x", protocol="paper", steps=10)
+    options = (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None), ("steps", 10))
+    assert command_line("dropnet", "a.py", args, options) == (
+        "python paper_experiments/dropnet/a.py --scale quick --dataset digits --data-dir DIR --seeds 0 1")
+    assert command_line("layerprune", "b", args) == "python paper_experiments/layerprune/b.py --scale quick --dataset digits"

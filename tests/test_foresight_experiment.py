@@ -153,20 +153,16 @@ def test_every_script_declares_a_known_model_and_methods():
     from dropnet_tf.foresight.models import FORESIGHT_MODELS
     from dropnet_tf.foresight.scorers import METHODS
 
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import importlib
+    import importlib
 
-        scripts = sorted(p.stem for p in SCRIPTS_DIR.glob("[0-9][0-9]_*.py"))
-        assert len(scripts) >= 9
-        for name in scripts:
-            exp = importlib.import_module(name).EXPERIMENT
-            assert exp.script == name
-            for model in (exp.model,) + tuple(exp.model_choices):
-                assert model in FORESIGHT_MODELS, (name, model)
-            assert set(exp.methods) <= set(METHODS) | {REFERENCE, "tfmot_gmp"}, name
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    scripts = sorted(p.stem for p in SCRIPTS_DIR.glob("[0-9][0-9]_*.py"))
+    assert len(scripts) >= 9
+    for name in scripts:
+        exp = importlib.import_module(f"paper_experiments.foresight.{name}").EXPERIMENT
+        assert exp.script == name
+        for model in (exp.model,) + tuple(exp.model_choices):
+            assert model in FORESIGHT_MODELS, (name, model)
+        assert set(exp.methods) <= set(METHODS) | {REFERENCE, "tfmot_gmp"}, name
 
 
 @pytest.mark.slow

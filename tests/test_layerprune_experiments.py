@@ -22,11 +22,7 @@ TINY = ["--scale", "quick", "--dataset", "fashion_mnist_rgb32", "--max-train", "
 
 @pytest.fixture(scope="module")
 def protocol():
-    sys.path.insert(0, FOLDER)
-    try:
-        yield importlib.import_module("layerprune_protocol")
-    finally:
-        sys.path.remove(FOLDER)
+    return importlib.import_module("paper_experiments.layerprune.layerprune_protocol")
 
 
 def test_one_script_per_supplement_table_and_figure(protocol):
@@ -37,14 +33,10 @@ def test_one_script_per_supplement_table_and_figure(protocol):
         "04_fig1_latency_vs_accuracy_resnet56",
         "05_figs2_3_block_importance_resnet56",
     ]
-    sys.path.insert(0, FOLDER)
-    try:
-        for name in SCRIPTS:
-            module = importlib.import_module(name)
-            assert module.SCRIPT == name
-            assert "supplement" in module.__doc__.splitlines()[0]
-    finally:
-        sys.path.remove(FOLDER)
+    for name in SCRIPTS:
+        module = importlib.import_module(f"paper_experiments.layerprune.{name}")
+        assert module.SCRIPT == name
+        assert "supplement" in module.__doc__.splitlines()[0]
 
 
 def test_scales_follow_the_supplement(protocol):
@@ -78,8 +70,8 @@ def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatc
 
     import numpy as np
 
-    import dropnet_protocol
     import dropnet_tf
+    from dropnet_tf.data import standins
 
     seen = []
 
@@ -87,9 +79,9 @@ def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatc
         seen.append(len(x))
         return np.repeat(x, 2, axis=-1)
 
-    monkeypatch.setitem(dropnet_protocol.STANDINS, "digits_rgb", ("digits", transform, "digits, two channels"))
+    monkeypatch.setitem(standins.STANDINS, "digits_rgb", standins.Standin("digits", transform, "digits, two channels"))
     scale = protocol.SCALE["quick"]
-    scale = protocol.dataclasses.replace(scale, max_train=300, max_test=100)
+    scale = scale.override(max_train=300, max_test=100)
     data = protocol.prepare_data(argparse.Namespace(dataset="digits_rgb", data_dir=None), scale)
     plain = dropnet_tf.load_dataset("digits").subset(max_train=300, max_test=100, seed=0)
     assert seen == [300, len(plain.x_val), 100]
@@ -102,7 +94,7 @@ def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatc
 
 
 def _script(name):
-    """A script's module, imported by path (``protocol`` puts its folder on ``sys.path``)."""
+    """A script's module, imported by path (it imports its protocol as ``paper_experiments.layerprune``)."""
     spec = importlib.util.spec_from_file_location(f"layerprune_script_{name}", os.path.join(FOLDER, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -357,15 +357,11 @@ SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "paper_experiments" / "dropn
 
 
 def _script(name: str):
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import dropnet_protocol
+    from paper_experiments.dropnet import dropnet_protocol
 
-        spec = importlib.util.spec_from_file_location(f"script_{Path(name).stem}", SCRIPTS_DIR / name)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    spec = importlib.util.spec_from_file_location(f"script_{Path(name).stem}", SCRIPTS_DIR / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return dropnet_protocol, module.EXPERIMENT
 
 

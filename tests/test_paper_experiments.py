@@ -29,13 +29,9 @@ PAPER_FIGURES = (
 
 
 def _load(path: Path):
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -85,13 +81,10 @@ def test_section_specific_protocols(experiments):
 
 
 def test_rgb32_standin_pads_and_repeats():
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import dropnet_protocol
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from dropnet_tf.data import standins
+
     x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1)
-    out = dropnet_protocol._rgb32(x)
+    out = standins.rgb32(x)
     assert out.shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(out[:, 2:30, 2:30, 1], x[..., 0])
     np.testing.assert_array_equal(out[..., 0], out[..., 2])
@@ -162,11 +155,7 @@ def test_oracle_script_draws_mask_agreement(tmp_path):
 
 
 def test_results_table_reads_the_quick_summaries(tmp_path):
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import quick_results_table
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from paper_experiments.dropnet import quick_results_table
     summary = {
         "scale": {"seeds": [0, 1, 2], "max_epochs": 15},
         "patience": 3,
@@ -222,11 +211,7 @@ def test_tiny_imagenet_script_on_a_synthetic_folder(tmp_path):
 
 
 def test_paper_scale_is_the_paper_protocol(experiments):
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import dropnet_protocol as protocol
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from paper_experiments.dropnet import dropnet_protocol as protocol
     tiny = next(exp for exp in experiments.values() if exp.script == "C_4_1")
     args = protocol.parse_args(tiny, [])
     scale = protocol.resolve_scale(tiny, args)
@@ -243,11 +228,7 @@ def test_paper_scale_is_the_paper_protocol(experiments):
 
 
 def test_ordering_compares_curves_over_the_same_range():
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import dropnet_protocol as protocol
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from paper_experiments.dropnet import dropnet_protocol as protocol
 
     def curve(p, points):
         return [
@@ -273,14 +254,8 @@ def test_cifar_scripts_accept_cifar10_jpeg_and_name_it_in_their_outputs(experime
     """``--dataset cifar10_jpeg`` (CIFAR-10 as JPEG, an image folder) reaches every CIFAR-10
     script, and file names carry it rather than ``cifar10``; the foresight CIFAR protocols
     treat it as CIFAR-10."""
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    sys.path.insert(0, str(ROOT / "paper_experiments" / "foresight"))
-    try:
-        import dropnet_protocol as protocol
-        import foresight_protocol
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
-        sys.path.remove(str(ROOT / "paper_experiments" / "foresight"))
+    from paper_experiments.dropnet import dropnet_protocol as protocol
+    from paper_experiments.foresight import foresight_protocol
     cifar = [exp for exp in experiments.values() if exp.dataset == "cifar10"]
     assert cifar
     for exp in cifar:
@@ -294,11 +269,7 @@ def test_cifar_scripts_accept_cifar10_jpeg_and_name_it_in_their_outputs(experime
 
 
 def test_paper_table_puts_ours_next_to_the_paper_and_the_quick_run(tmp_path):
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import quick_results_table
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from paper_experiments.dropnet import quick_results_table
     paper = {
         "scale": {"seeds": [0, 1, 2, 3, 4], "max_epochs": 100},
         "patience": 5,
@@ -320,11 +291,7 @@ def test_paper_table_puts_ours_next_to_the_paper_and_the_quick_run(tmp_path):
 
 
 def test_accuracy_at_ten_percent_interpolates_each_seed_then_averages():
-    sys.path.insert(0, str(SCRIPTS_DIR))
-    try:
-        import dropnet_protocol
-    finally:
-        sys.path.remove(str(SCRIPTS_DIR))
+    from paper_experiments.dropnet import dropnet_protocol
     records = [
         {"metric": "minimum", "seed": 0, "fraction_remaining": f, "test_accuracy": a}
         for f, a in ((1.0, 0.9), (0.2, 0.8), (0.05, 0.4))

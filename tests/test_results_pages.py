@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def pages():
-    sys.path.insert(0, str(ROOT / "paper_experiments"))
-    try:
-        import results_pages
-    finally:
-        sys.path.remove(str(ROOT / "paper_experiments"))
+    from paper_experiments import results_pages
+
     return results_pages
 
 

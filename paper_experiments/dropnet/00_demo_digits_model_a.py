@@ -16,20 +16,24 @@ import argparse
 import os
 import time
 
-from dropnet_protocol import METRICS, PAPER_METRICS, count_finished_runs
-from script_kit import command, load_tensorflow, progress
+from paper_experiments.dropnet.dropnet_protocol import METRICS, PAPER_METRICS, count_finished_runs
+from paper_experiments.kit import build_parser, command, load_tensorflow, option, progress
 
 EXPERIMENT = "demo_digits_model_a_fc40_fc40"
 
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/demo", help="directory for results.jsonl and run state")
-    parser.add_argument("--figures", default="figures", help="directory for the PNG and CSV")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--metrics", nargs="+", default=list(PAPER_METRICS), choices=sorted(METRICS))
-    parser.add_argument("--max-epochs", type=int, default=25, help="epochs per cycle before early stopping")
+    parser = build_parser(
+        __doc__, formatter_class=argparse.RawDescriptionHelpFormatter, shared=("seeds", "out", "figures"),
+        out="runs/demo", figures="figures", defaults={"seeds": [0, 1, 2]},
+        helps={"out": "directory for results.jsonl and run state", "figures": "directory for the PNG and CSV",
+               "seeds": None},
+        options=(
+            option("--metrics", nargs="+", default=list(PAPER_METRICS), choices=sorted(METRICS)),
+            option("--max-epochs", type=int, default=25, help="epochs per cycle before early stopping"),
+        ),
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/04_1_3_fig05_model_a_fc40_fc20_mnist.py -
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="04_1_3",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/04_2_1_fig06_model_b_conv64_conv64_mnist.
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="04_2_1",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/04_3_1_fig09_figA5_figA2_model_c_conv64_6
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="04_3_1",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/04_3_4_figA7_figA4_model_c_conv128_128_64
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="04_3_4",

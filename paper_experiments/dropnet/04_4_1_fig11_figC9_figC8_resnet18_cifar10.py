@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/04_4_1_fig11_figC9_figC8_resnet18_cifar10
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="04_4_1",

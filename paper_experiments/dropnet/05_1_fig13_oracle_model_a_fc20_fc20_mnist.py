@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/05_1_fig13_oracle_model_a_fc20_fc20_mnist
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="05_1",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/05_2_fig14_oracle_model_b_conv20_conv20_m
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="05_2",

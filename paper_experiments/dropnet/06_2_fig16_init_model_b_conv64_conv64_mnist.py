@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/06_2_fig16_init_model_b_conv64_conv64_mni
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="06_2",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/06_3_fig17_init_model_c_conv64_64_128_128
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="06_3",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/06_5_figC14_figC15_init_vgg19_cifar10.py 
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="06_5",

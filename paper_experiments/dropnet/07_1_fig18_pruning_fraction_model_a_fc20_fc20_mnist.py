@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/07_1_fig18_pruning_fraction_model_a_fc20_
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="07_1",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/C_4_2_figC19_figC18_vgg19_tiny_imagenet.p
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="C_4_2",

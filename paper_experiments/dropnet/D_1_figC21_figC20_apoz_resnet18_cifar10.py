@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/D_1_figC21_figC20_apoz_resnet18_cifar10.p
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="D_1",

@@ -4,7 +4,7 @@ Run ``python paper_experiments/dropnet/D_2_figC23_figC22_apoz_vgg19_cifar10.py -
 finishes in minutes on a CPU, ``--scale paper`` is the paper's protocol.  Rerunning resumes.
 """
 
-from dropnet_protocol import Experiment, Figure, main
+from paper_experiments.dropnet.dropnet_protocol import Experiment, Figure, main
 
 EXPERIMENT = Experiment(
     script="D_2",

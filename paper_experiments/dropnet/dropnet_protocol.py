@@ -28,7 +28,7 @@ Protocols (``--protocol``):
     minimum validation loss.
 ``notebook``
     the authors' notebooks (``protocol="notebook"`` of :func:`dropnet_tf.iterative_prune`):
-    their selection rule (:func:`dropnet_tf.core.selection.notebook_drop`), no layer-collapse
+    their selection rule (:func:`dropnet_tf.selection.notebook_drop`), no layer-collapse
     guard, no shuffling, the last epoch's weights, no XLA.  Its runs are kept apart: the
     experiment name, the default results folder, the figures and the summary end in
     ``_notebook``, so that both protocols can be drawn side by side.  Not for the oracle
@@ -37,9 +37,7 @@ Protocols (``--protocol``):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -48,35 +46,27 @@ from typing import Sequence
 
 import numpy as np
 
-# The shared entry-point behaviour (paper_experiments/script_kit.py).  TensorFlow and
-# dropnet_tf are imported inside the functions that need them, after the command line is
-# parsed, so that --help and argument errors answer at once.
-_KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _KIT not in sys.path:
-    sys.path.insert(0, _KIT)
-from script_kit import UserError, command, load_tensorflow, progress  # noqa: E402
+# The shared entry-point behaviour, scale base, parser builder, data loading and writers
+# (paper_experiments/kit).  TensorFlow and dropnet_tf are imported inside the functions that
+# need them, after the command line is parsed, so that --help and argument errors answer at once.
+from paper_experiments import kit
+from paper_experiments.kit import DATASET_CHOICES, DATASETS, SCALES, UserError, command, load_data, load_tensorflow, option, progress  # noqa: F401
 
 #: The library's names the command line offers, written out so that parsing it needs no
 #: TensorFlow; tests/test_entry_points.py checks them against dropnet_tf.
 PAPER_METRICS = ("minimum", "maximum", "random", "minimum_layer", "maximum_layer", "random_layer")
 METRICS = PAPER_METRICS + ("apoz", "apoz_layer")  # dropnet_tf.METRICS
 PROTOCOLS = ("paper", "notebook")  # dropnet_tf.PROTOCOLS
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "cifar100", "tiny_imagenet", "digits")  # dropnet_tf.data.DATASETS
 
 # ----------------------------------------------------------------------------- scales
 
 
 @dataclass(frozen=True)
-class Scale:
-    """How many seeds, samples and epochs a run uses."""
+class Scale(kit.Scale):
+    """How many seeds, samples and epochs a run uses (the kit's scale, plus epochs and patience)."""
 
-    name: str
-    seeds: tuple[int, ...]
-    max_epochs: int
-    patience: int | None  # None: the experiment's own (paper) patience
-    max_train: int | None = None  # None: the whole split
-    max_val: int | None = None
-    max_test: int | None = None
+    max_epochs: int = 100
+    patience: int | None = None  # None: the experiment's own (paper) patience
 
     def describe(self, data=None) -> str:
         if self.name == "paper" and self.max_train is None:
@@ -102,94 +92,7 @@ QUICK_SCALES = {
     "deep": Scale("quick", seeds=(0, 1), max_epochs=2, patience=2, max_train=500, max_val=200, max_test=500),
 }
 
-SCALES = ("paper", "quick")
 PROTOCOL_CHOICES = PROTOCOLS
-
-# ----------------------------------------------------------------------------- stand-ins
-
-
-def _rgb32(x: np.ndarray) -> np.ndarray:
-    """28×28×1 images → 32×32×3: zero-pad 2 pixels on each side, repeat the grey channel."""
-    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    return np.repeat(padded, 3, axis=-1)
-
-
-#: Offline stand-ins: name → (dataset loaded, transform of every split's images, what it is).
-STANDINS = {
-    "fashion_mnist_rgb32": (
-        "fashion_mnist",
-        _rgb32,
-        "Fashion-MNIST padded to 32×32 and repeated to 3 channels (a CIFAR-10-shaped "
-        "offline stand-in: 10 classes, 32×32×3)",
-    ),
-}
-
-DATASET_CHOICES = DATASETS + tuple(STANDINS)
-
-#: The offline stand-in of each paper dataset (what ``make figures`` runs on).
-STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "cifar10_jpeg": "fashion_mnist_rgb32", "cifar100": "fashion_mnist_rgb32"}
-
-
-def unavailable_message(error, name: str) -> str:
-    """One paragraph for a script user whose dataset is not on this machine.
-
-    The library's message speaks to Python callers (``data_dir=D``); this one names the
-    scripts' ``--data-dir`` and the offline stand-ins.
-    """
-    from dropnet_tf.data import DATA_DIR_ENV, HOW_TO
-
-    base = error.dataset or name
-    tried = "; ".join(f"{source}: {reason}" for source, reason in error.attempts)
-    text = (
-        f"Dataset {base!r} is not on this machine (tried {tried}). To use it, put "
-        f"{HOW_TO.get(base, 'its files')}, where D is a folder of your choice, and pass --data-dir D "
-        f"(or set {DATA_DIR_ENV}=D); on a machine with network access tensorflow-datasets downloads it."
-    )
-    standin = STANDIN_FOR.get(base)
-    if name in STANDINS:
-        text += f" (--dataset {name} is built from {base}.)"
-    elif standin is not None:
-        what = STANDINS[standin][2] if standin in STANDINS else "Fashion-MNIST: 28×28×1, 10 classes"
-        text += (
-            f" To run offline instead, use a stand-in: --dataset {standin} ({what}; Fashion-MNIST comes with "
-            "the Debian/Ubuntu package dataset-fashion-mnist, found automatically), or --dataset digits "
-            "(scikit-learn's 8×8 digits, always available)."
-        )
-    else:
-        text += " Offline stand-ins: --dataset fashion_mnist or fashion_mnist_rgb32 (where installed), digits (always)."
-    return text
-
-
-def load_data(name: str, data_dir=None, *, max_train=None, max_val=None, max_test=None, seed: int = 0):
-    """:func:`dropnet_tf.load_dataset`, or a stand-in built from one (see :data:`STANDINS`).
-
-    With ``max_train`` / ``max_val`` / ``max_test``, the :meth:`~dropnet_tf.data.Dataset.subset`
-    is taken *before* a stand-in's transform, so only the kept images are converted (all of
-    Fashion-MNIST as 32×32×3 float32 is 0.86 GB).  The images are the same as subsetting
-    afterwards: the subset depends only on the labels and ``seed``.
-
-    A dataset that is not on this machine raises :class:`script_kit.UserError` with
-    :func:`unavailable_message` (one paragraph, no traceback, from a script).
-    """
-    import dropnet_tf
-
-    standin = STANDINS.get(name)
-    try:
-        data = dropnet_tf.load_dataset(standin[0] if standin else name, data_dir=data_dir)
-    except dropnet_tf.DatasetUnavailableError as error:
-        raise UserError(unavailable_message(error, name)) from error
-    if any(cap is not None for cap in (max_train, max_val, max_test)):
-        data = data.subset(max_train, max_val, max_test, seed=seed)
-    if standin is None:
-        return data
-    transform = standin[1]
-    return dataclasses.replace(
-        data,
-        name=name,
-        x_train=transform(data.x_train),
-        x_val=transform(data.x_val),
-        x_test=transform(data.x_test),
-    )
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -243,61 +146,51 @@ def _protocol_suffix(protocol: str) -> str:
     return "" if protocol == "paper" else f"_{protocol}"
 
 
-def parse_args(exp: Experiment, argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=os.path.basename(sys.argv[0]),
-        description=f"DropNet (ICML 2020) Section {exp.section}: {exp.title} on {exp.dataset} "
+def build_parser(exp: Experiment):
+    """The kit's parser with DropNet's own options: --protocol, --metrics, --max-epochs."""
+
+    def checks(args):
+        if args.metrics is not None and "oracle" in exp.metrics and "oracle" not in args.metrics:
+            return "--metrics must include 'oracle' here: the other metrics are compared with it"
+        if args.protocol == "notebook" and exp.count is not None:
+            return f"--protocol notebook needs a pruning fraction, but this experiment drops {exp.count} unit per cycle"
+        return None
+
+    return kit.build_parser(
+        f"DropNet (ICML 2020) Section {exp.section}: {exp.title} on {exp.dataset} "
         f"({', '.join(label for fig in exp.figures for label in fig.labels)}).",
+        dataset=exp.dataset,
+        out=None,
+        figures="figures/dropnet",
+        helps={
+            "scale": "paper protocol or a quick CPU run",
+            "seeds": "seeds (default: 0-14 at paper scale, fewer at quick)",
+            "out": "directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)",
+            "figures": "directory for the PNGs, CSVs and summary JSON",
+            "max_train": "override the number of training samples (stratified subset)",
+            "quiet": "no per-cycle progress lines",
+        },
+        options=(
+            option("--protocol", choices=PROTOCOL_CHOICES, default="paper",
+                   help="paper: exact floor(p·R) selection, shuffling, best-validation weights, a unit kept per layer; "
+                   "notebook: the authors' notebooks' selection rule, no shuffling, last-epoch weights, no collapse "
+                   "guard, no XLA (results, figures and summary named *_notebook)"),
+            option("--metrics", nargs="+", choices=exp.metrics, metavar="METRIC",
+                   help=f"run only these of the experiment's metrics ({', '.join(exp.metrics)})"),
+            option("--max-epochs", type=int, positive=True, help="override the scale's epochs per cycle"),
+        ),
+        checks=(checks,),
     )
-    parser.add_argument("--scale", choices=SCALES, default="paper", help="paper protocol or a quick CPU run")
-    parser.add_argument(
-        "--protocol", choices=PROTOCOL_CHOICES, default="paper",
-        help="paper: exact floor(p·R) selection, shuffling, best-validation weights, a unit kept per layer; "
-        "notebook: the authors' notebooks' selection rule, no shuffling, last-epoch weights, no collapse guard, "
-        "no XLA (results, figures and summary named *_notebook)",
-    )
-    parser.add_argument(
-        "--dataset", choices=DATASET_CHOICES, default=exp.dataset,
-        help=f"dataset (default: the paper's, {exp.dataset}); fashion_mnist and fashion_mnist_rgb32 are offline stand-ins; "
-        "cifar10_jpeg is CIFAR-10 re-encoded as JPEG (its folder or .tar.gz in --data-dir), named so in every output",
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0-14 at paper scale, fewer at quick)")
-    parser.add_argument(
-        "--metrics", nargs="+", choices=exp.metrics, metavar="METRIC",
-        help=f"run only these of the experiment's metrics ({', '.join(exp.metrics)})",
-    )
-    parser.add_argument("--out", help="directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)")
-    parser.add_argument("--figures", default="figures/dropnet", help="directory for the PNGs, CSVs and summary JSON")
-    parser.add_argument("--data-dir", help="where the dataset files are (see dropnet_tf.load_dataset), e.g. the folder holding cifar10_jpeg/ or cifar10_jpeg.tar.gz")
-    parser.add_argument("--max-epochs", type=int, help="override the scale's epochs per cycle")
-    parser.add_argument("--max-train", type=int, help="override the number of training samples (stratified subset)")
-    parser.add_argument("--quiet", action="store_true", help="no per-cycle progress lines")
-    args = parser.parse_args(argv)
-    for name in ("max_epochs", "max_train"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds has duplicates: {args.seeds}")
-    if args.metrics is not None and "oracle" in exp.metrics and "oracle" not in args.metrics:
-        parser.error("--metrics must include 'oracle' here: the other metrics are compared with it")
-    if args.protocol == "notebook" and exp.count is not None:
-        parser.error(
-            f"--protocol notebook needs a pruning fraction, but this experiment drops {exp.count} unit per cycle"
-        )
-    return args
+
+
+def parse_args(exp: Experiment, argv=None):
+    return build_parser(exp).parse_args(argv)
 
 
 def resolve_scale(exp: Experiment, args) -> Scale:
     scale = PAPER_SCALE if args.scale == "paper" else QUICK_SCALES[exp.family]
-    changes = {}
-    if args.seeds is not None:
-        changes["seeds"] = tuple(args.seeds)
-    if args.max_epochs is not None:
-        changes["max_epochs"] = args.max_epochs
-    if args.max_train is not None:
-        changes["max_train"] = args.max_train
-    return dataclasses.replace(scale, **changes)
+    return scale.override(seeds=tuple(args.seeds) if args.seeds is not None else None, max_epochs=args.max_epochs,
+                          max_train=args.max_train)
 
 
 def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, protocol: str = "paper") -> str:
@@ -423,7 +316,6 @@ def main(exp: Experiment, argv=None) -> dict:
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
     from dropnet_tf.dropnet.iterative import TrainingConfig
     from dropnet_tf.core.results import ResultsFile
-    from dropnet_tf.core.io import atomic_write_bytes
 
     scale = resolve_scale(exp, args)
     started = time.perf_counter()
@@ -498,11 +390,9 @@ def main(exp: Experiment, argv=None) -> dict:
             if args.protocol == "notebook"
             else ""
         )
-        + f"; mean ± 95% CI. Regenerate: python paper_experiments/dropnet/{os.path.basename(sys.argv[0])} "
-        f"--scale {scale.name} --dataset {args.dataset}"
-        + (f" --protocol {args.protocol}" if args.protocol != "paper" else "")
-        + (" --data-dir DIR" if args.data_dir else "")
-        + (f" --seeds {' '.join(str(s) for s in scale.seeds)}" if args.seeds is not None else "")
+        + "; mean ± 95% CI. Regenerate: "
+        + kit.command_line("dropnet", os.path.basename(sys.argv[0]), args,
+                           (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None)))
     )
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
@@ -567,7 +457,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "seconds_this_call": round(time.perf_counter() - started, 1),
     }
     summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{suffix}.json")
-    atomic_write_bytes(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
+    kit.write_json(summary_path, summary)
     print(
         "ordering by mean test accuracy: "
         + " > ".join(f"{g} ({v:.3f})" for g, v in summary["ordering_by_mean_test_accuracy"]),

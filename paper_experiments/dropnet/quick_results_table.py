@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +33,6 @@ STANDIN_FOR = {"mnist": "fashion_mnist", "cifar10": "fashion_mnist_rgb32", "tiny
 
 
 def load_experiments():
-    sys.path.insert(0, str(HERE))
     experiments = []
     for path in sorted(HERE.glob("[0-9A-Z]*_*.py")):
         if path.name.startswith("00_"):
@@ -136,11 +134,8 @@ def main(argv=None):
     parser.add_argument("--figures", default=str(ROOT / "figures" / "dropnet"))
     parser.add_argument("--out", help="default: <figures>/RESULTS.md")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE.parent))
-    try:
-        import results_pages
-    finally:
-        sys.path.remove(str(HERE.parent))
+    from paper_experiments import results_pages
+
     print(f"wrote {results_pages.write('dropnet', Path(args.figures), args.out)}")
 
 

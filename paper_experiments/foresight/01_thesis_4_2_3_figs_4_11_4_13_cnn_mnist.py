@@ -1,7 +1,7 @@
 """Thesis Section 4.2.3, Figs. 4.11-4.13: the Table 4.1 CNN on MNIST, every method incl. OBD,
 top-1 / top-5 and compression error at r = 1 ... 64."""
 
-from foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
+from paper_experiments.foresight.foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
 
 EXPERIMENT = ForesightExperiment(
     script="01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist",

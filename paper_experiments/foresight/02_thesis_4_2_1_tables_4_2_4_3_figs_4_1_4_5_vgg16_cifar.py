@@ -1,7 +1,7 @@
 """Thesis Section 4.2.1, Tables 4.2-4.3 and Figs. 4.1-4.5: VGG-16 on CIFAR-10 (and CIFAR-100 with
 --dataset cifar100: Figs. 4.3-4.4), every method but OBD."""
 
-from foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
+from paper_experiments.foresight.foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
 
 EXPERIMENT = ForesightExperiment(
     script="02_thesis_4_2_1_tables_4_2_4_3_figs_4_1_4_5_vgg16_cifar",

@@ -1,7 +1,7 @@
 """Thesis Section 4.2.2, Tables 4.4-4.5 and Figs. 4.6-4.10: ResNet-56 on CIFAR-10 (and CIFAR-100
 with --dataset cifar100: Figs. 4.8-4.9), every method but OBD."""
 
-from foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
+from paper_experiments.foresight.foresight_protocol import THESIS_METHODS, THESIS_RATIOS, ForesightExperiment, Quick, main, REFERENCE
 
 EXPERIMENT = ForesightExperiment(
     script="03_thesis_4_2_2_tables_4_4_4_5_figs_4_6_4_10_resnet56_cifar",

@@ -1,7 +1,7 @@
 """SNIP Table 1 / Fig. 1 (Section 5.1-5.2), LeNet-300-100 on MNIST at 90-98 % sparsity:
 SNIP against random, magnitude and TensorFlow's gradual magnitude pruning (TFMOT)."""
 
-from foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
+from paper_experiments.foresight.foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
 
 EXPERIMENT = ForesightExperiment(
     script="04_snip_table1_fig1_lenet300_mnist",

@@ -1,7 +1,7 @@
 """SNIP Table 1 / Fig. 1 (Section 5.1-5.2), LeNet-5-Caffe on MNIST at 90-99 % sparsity:
 SNIP against random, magnitude and TensorFlow's gradual magnitude pruning (TFMOT)."""
 
-from foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
+from paper_experiments.foresight.foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
 
 EXPERIMENT = ForesightExperiment(
     script="05_snip_table1_fig1_lenet5_caffe_mnist",

@@ -2,7 +2,7 @@
 LSTM-s/b, GRU-s/b on row-by-row MNIST (choose with --model), unpruned vs SNIP at the
 paper's sparsity, with TFMOT's gradual magnitude pruning at the same sparsity."""
 
-from foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
+from paper_experiments.foresight.foresight_protocol import REFERENCE, ForesightExperiment, Quick, main
 
 EXPERIMENT = ForesightExperiment(
     script="06_snip_table2_modern_architectures",

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from foresight_protocol import ROOT, ForesightExperiment, Quick, command, load_tensorflow, parse_args, prepare_data
+from paper_experiments.foresight.foresight_protocol import ROOT, ForesightExperiment, Quick, command, load_tensorflow, parse_args, prepare_data
 
 SPARSITIES = (10, 30, 50, 70, 90)  # κ̄ in %, Fig. 2's rows
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from foresight_protocol import (
+from paper_experiments.foresight.foresight_protocol import (
     ROOT, ForesightExperiment, Quick, command, count_records, load_tensorflow, parse_args, prepare_data, progress,
 )
 

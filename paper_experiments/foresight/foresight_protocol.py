@@ -13,28 +13,22 @@ Scales
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import io
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-# The offline stand-in datasets are declared once, with the DropNet scripts.
-sys.path.insert(0, os.path.join(ROOT, "paper_experiments", "dropnet"))
-from dropnet_protocol import DATASET_CHOICES, STANDINS, load_data  # noqa: E402
-from script_kit import command, load_tensorflow, progress  # noqa: E402, F401 (command: for the scripts)
+from paper_experiments import kit
+from paper_experiments.kit import DATASET_CHOICES, SCALES, command, load_data, load_tensorflow, option, progress  # noqa: F401 (command: for the scripts)
 
 # dropnet_tf (and TensorFlow) is imported inside the functions that use it, once the command
-# line is parsed, so that --help answers at once (paper_experiments/script_kit.py).
+# line is parsed, so that --help answers at once (paper_experiments/kit).
 
-SCALES = ("paper", "quick")
+#: The repository root: the default --out and --figures are under it.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 #: dropnet_tf.foresight.experiment.REFERENCE, written out so that the scripts load without
 #: TensorFlow (tests/test_entry_points.py checks it).
 REFERENCE = "reference"
@@ -78,14 +72,16 @@ def thesis_init(method: str) -> str:
 
 
 @dataclass(frozen=True)
-class Quick:
-    """The quick scale of one experiment (documented in paper_experiments/README.md)."""
+class Quick(kit.Scale):
+    """The quick scale of one experiment (documented in paper_experiments/README.md):
+    the kit's scale with its defaults, plus epochs and an optional learning rate."""
 
-    max_train: int = 5000
-    max_test: int = 2000
+    name: str = "quick"
+    seeds: tuple = (0, 1)
+    max_train: int | None = 5000
+    max_test: int | None = 2000
     epochs: int = 3
     learning_rate: float | None = None
-    seeds: tuple = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -112,29 +108,33 @@ class ForesightExperiment:
     model_compressions: tuple = ()  # (model, ratios) pairs overriding `compressions` per model
 
 
-def parse_args(exp: ForesightExperiment, argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=f"{exp.source}: {exp.title}")
-    parser.add_argument("--scale", choices=SCALES, default="paper", help="the paper's protocol (default) or the quick CPU scale")
-    parser.add_argument("--dataset", choices=DATASET_CHOICES, default=exp.dataset,
-                        help=f"dataset (paper: {exp.dataset}; offline stand-ins: {', '.join(STANDINS)} or fashion_mnist; "
-                        "cifar10_jpeg: CIFAR-10 re-encoded as JPEG, its folder or .tar.gz in --data-dir)")
-    parser.add_argument("--model", choices=(exp.model,) + tuple(exp.model_choices), default=exp.model,
-                        help="architecture (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the scale's seeds")
-    parser.add_argument("--methods", nargs="+", help=f"subset of {', '.join(exp.methods)}")
-    parser.add_argument("--compressions", type=float, nargs="+", help="override the compression ratios r")
-    parser.add_argument("--epochs", type=int, help="override the training epochs")
-    parser.add_argument("--max-train", type=int, help="cap on training examples (quick scale default from the script)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "runs", "foresight"), help="results directory")
-    parser.add_argument("--figures", default=os.path.join(ROOT, "figures", "foresight"), help="figure directory")
-    parser.add_argument("--data-dir", help="where the dataset files are")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    if args.methods:
-        unknown = sorted(set(args.methods) - set(exp.methods))
-        if unknown:
-            parser.error(f"--methods {unknown} not in this experiment's methods {list(exp.methods)}")
-    return args
+def build_parser(exp: ForesightExperiment):
+    """The kit's parser with the foresight options: --model, --methods, --compressions, --epochs."""
+
+    def checks(args):
+        unknown = sorted(set(args.methods or ()) - set(exp.methods))
+        return f"--methods {unknown} not in this experiment's methods {list(exp.methods)}" if unknown else None
+
+    return kit.build_parser(
+        f"{exp.source}: {exp.title}",
+        dataset=exp.dataset,
+        out=os.path.join(ROOT, "runs", "foresight"),
+        figures=os.path.join(ROOT, "figures", "foresight"),
+        helps={"max_train": "cap on training examples (quick scale default from the script)",
+               "figures": "figure directory"},
+        options=(
+            option("--model", choices=(exp.model,) + tuple(exp.model_choices), default=exp.model,
+                   help="architecture (default: %(default)s)"),
+            option("--methods", nargs="+", help=f"subset of {', '.join(exp.methods)}"),
+            option("--compressions", type=float, nargs="+", help="override the compression ratios r"),
+            option("--epochs", type=int, help="override the training epochs"),
+        ),
+        checks=(checks,),
+    )
+
+
+def parse_args(exp: ForesightExperiment, argv=None):
+    return build_parser(exp).parse_args(argv)
 
 
 def prepare_data(exp: ForesightExperiment, args):
@@ -198,14 +198,6 @@ def summarise(records: list[dict], y: str) -> dict[str, list[tuple[float, float,
     return out
 
 
-def _save_figure(fig, path: str) -> str:
-    from dropnet_tf.core.io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
     import matplotlib
 
@@ -236,15 +228,13 @@ def draw_curves(records, y: str, title: str, caption: str, path: str) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="best")
     fig.text(0.01, -0.02, caption, fontsize=7, va="top", wrap=True)
-    path = _save_figure(fig, path)
+    path = kit.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
 
 def write_table(exp, records, ratios, path_md: str) -> str:
     """Markdown table like thesis Tables 4.2-4.5: top-5 / top-1 (%) per method at each r."""
-    from dropnet_tf.core.io import atomic_write_text
-
     lines = [f"| Method | " + " | ".join(f"r={r:g} top-5 | r={r:g} top-1 | r={r:g} r_e" for r in ratios) + " |",
              "|---|" + "---|" * (3 * len(ratios))]
     methods = []
@@ -265,7 +255,7 @@ def write_table(exp, records, ratios, path_md: str) -> str:
     if reference:
         lines.append(f"\nUnpruned: top-5 {100 * np.mean([x['top5'] for x in reference]):.2f} %, "
                      f"top-1 {100 * np.mean([x['top1'] for x in reference]):.2f} %.")
-    return atomic_write_text(path_md, "\n".join(lines) + "\n")
+    return kit.write_markdown(path_md, lines)
 
 
 def grid_size(methods, ratios, seeds) -> int:
@@ -295,7 +285,6 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     load_tensorflow()
     from dropnet_tf.foresight.experiment import run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
-    from dropnet_tf.core.io import atomic_write_text
 
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
@@ -335,7 +324,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
         "outputs": written,
     }
-    atomic_write_text(os.path.join(args.figures, f"{name}.json"), json.dumps(summary, indent=2) + "\n")
+    kit.write_json(os.path.join(args.figures, f"{name}.json"), summary)
     return summary
 
 
@@ -359,13 +348,11 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
 
 
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
-    from dropnet_tf.core.results import write_csv
-
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
         f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
-        f"Regenerate: python paper_experiments/foresight/{exp.script}.py --scale {args.scale} --dataset {args.dataset}"
+        f"Regenerate: {kit.command_line('foresight', exp.script, args)}"
     )
     written = []
     for figure_label, y in exp.figures:
@@ -376,7 +363,7 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
                 for r in records]
     for row in csv_rows:
         row["collapsed_layers"] = ";".join(row["collapsed_layers"])
-    written.append(write_csv(os.path.join(args.figures, f"{name}.csv"), csv_rows))
+    written.append(kit.write_csv(os.path.join(args.figures, f"{name}.csv"), csv_rows))
     if exp.table_label:
         table_ratios = exp.table_ratios or tuple(sorted({float(r["compression"]) for r in records if r["method"] != REFERENCE}))
         written.append(write_table(exp, records, table_ratios, os.path.join(args.figures, f"{name}_{exp.table_label}.md")))

@@ -7,9 +7,8 @@ mini-batches of fine-tuning in between; every pruned network is compacted and fi
 (30 epochs, SGD 1e-3) and its test accuracy reported next to the unpruned baseline.
 """
 
-from layerprune_protocol import (
-    command, CRITERION_LABELS, baseline, cost, filter_prune, finetune, model_label, provenance, selected, setup,
-    test_accuracy, write_outputs,
+from paper_experiments.layerprune.layerprune_protocol import (
+    CRITERION_LABELS, FilterArms, LayerPruneExperiment, command, model_label, provenance, run, write_outputs,
 )
 
 SCRIPT = "01_table1_iterative_vs_oneshot_resnet56"
@@ -19,25 +18,19 @@ SCHEDULES = ("iterative", "one_shot")
 PAPER_CIFAR10_20 = {"l1_norm": (92.35, 92.31), "feature_maps": (91.94, 91.9), "taylor": (92.88, 92.8),
                     "bn_scale": (92.79, 92.76), "geometric_median": (92.57, 92.53)}
 
+EXPERIMENT = LayerPruneExperiment(
+    script=SCRIPT,
+    description=__doc__.splitlines()[0],
+    model="resnet",
+    dataset="cifar10",
+    filters=FilterArms(CRITERION_LABELS, RATIOS, SCHEDULES, key="ratio", fields=("pruned_filters", "pruning_seconds"),
+                       fractions_outer=True),
+)
+
 
 @command
 def main(argv=None):
-    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
-    for seed in scale.seeds:
-        base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
-        runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
-        for ratio in RATIOS:
-            for criterion in selected(args, CRITERION_LABELS):
-                for schedule in SCHEDULES:
-                    def run(criterion=criterion, schedule=schedule, ratio=ratio):
-                        model, masks, seconds = filter_prune(base, criterion, fraction=ratio, schedule=schedule,
-                                                            data=data, scale=scale, seed=seed, steps=args.steps)
-                        pruned = int(sum((m == 0).sum() for m in masks.values()))
-                        return {"pruned_filters": pruned, "pruning_seconds": seconds,
-                                "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
-                    runner.arm({"arm": "filter", "criterion": criterion, "schedule": schedule, "ratio": ratio,
-                                "seed": seed}, run)
-    return outputs(args, scale, data, runner.records())
+    return run(EXPERIMENT, outputs, argv)
 
 
 def outputs(args, scale, data, records):

@@ -7,7 +7,7 @@ test accuracy of both after fine-tuning, and the Spearman rank correlation betwe
 one-shot ranking and the iterative re-ranking of the blocks still present.
 """
 
-from layerprune_protocol import (
+from paper_experiments.layerprune.layerprune_protocol import (
     command, baseline, copy_model, finetune, model_label, provenance, scoring_data, setup, write_outputs,
 )
 

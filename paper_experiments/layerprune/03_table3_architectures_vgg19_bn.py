@@ -8,9 +8,9 @@ network's widths per convolution ('M' = max-pooling, 0 = removed layer) and the 
 accuracy after fine-tuning.
 """
 
-from layerprune_protocol import (
-    command, architecture, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label, provenance,
-    removable_ranking, selected, setup, test_accuracy, write_outputs,
+from paper_experiments.layerprune.layerprune_protocol import (
+    FilterArms, LayerArms, LayerPruneExperiment, command, model_label, provenance, run, with_zeros,  # noqa: F401
+    write_outputs,
 )
 
 SCRIPT = "03_table3_architectures_vgg19_bn"
@@ -18,45 +18,20 @@ FILTER_FRACTION = 500 / 5504
 CRITERIA = {"l1_norm": "Weight norm", "bn_scale": "Slimming (BN scale)", "taylor": "Taylor"}
 LAYERS_REMOVED = (2, 5)
 
-
-def with_zeros(base, pruned, removed):
-    """The pruned widths aligned with the baseline's convolutions, 0 where a layer was removed."""
-    widths = iter(w for w in architecture(pruned) if w != "M")
-    convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]
-    out = []
-    for item in architecture(base):
-        if item == "M":
-            out.append("M")
-            continue
-        name = convs.pop(0)
-        out.append(0 if name in removed else next(widths))
-    return out
+EXPERIMENT = LayerPruneExperiment(
+    script=SCRIPT,
+    description=__doc__.splitlines()[0],
+    model="vgg19_bn",
+    dataset="cifar100",
+    baseline_architecture=True,
+    filters=FilterArms(CRITERIA, (FILTER_FRACTION,), ("iterative",), fields=("architecture",)),
+    layers=LayerArms(LAYERS_REMOVED, architecture=True),
+)
 
 
 @command
 def main(argv=None):
-    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar100", SCRIPT, argv)
-    for seed in scale.seeds:
-        base = baseline("vgg19_bn", args, data, scale, seed, log=None if args.quiet else print)
-        runner.arm({"arm": "baseline", "seed": seed},
-                   lambda: {"accuracy": test_accuracy(base, data), "architecture": architecture(base), **cost(base, scale)})
-        for criterion in selected(args, CRITERIA):
-            def run(criterion=criterion):
-                model, _, _ = filter_prune(base, criterion, fraction=FILTER_FRACTION, schedule="iterative",
-                                           data=data, scale=scale, seed=seed, steps=args.steps)
-                return {"architecture": architecture(model), "accuracy": finetune(model, data, scale, seed),
-                        **cost(model, scale, reference=base)}
-            runner.arm({"arm": "filter", "criterion": criterion, "seed": seed}, run)
-        ranking = None
-        for n in LAYERS_REMOVED:
-            def run(n=n):
-                nonlocal ranking
-                ranking = ranking or removable_ranking(base, data, scale, seed)
-                model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
-                return {"removed": removed, "architecture": with_zeros(base, model, removed),
-                        "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
-            runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
-    return outputs(args, scale, data, runner.records())
+    return run(EXPERIMENT, outputs, argv)
 
 
 def outputs(args, scale, data, records):

@@ -9,38 +9,28 @@ in ascending order of pruning.  The supplement's point: removing filters buys li
 removing blocks a lot.
 """
 
-from layerprune_protocol import (
-    command, CRITERION_LABELS, baseline, copy_model, cost, filter_prune, finetune, layer_prune, model_label,
-    provenance, removable_ranking, selected, setup, test_accuracy, write_outputs,
+from paper_experiments.layerprune.layerprune_protocol import (
+    CRITERION_LABELS, FilterArms, LayerArms, LayerPruneExperiment, command, model_label, provenance, run,
+    write_outputs,
 )
 
 SCRIPT = "04_fig1_latency_vs_accuracy_resnet56"
 FRACTIONS = tuple(n / 1008 for n in (100, 200, 300, 400))
 BLOCKS = (1, 2, 3, 4)
 
+EXPERIMENT = LayerPruneExperiment(
+    script=SCRIPT,
+    description=__doc__.splitlines()[0],
+    model="resnet",
+    dataset="cifar10",
+    filters=FilterArms(CRITERION_LABELS, FRACTIONS, ("one_shot",), key="fraction", use_steps=False),
+    layers=LayerArms(BLOCKS),
+)
+
 
 @command
 def main(argv=None):
-    args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
-    for seed in scale.seeds:
-        base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
-        runner.arm({"arm": "baseline", "seed": seed}, lambda: {"accuracy": test_accuracy(base, data), **cost(base, scale)})
-        for criterion in selected(args, CRITERION_LABELS):
-            for fraction in FRACTIONS:
-                def run(criterion=criterion, fraction=fraction):
-                    model, _, _ = filter_prune(base, criterion, fraction=fraction, schedule="one_shot",
-                                               data=data, scale=scale, seed=seed)
-                    return {"accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
-                runner.arm({"arm": "filter", "criterion": criterion, "fraction": round(fraction, 4), "seed": seed}, run)
-        ranking = None
-        for n in BLOCKS:
-            def run(n=n):
-                nonlocal ranking
-                ranking = ranking or removable_ranking(base, data, scale, seed)
-                model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
-                return {"removed": removed, "accuracy": finetune(model, data, scale, seed), **cost(model, scale, reference=base)}
-            runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
-    return outputs(args, scale, data, runner.records())
+    return run(EXPERIMENT, outputs, argv)
 
 
 def outputs(args, scale, data, records):

@@ -7,7 +7,7 @@ the legend lists the blocks from least to most important, as the supplement's do
 (Fig. 2 is CIFAR-10, Fig. 3 CIFAR-100: choose with --dataset.)
 """
 
-from layerprune_protocol import (
+from paper_experiments.layerprune.layerprune_protocol import (
     command, baseline, model_label, provenance, scoring_data, selected, setup, write_outputs,
 )
 

@@ -29,31 +29,27 @@ Scales
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import io
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "paper_experiments", "dropnet"))
-from dropnet_protocol import DATASET_CHOICES, STANDINS, load_data  # noqa: E402, F401
-from script_kit import UserError, command, load_tensorflow, progress  # noqa: E402, F401 (command: for the scripts)
+from paper_experiments import kit
+from paper_experiments.kit import (  # noqa: F401 (command: for the scripts)
+    DATASET_CHOICES, SCALES, UserError, command, load_data, load_tensorflow, option, progress,
+)
+
+#: The repository root: the default --out and --figures are under it.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # dropnet_tf (and TensorFlow) is imported inside the functions that use it, once the command
-# line is parsed, so that --help answers at once (paper_experiments/script_kit.py).
+# line is parsed, so that --help answers at once (paper_experiments/kit).
 
 #: dropnet_tf.layerprune.FILTER_CRITERIA's names, written out so that parsing the command
 #: line needs no TensorFlow (tests/test_entry_points.py checks them).
 FILTER_CRITERIA = ("bn_scale", "feature_maps", "geometric_median", "l1_norm", "l2_norm", "mean_activation", "taylor")
-
-SCALES = ("paper", "quick")
 
 #: The supplement's names for the filter criteria (Table 1 rows) and ours.
 CRITERION_LABELS = {
@@ -66,56 +62,54 @@ CRITERION_LABELS = {
 
 
 @dataclass(frozen=True)
-class Scale:
-    """One scale of the LayerPrune protocol (see the module docstring)."""
+class Scale(kit.Scale):
+    """One scale of the LayerPrune protocol (see the module docstring): the kit's scale plus
+    the supplement's widths, training schedules and latency measurement."""
 
-    resnet_depth: int
-    vgg_width: float
-    max_train: int | None
-    max_test: int | None
-    baseline_epochs: int
-    baseline_lr: float
-    baseline_drops: tuple  # epochs after which the learning rate is multiplied by 0.1
-    finetune_epochs: int
+    resnet_depth: int = 56
+    vgg_width: float = 1.0
+    baseline_epochs: int = 160
+    baseline_lr: float = 0.1
+    baseline_drops: tuple = (81, 122)  # epochs after which the learning rate is multiplied by 0.1
+    finetune_epochs: int = 30
     finetune_lr: float = 1e-3
     batch_size: int = 128
     weight_decay: float = 5e-4
     scoring_samples: int = 2048  # training images the criteria and imprinting see
-    seeds: tuple = (0,)
     latency_batch: int = 64
     latency_repeats: int = 20
 
 
 SCALE = {
-    "paper": Scale(resnet_depth=56, vgg_width=1.0, max_train=None, max_test=None, baseline_epochs=160,
+    "paper": Scale(name="paper", resnet_depth=56, vgg_width=1.0, max_train=None, max_test=None, baseline_epochs=160,
                    baseline_lr=0.1, baseline_drops=(81, 122), finetune_epochs=30, seeds=(0,)),
-    "quick": Scale(resnet_depth=20, vgg_width=0.125, max_train=2000, max_test=1000, baseline_epochs=8,
+    "quick": Scale(name="quick", resnet_depth=20, vgg_width=0.125, max_train=2000, max_test=1000, baseline_epochs=8,
                    baseline_lr=0.05, baseline_drops=(6,), finetune_epochs=2, scoring_samples=512, seeds=(0,),
                    latency_repeats=15),
 }
 
 
-def parse_args(description: str, default_dataset: str, argv=None, extra=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--scale", choices=SCALES, default="paper", help="the supplement's protocol (default) or the quick CPU scale")
-    parser.add_argument("--dataset", choices=DATASET_CHOICES, default=default_dataset,
-                        help=f"dataset (paper: {default_dataset}; offline stand-in: fashion_mnist_rgb32; "
-                        "cifar10_jpeg: CIFAR-10 re-encoded as JPEG, its folder or .tar.gz in --data-dir)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the scale's seeds")
-    parser.add_argument("--finetune-epochs", type=int, help="override the fine-tuning epochs")
-    parser.add_argument("--baseline-epochs", type=int, help="override the baseline's training epochs")
-    parser.add_argument("--out", default=os.path.join(ROOT, "runs", "layerprune"), help="results directory")
-    parser.add_argument("--figures", default=os.path.join(ROOT, "figures", "layerprune"), help="figure/table directory")
-    parser.add_argument("--data-dir", help="where the dataset files are")
-    parser.add_argument("--max-train", type=int, help="cap on training images (quick default 2000)")
-    parser.add_argument("--criteria", nargs="+", choices=sorted(FILTER_CRITERIA),
-                        help="only these filter criteria (default: the script's)")
-    parser.add_argument("--steps", type=int, default=10,
-                        help="steps of iterative filter pruning, each re-scoring the filters (supplement: 10, of 10 %% each)")
-    parser.add_argument("--quiet", action="store_true")
-    if extra is not None:
-        extra(parser)
-    return parser.parse_args(argv)
+def build_parser(description: str, default_dataset: str, extra=()):
+    """The kit's parser with LayerPrune's options: epochs overrides, --criteria, --steps."""
+    return kit.build_parser(
+        description,
+        dataset=default_dataset,
+        out=os.path.join(ROOT, "runs", "layerprune"),
+        figures=os.path.join(ROOT, "figures", "layerprune"),
+        helps={"max_train": "cap on training images (quick default 2000)", "figures": "figure/table directory"},
+        options=(
+            option("--finetune-epochs", type=int, help="override the fine-tuning epochs"),
+            option("--baseline-epochs", type=int, help="override the baseline's training epochs"),
+            option("--criteria", nargs="+", choices=sorted(FILTER_CRITERIA),
+                   help="only these filter criteria (default: the script's)"),
+            option("--steps", type=int, default=10,
+                   help="steps of iterative filter pruning, each re-scoring the filters (supplement: 10, of 10 %% each)"),
+        ) + tuple(extra),
+    )
+
+
+def parse_args(description: str, default_dataset: str, argv=None, extra=()):
+    return build_parser(description, default_dataset, extra).parse_args(argv)
 
 
 def selected(args, criteria):
@@ -132,17 +126,12 @@ def selected(args, criteria):
 
 def scale_of(args) -> Scale:
     scale = SCALE[args.scale]
-    changes = {}
-    if args.finetune_epochs is not None:
-        changes["finetune_epochs"] = args.finetune_epochs
+    drops = None
     if args.baseline_epochs is not None:
-        changes["baseline_epochs"] = args.baseline_epochs
-        changes["baseline_drops"] = tuple(d for d in scale.baseline_drops if d < args.baseline_epochs)
-    if args.max_train is not None:
-        changes["max_train"] = args.max_train
-    if args.seeds:
-        changes["seeds"] = tuple(args.seeds)
-    return dataclasses.replace(scale, **changes)
+        drops = tuple(d for d in scale.baseline_drops if d < args.baseline_epochs)
+    return scale.override(finetune_epochs=args.finetune_epochs, baseline_epochs=args.baseline_epochs,
+                          baseline_drops=drops, max_train=args.max_train,
+                          seeds=tuple(args.seeds) if args.seeds else None)
 
 
 #: CLI overrides that change results, with the short form they take in file names.
@@ -408,32 +397,14 @@ class Runner:
         return self.results.records()
 
 
-def write_markdown(path: str, lines: list[str]) -> str:
-    from dropnet_tf.core.io import atomic_write_text
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def save_figure(fig, path: str) -> str:
-    from dropnet_tf.core.io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return atomic_write_bytes(path, buffer.getvalue())
+#: The options that change results, as the regenerate command names them.
+_COMMAND_OPTIONS = (("max_train", None), ("baseline_epochs", None), ("finetune_epochs", None), ("steps", 10),
+                    ("seeds", None))
 
 
 def provenance(args, scale: Scale, data, script: str) -> str:
     """One line saying how a figure/table was made, for captions and table footers."""
-    command = f"python paper_experiments/layerprune/{script}.py --scale {args.scale} --dataset {args.dataset}"
-    for option in ("max_train", "baseline_epochs", "finetune_epochs"):
-        if getattr(args, option, None) is not None:
-            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
-    if getattr(args, "steps", 10) != 10:
-        command += f" --steps {args.steps}"
-    if args.seeds:
-        command += " --seeds " + " ".join(map(str, args.seeds))
+    command = kit.command_line("layerprune", script, args, _COMMAND_OPTIONS)
     return (f"{args.dataset}, {len(data.x_train)} train / {len(data.x_test)} test images, scale {args.scale} "
             f"(ResNet-{scale.resnet_depth}, VGG19-BN width ×{scale.vgg_width:g}, baseline {scale.baseline_epochs} "
             f"epochs, fine-tune {scale.finetune_epochs} epochs SGD {scale.finetune_lr:g}), seeds {list(scale.seeds)}; "
@@ -444,7 +415,7 @@ def setup(description: str, default_dataset: str, script: str, argv=None):
     """What every script starts with: ``(args, scale, data, runner)``.
 
     The command line is parsed before TensorFlow is imported (``--help`` answers at once);
-    the runner reports its saved arms to :data:`script_kit.progress` for the start-up and
+    the runner reports its saved arms to :data:`paper_experiments.kit.progress` for the start-up and
     Ctrl-C messages.
     """
     args = parse_args(description, default_dataset, argv)
@@ -461,17 +432,134 @@ def setup(description: str, default_dataset: str, script: str, argv=None):
 
 def write_outputs(args, script: str, lines: list[str], rows: list[dict], figure=None) -> list[str]:
     """The script's Markdown table, CSV (and PNG) in ``--figures``; prints the table."""
-    from dropnet_tf.core.results import write_csv
+    return kit.write_outputs(os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}"), lines, rows, figure)
 
-    stem = os.path.join(args.figures, f"{script}_{args.dataset}_{args.scale}")
-    written = []
-    if figure is not None:
-        written.append(save_figure(figure, stem + ".png"))
-    if lines:
-        written.append(write_markdown(stem + ".md", lines))
-        print("\n".join(lines))
-    written.append(write_csv(stem + ".csv", rows))
-    return written
+
+# --------------------------------------------------------------------------- declared scripts
+
+
+@dataclass(frozen=True)
+class FilterArms:
+    """The filter-pruning arms of a script: every criterion × fraction × schedule.
+
+    ``key`` is the record field holding the fraction ("ratio", "fraction" rounded to 4
+    places, or None when there is one fraction); ``fields`` the extra record fields, in
+    order, before accuracy and cost ("pruned_filters", "pruning_seconds", "architecture");
+    ``fractions_outer``: loop over fractions outside the criteria (Table 1) or inside;
+    ``use_steps``: --steps applies (iterative schedules), else the default 10.
+    """
+
+    criteria: dict
+    fractions: tuple
+    schedules: tuple = ("one_shot",)
+    key: str | None = None
+    fields: tuple = ()
+    fractions_outer: bool = False
+    use_steps: bool = True
+
+
+@dataclass(frozen=True)
+class LayerArms:
+    """The layer-pruning arms of a script: remove the ``counts`` least important blocks."""
+
+    counts: tuple
+    architecture: bool = False  # record the widths, 0 where a layer was removed
+
+
+@dataclass(frozen=True)
+class LayerPruneExperiment:
+    """One declared script: its model, dataset and arms (a baseline arm always comes first)."""
+
+    script: str
+    description: str
+    model: str  # "resnet" or "vgg19_bn"
+    dataset: str
+    filters: FilterArms | None = None
+    layers: LayerArms | None = None
+    baseline_architecture: bool = False
+
+
+def with_zeros(base, pruned, removed):
+    """The pruned widths aligned with the baseline's convolutions, 0 where a layer was removed."""
+    widths = iter(w for w in architecture(pruned) if w != "M")
+    convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]
+    out = []
+    for item in architecture(base):
+        if item == "M":
+            out.append("M")
+            continue
+        name = convs.pop(0)
+        out.append(0 if name in removed else next(widths))
+    return out
+
+
+def _filter_grid(exp: LayerPruneExperiment, args):
+    arms = exp.filters
+    criteria = list(selected(args, arms.criteria))
+    if arms.fractions_outer:
+        return [(c, f, s) for f in arms.fractions for c in criteria for s in arms.schedules]
+    return [(c, f, s) for c in criteria for f in arms.fractions for s in arms.schedules]
+
+
+def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> None:
+    """Every arm of ``exp`` for every seed, each once (finished arms are skipped)."""
+    for seed in scale.seeds:
+        base = baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print)
+
+        def run_baseline():
+            found = {"accuracy": test_accuracy(base, data)}
+            if exp.baseline_architecture:
+                found["architecture"] = architecture(base)
+            return {**found, **cost(base, scale)}
+
+        runner.arm({"arm": "baseline", "seed": seed}, run_baseline)
+        if exp.filters is not None:
+            arms = exp.filters
+            for criterion, fraction, schedule in _filter_grid(exp, args):
+                def run(criterion=criterion, fraction=fraction, schedule=schedule):
+                    steps = {"steps": args.steps} if arms.use_steps else {}
+                    model, masks, seconds = filter_prune(base, criterion, fraction=fraction, schedule=schedule,
+                                                        data=data, scale=scale, seed=seed, **steps)
+                    found = {}
+                    for name in arms.fields:
+                        if name == "pruned_filters":
+                            found[name] = int(sum((m == 0).sum() for m in masks.values()))
+                        elif name == "pruning_seconds":
+                            found[name] = seconds
+                        elif name == "architecture":
+                            found[name] = architecture(model)
+                    found["accuracy"] = finetune(model, data, scale, seed)
+                    return {**found, **cost(model, scale, reference=base)}
+
+                key = {"arm": "filter", "criterion": criterion}
+                if len(arms.schedules) > 1:
+                    key["schedule"] = schedule
+                if arms.key == "ratio":
+                    key["ratio"] = fraction
+                elif arms.key == "fraction":
+                    key["fraction"] = round(fraction, 4)
+                runner.arm({**key, "seed": seed}, run)
+        if exp.layers is not None:
+            ranking = None
+            for n in exp.layers.counts:
+                def run(n=n):
+                    nonlocal ranking
+                    ranking = ranking or removable_ranking(base, data, scale, seed)
+                    model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
+                    found = {"removed": removed}
+                    if exp.layers.architecture:
+                        found["architecture"] = with_zeros(base, model, removed)
+                    found["accuracy"] = finetune(model, data, scale, seed)
+                    return {**found, **cost(model, scale, reference=base)}
+
+                runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
+
+
+def run(exp: LayerPruneExperiment, outputs, argv=None):
+    """A declared script's ``main``: set up, run every arm (resuming), then its ``outputs``."""
+    args, scale, data, runner = setup(exp.description, exp.dataset, exp.script, argv)
+    run_arms(exp, args, scale, data, runner)
+    return outputs(args, scale, data, runner.records())
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]

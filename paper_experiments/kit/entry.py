@@ -1,4 +1,4 @@
-"""What every paper-experiment entry point shares: start-up, Ctrl-C, errors a user can fix.
+"""Start-up, Ctrl-C and user errors: what every paper-experiment entry point shares.
 
 The numbered scripts (and ``make demo``) are commands people type, so they behave like one:
 

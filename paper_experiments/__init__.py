@@ -1,0 +1,1 @@
+"""Paper-experiment scripts (run them as files: python paper_experiments/<paper>/<script>.py)."""
