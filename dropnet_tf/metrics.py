@@ -1,7 +1,10 @@
 """Structured pruning metrics: each one only turns statistics into unit scores.
 
-Lower scores are pruned first; selection (global or layer-wise, ties, minimum layer
-size) lives once in :mod:`dropnet_tf.selection`.
+Each metric is a :class:`dropnet_tf.scoring.StatisticScorer` in the one scorer registry
+(``METRICS`` is DropNet's view of it); a ``*_layer`` name is an alias of its metric with
+``default_scope="layer"``.  Lower scores are pruned first; selection (global or
+layer-wise, ties, minimum layer size) lives once in :mod:`dropnet_tf.selection`, and the
+score → select → apply step once in :func:`dropnet_tf.scoring.prune_step`.
 
 DropNet (Tan & Motani, ICML 2020) Table 1:
 
