@@ -7,6 +7,7 @@ The public API in one place; each name lives in a small module of its own:
 ``masking``            add_masks / get_masks / set_masks / mask_layers
 ``statistics``         collect_statistics: E(a_i), E(f_i) and APoZ via Model.predict
 ``metrics``            the pruning metrics of DropNet Table 1 and APoZ; update_masks
+``scoring``            UnitScorer: one scorer shape, one registry, prune_step (score → select → apply)
 ``selection``          global vs layer-wise selection shared by every metric (exact or notebook)
 ``training``           GraphTrainer: many steps per call, driving Keras callbacks
 ``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
@@ -35,6 +36,7 @@ from dropnet_tf.masking import add_masks, get_masks, mask_layers, set_masks
 from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
 from dropnet_tf.oracle import mask_similarity, oracle_scores
 from dropnet_tf.results import ResultsFile
+from dropnet_tf.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer
 from dropnet_tf.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
 from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 from dropnet_tf.training import GraphTrainer
@@ -55,6 +57,11 @@ __all__ = [
     "get_metric",
     "update_masks",
     "select_units",
+    "UnitScorer",
+    "SCORERS",
+    "get_scorer",
+    "register_scorer",
+    "prune_step",
     "SELECTIONS",
     "collapsed_layers",
     "NothingToPruneError",
