@@ -31,7 +31,7 @@ from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig
 from dropnet_tf.core.masking import mask_layers, set_masks
 from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a
-from dropnet_tf.dropnet.statistics import UnitStatistics
+from dropnet_tf.core.statistics import UnitStatistics
 
 
 def naive_cycle(theta0, masks, data, epochs, seed):

@@ -69,6 +69,7 @@ from dropnet_tf.core import results  # noqa: E402
 from dropnet_tf.core.layers import MaskLayer  # noqa: E402
 from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks  # noqa: E402
 from dropnet_tf.core.results import ResultsFile  # noqa: E402
+from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer  # noqa: E402
 from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units  # noqa: E402
 from dropnet_tf.core.training import GraphTrainer  # noqa: E402
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset  # noqa: E402
@@ -76,7 +77,7 @@ from dropnet_tf.dropnet.experiment import run_experiment  # noqa: E402
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune  # noqa: E402
 from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks  # noqa: E402
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores  # noqa: E402
-from dropnet_tf.dropnet.statistics import StatisticsCollector, UnitStatistics, collect_statistics  # noqa: E402
+from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics  # noqa: E402
 
 # dropnet_tf.plotting (matplotlib) on first use, and the former modules (dropnet_tf.iterative,
 # dropnet_tf.metrics ...) as attributes, as when this file imported each of them.
@@ -95,6 +96,11 @@ __all__ = [
     "METRICS",
     "PAPER_METRICS",
     "UnitMetric",
+    "UnitScorer",
+    "SCORERS",
+    "get_scorer",
+    "register_scorer",
+    "prune_step",
     "get_metric",
     "update_masks",
     "select_units",

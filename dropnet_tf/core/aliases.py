@@ -3,7 +3,7 @@
 Before the packages (core/, data/, models/, dropnet/ ...) existed, every module sat at the
 top of ``dropnet_tf``.  :data:`ALIASES` maps each former path to the module that now holds
 its code; :func:`install` (called by ``dropnet_tf/__init__``) adds a ``sys.meta_path``
-finder so that ``import dropnet_tf.iterative`` or ``from dropnet_tf.foresight.models import
+finder so that ``import dropnet_tf.iterative`` or ``from dropnet_tf.models.foresight import
 lenet_300_100`` give the new module object itself (not a copy, so monkeypatching either
 name patches both), and ``python -m dropnet_tf.foresight.tfmot_baseline`` still runs.
 Nothing is imported until a former path is used.
@@ -27,7 +27,7 @@ ALIASES: dict[str, str] = {
     "dropnet_tf.results": "dropnet_tf.core.results",
     "dropnet_tf.validation": "dropnet_tf.core.validation",
     "dropnet_tf.compaction.counting": "dropnet_tf.core.counting",
-    "dropnet_tf.statistics": "dropnet_tf.dropnet.statistics",
+    "dropnet_tf.statistics": "dropnet_tf.core.statistics",
     "dropnet_tf.metrics": "dropnet_tf.dropnet.metrics",
     "dropnet_tf.oracle": "dropnet_tf.dropnet.oracle",
     "dropnet_tf.augmentation": "dropnet_tf.dropnet.augmentation",

@@ -36,19 +36,10 @@ import numpy as np
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
-from dropnet_tf.dropnet.metrics import METRICS, get_metric, update_masks
-from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.io import load_npz, save_npz_atomic
-from dropnet_tf.dropnet.oracle import oracle_scores
-from dropnet_tf.core.selection import (
-    SELECTIONS,
-    NothingToPruneError,
-    apply_drop,
-    collapsed_layers,
-    select_units,
-    validate_fraction,
-)
-from dropnet_tf.dropnet.statistics import StatisticsCollector
+from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.scoring import SCORERS, get_scorer, prune_step
+from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, validate_fraction
 from dropnet_tf.core.training import GraphTrainer, optimizer_variables
 from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
 
@@ -64,7 +55,7 @@ class TrainingConfig:
     evaluated the last epoch.  ``shuffle=True`` reshuffles every epoch; the notebooks
     trained with ``shuffle=False``.  Batch size 32 is Keras' default, which the notebooks
     used.  ``steps_per_call`` runs that many training steps per call into TensorFlow
-    (see :mod:`dropnet_tf.core.training`), which is most of why a cycle here is much faster
+    (see :mod:`dropnet_tf.training`), which is most of why a cycle here is much faster
     than the notebooks' loop.
     """
 
@@ -204,10 +195,7 @@ def check_prune_arguments(
     is built, trained or written.  :func:`dropnet_tf.run_experiment` calls it once for the
     whole grid, so a bad argument fails before the first model is built.
     """
-    if isinstance(metric, str) and metric != "oracle" and metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; allowed metrics are {sorted(METRICS) + ['oracle']}.")
-    if not isinstance(metric, str):
-        get_metric(metric)  # a UnitMetric passes; anything else raises naming it
+    scorer = get_scorer(metric, kind="metric", allowed=sorted(SCORERS))  # raises naming it and the allowed ones
     count = check_int("count", count, 1, allow_none=True)
     fraction = None if count is not None else validate_fraction(fraction)
     kappa = check_real("kappa", kappa, 0.0, 1.0, low_open=True, allow_none=True)
@@ -220,8 +208,8 @@ def check_prune_arguments(
         raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
     selection, min_units_per_layer, training = resolve_protocol(protocol, selection, min_units_per_layer, training)
     training = check_training(training)
-    if selection == "notebook" and (count is not None or metric == "oracle"):
-        what = "the oracle drops one unit per cycle" if metric == "oracle" else f"count={count}"
+    if selection == "notebook" and (count is not None or scorer.default_count is not None):
+        what = f"{scorer.name!r} drops {scorer.default_count} unit(s) per cycle" if count is None else f"count={count}"
         raise ValueError(
             f"selection='notebook' is a rule for a pruning fraction, but {what}; "
             "the drop-count mode has only selection='exact'."
@@ -539,10 +527,11 @@ class IterativePruner:
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
-        self.metric = None if metric == "oracle" else get_metric(metric)
+        self.scorer = get_scorer(metric)
         self.fraction, self.count = args["fraction"], args["count"]
-        if metric == "oracle" and self.count is None:
-            self.count, self.fraction = 1, None  # the oracle drops one unit at a time (Section 5)
+        if self.scorer.default_count is not None and self.count is None:
+            # the oracle drops one unit at a time (Section 5)
+            self.count, self.fraction = self.scorer.default_count, None
         self.kappa = args["kappa"]
         self.min_fraction = args["min_fraction"]
         self.max_cycles = args["max_cycles"]
@@ -594,7 +583,6 @@ class IterativePruner:
             train_transform=self.training.train_transform,
             jit_compile=self.training.jit_compile,
         )
-        self._collector = None
 
     # ------------------------------------------------------------------ the steps
 
@@ -660,18 +648,14 @@ class IterativePruner:
     def next_masks(self, cycle: int, masks):
         """Step 4: score the trained network and drop units."""
         rng = np.random.default_rng(derive_seed("prune", self.seed, cycle))
-        if self.metric is None:
-            scores = oracle_scores(self.model, *self.splits["train"], loss=self.training.loss)
-            drop = select_units(
-                scores, masks, None, "global", rng, count=self.count, min_units_per_layer=self.min_units_per_layer
-            )
-            return apply_drop(masks, drop)
-        if self._collector is None:
-            self._collector = StatisticsCollector(self.model)
-        statistics = self._collector.collect(self._statistics_data)
-        return update_masks(
-            masks, statistics, self.metric, fraction=self.fraction, rng=rng,
-            count=self.count, min_units_per_layer=self.min_units_per_layer, selection=self.selection,
+        # Statistic scorers read the batched training inputs; the others (the oracle, the
+        # LayerPrune criteria, a user's) the training split (x, y).  The model is compiled
+        # with the training loss, which the oracle measures.  The masks go on the model at
+        # the next cycle's reset.
+        data = self._statistics_data if self.scorer.inputs_only else self.splits["train"]
+        return prune_step(
+            self.model, self.scorer, data, fraction=self.fraction, count=self.count, rng=rng,
+            min_units_per_layer=self.min_units_per_layer, selection=self.selection, masks=masks, apply=False,
         )
 
     # ------------------------------------------------------------------ the loop
@@ -927,13 +911,14 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         model: a functional or Sequential model with MaskLayers (see ``add_masks``).
         data: a :class:`dropnet_tf.data.Dataset` or ((x_train, y_train), (x_val, y_val),
             (x_test, y_test)).
-        metric: a name in ``dropnet_tf.dropnet.metrics.METRICS``, a UnitMetric, or "oracle".
+        metric: a name in ``dropnet_tf.core.scoring.SCORERS`` (DropNet's ``METRICS``, "oracle", the
+            LayerPrune criteria, a registered scorer of ones own) or a ``UnitScorer``.
         fraction: p ∈ (0, 1], default 0.2 (Section 3.2).
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
             the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
-            raises before anything is trained or written (:mod:`dropnet_tf.core.validation`).
+            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -970,6 +955,6 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         verbose: 1 prints one line per cycle.
 
     Returns:
-        One record (dict) per cycle; see ``dropnet_tf.core.results`` for the fields.
+        One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.
     """
     return IterativePruner(model, data, metric, **kwargs).run()

@@ -1,7 +1,10 @@
 """Structured pruning metrics: each one only turns statistics into unit scores.
 
-Lower scores are pruned first; selection (global or layer-wise, ties, minimum layer
-size) lives once in :mod:`dropnet_tf.core.selection`.
+Each metric is a :class:`dropnet_tf.core.scoring.StatisticScorer` in the one scorer registry
+(``METRICS`` is DropNet's view of it); a ``*_layer`` name is an alias of its metric with
+``default_scope="layer"``.  Lower scores are pruned first; selection (global or
+layer-wise, ties, minimum layer size) lives once in :mod:`dropnet_tf.core.selection`, and the
+score → select → apply step once in :func:`dropnet_tf.core.scoring.prune_step`.
 
 DropNet (Tan & Motani, ICML 2020) Table 1:
 
@@ -26,83 +29,79 @@ from typing import Mapping
 
 import numpy as np
 
-from dropnet_tf.core.selection import SELECTIONS, apply_drop, as_generator, collapsed_layers, select_units
-from dropnet_tf.dropnet.statistics import UnitStatistics
+from dropnet_tf.core.scoring import StatisticScorer, UnitScorer, get_scorer, register_scorer, select_and_drop
+from dropnet_tf.core.selection import SELECTIONS, collapsed_layers
+from dropnet_tf.core.statistics import UnitStatistics
+
+#: The old name of :class:`dropnet_tf.core.scoring.StatisticScorer`: ``UnitMetric(name, scope)``,
+#: and a subclass may still override ``score(statistics)``.
+UnitMetric = StatisticScorer
 
 
-class UnitMetric:
-    """A structured pruning metric: a name, a scope, and a ``score`` method."""
+class MinimumActivation(StatisticScorer):
+    """DropNet's metric: the smallest expected absolute post-activation goes first (Sec. 2).
 
-    #: True for metrics whose scores are random draws under ``selection="notebook"``.
-    random_scores = False
+    Also LayerPrune's ``mean_activation`` criterion (an alias in the registry).
+    """
 
-    def __init__(self, name: str, scope: str):
-        self.name = name
-        self.scope = scope
+    name = "minimum"
 
-    def score(self, statistics: UnitStatistics) -> dict[str, np.ndarray]:
-        """Per-layer unit scores; lower is pruned first."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, scope={self.scope!r})"
-
-
-class MinimumActivation(UnitMetric):
-    """DropNet's metric: the smallest expected absolute post-activation goes first (Sec. 2)."""
-
-    def score(self, statistics):
+    def from_statistics(self, statistics):
         return {name: np.asarray(value, np.float64) for name, value in statistics.mean_abs.items()}
 
 
-class MaximumActivation(UnitMetric):
+class MaximumActivation(StatisticScorer):
     """The control opposite of DropNet: the largest E(a_i) / E(f_i) goes first."""
 
-    def score(self, statistics):
+    name = "maximum"
+
+    def from_statistics(self, statistics):
         return {name: -np.asarray(value, np.float64) for name, value in statistics.mean_abs.items()}
 
 
-class RandomScore(UnitMetric):
+class RandomScore(StatisticScorer):
     """Score 0 for every unit, so the random tie-break alone decides (Table 1).
 
     Under ``selection="notebook"`` the scores are uniform random draws instead, as in the
     authors' notebooks, whose rule would otherwise let every tied unit qualify.
     """
 
+    name = "random"
     random_scores = True
 
-    def score(self, statistics):
+    def from_statistics(self, statistics):
         return {name: np.zeros(np.shape(value)) for name, value in statistics.mean_abs.items()}
 
 
-class HighestAPoZ(UnitMetric):
+class HighestAPoZ(StatisticScorer):
     """APoZ (Hu et al. 2016): the unit most often exactly zero goes first."""
 
-    def score(self, statistics):
+    name = "apoz"
+
+    def from_statistics(self, statistics):
         return {name: -np.asarray(value, np.float64) for name, value in statistics.apoz.items()}
 
 
-METRICS: dict[str, UnitMetric] = {
-    metric.name: metric
-    for metric in (
-        MinimumActivation("minimum", "global"),
-        MaximumActivation("maximum", "global"),
-        RandomScore("random", "global"),
-        MinimumActivation("minimum_layer", "layer"),
-        MaximumActivation("maximum_layer", "layer"),
-        RandomScore("random_layer", "layer"),
-        HighestAPoZ("apoz", "global"),
-        HighestAPoZ("apoz_layer", "layer"),
-    )
+for _scorer in (MinimumActivation(), MaximumActivation(), RandomScore(), HighestAPoZ()):
+    register_scorer(_scorer)
+    register_scorer(_scorer, f"{_scorer.name}_layer", scope="layer")
+
+#: DropNet's statistic metrics (Table 1 and APoZ), a view of the scorer registry.
+METRICS: dict[str, StatisticScorer] = {
+    name: get_scorer(name)
+    for name in ("minimum", "maximum", "random", "minimum_layer", "maximum_layer", "random_layer", "apoz", "apoz_layer")
 }
 
 #: The six metrics of DropNet Table 1, in the paper's order.
 PAPER_METRICS = ("minimum", "maximum", "random", "minimum_layer", "maximum_layer", "random_layer")
 
 
-def get_metric(metric) -> UnitMetric:
-    """A metric by name (see ``METRICS``), or a UnitMetric instance passed through."""
-    if isinstance(metric, UnitMetric):
+def get_metric(metric) -> StatisticScorer:
+    """A metric by name (see ``METRICS``), or a scorer instance passed through.
+
+    Every scorer is in :func:`dropnet_tf.core.scoring.get_scorer`; this is its DropNet view.
+    """
+    if isinstance(metric, UnitScorer):
         return metric
     if isinstance(metric, str) and metric in METRICS:
         return METRICS[metric]
@@ -119,12 +118,15 @@ def update_masks(
     min_units_per_layer: int = 1,
     selection: str = "exact",
 ) -> dict[str, np.ndarray]:
-    """One pruning step of DropNet's Algorithm 1 (step 4): score, select, and drop.
+    """One pruning step of DropNet's Algorithm 1 (step 4) from given statistics.
+
+    The select-and-drop half of :func:`dropnet_tf.core.scoring.prune_step`, for statistics
+    already collected.
 
     Args:
         masks: current masks ``{mask layer name: 0/1 array}`` (not modified).
         statistics: from :func:`dropnet_tf.collect_statistics`.
-        metric: a name from ``METRICS`` or a :class:`UnitMetric`.
+        metric: a name from ``METRICS`` or a :class:`StatisticScorer`.
         fraction: p ∈ (0, 1]; global metrics drop floor(p·R) of the R remaining units,
             layer-wise ones floor(p·R_l) of each layer's R_l; at least one unit either way.
         rng: numpy Generator or int seed for tie-breaking and the random metrics.
@@ -141,27 +143,18 @@ def update_masks(
         :func:`dropnet_tf.core.selection.collapsed_layers`, and a warning is issued.
     """
     metric = get_metric(metric)
+    if not isinstance(metric, StatisticScorer):
+        raise TypeError(f"update_masks needs a metric computed from statistics; {metric.name!r} is not one.")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
     missing = sorted(set(masks) - set(statistics.mean_abs))
     if missing:
         raise ValueError(f"No statistics for mask layer(s) {missing}.")
-    scores = metric.score(statistics)
-    scores = {name: scores[name] for name in masks}
-    rng = as_generator(rng)
-    if selection == "notebook" and metric.random_scores:
-        scores = {name: rng.random(np.shape(value)) for name, value in scores.items()}
-    drop = select_units(
-        scores,
-        masks,
-        fraction=None if count is not None else fraction,
-        scope=metric.scope,
-        rng=rng,
-        count=count,
-        min_units_per_layer=min_units_per_layer,
-        selection=selection,
+    new, _ = select_and_drop(
+        metric.from_statistics(statistics), masks, fraction=fraction, count=count, scope=metric.default_scope,
+        selection=selection, min_units_per_layer=min_units_per_layer, rng=rng, random_scores=metric.random_scores,
     )
-    return apply_drop(masks, drop)
+    return new
 
 
 __all__ = [

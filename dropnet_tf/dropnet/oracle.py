@@ -18,6 +18,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.masking import require_mask_layers
+from dropnet_tf.core.scoring import UnitScorer, register_scorer
 from dropnet_tf.core.training import per_sample_loss
 
 
@@ -40,6 +41,9 @@ def oracle_scores(
 ) -> dict[str, np.ndarray]:
     """Mean training loss with each active unit removed; inactive units score +inf.
 
+    (:class:`OracleScorer`, the registry's ``"oracle"``, scores the increase of that loss
+    over the current network's, which ranks the units the same way.)
+
     Args:
         model: a trained model with MaskLayers (its current masks are the starting point).
         x, y: the data the loss is measured on (the paper: the training set).
@@ -48,12 +52,17 @@ def oracle_scores(
             candidates at once.
         max_rows: cap on (candidates × samples) rows in one forward pass (memory).
     """
+    return _mean_losses(model, x, y, loss, batch_size, max_rows)[0]
+
+
+def _mean_losses(model, x, y, loss, batch_size, max_rows, with_base=False):
+    """``(oracle_scores, the current network's mean loss or None)``."""
     layers = require_mask_layers(model)
     base_masks = [layer.get_mask() for layer in layers]
     candidates = _candidates(layers)
     scores = {layer.name: np.full(layer.units, np.inf) for layer in layers}
-    if not candidates:
-        return scores
+    if not candidates and not with_base:
+        return scores, None
     loss_per_sample = per_sample_loss(loss)
     x = np.asarray(x)
     y = np.asarray(y)
@@ -99,7 +108,18 @@ def oracle_scores(
             ).numpy()
     for (layer_index, unit), total in zip(candidates, totals):
         scores[layers[layer_index].name][unit] = total / len(x)
-    return scores
+    base = None
+    if with_base:
+        # The current network's loss: one more "candidate" that removes nothing, in a pass
+        # of its own so that the candidates' passes are exactly those of oracle_scores.
+        base_total = 0.0
+        unchanged = [tf.constant(mask[None, :], tf.float32) for mask in base_masks]
+        for begin in range(0, len(x), batch_size):
+            base_total += summed_losses(
+                tf.constant(x[begin : begin + batch_size]), tf.constant(y[begin : begin + batch_size]), unchanged
+            ).numpy()[0]
+        base = base_total / len(x)
+    return scores, base
 
 
 def oracle_scores_naive(model, x, y, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -121,6 +141,41 @@ def oracle_scores_naive(model, x, y, batch_size: int = 256) -> dict[str, np.ndar
             layer.set_mask(original)
         scores[layer.name][unit] = result["loss"]
     return scores
+
+
+class OracleScorer(UnitScorer):
+    """The greedy oracle of DropNet Section 5 as a scorer: the increase of the mean loss on
+    ``data`` when the unit alone is removed, so the unit whose removal costs least is
+    dropped first.  Inactive units score +inf.  It drops one unit per step unless told
+    otherwise (``default_count = 1``), as in the paper.
+
+    Args:
+        loss: the loss to measure; None (default) takes the model's compiled loss, or
+            sparse categorical cross-entropy when the model is not compiled.
+        max_rows: cap on (candidates × samples) rows in one forward pass (memory).
+    """
+
+    name = "oracle"
+    needs_data = True
+    default_count = 1
+
+    def __init__(self, name=None, scope=None, *, loss=None, max_rows: int = 16384):
+        super().__init__(name, scope)
+        self.loss = loss
+        self.max_rows = max_rows
+
+    def score(self, model, data=None, *, batch_size: int = 256):
+        if data is None:
+            raise ValueError(f"The scorer {self.name!r} needs data: pass data=(x, y), the training set.")
+        x, y = data
+        loss = self.loss
+        if loss is None:
+            loss = getattr(model, "loss", None) or "sparse_categorical_crossentropy"
+        scores, base = _mean_losses(model, x, y, loss, batch_size, self.max_rows, with_base=True)
+        return {name: value - base for name, value in scores.items()}
+
+
+register_scorer(OracleScorer())
 
 
 def mask_similarity(masks_a, masks_b) -> float:

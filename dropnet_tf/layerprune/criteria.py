@@ -3,7 +3,8 @@
 LayerPrune (Elkerdawy et al., ACCV 2020) compares removing whole layers with removing
 filters chosen by the usual filter criteria; its supplement (Section 1.1, Table 1) names
 them weight norm, Taylor, feature maps, batch-norm scale and geometric median.  Each
-criterion here is one small class whose only job is :meth:`FilterCriterion.score`:
+criterion here is one small :class:`dropnet_tf.core.scoring.UnitScorer` (``FilterCriterion`` is
+its old name) whose only job is ``score``, registered in the one scorer registry:
 
 =====================  =======================================================  ==========
 name                   score of filter / node c of a masked layer               needs data
@@ -13,7 +14,7 @@ name                   score of filter / node c of a masked layer               
 ``taylor``             mean over mini-batches of (∂L/∂m_c)²  (Molchanov 2019)   yes
 ``feature_maps``       E_n |mean_spatial(a·∂L_n/∂a)|, ℓ2-normalised per layer   yes
                        (Molchanov et al. 2017)
-``mean_activation``    E |a_c|  (DropNet's ``minimum`` statistic)               yes
+``mean_activation``    E |a_c|: an alias of DropNet's ``minimum`` scorer        yes
 ``bn_scale``           |γ_c| of the BatchNormalization after the layer          no
                        (network slimming, Liu et al. 2017)
 ``geometric_median``   Σ_j ‖F_c − F_j‖₂ over the layer's active filters (FPGM)  no
@@ -25,7 +26,7 @@ of units that are already masked do not matter to the selection (only active uni
 candidates) but are always finite.
 
 The weight criteria read the kernel of the Dense / Conv2D that produced a mask's units
-(:func:`dropnet_tf.core.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
+(:func:`dropnet_tf.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
 whole k×k×C_in filter of a Conv2D, the incoming weights of a Dense node); biases are not
 part of it.  The data criteria use the softmax cross-entropy of integer labels on the
 model's output (log of the probabilities when the model ends in a softmax, as in
@@ -38,20 +39,17 @@ open) and reused for every mini-batch and every later call.
 
 from __future__ import annotations
 
-import numbers
 import weakref
 
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight.objective import as_batch, outputs_are_probabilities
-from dropnet_tf.core.caching import PerModelCache, tf_variables
+from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
 from dropnet_tf.core.graph import mask_sources
 from dropnet_tf.core.masking import require_mask_layers
-from dropnet_tf.dropnet.statistics import StatisticsCollector
-
-#: Mini-batch size of the data criteria unless the caller gives one.
-DEFAULT_BATCH_SIZE = 128
+from dropnet_tf.dropnet.metrics import MinimumActivation
+from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
 
 
 # --------------------------------------------------------------------------- helpers
@@ -59,12 +57,6 @@ DEFAULT_BATCH_SIZE = 128
 
 # One traced gradient pass per model, shared with the foresight scorers' cache.
 _CACHE = PerModelCache()
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    return int(batch_size)
 
 
 def _labelled_data(data, criterion: str):
@@ -121,33 +113,8 @@ def _producer_kernels(model) -> dict[str, np.ndarray]:
     return kernels
 
 
-# --------------------------------------------------------------------------- base class
-
-
-class FilterCriterion:
-    """A filter (or node) importance criterion: a name and a :meth:`score` method.
-
-    Attributes:
-        name: registry name (``"l1_norm"``, ``"taylor"``, ...).
-        needs_data: whether :meth:`score` reads ``data``.
-    """
-
-    name: str = ""
-    needs_data: bool = False
-
-    def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
-        """``{mask layer name: float64 scores of shape (units,)}``; lower is pruned first.
-
-        Args:
-            model: a model with MaskLayers (see :func:`dropnet_tf.add_masks`).
-            data: ``(x, y)`` numpy arrays (inputs, integer or one-hot labels) for the data
-                criteria; ignored by the weight criteria.
-            batch_size: mini-batch size of the data criteria.
-        """
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+#: The old name of the scorer base class: ``score(model, data=None, *, batch_size)``.
+FilterCriterion = UnitScorer
 
 
 # --------------------------------------------------------------------------- weight criteria
@@ -267,7 +234,7 @@ class TaylorCriterion(FilterCriterion):
 
     def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE):
         x, y = _labelled_data(data, self.name)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         layers = require_mask_layers(model)
         key = ("taylor", x.shape[1:], x.dtype.str)
         gate_gradients = _CACHE.get(model, key, lambda: _build_gate_gradients(model, layers, x))
@@ -318,7 +285,7 @@ class FeatureMapCriterion(FilterCriterion):
 
     def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE):
         x, y = _labelled_data(data, self.name)
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_batch_size(batch_size)
         layers = require_mask_layers(model)
         key = ("feature_maps", x.shape[1:], x.dtype.str)
         batch_sums = _CACHE.get(model, key, lambda: _build_feature_map_sums(model, layers, x))
@@ -365,53 +332,36 @@ def _build_feature_map_sums(model, layers, x):
     return batch_sums
 
 
-class MeanActivationCriterion(FilterCriterion):
-    """The activation criterion: E|a_c|, the mean absolute post-activation of unit c over
-    the samples (and spatial positions) of ``data`` — DropNet's ``minimum`` statistic
-    (Tan & Motani, ICML 2020, Section 2), from :func:`dropnet_tf.collect_statistics`.
-
-    Only the inputs are read: ``data`` may be ``(x, y)`` or ``x`` alone.
-    """
-
-    name = "mean_activation"
-    needs_data = True
-
-    def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE):
-        if data is None:
-            raise ValueError(
-                f"The filter criterion {self.name!r} needs data: pass data=(x, y) (or just the inputs x)."
-            )
-        batch_size = _check_batch_size(batch_size)
-        x = data[0] if isinstance(data, (tuple, list)) and len(data) == 2 else data
-        collector = _CACHE.get(model, ("mean_activation",), lambda: StatisticsCollector(model))
-        statistics = collector.collect(x, batch_size=batch_size)
-        return {name: np.asarray(value, np.float64) for name, value in statistics.mean_abs.items()}
+#: The activation criterion E|a_c| is DropNet's ``minimum`` scorer (one implementation);
+#: ``mean_activation`` is its registry alias.
+MeanActivationCriterion = MinimumActivation
 
 
 # --------------------------------------------------------------------------- registry
 
 
-FILTER_CRITERIA: dict[str, FilterCriterion] = {
-    criterion.name: criterion
-    for criterion in (
-        L1NormCriterion(),
-        L2NormCriterion(),
-        TaylorCriterion(),
-        FeatureMapCriterion(),
-        MeanActivationCriterion(),
-        BatchNormScaleCriterion(),
-        GeometricMedianCriterion(),
-    )
+for _criterion in (
+    L1NormCriterion(),
+    L2NormCriterion(),
+    TaylorCriterion(),
+    FeatureMapCriterion(),
+    BatchNormScaleCriterion(),
+    GeometricMedianCriterion(),
+):
+    register_scorer(_criterion)
+register_scorer(get_scorer("minimum"), "mean_activation")
+
+#: LayerPrune's filter criteria, a view of the scorer registry.
+FILTER_CRITERIA: dict[str, UnitScorer] = {
+    name: SCORERS[name]
+    for name in ("l1_norm", "l2_norm", "taylor", "feature_maps", "mean_activation", "bn_scale", "geometric_median")
 }
 
 
-def get_filter_criterion(criterion) -> FilterCriterion:
-    """A criterion by name (see ``FILTER_CRITERIA``), or a FilterCriterion passed through."""
-    if isinstance(criterion, FilterCriterion):
-        return criterion
-    if isinstance(criterion, str) and criterion in FILTER_CRITERIA:
-        return FILTER_CRITERIA[criterion]
-    raise ValueError(f"Unknown filter criterion {criterion!r}; allowed: {sorted(FILTER_CRITERIA)}")
+def get_filter_criterion(criterion) -> UnitScorer:
+    """A criterion by name (see ``FILTER_CRITERIA``; any registered scorer name resolves),
+    or a scorer instance passed through."""
+    return get_scorer(criterion, kind="filter criterion", allowed=sorted(FILTER_CRITERIA))
 
 
 __all__ = [

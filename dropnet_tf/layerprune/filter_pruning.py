@@ -10,9 +10,10 @@ mini-batches of fine-tuning in between (following Molchanov et al. 2019).  Here:
   part re-score the model *with its current masks* (and whatever ``between_steps`` did to
   its weights), then drop that part.
 
-Selection is :func:`dropnet_tf.core.selection.select_units` with ``count=k`` (lower scores are
-pruned first, ties at random, ``min_units_per_layer`` kept per layer), so "global" and
-"layer" scopes mean exactly what they mean for the DropNet metrics.
+Each step is :func:`dropnet_tf.core.scoring.prune_step` with ``count=k``, the loop DropNet's
+iterative pruning runs too (lower scores are pruned first, ties at random,
+``min_units_per_layer`` kept per layer), so "global" and "layer" scopes mean exactly what
+they mean for the DropNet metrics, and any registered scorer can be used.
 """
 
 from __future__ import annotations
@@ -26,16 +27,9 @@ import numpy as np
 
 from dropnet_tf.foresight.objective import as_batch
 from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
-from dropnet_tf.core.masking import get_masks, require_mask_layers, set_masks
-from dropnet_tf.core.selection import (
-    SCOPES,
-    NothingToPruneError,
-    apply_drop,
-    as_generator,
-    prune_count,
-    select_units,
-    validate_fraction,
-)
+from dropnet_tf.core.masking import get_masks, require_mask_layers
+from dropnet_tf.core.scoring import prune_step
+from dropnet_tf.core.selection import SCOPES, NothingToPruneError, as_generator, prune_count, validate_fraction
 from dropnet_tf.core.validation import check_int, check_xy
 
 SCHEDULES = ("one_shot", "iterative")
@@ -92,7 +86,7 @@ def prune_filters(
     data=None,
     fraction: float | None = None,
     count: int | None = None,
-    scope: str = "global",
+    scope: str | None = None,
     schedule: str = "one_shot",
     steps: int = 10,
     between_steps: Callable | None = None,
@@ -104,13 +98,16 @@ def prune_filters(
 
     Args:
         model: a model with MaskLayers; its masks are updated with ``set_masks``.
-        criterion: a name from ``FILTER_CRITERIA`` or a :class:`FilterCriterion`.
+        criterion: a name from ``FILTER_CRITERIA`` (or any name of the scorer registry,
+            :data:`dropnet_tf.core.scoring.SCORERS`) or a :class:`~dropnet_tf.core.scoring.UnitScorer`.
         data: ``(x, y)`` for the data criteria (taylor, feature_maps, mean_activation).
         fraction: prune ``floor(fraction · R)`` units in total (at least one), R the
             units active when the call starts; in (0, 1].
         count: prune exactly this many units in total instead.  Give one of the two.
         scope: ``"global"`` (lowest scores across all layers) or ``"layer"`` (spread so
-            that the layers' remaining fractions stay level), as in :func:`select_units`.
+            that the layers' remaining fractions stay level), as in :func:`select_units`;
+            None (default) takes the criterion's ``default_scope`` ("global" for every
+            LayerPrune criterion, "layer" for DropNet's ``*_layer`` aliases).
         schedule: ``"one_shot"`` (score once, drop all) or ``"iterative"`` (re-score
             before each of ``steps`` near-equal parts).
         steps: number of parts of the iterative schedule (>= 1).  When the total is
@@ -136,6 +133,7 @@ def prune_filters(
         NothingToPruneError: when no unit can be pruned at all.
     """
     criterion = get_filter_criterion(criterion)
+    scope = criterion.default_scope if scope is None else scope
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
     if scope not in SCOPES:
@@ -174,16 +172,12 @@ def prune_filters(
     for step, part in enumerate(parts, start=1):
         if _spare(masks, min_units_per_layer) == 0:
             break  # the layers' minimums are reached; nothing more can go
-        scores = criterion.score(model, data, batch_size=batch_size)
-        scores = {name: np.asarray(scores[name], np.float64) for name in masks}
-        drop = select_units(
-            scores, masks, fraction=None, scope=scope, rng=rng, count=int(part), min_units_per_layer=min_units_per_layer
+        before = _active(masks)
+        masks = prune_step(
+            model, criterion, data, count=int(part), scope=scope, rng=rng,
+            min_units_per_layer=min_units_per_layer, batch_size=batch_size, masks=masks,
         )
-        masks = apply_drop(masks, drop)
-        set_masks(model, masks)
-        history.append(
-            {"step": step, "pruned": int(sum(int(d.sum()) for d in drop.values())), "remaining": _active(masks)}
-        )
+        history.append({"step": step, "pruned": before - _active(masks), "remaining": _active(masks)})
         if between_steps is not None and step < len(parts):
             between_steps(model, step)
 

@@ -28,7 +28,7 @@ Protocols (``--protocol``):
     minimum validation loss.
 ``notebook``
     the authors' notebooks (``protocol="notebook"`` of :func:`dropnet_tf.iterative_prune`):
-    their selection rule (:func:`dropnet_tf.selection.notebook_drop`), no layer-collapse
+    their selection rule (:func:`dropnet_tf.core.selection.notebook_drop`), no layer-collapse
     guard, no shuffling, the last epoch's weights, no XLA.  Its runs are kept apart: the
     experiment name, the default results folder, the figures and the summary end in
     ``_notebook``, so that both protocols can be drawn side by side.  Not for the oracle
