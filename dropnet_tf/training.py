@@ -440,9 +440,9 @@ def check_config(config, *, min_epochs: int = 0) -> TrainingConfig:
     return config
 
 
-def optimizer_config(spec) -> TrainingConfig:
-    """A TrainingConfig holding an optimizer spec: a mapping with keys of :data:`OPTIMIZER_FIELDS`
-    (the TFMOT baseline's JSON spec; ``"name"`` is an alias of ``"optimizer"``)."""
+def optimizer_spec_fields(spec: Mapping) -> dict:
+    """A copy of an optimizer spec mapping with ``"name"`` renamed ``"optimizer"``; unknown keys
+    raise ValueError naming them and :data:`OPTIMIZER_FIELDS`."""
     spec = dict(spec)
     if "name" in spec:
         if "optimizer" in spec:
@@ -451,6 +451,13 @@ def optimizer_config(spec) -> TrainingConfig:
     unknown = sorted(set(spec) - set(OPTIMIZER_FIELDS))
     if unknown:
         raise ValueError(f"Unknown optimizer spec keys {unknown}; allowed: {list(OPTIMIZER_FIELDS)}.")
+    return spec
+
+
+def optimizer_config(spec) -> TrainingConfig:
+    """A TrainingConfig holding an optimizer spec: a mapping with keys of :data:`OPTIMIZER_FIELDS`
+    (the TFMOT baseline's JSON spec; ``"name"`` is an alias of ``"optimizer"``)."""
+    spec = optimizer_spec_fields(spec)
     spec["learning_rate_drops"] = tuple(tuple(pair) for pair in (spec.get("learning_rate_drops") or ()))
     return TrainingConfig(**spec)
 
@@ -677,6 +684,6 @@ def evaluate(model, data, config=None, engine: str = "keras", batch_size: int | 
 
 __all__ = [
     "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
-    "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_variables",
+    "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
     "per_sample_loss", "training_config",
 ]

@@ -80,7 +80,7 @@ import numpy as np
 
 from dropnet_tf._keras import USE_LEGACY_KERAS, keras, tf
 from dropnet_tf.results import atomic_write_text, load_npz, save_npz_atomic, to_jsonable
-from dropnet_tf.training import OPTIMIZER_FIELDS, Trainer, TrainingConfig, evaluate, is_optimizer
+from dropnet_tf.training import OPTIMIZER_FIELDS, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
 from dropnet_tf.training import make_optimizer as build_optimizer
 
 #: The ``method`` of every result (and the name to register it under in a foresight grid).
@@ -206,14 +206,7 @@ def normalise_optimizer_spec(spec) -> dict:
         spec = {k: v for k, v in spec.as_dict().items() if k in OPTIMIZER_SPEC_KEYS}
     if not isinstance(spec, Mapping):
         raise TypeError(f"An optimizer spec must be None, a name or a mapping, got {type(spec).__name__}.")
-    spec = dict(spec)
-    if "name" in spec:
-        if "optimizer" in spec:
-            raise ValueError("An optimizer spec may give 'name' or 'optimizer', not both.")
-        spec["optimizer"] = spec.pop("name")
-    unknown = sorted(set(spec) - set(OPTIMIZER_SPEC_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown optimizer spec keys {unknown}; allowed: {list(OPTIMIZER_SPEC_KEYS)}.")
+    spec = optimizer_spec_fields(spec)
     out = {**DEFAULT_OPTIMIZER_SPEC, **spec}
     out["optimizer"] = str(out["optimizer"]).lower()
     if out["optimizer"] not in ("sgd", "adam"):
