@@ -1,4 +1,4 @@
-"""dropnet_tf.scoring: one scorer shape, one registry, one score → select → apply loop.
+"""dropnet_tf.core.scoring: one scorer shape, one registry, one score → select → apply loop.
 
 The DropNet metrics, the oracle and the LayerPrune criteria are all UnitScorers in one
 registry; the ``*_layer`` names and ``mean_activation`` are aliases; prune_step gives the
@@ -16,7 +16,7 @@ from dropnet_tf.iterative import TrainingConfig, iterative_prune
 from dropnet_tf.layerprune import FILTER_CRITERIA, get_filter_criterion, prune_filters
 from dropnet_tf.metrics import METRICS, UnitMetric, get_metric, update_masks
 from dropnet_tf.oracle import oracle_scores
-from dropnet_tf.scoring import (
+from dropnet_tf.core.scoring import (
     SCORERS,
     StatisticScorer,
     UnitScorer,

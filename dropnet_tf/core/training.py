@@ -1,4 +1,13 @@
-"""Training and evaluation with many steps per call into TensorFlow, driving Keras callbacks.
+"""The one training layer: :class:`TrainingConfig`, :func:`make_optimizer`, :func:`fit`, :func:`evaluate`.
+
+Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
+foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
+``Model.fit``; the seam where a ``tf.distribute`` engine will plug in).  One
+:class:`TrainingConfig` describes a training run for both engines, and
+:func:`make_optimizer` is the one place an optimizer is built from a config or from the
+TFMOT baseline's JSON spec.
+
+Training and evaluation with many steps per call into TensorFlow, driving Keras callbacks.
 
 Algorithm 1 trains the same architecture once per cycle, often for tens of epochs of
 batch-32 steps.  On a CPU a step of a small network costs far less than Keras' per-step
@@ -15,9 +24,16 @@ weights, masks or optimizer state are reassigned.
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import numpy as np
+
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.validation import check_int
 
 
 def per_sample_loss(loss) -> Callable:
@@ -186,41 +202,54 @@ class GraphTrainer:
     def fit(
         self,
         epochs: int,
-        validation_data,
+        validation_data=None,
         callbacks: Sequence = (),
         seed: int = 0,
         shuffle: bool = True,
         eval_batch_size: int = 1024,
+        max_steps: int | None = None,
     ) -> dict[str, list]:
         """Train up to ``epochs`` epochs; Keras callbacks (e.g. EarlyStopping) may stop early.
 
-        Each epoch's logs hold ``loss`` (mean training loss), ``val_loss`` and
-        ``val_accuracy``, the keys Keras' own callbacks monitor.  The order of samples
-        depends only on ``seed`` and the epoch number.
+        Each epoch's logs hold ``loss`` (mean training loss) and, with ``validation_data``,
+        ``val_loss`` and ``val_accuracy``, the keys Keras' own callbacks monitor.  The order
+        of samples depends only on ``seed`` and the epoch number.  ``max_steps`` stops after
+        that many training steps in all (the last block is cut short).
         """
-        x_val, y_val = validation_data
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        history: dict[str, list] = {"loss": [], "val_loss": [], "val_accuracy": []}
+        history: dict[str, list] = {"loss": []}
+        if validation_data is not None:
+            x_val, y_val = validation_data
+            history.update({"val_loss": [], "val_accuracy": []})
         self.model.stop_training = False
         callback_list.on_train_begin()
+        steps_left = None if max_steps is None else int(max_steps)
         for epoch in range(int(epochs)):
             callback_list.on_epoch_begin(epoch)
             loss_sum, steps = 0.0, 0
             for block_index, block in enumerate(self._epoch_blocks(seed, epoch, shuffle)):
+                if steps_left is not None:
+                    if steps_left <= 0:
+                        break
+                    block = block[:steps_left]
                 # Batch hooks once per block of steps, as fit does with steps_per_execution.
                 callback_list.on_train_batch_begin(block_index)
                 block_loss, block_steps = self._run_train_block(block)
                 loss_sum += float(block_loss)
                 steps += int(block_steps)
+                if steps_left is not None:
+                    steps_left -= int(block_steps)
                 callback_list.on_train_batch_end(block_index, {"loss": float(block_loss) / int(block_steps)})
                 if self.model.stop_training:
                     break
-            validation = self.evaluate(x_val, y_val, eval_batch_size)
-            logs = {"loss": loss_sum / steps, "val_loss": validation["loss"], "val_accuracy": validation["accuracy"]}
+            logs = {"loss": loss_sum / max(steps, 1)}
+            if validation_data is not None:
+                validation = self.evaluate(x_val, y_val, eval_batch_size)
+                logs.update({"val_loss": validation["loss"], "val_accuracy": validation["accuracy"]})
             for key, value in logs.items():
                 history[key].append(value)
             callback_list.on_epoch_end(epoch, logs)
-            if self.model.stop_training:
+            if self.model.stop_training or (steps_left is not None and steps_left <= 0):
                 break
         callback_list.on_train_end()
         return history
@@ -232,4 +261,429 @@ def optimizer_variables(optimizer) -> list:
     return list(variables() if callable(variables) else variables)
 
 
-__all__ = ["GraphTrainer", "per_sample_loss", "optimizer_variables"]
+# ====================================================================== the one training layer
+
+#: Engines of :func:`fit`: "graph" is :class:`GraphTrainer` (DropNet's cycles), "keras" is
+#: ``Model.fit`` (foresight, LayerPrune, the TFMOT baseline).
+ENGINES = ("graph", "keras")
+
+#: Optimizer names that take the config's hyperparameters (learning rate, momentum, ...).
+OPTIMIZER_NAMES = ("sgd", "adam")
+
+#: What early stopping may monitor (logs both engines write).
+MONITORS = ("val_loss", "val_accuracy", "loss")
+
+#: The optimizer fields of a config: also the keys of the TFMOT baseline's JSON spec.
+OPTIMIZER_FIELDS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "learning_rate_drops")
+
+#: The learning rate of ``optimizer=None``: DropNet's SGD (Section 3.2).
+DEFAULT_LEARNING_RATE = 0.1
+
+
+@dataclass
+class TrainingConfig:
+    """How a network is trained, for either engine of :func:`fit`.  Defaults follow DropNet Section 3.2.
+
+    ``restore_best_weights=True`` evaluates the weights at minimum validation loss, as the
+    paper's problem statement does (Section 2); the authors' notebooks left it False and
+    evaluated the last epoch.  ``shuffle=True`` reshuffles every epoch; the notebooks
+    trained with ``shuffle=False``.  Batch size 32 is Keras' default, which the notebooks
+    used.  ``steps_per_call`` runs that many training steps per call into TensorFlow
+    (engine "graph" only, see :class:`GraphTrainer`), which is most of why a cycle here is
+    much faster than the notebooks' loop.
+
+    The optimizer: ``optimizer`` is None (SGD), a Keras name, a Keras Optimizer or a
+    zero-argument factory.  With None, "sgd" or "adam", the hyperparameter fields
+    (``learning_rate``, ``momentum``, ``nesterov``, ``weight_decay``,
+    ``learning_rate_drops``) build it (:func:`make_optimizer`); left at None they take
+    the optimizer's own defaults (learning rate 0.1 for ``optimizer=None``).
+    ``learning_rate_drops`` lists ``(iteration, factor)``: the rate is multiplied by
+    ``factor`` at each iteration (SNIP Section 5: ×0.1 every 25k / 30k iterations).
+
+    Length: ``max_epochs`` epochs, or with ``iterations`` that many training steps.
+    Early stopping (``early_stopping``) watches ``monitor`` with ``patience`` and
+    ``restore_best_weights``, and needs validation data when it monitors a ``val_`` key.
+    """
+
+    optimizer: object = None  # None: SGD(learning_rate=0.1); or a name, or a zero-arg factory
+    loss: object = "sparse_categorical_crossentropy"
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: int = 5
+    restore_best_weights: bool = True
+    shuffle: bool = True
+    steps_per_call: int = 128
+    jit_compile: object = "auto"  # XLA for the training steps: True, False or "auto"
+    eval_batch_size: int = 1024
+    statistics_batch_size: int = 1024
+    callbacks: Sequence = field(default_factory=tuple)
+    train_transform: Callable | None = None  # applied to each (x, y) training batch, e.g. augmentation
+    learning_rate: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float | None = None
+    learning_rate_drops: tuple = ()
+    iterations: int | None = None
+    early_stopping: bool = True
+    monitor: str = "val_loss"
+
+
+#: Fields added when the config became the one training config, with their defaults: a
+#: config that keeps them describes the same training as before (see ``run_fingerprint``).
+ADDED_FIELDS = {
+    "learning_rate": None, "momentum": None, "nesterov": None, "weight_decay": None, "learning_rate_drops": (),
+    "iterations": None, "early_stopping": True, "monitor": "val_loss",
+}
+
+
+def training_config(config=None) -> TrainingConfig:
+    """The :class:`TrainingConfig` of ``config``: None (the defaults), a TrainingConfig, or a
+    preset with ``to_training_config()`` such as :class:`dropnet_tf.foresight.TrainingProtocol`."""
+    if config is None:
+        return TrainingConfig()
+    if isinstance(config, TrainingConfig):
+        return config
+    if hasattr(config, "to_training_config"):
+        return config.to_training_config()
+    raise TypeError(
+        "config must be a dropnet_tf.TrainingConfig, an object with to_training_config() "
+        f"(e.g. a foresight TrainingProtocol) or None, got {type(config).__name__}."
+    )
+
+
+def is_optimizer(obj) -> bool:
+    """Whether ``obj`` is a Keras optimizer instance (either Keras flavour, legacy included)."""
+    classes = [keras.optimizers.Optimizer]
+    legacy = getattr(getattr(keras.optimizers, "legacy", None), "Optimizer", None)
+    if legacy is not None:
+        classes.append(legacy)
+    return isinstance(obj, tuple(classes))
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _tuned(config) -> list[str]:
+    """The optimizer hyperparameter fields that are set."""
+    tuned = [name for name in ("learning_rate", "momentum", "nesterov", "weight_decay") if getattr(config, name) is not None]
+    if config.learning_rate_drops:
+        tuned.append("learning_rate_drops")
+    return tuned
+
+
+def _check_optimizer_fields(config) -> None:
+    optimizer = config.optimizer
+    if not (optimizer is None or isinstance(optimizer, str) or is_optimizer(optimizer) or callable(optimizer)):
+        raise TypeError(
+            "TrainingConfig.optimizer must be None, a name, a Keras Optimizer or a zero-argument factory, "
+            f"got {type(optimizer).__name__}."
+        )
+    tuned = _tuned(config)
+    if tuned and not (optimizer is None or (isinstance(optimizer, str) and optimizer.lower() in OPTIMIZER_NAMES)):
+        shown = optimizer if isinstance(optimizer, str) else type(optimizer).__name__
+        raise ValueError(
+            f"TrainingConfig sets {tuned}, which build the optimizer only for optimizer None or one of "
+            f"{OPTIMIZER_NAMES}, got optimizer={shown!r}; set them on the optimizer instead."
+        )
+    rate = config.learning_rate
+    if rate is not None and (_is_bool(rate) or not isinstance(rate, numbers.Real) or not rate > 0):
+        raise ValueError(f"TrainingConfig.learning_rate must be a number > 0 or None, got {rate!r}.")
+    for name in ("momentum", "weight_decay"):
+        value = getattr(config, name)
+        if value is not None and (_is_bool(value) or not isinstance(value, numbers.Real) or not value >= 0):
+            raise ValueError(f"TrainingConfig.{name} must be a number >= 0 or None, got {value!r}.")
+    if config.nesterov is not None and not _is_bool(config.nesterov):
+        raise TypeError(f"TrainingConfig.nesterov must be True, False or None, got {config.nesterov!r}.")
+    drops = config.learning_rate_drops
+    try:
+        pairs = [(step, factor) for step, factor in drops]
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"TrainingConfig.learning_rate_drops must be a sequence of (iteration, factor) pairs, got {drops!r}."
+        ) from None
+    for step, factor in pairs:
+        if _is_bool(step) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(
+                f"TrainingConfig.learning_rate_drops: iteration must be an integer >= 0, got {step!r} in {drops!r}."
+            )
+        if _is_bool(factor) or not isinstance(factor, numbers.Real) or not factor > 0:
+            raise ValueError(f"TrainingConfig.learning_rate_drops: factor must be a number > 0, got {factor!r} in {drops!r}.")
+
+
+def check_config(config, *, min_epochs: int = 0) -> TrainingConfig:
+    """``config`` (see :func:`training_config`) if every field is allowed; else the error names the
+    field, the bad value and what is allowed."""
+    config = training_config(config)
+    minimums = {"batch_size": 1, "max_epochs": min_epochs, "patience": 0, "steps_per_call": 1, "eval_batch_size": 1,
+                "statistics_batch_size": 1}
+    for name, minimum in minimums.items():
+        check_int(f"TrainingConfig.{name}", getattr(config, name), minimum)
+    check_int("TrainingConfig.iterations", config.iterations, 1, allow_none=True)
+    for name in ("restore_best_weights", "shuffle", "early_stopping"):
+        if not _is_bool(getattr(config, name)):
+            raise TypeError(f"TrainingConfig.{name} must be True or False, got {getattr(config, name)!r}.")
+    jit = config.jit_compile
+    if not (_is_bool(jit) or (isinstance(jit, str) and jit == "auto")):
+        raise ValueError(f"TrainingConfig.jit_compile must be True, False or 'auto', got {config.jit_compile!r}.")
+    if config.monitor not in MONITORS:
+        raise ValueError(f"TrainingConfig.monitor must be one of {MONITORS}, got {config.monitor!r}.")
+    _check_optimizer_fields(config)
+    if not (isinstance(config.loss, str) or callable(config.loss)):
+        raise TypeError(f"TrainingConfig.loss must be a Keras loss name or callable, got {type(config.loss).__name__}.")
+    if isinstance(config.callbacks, (str, bytes)) or not hasattr(config.callbacks, "__iter__"):
+        raise TypeError(f"TrainingConfig.callbacks must be a sequence of Keras callbacks, got {config.callbacks!r}.")
+    if config.train_transform is not None and not callable(config.train_transform):
+        raise TypeError(
+            f"TrainingConfig.train_transform must be a callable (x, y) -> (x, y) or None, got {config.train_transform!r}."
+        )
+    return config
+
+
+def optimizer_spec_fields(spec: Mapping) -> dict:
+    """A copy of an optimizer spec mapping with ``"name"`` renamed ``"optimizer"``; unknown keys
+    raise ValueError naming them and :data:`OPTIMIZER_FIELDS`."""
+    spec = dict(spec)
+    if "name" in spec:
+        if "optimizer" in spec:
+            raise ValueError("An optimizer spec may give 'name' or 'optimizer', not both.")
+        spec["optimizer"] = spec.pop("name")
+    unknown = sorted(set(spec) - set(OPTIMIZER_FIELDS))
+    if unknown:
+        raise ValueError(f"Unknown optimizer spec keys {unknown}; allowed: {list(OPTIMIZER_FIELDS)}.")
+    return spec
+
+
+def optimizer_config(spec) -> TrainingConfig:
+    """A TrainingConfig holding an optimizer spec: a mapping with keys of :data:`OPTIMIZER_FIELDS`
+    (the TFMOT baseline's JSON spec; ``"name"`` is an alias of ``"optimizer"``)."""
+    spec = optimizer_spec_fields(spec)
+    spec["learning_rate_drops"] = tuple(tuple(pair) for pair in (spec.get("learning_rate_drops") or ()))
+    return TrainingConfig(**spec)
+
+
+def _build_optimizer(name: str, learning_rate, momentum, nesterov, weight_decay, drops):
+    rate = learning_rate
+    if drops:
+        steps = [int(step) for step, _ in drops]
+        values = [learning_rate]
+        for _, factor in drops:
+            values.append(values[-1] * float(factor))
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
+    decay = weight_decay or None
+    if name == "adam":
+        return keras.optimizers.Adam(rate, weight_decay=decay)
+    return keras.optimizers.SGD(rate, momentum=momentum, nesterov=nesterov, weight_decay=decay)
+
+
+def make_optimizer(config_or_spec=None):
+    """The one optimizer factory: a new Keras optimizer from a config or a spec.
+
+    ``config_or_spec``: a :class:`TrainingConfig` (or a preset with ``to_training_config()``),
+    a mapping spec (:func:`optimizer_config`), or what ``TrainingConfig.optimizer`` takes:
+    None (SGD at learning rate 0.1), a Keras name (``keras.optimizers.get``), an Optimizer
+    (returned as it is) or a zero-argument factory (called).
+
+    "sgd" / "adam" / None with hyperparameters set: ``SGD(rate, momentum, nesterov,
+    weight_decay)`` or ``Adam(rate, weight_decay)``, where ``rate`` is a
+    ``PiecewiseConstantDecay`` when ``learning_rate_drops`` are given and unset fields take
+    the optimizer's defaults (momentum 0, no Nesterov, no weight decay; learning rate 0.1
+    for None, Keras' default for a name).
+    """
+    if isinstance(config_or_spec, Mapping):
+        config = optimizer_config(config_or_spec)
+    elif isinstance(config_or_spec, TrainingConfig) or hasattr(config_or_spec, "to_training_config"):
+        config = training_config(config_or_spec)
+    else:
+        config = TrainingConfig(optimizer=config_or_spec)
+    _check_optimizer_fields(config)
+    optimizer = config.optimizer
+    if is_optimizer(optimizer):
+        return optimizer
+    if callable(optimizer) and not isinstance(optimizer, str):
+        return optimizer()
+    tuned = _tuned(config)
+    if isinstance(optimizer, str) and not tuned:
+        return keras.optimizers.get(optimizer)
+    name = "sgd" if optimizer is None else optimizer.lower()
+    rate = config.learning_rate
+    if rate is None:
+        rate = DEFAULT_LEARNING_RATE if optimizer is None else keras.optimizers.get(name).get_config()["learning_rate"]
+    momentum = 0.0 if config.momentum is None else config.momentum
+    nesterov = False if config.nesterov is None else config.nesterov
+    return _build_optimizer(name, rate, momentum, nesterov, config.weight_decay, config.learning_rate_drops)
+
+
+class _StopAfterIterations(keras.callbacks.Callback):
+    """Stops ``Model.fit`` after ``iterations`` training steps (engine "keras")."""
+
+    def __init__(self, iterations: int):
+        super().__init__()
+        self.iterations = int(iterations)
+        self.seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen >= self.iterations:
+            self.model.stop_training = True
+
+
+def _xy(data, what: str):
+    if isinstance(data, Mapping):
+        data = (data["x"], data["y"])
+    try:
+        x, y = data
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be an (x, y) pair, got {type(data).__name__}.") from None
+    return x, y
+
+
+def _check_engine(engine) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    return engine
+
+
+class Trainer:
+    """One model, one config, one engine: :meth:`fit` (repeatable) and :meth:`evaluate`.
+
+    Made once and reused, e.g. by every DropNet cycle: engine "graph" traces its training
+    step once (:class:`GraphTrainer`).  The model is compiled here with ``optimizer`` (by
+    default :func:`make_optimizer` of the config), the config's loss and ``metrics``
+    (default ``["accuracy"]``), so that ``model.evaluate`` / ``predict`` work afterwards.
+
+    Args:
+        model: a built Keras model.
+        config: a :class:`TrainingConfig`, a preset with ``to_training_config()``, or None.
+        train: the training ``(x, y)``, in memory.
+        engine: "graph" (:class:`GraphTrainer`) or "keras" (``Model.fit``).
+        optimizer: an optimizer to use instead of building one from the config.
+        metrics: compiled metrics (engine "keras": what ``history`` and :meth:`evaluate` report).
+    """
+
+    def __init__(self, model, config=None, train=None, *, engine: str = "graph", optimizer=None, metrics=None):
+        self.config = check_config(config)
+        self.engine = _check_engine(engine)
+        self.model = model
+        if train is None:
+            raise TypeError("train must be the training (x, y) pair.")
+        self.x, self.y = _xy(train, "train")
+        self.optimizer = make_optimizer(self.config) if optimizer is None else optimizer
+        cfg = self.config
+        if engine == "graph":
+            model.compile(optimizer=self.optimizer, loss=cfg.loss, metrics=["accuracy"] if metrics is None else metrics)
+            self.optimizer.build(model.trainable_variables)
+            self._graph = GraphTrainer(
+                model, self.optimizer, cfg.loss, self.x, self.y, batch_size=cfg.batch_size,
+                steps_per_call=cfg.steps_per_call, train_transform=cfg.train_transform, jit_compile=cfg.jit_compile,
+            )
+        else:
+            if cfg.train_transform is not None:
+                raise ValueError("TrainingConfig.train_transform is applied by engine 'graph' only; got engine='keras'.")
+            options = {} if cfg.jit_compile == "auto" else {"jit_compile": bool(cfg.jit_compile)}
+            model.compile(optimizer=self.optimizer, loss=cfg.loss, metrics=["accuracy"] if metrics is None else metrics,
+                          **options)
+
+    def _callbacks(self, validation, callbacks) -> list:
+        cfg = self.config
+        found = []
+        if cfg.early_stopping:
+            if validation is None and cfg.monitor.startswith("val_"):
+                raise ValueError(
+                    f"TrainingConfig.early_stopping monitors {cfg.monitor!r}, which needs validation data; "
+                    "pass validation=(x, y), or set early_stopping=False or monitor='loss'."
+                )
+            found.append(keras.callbacks.EarlyStopping(
+                monitor=cfg.monitor, mode="min" if cfg.monitor.endswith("loss") else "max", patience=cfg.patience,
+                restore_best_weights=cfg.restore_best_weights,
+            ))
+        found.extend(cfg.callbacks)
+        found.extend(callbacks)
+        return found
+
+    def fit(self, validation=None, callbacks: Sequence = (), seed: int | None = 0, verbose: int = 0,
+            train=None) -> dict[str, list]:
+        """Train with the config; returns the history (lists per epoch, ``{}`` for zero epochs).
+
+        Keras' global seed is set to ``seed`` first (dropout, and the order of samples;
+        None leaves the global random state as it is); callbacks run after the config's
+        early stopping and ``config.callbacks``.  ``train``: other (x, y) for this call
+        (engine "keras" only; the optimizer's state carries over, as with ``Model.fit``).
+        """
+        cfg = self.config
+        x, y = self.x, self.y
+        if train is not None:
+            if self.engine == "graph":
+                raise ValueError("Trainer.fit(train=...) needs engine='keras'; engine 'graph' trains on the data it was made with.")
+            x, y = _xy(train, "train")
+        count = len(x)
+        steps_per_epoch = math.ceil(count / cfg.batch_size)
+        epochs = cfg.max_epochs if cfg.iterations is None else math.ceil(cfg.iterations / max(steps_per_epoch, 1))
+        if epochs == 0:
+            return {}
+        callbacks = self._callbacks(validation, callbacks)
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        if self.engine == "graph":
+            if validation is not None and not isinstance(validation, tuple):
+                validation = _xy(validation, "validation")
+            return self._graph.fit(
+                epochs, validation_data=validation, callbacks=callbacks, seed=0 if seed is None else seed, shuffle=cfg.shuffle,
+                eval_batch_size=cfg.eval_batch_size, max_steps=cfg.iterations,
+            )
+        if cfg.iterations is not None:
+            callbacks.append(_StopAfterIterations(cfg.iterations))
+        options = {}
+        if callbacks:
+            options["callbacks"] = callbacks
+        if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+            options["validation_split"] = float(validation)
+        elif validation is not None:
+            options["validation_data"] = _xy(validation, "validation")
+        return self.model.fit(
+            x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=verbose, shuffle=cfg.shuffle, **options
+        ).history
+
+    def evaluate(self, data, batch_size: int | None = None) -> dict[str, float]:
+        """Loss and metrics on ``data`` = (x, y) in inference mode (graph: loss and top-1 accuracy)."""
+        x, y = _xy(data, "data")
+        batch_size = self.config.eval_batch_size if batch_size is None else batch_size
+        if self.engine == "graph":
+            return self._graph.evaluate(x, y, batch_size=batch_size)
+        return {k: float(v) for k, v in self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True).items()}
+
+
+def fit(model, train, validation=None, config=None, engine: str = "graph", callbacks: Sequence = (), seed: int = 0,
+        *, optimizer=None, metrics=None, verbose: int = 0) -> dict[str, list]:
+    """Train ``model`` on ``train`` = (x, y) with ``config``: the one training entry.
+
+    ``engine="graph"``: :class:`GraphTrainer` (many steps per call; DropNet's cycles).
+    ``engine="keras"``: ``Model.fit`` (foresight, LayerPrune, the TFMOT baseline).  Both take
+    the same :class:`TrainingConfig`.  ``validation``: an (x, y) pair, or for engine
+    "keras" also a fraction held out (``validation_split``).  See :class:`Trainer`.
+    """
+    return Trainer(model, config, train, engine=engine, optimizer=optimizer, metrics=metrics).fit(
+        validation, callbacks=callbacks, seed=seed, verbose=verbose
+    )
+
+
+def evaluate(model, data, config=None, engine: str = "keras", batch_size: int | None = None) -> dict[str, float]:
+    """Loss and metrics of ``model`` on ``data`` = (x, y) in inference mode.
+
+    ``engine="keras"``: ``Model.evaluate`` of the compiled model (its compiled metrics, by
+    name).  ``engine="graph"``: mean loss (the config's) and top-1 ``accuracy``.
+    """
+    config = check_config(config)
+    _check_engine(engine)
+    x, y = _xy(data, "data")
+    batch_size = config.eval_batch_size if batch_size is None else batch_size
+    if engine == "graph":
+        return GraphTrainer(model, None, config.loss, x, y, jit_compile=False).evaluate(x, y, batch_size=batch_size)
+    return {k: float(v) for k, v in model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True).items()}
+
+
+__all__ = [
+    "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
+    "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
+    "per_sample_loss", "training_config",
+]

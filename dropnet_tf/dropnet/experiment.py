@@ -18,7 +18,6 @@ from typing import Callable, Iterable
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.dropnet.iterative import (
-    _make_optimizer,
     _sparse_labels,
     _unpack_data,
     check_prune_arguments,
@@ -28,8 +27,10 @@ from dropnet_tf.dropnet.iterative import (
     state_path,
     stop_rule_verdict,
 )
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.io import load_npz
+from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.training import make_optimizer
 from dropnet_tf.core.validation import check_path, check_splits
 
 
@@ -95,32 +96,41 @@ def run_experiment(
     check_splits(splits, num_classes=getattr(data, "num_classes", None), labels=_sparse_labels(first["training"].loss))
 
     store = ResultsFile(results)
+    grid = RunGrid(store)
     data_fingerprint = None
+
+    def finished(done, metric, seed, init, args) -> bool:
+        """Whether the stored run is finished and made with the same settings (then skipped)."""
+        nonlocal data_fingerprint
+        if not (done and done[-1].get("stop_reason")):
+            return False
+        stored = {"selection": done[-1].get("selection", "exact"),
+                  "min_units_per_layer": done[-1].get("min_units_per_layer")}
+        wanted = {"selection": args["selection"], "min_units_per_layer": args["min_units_per_layer"]}
+        if stored != wanted:
+            raise ValueError(
+                f"{store.path} holds a finished run of {experiment}/{metric}/seed={seed}/init={init} "
+                f"made with {stored}, not {wanted}. Use another results file or experiment name."
+            )
+        if data_fingerprint is None:
+            data_fingerprint = run_fingerprint(splits=splits)["data"]
+        # When not, iterative_prune continues the run, or refuses it with the difference named.
+        return _finished_and_same(store, done, metric, args, data_fingerprint)
+
+    def run(metric, seed, init) -> None:
+        keras.backend.clear_session()  # free the previous run's graph; keeps names stable
+        keras.utils.set_random_seed(seed)
+        model = build_model(seed)
+        # iterative_prune appends each cycle's record itself, so a run resumes mid-way.
+        iterative_prune(model, data, metric, seed=seed, init=init, results=store, experiment=experiment, **prune_kwargs)
+
     for metric in metrics:
         for seed in seeds:
             for init in inits:
                 args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
-                done = store.records(experiment=experiment, metric=metric, seed=seed, init=init)
-                if done and done[-1].get("stop_reason"):
-                    stored = {"selection": done[-1].get("selection", "exact"),
-                              "min_units_per_layer": done[-1].get("min_units_per_layer")}
-                    wanted = {"selection": args["selection"], "min_units_per_layer": args["min_units_per_layer"]}
-                    if stored != wanted:
-                        raise ValueError(
-                            f"{store.path} holds a finished run of {experiment}/{metric}/seed={seed}/init={init} "
-                            f"made with {stored}, not {wanted}. Use another results file or experiment name."
-                        )
-                    if data_fingerprint is None:
-                        data_fingerprint = run_fingerprint(splits=splits)["data"]
-                    if _finished_and_same(store, done, metric, args, data_fingerprint):
-                        continue  # skipped without building a model
-                    # otherwise iterative_prune continues the run, or refuses it with the difference named
-                keras.backend.clear_session()  # free the previous run's graph; keeps names stable
-                keras.utils.set_random_seed(seed)
-                model = build_model(seed)
-                iterative_prune(
-                    model, data, metric, seed=seed, init=init, results=store, experiment=experiment, **prune_kwargs
-                )
+                key = {"experiment": experiment, "metric": metric, "seed": seed, "init": init}
+                grid.cell(key, lambda: run(metric, seed, init),
+                          skip=lambda done: finished(done, metric, seed, init, args))  # skipped without building a model
     return store.records(experiment=experiment)
 
 
@@ -150,7 +160,7 @@ def _finished_and_same(store, records, metric, args, data_fingerprint) -> bool:
         "seed": args["seed"],
     }
     current = run_fingerprint(
-        optimizer=_make_optimizer(args["training"].optimizer), training=args["training"], pruning=pruning
+        optimizer=make_optimizer(args["training"]), training=args["training"], pruning=pruning
     )
     current["data"] = data_fingerprint
     return first_difference(json.loads(str(stored)), current) is None

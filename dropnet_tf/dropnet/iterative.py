@@ -28,8 +28,6 @@ import os
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,38 +38,10 @@ from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.scoring import SCORERS, get_scorer, prune_step
 from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, validate_fraction
-from dropnet_tf.core.training import GraphTrainer, optimizer_variables
+from dropnet_tf.core.training import ADDED_FIELDS, Trainer, TrainingConfig, check_config, make_optimizer, optimizer_variables
 from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
 
 INITS = ("original", "random")
-
-
-@dataclass
-class TrainingConfig:
-    """How each cycle trains.  Defaults follow DropNet Section 3.2.
-
-    ``restore_best_weights=True`` evaluates the weights at minimum validation loss, as the
-    paper's problem statement does (Section 2); the authors' notebooks left it False and
-    evaluated the last epoch.  ``shuffle=True`` reshuffles every epoch; the notebooks
-    trained with ``shuffle=False``.  Batch size 32 is Keras' default, which the notebooks
-    used.  ``steps_per_call`` runs that many training steps per call into TensorFlow
-    (see :mod:`dropnet_tf.training`), which is most of why a cycle here is much faster
-    than the notebooks' loop.
-    """
-
-    optimizer: object = None  # None: SGD(learning_rate=0.1); or a name, or a zero-arg factory
-    loss: object = "sparse_categorical_crossentropy"
-    batch_size: int = 32
-    max_epochs: int = 100
-    patience: int = 5
-    restore_best_weights: bool = True
-    shuffle: bool = True
-    steps_per_call: int = 128
-    jit_compile: object = "auto"  # XLA for the training steps: True, False or "auto"
-    eval_batch_size: int = 1024
-    statistics_batch_size: int = 1024
-    callbacks: Sequence = field(default_factory=tuple)
-    train_transform: Callable | None = None  # applied to each (x, y) training batch, e.g. augmentation
 
 
 #: Presets of ``protocol=``: the pruning rule and the training fields each one sets.
@@ -144,31 +114,7 @@ def check_training(training) -> TrainingConfig:
         return TrainingConfig()
     if not isinstance(training, TrainingConfig):
         raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
-    minimums = {"batch_size": 1, "max_epochs": 1, "patience": 0, "steps_per_call": 1, "eval_batch_size": 1,
-                "statistics_batch_size": 1}
-    for name, minimum in minimums.items():
-        check_int(f"TrainingConfig.{name}", getattr(training, name), minimum)
-    for name in ("restore_best_weights", "shuffle"):
-        if not isinstance(getattr(training, name), (bool, np.bool_)):
-            raise TypeError(f"TrainingConfig.{name} must be True or False, got {getattr(training, name)!r}.")
-    jit = training.jit_compile
-    if not (isinstance(jit, (bool, np.bool_)) or (isinstance(jit, str) and jit == "auto")):
-        raise ValueError(f"TrainingConfig.jit_compile must be True, False or 'auto', got {training.jit_compile!r}.")
-    optimizer = training.optimizer
-    if not (optimizer is None or isinstance(optimizer, (str, keras.optimizers.Optimizer)) or callable(optimizer)):
-        raise TypeError(
-            "TrainingConfig.optimizer must be None, a name, a Keras Optimizer or a zero-argument factory, "
-            f"got {type(optimizer).__name__}."
-        )
-    if not (isinstance(training.loss, str) or callable(training.loss)):
-        raise TypeError(f"TrainingConfig.loss must be a Keras loss name or callable, got {type(training.loss).__name__}.")
-    if isinstance(training.callbacks, (str, bytes)) or not hasattr(training.callbacks, "__iter__"):
-        raise TypeError(f"TrainingConfig.callbacks must be a sequence of Keras callbacks, got {training.callbacks!r}.")
-    if training.train_transform is not None and not callable(training.train_transform):
-        raise TypeError(
-            f"TrainingConfig.train_transform must be a callable (x, y) -> (x, y) or None, got {training.train_transform!r}."
-        )
-    return training
+    return check_config(training, min_epochs=1)
 
 
 def check_prune_arguments(
@@ -334,6 +280,9 @@ def run_fingerprint(*, model=None, splits=None, optimizer=None, training=None, p
             **{name: _plain(getattr(training, name)) for name in (
                 "batch_size", "max_epochs", "patience", "restore_best_weights", "shuffle", "jit_compile",
                 "eval_batch_size", "statistics_batch_size", "train_transform")},
+            # Fields added later enter only when set, so older fingerprints still match.
+            **{name: _plain(getattr(training, name)) for name, default in ADDED_FIELDS.items()
+               if getattr(training, name, default) != default},
         }
     if optimizer is not None:
         config = {key: value for key, value in _plain(optimizer.get_config()).items() if key != "name"}
@@ -433,18 +382,6 @@ def stop_rule_verdict(records, kappa, min_fraction):
 def derive_seed(*parts) -> int:
     """A stable 31-bit seed from ints and strings (same inputs, same seed, every process)."""
     return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
-
-
-def _make_optimizer(spec):
-    if spec is None:
-        return keras.optimizers.SGD(learning_rate=0.1)
-    if isinstance(spec, str):
-        return keras.optimizers.get(spec)
-    if isinstance(spec, keras.optimizers.Optimizer):
-        return spec
-    if callable(spec):
-        return spec()
-    raise TypeError(f"optimizer must be None, a name, an Optimizer or a factory, got {type(spec).__name__}.")
 
 
 def _reseeded_config(config, seed: int):
@@ -558,7 +495,7 @@ class IterativePruner:
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        optimizer = _make_optimizer(self.training.optimizer)
+        optimizer = make_optimizer(self.training)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 f"TrainingConfig.optimizer's factory must return a Keras Optimizer, got {type(optimizer).__name__}."
@@ -567,22 +504,10 @@ class IterativePruner:
             model=model, splits=self.splits, optimizer=optimizer, training=self.training,
             pruning=self._pruning_settings(),
         )
-        # Compiled so that the model is ready for model.evaluate / predict afterwards;
-        # training itself runs in GraphTrainer, traced once for every cycle.
-        model.compile(optimizer=optimizer, loss=self.training.loss, metrics=["accuracy"])
-        optimizer.build(model.trainable_variables)
+        # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
+        # afterwards; training itself runs in the graph engine, traced once for every cycle.
+        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
-        self.trainer = GraphTrainer(
-            model,
-            optimizer,
-            self.training.loss,
-            x_train,
-            y_train,
-            batch_size=self.training.batch_size,
-            steps_per_call=self.training.steps_per_call,
-            train_transform=self.training.train_transform,
-            jit_compile=self.training.jit_compile,
-        )
 
     # ------------------------------------------------------------------ the steps
 
@@ -621,26 +546,14 @@ class IterativePruner:
 
     def train(self, cycle: int) -> int:
         """Step 3: train with early stopping on validation loss; returns the epochs run."""
-        cfg = self.training
-        cycle_seed = derive_seed("train", self.seed, cycle)
-        keras.utils.set_random_seed(cycle_seed)  # dropout and other in-model randomness
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", mode="min", patience=cfg.patience, restore_best_weights=cfg.restore_best_weights
-        )
-        history = self.trainer.fit(
-            cfg.max_epochs,
-            validation_data=self.splits["val"],
-            callbacks=[stopper, *cfg.callbacks],
-            seed=cycle_seed,
-            shuffle=cfg.shuffle,
-            eval_batch_size=cfg.eval_batch_size,
-        )
+        cycle_seed = derive_seed("train", self.seed, cycle)  # dropout, in-model randomness, sample order
+        history = self.trainer.fit(self.splits["val"], seed=cycle_seed)
         return len(history["loss"])
 
     def evaluate(self) -> dict[str, float]:
         scores = {}
         for split, (x, y) in self.splits.items():
-            result = self.trainer.evaluate(x, y, batch_size=self.training.eval_batch_size)
+            result = self.trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
             scores[f"{split}_loss"] = result["loss"]
             scores[f"{split}_accuracy"] = result["accuracy"]
         return scores

@@ -18,7 +18,8 @@ import numpy as np
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.grid import RunGrid
+from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -26,7 +27,8 @@ REFERENCE = "reference"
 
 @dataclasses.dataclass(frozen=True)
 class TrainingProtocol:
-    """How the pruned network is trained after pruning.
+    """How the pruned network is trained after pruning: a preset of :class:`dropnet_tf.TrainingConfig`
+    (:meth:`to_training_config`) with the thesis' / SNIP's field names and defaults.
 
     ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
     at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
@@ -51,18 +53,19 @@ class TrainingProtocol:
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
 
+    def to_training_config(self) -> TrainingConfig:
+        """The protocol as the one training config (engine "keras": no early stopping, reshuffled
+        epochs, evaluation at batch 512)."""
+        return TrainingConfig(
+            optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
+            nesterov=self.nesterov, weight_decay=self.weight_decay,
+            learning_rate_drops=tuple(tuple(drop) for drop in self.learning_rate_drops),
+            batch_size=self.batch_size, max_epochs=self.epochs, early_stopping=False, shuffle=True,
+            loss="sparse_categorical_crossentropy", eval_batch_size=512,
+        )
+
     def make_optimizer(self):
-        rate = self.learning_rate
-        if self.learning_rate_drops:
-            steps = [int(step) for step, _ in self.learning_rate_drops]
-            values = [self.learning_rate]
-            for _, factor in self.learning_rate_drops:
-                values.append(values[-1] * float(factor))
-            rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
-        decay = self.weight_decay or None
-        if self.optimizer == "adam":
-            return keras.optimizers.Adam(rate, weight_decay=decay)
-        return keras.optimizers.SGD(rate, momentum=self.momentum, nesterov=self.nesterov, weight_decay=decay)
+        return make_optimizer(self)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -105,23 +108,16 @@ def scoring_batch(x, y, size: int, seed: int):
 def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0) -> dict:
     """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split."""
     y_train = data.y_train if labels is None else labels
-    model.compile(
-        optimizer=protocol.make_optimizer(),
-        loss="sparse_categorical_crossentropy",
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="top1"),
-            top_k_accuracy_with_ties_by_index(min(5, data.num_classes)),
-        ],
-    )
+    metrics = [
+        keras.metrics.SparseCategoricalAccuracy(name="top1"),
+        top_k_accuracy_with_ties_by_index(min(5, data.num_classes)),
+    ]
+    trainer = Trainer(model, protocol, (data.x_train, y_train), engine="keras", metrics=metrics)
     start = time.perf_counter()
-    history = {}
-    if protocol.epochs:
-        keras.utils.set_random_seed(seed)
-        history = model.fit(
-            data.x_train, y_train, batch_size=protocol.batch_size, epochs=protocol.epochs, verbose=0, shuffle=True
-        ).history
+    history = trainer.fit(seed=seed)
     train_seconds = time.perf_counter() - start
-    loss, top1, top5 = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0)
+    scores = trainer.evaluate((data.x_test, data.y_test))
+    loss, top1, top5 = scores["loss"], scores["top1"], scores[metrics[1].name]
     return {
         "top1": float(top1),
         "top5": float(top5),
@@ -171,7 +167,7 @@ def run_foresight_grid(
         train_init: train from a fresh draw of this initialisation with the pruned masks
             (SNIP Table 3 scores with RN/TN/VS-X/VS-H but trains from VS-X in every case).
     """
-    store = ResultsFile(results)
+    grid = RunGrid(results)
     compressions = [check_compression(r) for r in compressions]
     seeds = [int(s) for s in seeds]
     methods = list(methods)
@@ -180,61 +176,68 @@ def run_foresight_grid(
         if method != REFERENCE and method not in external:
             resolve_method(method)  # fail before any training on a misspelt method
     method_options = method_options or {}
+
+    def run_external(method, compression, seed):
+        return {**(extra or {}), "protocol": protocol.as_dict(), **dict(external[method](seed, compression))}
+
+    def log_external(record):
+        if log is not None:
+            log(f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
+                f"top1={record.get('top1', float('nan')):.4f} top5={record.get('top5', float('nan')):.4f}")
+
+    def run_pruned(method, compression, seed):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        init = init_for(method)
+        model = build_model(seed, init)
+        batch = scoring_batch(data.x_train, data.y_train, scoring_batch_size, seed)
+        start = time.perf_counter()
+        if method == REFERENCE:
+            report = compression_report(model, target_ratio=1.0)
+        else:
+            report = prune_at_init(model, method, compression, data=batch, seed=seed, **method_options.get(method, {}))
+        scoring_seconds = time.perf_counter() - start
+        if train_init is not None:
+            masks = get_weight_masks(model)
+            keras.utils.set_random_seed(seed + 1)
+            model = build_model(seed, train_init)
+            set_weight_masks(model, masks)
+        labels = None
+        if random_labels:
+            labels = np.random.default_rng(seed).permutation(data.y_train)
+        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed)
+        summary = report.as_dict()
+        return {
+            **(extra or {}),
+            "init": init,
+            "train_init": train_init or init,
+            "random_labels": bool(random_labels),
+            "scoring_seconds": scoring_seconds,
+            "prunable": summary["prunable"],
+            "nonzero": summary["nonzero"],
+            "empirical_ratio": summary["empirical_ratio"],
+            "compression_error": summary["compression_error"],
+            "collapsed_layers": summary["collapsed_layers"],
+            "per_weight_density": summary["per_weight_density"],
+            "protocol": protocol.as_dict(),
+            **outcome,
+        }
+
+    def log_pruned(record):
+        if log is not None:
+            log(
+                f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
+                f"r_e={record['empirical_ratio']:.2f} top1={record['top1']:.4f} top5={record['top5']:.4f} "
+                f"collapsed={len(record['collapsed_layers'])} score {record['scoring_seconds']:.1f}s "
+                f"train {record['train_seconds']:.1f}s"
+            )
+
     for method in methods:
         for compression in [1.0] if method == REFERENCE else compressions:
             for seed in seeds:
                 key = {"experiment": experiment, "method": method, "compression": compression, "seed": seed}
-                if store.records(**key):
-                    continue
                 if method in external:
-                    outcome = dict(external[method](seed, compression))
-                    store.append({**key, **(extra or {}), "protocol": protocol.as_dict(), **outcome})
-                    if log is not None:
-                        log(f"{experiment} {method:>17s} r={compression:<5g} seed={seed} "
-                            f"top1={outcome.get('top1', float('nan')):.4f} top5={outcome.get('top5', float('nan')):.4f}")
-                    continue
-                keras.backend.clear_session()
-                keras.utils.set_random_seed(seed)
-                init = init_for(method)
-                model = build_model(seed, init)
-                batch = scoring_batch(data.x_train, data.y_train, scoring_batch_size, seed)
-                start = time.perf_counter()
-                if method == REFERENCE:
-                    report = compression_report(model, target_ratio=1.0)
+                    grid.cell(key, lambda: run_external(method, compression, seed), log=log_external)
                 else:
-                    report = prune_at_init(model, method, compression, data=batch, seed=seed, **method_options.get(method, {}))
-                scoring_seconds = time.perf_counter() - start
-                if train_init is not None:
-                    masks = get_weight_masks(model)
-                    keras.utils.set_random_seed(seed + 1)
-                    model = build_model(seed, train_init)
-                    set_weight_masks(model, masks)
-                labels = None
-                if random_labels:
-                    labels = np.random.default_rng(seed).permutation(data.y_train)
-                outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed)
-                summary = report.as_dict()
-                record = {
-                    **key,
-                    **(extra or {}),
-                    "init": init,
-                    "train_init": train_init or init,
-                    "random_labels": bool(random_labels),
-                    "scoring_seconds": scoring_seconds,
-                    "prunable": summary["prunable"],
-                    "nonzero": summary["nonzero"],
-                    "empirical_ratio": summary["empirical_ratio"],
-                    "compression_error": summary["compression_error"],
-                    "collapsed_layers": summary["collapsed_layers"],
-                    "per_weight_density": summary["per_weight_density"],
-                    "protocol": protocol.as_dict(),
-                    **outcome,
-                }
-                store.append(record)
-                if log is not None:
-                    log(
-                        f"{experiment} {method:>17s} r={compression:<5g} seed={seed} "
-                        f"r_e={summary['empirical_ratio']:.2f} top1={outcome['top1']:.4f} top5={outcome['top5']:.4f} "
-                        f"collapsed={len(summary['collapsed_layers'])} score {scoring_seconds:.1f}s train {outcome['train_seconds']:.1f}s"
-                    )
-    return store.records(experiment=experiment)
+                    grid.cell(key, lambda: run_pruned(method, compression, seed), log=log_pruned)
+    return grid.records(experiment=experiment)

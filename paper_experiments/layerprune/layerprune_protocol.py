@@ -294,12 +294,16 @@ def filter_prune(base, criterion: str, *, fraction: float, schedule: str, data, 
     x, y = scoring_data(data, scale, seed)
     between = None
     if schedule == "iterative" and between_batches > 0:
-        masked.compile(optimizer=finetune_protocol(scale).make_optimizer(), loss="sparse_categorical_crossentropy")
+        from dropnet_tf.core.training import Trainer
+
+        config = dataclasses.replace(finetune_protocol(scale).to_training_config(), max_epochs=1)
+        trainer = Trainer(masked, config, (data.x_train, data.y_train), engine="keras", metrics=[])
         rng = np.random.default_rng(seed)
 
         def between(model, step):
             index = rng.choice(len(data.x_train), between_batches * scale.batch_size)
-            model.fit(data.x_train[index], data.y_train[index], batch_size=scale.batch_size, epochs=1, verbose=0)
+            # One epoch on the drawn batches, the optimizer's state kept between steps.
+            trainer.fit(train=(data.x_train[index], data.y_train[index]), seed=None)
 
     start = time.perf_counter()
     result = prune_filters(masked, criterion, data=(x, y), fraction=fraction, scope="global", schedule=schedule,
@@ -365,36 +369,34 @@ def cost(model, scale: Scale, reference=None) -> dict:
 
 
 class Runner:
-    """Runs named arms once each, appending one JSON record per arm (resumable)."""
+    """Runs named arms once each, appending one JSON record per arm (resumable).
+
+    A thin face of :class:`dropnet_tf.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
+    record is the arm's key, its results and ``seconds``.
+    """
 
     def __init__(self, args, name: str):
-        from dropnet_tf.core.results import ResultsFile
+        from dropnet_tf.core.grid import RunGrid
 
         os.makedirs(args.out, exist_ok=True)
         self.path = os.path.join(args.out, f"{name}_{run_tag(args)}.jsonl")
-        self.results = ResultsFile(self.path)
         self.quiet = args.quiet
+        self.grid = RunGrid(self.path, log=None if self.quiet else self._show)
+        self.results = self.grid.results
+
+    @staticmethod
+    def _show(record: dict) -> None:
+        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k not in ("masks",)}
+        print(json.dumps(shown), flush=True)
 
     def done(self, **key) -> dict | None:
-        found = self.results.records(**key)
-        return found[-1] if found else None
+        return self.grid.done(key)
 
     def arm(self, key: dict, run) -> dict:
-        found = self.done(**key)
-        if found is not None:
-            return found
-        start = time.perf_counter()
-        record = dict(key)
-        record.update(run())
-        record["seconds"] = round(time.perf_counter() - start, 2)
-        self.results.append(record)
-        if not self.quiet:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k not in ("masks",)}
-            print(json.dumps(shown), flush=True)
-        return record
+        return self.grid.cell(key, run, timed="seconds")
 
     def records(self) -> list[dict]:
-        return self.results.records()
+        return self.grid.records()
 
 
 #: The options that change results, as the regenerate command names them.

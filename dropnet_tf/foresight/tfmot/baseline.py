@@ -80,6 +80,8 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras, tf
 from dropnet_tf.core.io import atomic_write_text, load_npz, save_npz_atomic, to_jsonable
+from dropnet_tf.core.training import OPTIMIZER_FIELDS, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.core.training import make_optimizer as build_optimizer
 
 #: The ``method`` of every result (and the name to register it under in a foresight grid).
 METHOD = "tfmot_gmp"
@@ -88,7 +90,7 @@ METHOD = "tfmot_gmp"
 DEFAULT_END_FRACTION: float = 2.0 / 3.0
 
 #: Keys of an optimiser spec (the fields of :class:`~dropnet_tf.foresight.experiment.TrainingProtocol`).
-OPTIMIZER_SPEC_KEYS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "learning_rate_drops")
+OPTIMIZER_SPEC_KEYS = OPTIMIZER_FIELDS
 
 #: Optimiser used when none is given: SGD with Nesterov momentum 0.9 at learning rate 0.1.
 DEFAULT_OPTIMIZER_SPEC = {
@@ -204,14 +206,7 @@ def normalise_optimizer_spec(spec) -> dict:
         spec = {k: v for k, v in spec.as_dict().items() if k in OPTIMIZER_SPEC_KEYS}
     if not isinstance(spec, Mapping):
         raise TypeError(f"An optimizer spec must be None, a name or a mapping, got {type(spec).__name__}.")
-    spec = dict(spec)
-    if "name" in spec:
-        if "optimizer" in spec:
-            raise ValueError("An optimizer spec may give 'name' or 'optimizer', not both.")
-        spec["optimizer"] = spec.pop("name")
-    unknown = sorted(set(spec) - set(OPTIMIZER_SPEC_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown optimizer spec keys {unknown}; allowed: {list(OPTIMIZER_SPEC_KEYS)}.")
+    spec = optimizer_spec_fields(spec)
     out = {**DEFAULT_OPTIMIZER_SPEC, **spec}
     out["optimizer"] = str(out["optimizer"]).lower()
     if out["optimizer"] not in ("sgd", "adam"):
@@ -226,30 +221,8 @@ def normalise_optimizer_spec(spec) -> dict:
     return out
 
 
-def _optimizer_from_spec(spec: dict):
-    rate = spec["learning_rate"]
-    if spec["learning_rate_drops"]:
-        steps = [step for step, _ in spec["learning_rate_drops"]]
-        values = [rate]
-        for _, factor in spec["learning_rate_drops"]:
-            values.append(values[-1] * factor)
-        rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
-    decay = spec["weight_decay"] or None
-    if spec["optimizer"] == "adam":
-        return keras.optimizers.Adam(rate, weight_decay=decay)
-    return keras.optimizers.SGD(rate, momentum=spec["momentum"], nesterov=spec["nesterov"], weight_decay=decay)
-
-
-def _is_optimizer(obj) -> bool:
-    classes = [keras.optimizers.Optimizer]
-    legacy = getattr(getattr(keras.optimizers, "legacy", None), "Optimizer", None)
-    if legacy is not None:
-        classes.append(legacy)
-    return isinstance(obj, tuple(classes))
-
-
 def _check_optimizer(obj):
-    if not _is_optimizer(obj):
+    if not is_optimizer(obj):
         module = type(obj).__module__
         hint = (
             " It looks like a Keras 3 optimizer; TFMOT trains with tf-keras, so build it from "
@@ -268,13 +241,13 @@ def make_optimizer(optimizer) -> tuple[Any, dict]:
     momentum=0.9, nesterov=True)``); an optimizer instance is used as it is (it must not
     have been used on another model).
     """
-    if _is_optimizer(optimizer):
+    if is_optimizer(optimizer):
         return optimizer, _describe_optimizer(optimizer)
     if callable(optimizer) and not isinstance(optimizer, (str, Mapping)) and not hasattr(optimizer, "as_dict"):
         built = _check_optimizer(optimizer())
         return built, _describe_optimizer(built)
     spec = normalise_optimizer_spec(optimizer)
-    return _optimizer_from_spec(spec), spec
+    return build_optimizer(spec), spec  # the library's one optimizer factory
 
 
 def _describe_optimizer(optimizer) -> dict:
@@ -404,15 +377,15 @@ def gradual_magnitude_pruning(
     x_train, y_train = _split(train, "train")
     x_test, y_test = _split(test, "test")
 
-    fit_kwargs = {}
+    fit_validation = None
     n_train = len(y_train)
     if validation is not None:
         if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
             split = _check_fraction(validation, "validation", low_open=True, high_open=True)
-            fit_kwargs["validation_split"] = split
+            fit_validation = split
             n_train = int(math.floor(n_train * (1.0 - split)))  # Keras' own rounding
         else:
-            fit_kwargs["validation_data"] = _split(validation, "validation")
+            fit_validation = _split(validation, "validation")
     steps_per_epoch = int(math.ceil(n_train / batch_size))
     schedule = pruning_schedule_steps(epochs * steps_per_epoch, begin_fraction, end_fraction, frequency)
     schedule.update(
@@ -441,13 +414,12 @@ def gradual_magnitude_pruning(
             keras.metrics.SparseTopKCategoricalAccuracy(k=top5_k, name="top5"),
         ]
 
-    pruned.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=metrics())
-    keras.utils.set_random_seed(int(seed))
+    config = TrainingConfig(batch_size=batch_size, max_epochs=epochs, shuffle=True, early_stopping=False)
+    trainer = Trainer(pruned, config, (x_train, y_train), engine="keras", optimizer=opt, metrics=metrics())
     start = time.perf_counter()
-    history = pruned.fit(
-        x_train, y_train, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], **fit_kwargs,
-    ).history
+    history = trainer.fit(
+        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], seed=int(seed), verbose=verbose
+    )
     train_seconds = time.perf_counter() - start
 
     kernels = _pruned_weights(pruned)  # the same variables live on in the stripped model
@@ -459,7 +431,8 @@ def gradual_magnitude_pruning(
     total_nonzero = int(sum(np.count_nonzero(w) for w in all_values))
 
     final.compile(loss="sparse_categorical_crossentropy", metrics=metrics())
-    loss, top1, top5 = final.evaluate(x_test, y_test, batch_size=512, verbose=0)
+    scores = evaluate(final, (x_test, y_test), engine="keras", batch_size=512)
+    loss, top1, top5 = scores["loss"], scores["top1"], scores["top5"]
     result = {
         "method": METHOD,
         "target_sparsity": sparsity,
