@@ -29,6 +29,7 @@ Scales
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
