@@ -33,61 +33,32 @@ How it differs from pruning at initialisation
     training at no cost in accuracy.  Note also that TFMOT prunes every kernel to the same
     sparsity (layer-wise, uniform), whereas SNIP ranks all weights globally.
 
-Schedule defaults (:func:`pruning_schedule_steps`)
-    With ``N = epochs * ceil(n_train / batch_size)`` training steps, pruning starts at
-    ``begin_step = floor(begin_fraction * N)`` (default 0: from the first step) and reaches
-    the target at ``end_step ≈ end_fraction * N`` (default 2/3 of training); the last third
-    fine-tunes the pruned network with a fixed mask.  ``end_step`` is rounded down to
-    ``begin_step + k * frequency`` because TFMOT only updates the mask on steps where
-    ``(step - begin_step) % frequency == 0``; otherwise the last update would happen
-    before ``end_step`` and the target would not be reached.  When the pruning window is
-    shorter than ``frequency`` steps (tiny runs), the frequency is lowered to a quarter of
-    the window (at least 1), so the sparsity still rises in several steps.
-
-TFMOT only works with tf-keras (Keras 2).  :func:`gradual_magnitude_pruning` must therefore
-run in a process started with ``TF_USE_LEGACY_KERAS=1``; a Keras-3 program (the experiment
-scripts) calls :func:`run_in_tf_keras`, which runs this module as a child process with that
-setting and returns the result dict::
-
-    TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot.baseline \\
-        --model lenet_300_100 --data mnist.npz --sparsity 0.99 --epochs 20 \\
-        --optimizer '{"optimizer": "sgd", "learning_rate": 0.1}' --out gmp.json
-
-Use as a foresight-grid baseline (the record's ``method`` is ``"tfmot_gmp"``, so register
-it under that name)::
-
-    external = {"tfmot_gmp": lambda seed, r: run_in_tf_keras(
-        "lenet_300_100", {}, "data.npz", 1 - 1 / r, protocol.epochs, out_json=...,
-        optimizer=protocol, batch_size=protocol.batch_size, seed=seed)}
+The schedule is :mod:`dropnet_tf.foresight.tfmot.schedule`; the tf-keras child process that
+runs this from a Keras-3 program is :mod:`dropnet_tf.foresight.tfmot.child`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
 import math
-import os
-import pathlib
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
 
-from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras, tf
-from dropnet_tf.core.io import atomic_write_text, load_npz, save_npz_atomic, to_jsonable
+from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
+from dropnet_tf.core.io import to_jsonable
 from dropnet_tf.core.training import OPTIMIZER_FIELDS, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
 from dropnet_tf.core.training import make_optimizer as build_optimizer
+from dropnet_tf.foresight.tfmot.schedule import (
+    DEFAULT_END_FRACTION,
+    _check_fraction,
+    _check_positive_int,
+    pruning_schedule_steps,
+)
 
 #: The ``method`` of every result (and the name to register it under in a foresight grid).
 METHOD = "tfmot_gmp"
-
-#: Default fraction of the training steps after which the target sparsity is reached.
-DEFAULT_END_FRACTION: float = 2.0 / 3.0
 
 #: Keys of an optimiser spec (the fields of :class:`~dropnet_tf.foresight.experiment.TrainingProtocol`).
 OPTIMIZER_SPEC_KEYS = OPTIMIZER_FIELDS
@@ -102,8 +73,6 @@ DEFAULT_OPTIMIZER_SPEC = {
     "learning_rate_drops": [],
 }
 
-_STDERR_TAIL = 4000
-
 _LEGACY_ERROR = (
     "gradual_magnitude_pruning needs tf-keras, because tensorflow-model-optimization does not "
     "support Keras 3, but this process imported Keras {version}. Set TF_USE_LEGACY_KERAS=1 in "
@@ -112,75 +81,6 @@ _LEGACY_ERROR = (
     "dropnet_tf.foresight.tfmot.baseline.run_in_tf_keras(...), which runs it in a tf-keras "
     "child process from a Keras-3 program."
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Schedule
-# --------------------------------------------------------------------------------------------
-
-
-def _check_fraction(value, what: str, low_open: bool, high_open: bool) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}.") from None
-    too_low = value <= 0.0 if low_open else value < 0.0
-    too_high = value >= 1.0 if high_open else value > 1.0
-    if not math.isfinite(value) or too_low or too_high:
-        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
-        raise ValueError(f"{what} must lie in {interval}, got {value!r}.")
-    return value
-
-
-def _check_positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def pruning_schedule_steps(
-    total_steps: int,
-    begin_fraction: float = 0.0,
-    end_fraction: float = DEFAULT_END_FRACTION,
-    frequency: int = 100,
-) -> dict:
-    """The ``PolynomialDecay`` steps for a run of ``total_steps`` optimiser steps.
-
-    Returns ``begin_step``, ``end_step``, ``frequency`` (the one used) and
-    ``requested_frequency``, ``mask_updates`` (how many times the mask changes) and
-    ``fine_tune_steps`` (steps after ``end_step``).  See the module docstring for the rules.
-
-    TFMOT increments its step counter before the mask update of each training batch, so the
-    batches see steps ``1 .. total_steps``; ``end_step <= total_steps`` is always reached.
-    """
-    total_steps = _check_positive_int(total_steps, "total_steps")
-    begin_fraction = _check_fraction(begin_fraction, "begin_fraction", low_open=False, high_open=True)
-    end_fraction = _check_fraction(end_fraction, "end_fraction", low_open=True, high_open=False)
-    frequency = _check_positive_int(frequency, "frequency")
-    if end_fraction <= begin_fraction:
-        raise ValueError(f"end_fraction ({end_fraction}) must be larger than begin_fraction ({begin_fraction}).")
-    begin = int(math.floor(begin_fraction * total_steps))
-    end = min(total_steps, int(math.floor(end_fraction * total_steps + 1e-9)))
-    span = end - begin
-    if span < 1:
-        raise ValueError(
-            f"The pruning window [{begin_fraction}, {end_fraction}] of {total_steps} training steps holds "
-            "no step; train for more steps (epochs, or a smaller batch size) or widen the window."
-        )
-    used = frequency if span >= frequency else max(1, span // 4)
-    end = begin + (span // used) * used
-    # Steps seen by the training batches are 1..total_steps, so step 0 never updates the mask.
-    first = begin if begin >= 1 else used
-    updates = 0 if first > end else (end - first) // used + 1
-    return {
-        "begin_step": begin,
-        "end_step": end,
-        "frequency": used,
-        "requested_frequency": frequency,
-        "mask_updates": updates,
-        "fine_tune_steps": total_steps - end,
-        "total_steps": total_steps,
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,232 +363,11 @@ def gradual_magnitude_pruning(
     return to_jsonable(result)
 
 
-# --------------------------------------------------------------------------------------------
-# Running it from a Keras-3 program
-# --------------------------------------------------------------------------------------------
-
-
-def save_data_npz(path, data) -> str:
-    """Write a :class:`dropnet_tf.data.Dataset` (or anything with ``x_train`` ... ``y_test``)
-    to the NPZ file :func:`run_in_tf_keras` reads; ``x_val`` / ``y_val`` are kept if present."""
-    arrays = {name: getattr(data, name) for name in ("x_train", "y_train", "x_test", "y_test")}
-    for name in ("x_val", "y_val"):
-        value = getattr(data, name, None)
-        if value is not None and len(value):
-            arrays[name] = value
-    return save_npz_atomic(path, **arrays)
-
-
-def _resolve_data_spec(data_spec) -> tuple[str, bool]:
-    if isinstance(data_spec, (str, os.PathLike)):
-        return os.fspath(data_spec), True
-    if isinstance(data_spec, Mapping):
-        unknown = sorted(set(data_spec) - {"path", "npz", "validation"})
-        path = data_spec.get("path", data_spec.get("npz"))
-        if unknown or path is None:
-            raise ValueError(
-                "data_spec must be an NPZ path or {'path': ..., 'validation': bool}; "
-                f"got keys {sorted(data_spec)}."
-            )
-        return os.fspath(path), bool(data_spec.get("validation", True))
-    raise TypeError(f"data_spec must be an NPZ path or a mapping, got {type(data_spec).__name__}.")
-
-
-def load_data_npz(path, use_validation: bool = True):
-    """``(train, test, validation or None)`` from an NPZ with x_train, y_train, x_test, y_test
-    (and optionally x_val, y_val)."""
-    arrays = load_npz(path)
-    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
-    if missing:
-        raise ValueError(f"{path}: the NPZ file lacks the arrays {missing} (it has {sorted(arrays)}).")
-    validation = None
-    if use_validation and "x_val" in arrays and "y_val" in arrays and len(arrays["y_val"]):
-        validation = (arrays["x_val"], arrays["y_val"])
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"]), validation
-
-
-def resolve_builder(model_name: str, model_kwargs: Mapping | None = None) -> Callable[[], Any]:
-    """A zero-argument builder: ``build_foresight_model(model_name, masked=False, **kwargs)``,
-    or, for ``"package.module:function"``, that function called with ``**kwargs``."""
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(model_kwargs or {}).items()}
-    if ":" in model_name:
-        module_name, _, attr = model_name.partition(":")
-        function = getattr(importlib.import_module(module_name), attr)
-        return lambda: function(**kwargs)
-    from dropnet_tf.models.foresight import build_foresight_model
-
-    return lambda: build_foresight_model(model_name, masked=False, **kwargs)
-
-
-def _child_environment() -> dict:
-    env = dict(os.environ)
-    env["TF_USE_LEGACY_KERAS"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = str(pathlib.Path(__file__).resolve().parents[2])  # so the child imports this checkout
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
-def run_in_tf_keras(
-    model_name: str,
-    model_kwargs: Mapping | None,
-    data_spec,
-    sparsity: float,
-    epochs: int,
-    out_json=None,
-    *,
-    batch_size: int = 128,
-    optimizer=None,
-    begin_fraction: float = 0.0,
-    end_fraction: float = DEFAULT_END_FRACTION,
-    frequency: int = 100,
-    seed: int = 0,
-    power: int = 3,
-    timeout: float | None = None,
-    python: str | None = None,
-) -> dict:
-    """Run :func:`gradual_magnitude_pruning` in a tf-keras child process; return its result.
-
-    The child is ``python -m dropnet_tf.foresight.tfmot.baseline`` with
-    ``TF_USE_LEGACY_KERAS=1``; it builds ``build_foresight_model(model_name, masked=False,
-    **model_kwargs)`` (or ``"module:function"``), reads the arrays x_train, y_train, x_test,
-    y_test (and x_val, y_val if present) from the NPZ ``data_spec`` (a path, or
-    ``{"path": ..., "validation": False}`` to ignore x_val), and writes the result JSON
-    atomically to ``out_json`` (a temporary file, removed afterwards, when None).
-
-    ``model_kwargs`` and ``optimizer`` must be JSON-able: the optimizer is a spec (None, a
-    name, a mapping or a TrainingProtocol), not a factory or an instance.  Any failure of
-    the child raises :class:`RuntimeError` with the tail of its stderr.
-    """
-    path, use_validation = _resolve_data_spec(data_spec)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"data_spec: no NPZ file at {path!r}.")
-    if callable(optimizer) and not isinstance(optimizer, (str, Mapping)) and not hasattr(optimizer, "as_dict"):
-        raise TypeError(
-            "run_in_tf_keras needs an optimizer spec (None, a name, a mapping or a TrainingProtocol): "
-            "factories and optimizer instances cannot be sent to the tf-keras process."
-        )
-    spec = normalise_optimizer_spec(optimizer)
-    model_kwargs = to_jsonable(dict(model_kwargs or {}))
-    cleanup = None
-    if out_json is None:
-        cleanup = tempfile.mkdtemp(prefix="tfmot_gmp_")
-        out_json = os.path.join(cleanup, "result.json")
-    out_json = os.fspath(out_json)
-    command = [
-        python or sys.executable, "-m", "dropnet_tf.foresight.tfmot.baseline",
-        "--model", model_name,
-        "--model-kwargs", json.dumps(model_kwargs),
-        "--data", path,
-        "--sparsity", repr(float(sparsity)),
-        "--epochs", str(int(epochs)),
-        "--out", out_json,
-        "--batch-size", str(int(batch_size)),
-        "--optimizer", json.dumps(spec),
-        "--begin-fraction", repr(float(begin_fraction)),
-        "--end-fraction", repr(float(end_fraction)),
-        "--frequency", str(int(frequency)),
-        "--power", str(int(power)),
-        "--seed", str(int(seed)),
-    ]
-    if not use_validation:
-        command.append("--no-validation")
-    try:
-        try:
-            completed = subprocess.run(
-                command, env=_child_environment(), capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired as error:
-            tail = (error.stderr or b"")[-_STDERR_TAIL:]
-            tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-            raise RuntimeError(f"The tf-keras TFMOT run timed out after {timeout} s. stderr tail:\n{tail}") from None
-        if completed.returncode != 0:
-            raise RuntimeError(
-                f"The tf-keras TFMOT run failed (exit status {completed.returncode}): "
-                f"{' '.join(command[:4])} ...\nstderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
-            )
-        try:
-            with open(out_json, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError) as error:
-            raise RuntimeError(
-                f"The tf-keras TFMOT run exited normally but {out_json!r} could not be read ({error}).\n"
-                f"stderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
-            ) from None
-    finally:
-        if cleanup is not None:
-            for name in os.listdir(cleanup):
-                os.remove(os.path.join(cleanup, name))
-            os.rmdir(cleanup)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI (the child process of run_in_tf_keras)
-# --------------------------------------------------------------------------------------------
-
-
-def _optimizer_argument(text: str):
-    text = text.strip()
-    return json.loads(text) if text.startswith("{") else text
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dropnet_tf.foresight.tfmot.baseline",
-        description="TFMOT gradual magnitude pruning (PolynomialDecay) of a foresight model; "
-        "needs TF_USE_LEGACY_KERAS=1.",
-    )
-    parser.add_argument("--model", required=True, help="build_foresight_model name, or package.module:function")
-    parser.add_argument("--model-kwargs", default="{}", type=json.loads, help="JSON object of builder kwargs")
-    parser.add_argument("--data", required=True, help="NPZ with x_train, y_train, x_test, y_test [, x_val, y_val]")
-    parser.add_argument("--no-validation", action="store_true", help="ignore x_val / y_val in the NPZ")
-    parser.add_argument("--sparsity", required=True, type=float, help="target sparsity in [0, 1)")
-    parser.add_argument("--epochs", required=True, type=int)
-    parser.add_argument("--out", required=True, help="result JSON (written atomically)")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument(
-        "--optimizer", type=_optimizer_argument, default=None,
-        help='"sgd", "adam" or a JSON spec such as \'{"optimizer": "sgd", "learning_rate": 0.1}\'',
-    )
-    parser.add_argument("--begin-fraction", type=float, default=0.0)
-    parser.add_argument("--end-fraction", type=float, default=DEFAULT_END_FRACTION)
-    parser.add_argument("--frequency", type=int, default=100)
-    parser.add_argument("--power", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=0)
-    return parser
-
-
-def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
-    if not isinstance(args.model_kwargs, dict):
-        raise SystemExit("--model-kwargs must be a JSON object.")
-    train, test, validation = load_data_npz(args.data, use_validation=not args.no_validation)
-    result = gradual_magnitude_pruning(
-        resolve_builder(args.model, args.model_kwargs), train, test, args.sparsity, args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, begin_fraction=args.begin_fraction,
-        end_fraction=args.end_fraction, frequency=args.frequency, seed=args.seed,
-        validation=validation, power=args.power, verbose=args.verbose,
-    )
-    result.update(model=args.model, model_kwargs=args.model_kwargs, data=os.path.abspath(args.data))
-    atomic_write_text(args.out, json.dumps(to_jsonable(result), indent=1, sort_keys=True) + "\n")
-    return result
-
-
 __all__ = [
-    "DEFAULT_END_FRACTION",
     "DEFAULT_OPTIMIZER_SPEC",
     "METHOD",
+    "OPTIMIZER_SPEC_KEYS",
     "gradual_magnitude_pruning",
-    "load_data_npz",
     "make_optimizer",
     "normalise_optimizer_spec",
-    "pruning_schedule_steps",
-    "resolve_builder",
-    "run_in_tf_keras",
-    "save_data_npz",
 ]
-
-
-if __name__ == "__main__":
-    main()
