@@ -102,7 +102,8 @@ def _child_environment() -> dict:
     env = dict(os.environ)
     env["TF_USE_LEGACY_KERAS"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    root = str(pathlib.Path(__file__).resolve().parents[2])  # so the child imports this checkout
+    # The directory holding the dropnet_tf package, so that the child imports this checkout.
+    root = str(pathlib.Path(sys.modules["dropnet_tf"].__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
 
