@@ -230,3 +230,17 @@ def test_optimizer_spec_normalisation():
         gmp.normalise_optimizer_spec("rmsprop")
     with pytest.raises(ValueError, match="learning_rate"):
         gmp.normalise_optimizer_spec({"learning_rate": 0})
+
+
+def test_child_environment_puts_this_checkout_first_on_pythonpath():
+    """The child imports the dropnet_tf this process imported (the directory above the package)."""
+    import os
+    import pathlib
+
+    import dropnet_tf
+    from dropnet_tf.foresight.tfmot.child import _child_environment
+
+    env = _child_environment()
+    first = env["PYTHONPATH"].split(os.pathsep)[0]
+    assert pathlib.Path(first) == pathlib.Path(dropnet_tf.__file__).resolve().parents[1]
+    assert env["TF_USE_LEGACY_KERAS"] == "1"

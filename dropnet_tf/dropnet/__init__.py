@@ -6,6 +6,8 @@
 ``oracle``             the greedy oracle of DropNet Section 5
 ``augmentation``       the supplement's Tiny ImageNet augmentation (Table C1) as Keras layers
 ``iterative``          iterative_prune: DropNet's Algorithm 1 (the iterative loop)
+``arguments``          PROTOCOLS presets; checks of iterative_prune's arguments
+``state``              resume state: fingerprint, state file, stop rules, run_masks
 ``experiment``         run_experiment: metrics × seeds into one results file
 =====================  ==========================================================
 """

@@ -17,16 +17,9 @@ import os
 from typing import Callable, Iterable
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.dropnet.iterative import (
-    _sparse_labels,
-    _unpack_data,
-    check_prune_arguments,
-    first_difference,
-    iterative_prune,
-    run_fingerprint,
-    state_path,
-    stop_rule_verdict,
-)
+from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
+from dropnet_tf.dropnet.iterative import iterative_prune
+from dropnet_tf.dropnet.state import first_difference, run_fingerprint, state_path, stop_rule_verdict
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.io import load_npz
 from dropnet_tf.core.results import ResultsFile

@@ -16,13 +16,15 @@ The model is compiled once and every cycle only assigns variables (weights, mask
 optimizer slots), so no cycle rebuilds, recompiles or retraces anything.  Each cycle's
 record is appended atomically to a JSON-lines file, and the masks of the next cycle are
 saved before it, so an interrupted run resumes after its last finished cycle.
+
+The argument checks and protocol presets are in :mod:`dropnet_tf.dropnet.arguments`, the
+resume state (fingerprint, state file, stop rules) in :mod:`dropnet_tf.dropnet.state`; their
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -32,351 +34,33 @@ import zlib
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
-from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.scoring import SCORERS, get_scorer, prune_step
-from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, validate_fraction
-from dropnet_tf.core.training import ADDED_FIELDS, Trainer, TrainingConfig, check_config, make_optimizer, optimizer_variables
-from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_splits, check_xy
+from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
+from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
+from dropnet_tf.core.validation import check_splits
+from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
+from dropnet_tf.dropnet.state import (
+    _UNCHECKED_WARNED,
+    _describe_difference,
+    first_difference,
+    run_fingerprint,
+    state_path,
+    stop_reason,
+    stop_rule_verdict,
+)
 
-INITS = ("original", "random")
-
-
-#: Presets of ``protocol=``: the pruning rule and the training fields each one sets.
-#: "paper" is the library's defaults (DropNet's text where it says, Section 3.2);
-#: "notebook" is what the authors' notebooks did (see the README's table of differences):
-#: their selection rule, no layer-collapse guard, no shuffling, the last epoch's weights
-#: and no XLA (with it off, issue 11 matched their validation losses from the same θ0).  APoZ is
-#: this library's under both (fraction of zero outputs over samples and positions): the
-#: paper and supplement define no other, and the README's note that the notebooks counted
-#: samples whose whole map is zero (which differs for filters only) is not implemented.
-PROTOCOLS = {
-    "paper": {
-        "selection": "exact",
-        "min_units_per_layer": 1,
-        "training": {"shuffle": True, "restore_best_weights": True},
-    },
-    "notebook": {
-        "selection": "notebook",
-        "min_units_per_layer": 0,
-        "training": {"shuffle": False, "restore_best_weights": False, "jit_compile": False},
-    },
-}
-
-
-def resolve_protocol(protocol=None, selection=None, min_units_per_layer=None, training=None):
-    """``(selection, min_units_per_layer, training)`` for a run, with a preset applied.
-
-    ``protocol=None`` applies no preset: unset arguments take the library defaults ("exact",
-    1, ``TrainingConfig()``).  ``protocol="paper"`` or ``"notebook"`` (:data:`PROTOCOLS`)
-    fills the unset arguments (None) from the preset, and the fields of ``training`` still at
-    TrainingConfig's defaults; an argument or a non-default TrainingConfig field that
-    contradicts the preset raises ValueError naming both values.
-    """
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be None or one of {tuple(PROTOCOLS)}, got {protocol!r}.")
-    if selection is not None and selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
-    if protocol is None:
-        return (
-            selection or "exact",
-            1 if min_units_per_layer is None else min_units_per_layer,
-            training or TrainingConfig(),
-        )
-    preset = PROTOCOLS[protocol]
-    given = {"selection": selection, "min_units_per_layer": min_units_per_layer}
-    for name, value in given.items():
-        if value is not None and value != preset[name]:
-            raise ValueError(
-                f"protocol={protocol!r} sets {name}={preset[name]!r}, but {name}={value!r} was given; "
-                f"drop one of them (protocol=None takes every setting as given)."
-            )
-    if training is not None and not isinstance(training, TrainingConfig):
-        raise TypeError(f"training must be a TrainingConfig with protocol={protocol!r}, got {type(training).__name__}.")
-    defaults = TrainingConfig()
-    training = training or defaults
-    for name, value in preset["training"].items():
-        current = getattr(training, name)
-        if current != value and current != getattr(defaults, name):
-            raise ValueError(
-                f"protocol={protocol!r} trains with {name}={value!r}, but the TrainingConfig has {name}={current!r}; "
-                f"drop one of them (protocol=None takes every setting as given)."
-            )
-    training = dataclasses.replace(training, **preset["training"])
-    return preset["selection"], preset["min_units_per_layer"], training
-
-
-def check_training(training) -> TrainingConfig:
-    """``training`` if it is a TrainingConfig whose every field is allowed (else the error names it)."""
-    if training is None:
-        return TrainingConfig()
-    if not isinstance(training, TrainingConfig):
-        raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
-    return check_config(training, min_epochs=1)
-
-
-def check_prune_arguments(
-    metric="minimum",
-    *,
-    fraction=0.2,
-    kappa=None,
-    min_fraction=0.1,
-    max_cycles=None,
-    init="original",
-    seed=0,
-    count=None,
-    min_units_per_layer=None,
-    selection=None,
-    protocol=None,
-    training=None,
-    results=None,
-    experiment="",
-    verbose=1,
-) -> dict:
-    """Every argument of :func:`iterative_prune` but the model and data, checked and normalised.
-
-    Raises TypeError / ValueError naming the argument and what is allowed, before anything
-    is built, trained or written.  :func:`dropnet_tf.run_experiment` calls it once for the
-    whole grid, so a bad argument fails before the first model is built.
-    """
-    scorer = get_scorer(metric, kind="metric", allowed=sorted(SCORERS))  # raises naming it and the allowed ones
-    count = check_int("count", count, 1, allow_none=True)
-    fraction = None if count is not None else validate_fraction(fraction)
-    kappa = check_real("kappa", kappa, 0.0, 1.0, low_open=True, allow_none=True)
-    min_fraction = check_real("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
-    max_cycles = check_int("max_cycles", max_cycles, 1, allow_none=True)
-    init = check_choice("init", init, INITS)
-    seed = check_int("seed", seed)
-    min_units_per_layer = check_int("min_units_per_layer", min_units_per_layer, 0, allow_none=True)
-    if training is not None and not isinstance(training, TrainingConfig):
-        raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
-    selection, min_units_per_layer, training = resolve_protocol(protocol, selection, min_units_per_layer, training)
-    training = check_training(training)
-    if selection == "notebook" and (count is not None or scorer.default_count is not None):
-        what = f"{scorer.name!r} drops {scorer.default_count} unit(s) per cycle" if count is None else f"count={count}"
-        raise ValueError(
-            f"selection='notebook' is a rule for a pruning fraction, but {what}; "
-            "the drop-count mode has only selection='exact'."
-        )
-    if results is not None and not isinstance(results, ResultsFile):
-        check_path("results", results, allow_none=True)
-        if os.path.isdir(results):
-            raise ValueError(f"results must be the path of a JSON-lines file, but {os.fspath(results)!r} is a directory.")
-    if not isinstance(experiment, str):
-        raise TypeError(f"experiment must be a str (a name stored in every record), got {experiment!r}.")
-    verbose = check_int("verbose", verbose, 0)
-    return dict(
-        fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init, seed=seed,
-        count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
-        training=training, results=results, experiment=experiment, verbose=verbose,
-    )
-
-
-def _unpack_data(data):
-    """(x_train, y_train, x_val, y_val, x_test, y_test) from a Dataset or three (x, y) pairs."""
-    if all(hasattr(data, key) for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")):
-        return data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test
-    try:
-        (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
-    except (TypeError, ValueError):
-        raise TypeError(
-            "data must be a dropnet_tf.data.Dataset or ((x_train, y_train), (x_val, y_val), (x_test, y_test))."
-        ) from None
-    return x_train, y_train, x_val, y_val, x_test, y_test
-
-
-def _sparse_labels(loss) -> bool:
-    """Whether ``loss`` reads class labels (so labels are checked against the model's outputs)."""
-    name = loss if isinstance(loss, str) else (getattr(loss, "name", None) or getattr(loss, "__name__", ""))
-    return "categorical" in str(name).lower()
-
-
-# ---------------------------------------------------------------------------- fingerprints
-#
-# What defines a run, stored as JSON in its state file next to θ0 (key "fingerprint") and
-# compared on every later call with the same results file and run key.  Sections:
-#   "pruning"   metric, fraction/count, min_units_per_layer, selection, init, seed;
-#   "training"  every TrainingConfig field that changes what is computed (not callbacks,
-#               which observe, nor steps_per_call, which only groups the same steps);
-#   "optimizer" the optimizer's full get_config();
-#   "data"      each split's shapes, dtypes and a content hash (all labels, up to
-#               _HASHED_ROWS evenly spaced samples);
-#   "model"     the architecture: the model's config without initializer seeds and without
-#               the model's own name (θ0's values are not part of it: a resumed run reads
-#               θ0 from the state file, whatever the new model's initial weights are).
-# kappa and min_fraction are not in it: they only decide where the run stops (see run()).
-
-_HASHED_ROWS = 64
-_FINGERPRINT_VERSION = 1
-
-
-def _plain(value):
-    """A JSON-able copy of ``value``; anything else becomes its type's name (stable across processes)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if np.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if callable(value):
-        return f"<{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__name__)}>"
-    return f"<{type(value).__name__}>"
-
-
-def _without_seeds(node):
-    if isinstance(node, dict):
-        return {key: _without_seeds(value) for key, value in node.items() if key != "seed"}
-    if isinstance(node, list):
-        return [_without_seeds(value) for value in node]
-    return node
-
-
-def _array_digest(x, y) -> dict:
-    x, y = np.asarray(x), np.asarray(y)
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(repr((x.shape, str(x.dtype), y.shape, str(y.dtype))).encode())
-    digest.update(np.ascontiguousarray(y).tobytes())
-    if len(x):
-        rows = np.unique(np.linspace(0, len(x) - 1, min(_HASHED_ROWS, len(x))).round().astype(np.int64))
-        digest.update(np.ascontiguousarray(x[rows]).tobytes())
-    return {"x_shape": list(x.shape), "x_dtype": str(x.dtype), "y_shape": list(y.shape), "y_dtype": str(y.dtype),
-            "content_hash": digest.hexdigest()}
-
-
-def _model_fingerprint(model) -> dict:
-    try:
-        config = model.get_config()
-    except Exception:  # noqa: BLE001 - subclassed models may not have one
-        config = None
-    config = _without_seeds(_plain(config)) if isinstance(config, dict) else None
-    if isinstance(config, dict):
-        config.pop("name", None)
-    return {
-        "class": type(model).__name__,
-        "weight_shapes": [list(w.shape) for w in model.weights],
-        "config": config,
-    }
-
-
-def run_fingerprint(*, model=None, splits=None, optimizer=None, training=None, pruning=None) -> dict:
-    """The sections of a run's fingerprint that are given (see the comment above)."""
-    fingerprint = {"version": _FINGERPRINT_VERSION}
-    if pruning is not None:
-        fingerprint["pruning"] = _plain(pruning)
-    if training is not None:
-        fingerprint["training"] = {
-            "loss": _plain(training.loss.get_config() if hasattr(training.loss, "get_config") else training.loss),
-            **{name: _plain(getattr(training, name)) for name in (
-                "batch_size", "max_epochs", "patience", "restore_best_weights", "shuffle", "jit_compile",
-                "eval_batch_size", "statistics_batch_size", "train_transform")},
-            # Fields added later enter only when set, so older fingerprints still match.
-            **{name: _plain(getattr(training, name)) for name, default in ADDED_FIELDS.items()
-               if getattr(training, name, default) != default},
-        }
-    if optimizer is not None:
-        config = {key: value for key, value in _plain(optimizer.get_config()).items() if key != "name"}
-        fingerprint["optimizer"] = {"class": type(optimizer).__name__, "config": config}
-    if splits is not None:
-        fingerprint["data"] = {name: _array_digest(x, y) for name, (x, y) in splits.items()}
-    if model is not None:
-        fingerprint["model"] = _model_fingerprint(model)
-    return fingerprint
-
-
-def first_difference(stored, current, path: str = ""):
-    """``(path, stored value, current value)`` of the first difference, or None.
-
-    Only keys present in both fingerprints at the top level are compared, so a fingerprint
-    computed without the model (``run_experiment``'s check) compares the other sections.
-    """
-    if isinstance(stored, dict) and isinstance(current, dict):
-        for key in list(stored) + [key for key in current if key not in stored]:
-            where = f"{path}.{key}" if path else str(key)
-            if key not in stored or key not in current:
-                if not path:
-                    continue
-                return where, stored.get(key, "<absent>"), current.get(key, "<absent>")
-            found = first_difference(stored[key], current[key], where)
-            if found:
-                return found
-        return None
-    if isinstance(stored, list) and isinstance(current, list):
-        for index, (a, b) in enumerate(zip(stored, current)):
-            label = f"[{index}]"
-            if isinstance(a, dict) and isinstance(a.get("name"), str):
-                label = f"[{index}:{a['name']}]"
-            found = first_difference(a, b, path + label)
-            if found:
-                return found
-        if len(stored) != len(current):
-            return f"{path} (length)", len(stored), len(current)
-        return None
-    return None if stored == current else (path, stored, current)
-
-
-def _describe_difference(difference) -> str:
-    where, old, new = difference
-
-    def short(value):
-        text = repr(value)
-        return text if len(text) <= 160 else text[:157] + "..."
-
-    return f"{where}: stored {short(old)}, now {short(new)}"
-
-
-def stop_reason(kappa, min_fraction, cycle, val_accuracy, baseline, fraction_remaining):
-    """Algorithm 1's stop rules for one finished cycle: the reason to stop, or None."""
-    val_accuracy = float("nan") if val_accuracy is None else val_accuracy
-    if kappa is not None and cycle > 0 and baseline is not None and val_accuracy <= kappa * baseline:
-        return f"val_accuracy <= kappa * a ({val_accuracy:.4f} <= {kappa} * {baseline:.4f})"
-    if fraction_remaining <= min_fraction:
-        return f"fraction_remaining <= min_fraction ({fraction_remaining:.4f} <= {min_fraction})"
-    return None
-
-
-_UNCHECKED_WARNED: set = set()
-
-_RULE_STOPS = ("val_accuracy <= kappa", "fraction_remaining <= min_fraction")
-
-
-def stop_rule_verdict(records, kappa, min_fraction):
-    """How stored records of one run relate to the stop rules given now.
-
-    Returns ``("refuse", cycle, reason)`` when the stored run went on past a cycle where the
-    rules now stop it, ``("finished", None, None)`` when its last record stops under the rules
-    now (or stopped because nothing was left to prune), ``("stop_here", cycle, reason)`` when
-    a paused run's last cycle is where the rules now stop, ``("continue", cycle, None)`` when
-    a finished run's stop rule no longer fires at its last cycle (the run goes on from there),
-    and ``("resume", None, None)`` for a paused run that goes on.
-    """
-    if not records:
-        return "resume", None, None
-    baseline = records[0].get("val_accuracy")
-    for record in records[:-1]:
-        reason = stop_reason(kappa, min_fraction, record["cycle"], record.get("val_accuracy"), baseline,
-                             record["fraction_remaining"])
-        if reason is not None:
-            return "refuse", record["cycle"], reason
-    last = records[-1]
-    now = stop_reason(kappa, min_fraction, last["cycle"], last.get("val_accuracy"), baseline,
-                      last["fraction_remaining"])
-    stored = last.get("stop_reason")
-    if stored is None:
-        return ("stop_here", last["cycle"], now) if now is not None else ("resume", None, None)
-    if now is None and str(stored).startswith(_RULE_STOPS):
-        return "continue", last["cycle"], None
-    return "finished", None, None
+# The argument checks (dropnet.arguments) and the resume state (dropnet.state) were defined
+# here; their public names, and the core names this module imported then, stay importable
+# from it (``from dropnet_tf.iterative import run_masks, PROTOCOLS, TrainingConfig``).
+from dropnet_tf.core.selection import SELECTIONS, validate_fraction  # noqa: F401
+from dropnet_tf.core.training import ADDED_FIELDS, check_config  # noqa: F401
+from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_xy  # noqa: F401
+from dropnet_tf.dropnet.arguments import INITS, PROTOCOLS, check_training, resolve_protocol  # noqa: F401
+from dropnet_tf.dropnet.state import run_masks  # noqa: F401
 
 
 def derive_seed(*parts) -> int:
@@ -402,30 +86,6 @@ def _reseeded_config(config, seed: int):
     config = copy.deepcopy(config)
     visit(config)
     return config
-
-
-def state_path(results_path, key: dict) -> str:
-    """Where the run ``key`` (experiment, metric, seed, init) keeps θ0 and its masks."""
-    name = "__".join(f"{field}={key[field]}" for field in ("experiment", "metric", "seed", "init"))
-    safe = "".join(ch if ch.isalnum() or ch in "=_-." else "_" for ch in name)
-    return os.path.join(str(results_path) + ".state", safe + ".npz")
-
-
-def run_masks(results_path, experiment: str, metric: str, seed: int, init: str = "original") -> dict[int, dict]:
-    """The masks a run used in each cycle, ``{cycle: {mask layer name: mask}}``, from its state file.
-
-    Used to compare runs unit by unit, e.g. each metric's masks with the oracle's (DropNet
-    Section 5).  Raises FileNotFoundError naming the file if the run has no state.
-    """
-    path = state_path(results_path, {"experiment": experiment, "metric": metric, "seed": seed, "init": init})
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No state file for {experiment}/{metric}/seed={seed}/init={init}: {path}")
-    by_cycle: dict[int, dict] = {}
-    for name, value in load_npz(path).items():
-        if name.startswith("masks_"):
-            cycle_text, layer = name[len("masks_"):].split("_", 1)
-            by_cycle.setdefault(int(cycle_text), {})[layer] = value
-    return dict(sorted(by_cycle.items()))
 
 
 class IterativePruner:

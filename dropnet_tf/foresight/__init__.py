@@ -11,7 +11,8 @@
                            lives in dropnet_tf.models.foresight (the former path is an alias)
 ``experiment``             run_foresight_grid: methods × r × seeds, train, top-1/top-5
 ``tfmot/``                  TFMOT's gradual magnitude pruning, the TensorFlow baseline
-                           (tfmot.baseline; the former path tfmot_baseline is an alias)
+                           (schedule, pruning, child; tfmot.baseline is the python -m
+                           entry point, the former path tfmot_baseline an alias of it)
 =========================  ==============================================================
 """
 

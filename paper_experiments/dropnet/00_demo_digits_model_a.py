@@ -3,8 +3,8 @@
 Model A (FC40-FC40, DropNet Fig. 2) on the 8×8 digits, 3 seeds, p = 0.2, SGD 0.1, early
 stopping on validation loss, down to 10% of nodes remaining: 18 runs (6 metrics × 3 seeds)
 of 13 cycles each (the unpruned network and 12 prunings).  Runs offline on 2 CPU cores;
-README.md gives the measured times.  Rerunning resumes, skips finished runs and, when all
-are done, only redraws the figure.
+docs/dropnet.md (section "make demo") gives the measured times.  Rerunning resumes, skips
+finished runs and, when all are done, only redraws the figure.
 
 Writes ``<out>/results.jsonl`` (every cycle), and under ``--figures`` the PNG and CSV of
 test accuracy vs fraction of nodes remaining (mean over seeds, 95% CI error bars).
