@@ -35,7 +35,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.layers import MaskLayer
-from dropnet_tf.models.builders import check_num_classes, check_seed, derive_layer_seed, is_int
+from dropnet_tf.models.builders import check_num_classes, check_seed, check_shape, derive_layer_seed, is_int
 
 #: Convolutional blocks of VGG19 (Simonyan & Zisserman, 2014), as in the supplement's Fig. 1.
 VGG19_BLOCKS: tuple[tuple[int, ...], ...] = (
@@ -76,13 +76,7 @@ def _check_widths(widths, what: str = "widths") -> tuple[int, ...]:
 def _check_input_shape(input_shape, *, image: bool, num_pools: int = 0) -> tuple[int, ...]:
     """Validate ``input_shape``; for images it is (height, width, channels) and must survive
     ``num_pools`` 2x2 max-poolings with at least one pixel left."""
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.") from None
-    if not shape or any(not is_int(d) or d < 1 for d in shape):
-        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}.")
-    shape = tuple(int(d) for d in shape)
+    shape = check_shape(input_shape, rank=0, what="any shape")
     if image:
         if len(shape) != 3:
             raise ValueError(
