@@ -61,12 +61,19 @@ def _dropnet_tables():
 
 def _dropnet_command(summary: dict) -> str:
     scale = summary["scale"]
-    parts = ["python", f"paper_experiments/dropnet/{summary['script']}", "--scale", scale["name"],
-             "--dataset", summary["dataset"]]
+    # A paper scale cut down by --max-train / --max-epochs is named e.g. paper_train3000_epochs20.
+    reduced = scale["name"].startswith("paper_")
+    parts = ["python", f"paper_experiments/dropnet/{summary['script']}", "--scale",
+             "paper" if reduced else scale["name"], "--dataset", summary["dataset"]]
     if summary.get("protocol", "paper") != "paper":
         parts += ["--protocol", summary["protocol"]]
-    if scale["name"] == "paper" and list(scale["seeds"]) != list(range(15)):
+    if scale["name"].startswith("paper") and list(scale["seeds"]) != list(range(15)):
         parts += ["--seeds", *map(str, scale["seeds"])]
+    if reduced:
+        if "_train" in scale["name"]:
+            parts += ["--max-train", str(scale["max_train"])]
+        if "_epochs" in scale["name"]:
+            parts += ["--max-epochs", str(scale["max_epochs"])]
     if summary["dataset"] in ("mnist", "cifar10_jpeg", "tiny_imagenet"):
         parts += ["--data-dir", "DIR"]
     return " ".join(parts)

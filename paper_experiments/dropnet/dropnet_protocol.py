@@ -188,9 +188,19 @@ def parse_args(exp: Experiment, argv=None):
 
 
 def resolve_scale(exp: Experiment, args) -> Scale:
+    """The scale of ``--scale``, with ``--seeds`` / ``--max-epochs`` / ``--max-train`` applied.
+
+    The paper's protocol cut down by ``--max-train`` or ``--max-epochs`` is no longer the
+    paper's: its name (and so every output file and the default results folder) says what was
+    cut, e.g. ``paper_train3000_epochs20``, so that it is never mistaken for a paper-scale run.
+    """
     scale = PAPER_SCALE if args.scale == "paper" else QUICK_SCALES[exp.family]
-    return scale.override(seeds=tuple(args.seeds) if args.seeds is not None else None, max_epochs=args.max_epochs,
-                          max_train=args.max_train)
+    name = None
+    if args.scale == "paper" and (args.max_train is not None or args.max_epochs is not None):
+        name = "paper" + (f"_train{args.max_train}" if args.max_train is not None else "") + (
+            f"_epochs{args.max_epochs}" if args.max_epochs is not None else "")
+    return scale.override(name=name, seeds=tuple(args.seeds) if args.seeds is not None else None,
+                          max_epochs=args.max_epochs, max_train=args.max_train)
 
 
 def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, protocol: str = "paper") -> str:
