@@ -61,11 +61,16 @@ figures-layerprune: $(STAMP)
 		$(PY) paper_experiments/layerprune/$$s.py --scale quick --dataset fashion_mnist_rgb32 || exit 1; done
 	$(PY) paper_experiments/results_pages.py layerprune
 
-# Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.  One line
-# per test file with a dot per test (progress), and the ten slowest tests at the end.
+# Full suite with Keras 3, then the tests marked `both_keras` again under tf-keras.  Two
+# pytest-xdist workers, each test file on one worker (--dist loadfile: a file's module fixtures
+# are built once), each worker's TensorFlow on one intra-op thread so that two workers do not
+# oversubscribe two cores (set here for the test run only, not by the library).  A line per
+# test file when its last test finishes (tests/conftest.py), the ten slowest tests at the end.
+TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 TF_NUM_INTRAOP_THREADS=1
+PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile
 test: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -p no:cacheprovider --durations=10 tests
-	TF_CPP_MIN_LOG_LEVEL=3 TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -q -p no:cacheprovider -m both_keras tests
+	$(TEST_ENV) $(PYTEST) --durations=10 tests
+	$(TEST_ENV) TF_USE_LEGACY_KERAS=1 $(PYTEST) -q --durations=10 -m both_keras tests
 
 bench: $(STAMP)
 	$(PY) bench/bench_iterative_cycle.py --cycles 3 --json bench/results/iterative_cycle_cpu.json

@@ -462,8 +462,9 @@ def test_every_metric_of_a_seed_starts_from_the_same_theta0(tmp_path):
     def build(seed):
         return model_a((6, 6), input_shape=(12,), num_classes=3)  # no seed: the global one decides
 
-    run_experiment(build, DATA, metrics=["minimum", "random", "maximum"], seeds=[0, 1], results=tmp_path / "r.jsonl",
-                   experiment="e", max_cycles=1, training=FAST, verbose=0)
+    run_experiment(build, DATA, metrics=["minimum", "random"], seeds=[0, 1], results=tmp_path / "r.jsonl",
+                   experiment="e", max_cycles=1, training=TrainingConfig(max_epochs=1, patience=1, batch_size=32),
+                   verbose=0)  # θ0 is saved before training: one epoch is enough
     theta0 = {}
     for path in sorted((tmp_path / "r.jsonl.state").iterdir()):
         state = load_npz(path)
@@ -473,7 +474,7 @@ def test_every_metric_of_a_seed_starts_from_the_same_theta0(tmp_path):
     for key, weights in theta0.items():
         seed = int(key.split("seed=")[1].split("__")[0])
         by_seed.setdefault(seed, []).append(weights)
-    assert sorted(by_seed) == [0, 1] and all(len(v) == 3 for v in by_seed.values())
+    assert sorted(by_seed) == [0, 1] and all(len(v) == 2 for v in by_seed.values())  # two metrics suffice to compare
     for runs in by_seed.values():
         for other in runs[1:]:
             for a, b in zip(runs[0], other):

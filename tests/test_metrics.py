@@ -12,7 +12,7 @@ from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, collapsed_lay
 from dropnet_tf.selection import NothingToPruneError, apply_drop, prune_count, select_units
 from dropnet_tf.statistics import UnitStatistics
 
-pytestmark = pytest.mark.both_keras
+# Not marked both_keras: selection runs on numpy statistics and masks, with no Keras involved.
 
 
 def stats(mean_abs: dict, apoz: dict | None = None, num_samples: int = 100) -> UnitStatistics:

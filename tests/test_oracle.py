@@ -48,8 +48,7 @@ def test_batched_scores_equal_one_evaluate_per_candidate():
     assert np.ptp(batched["conv_mask"]) > 0
 
 
-@pytest.mark.both_keras
-def test_mask_similarity():
+def test_mask_similarity():  # numpy on masks: not flavour-dependent, so not both_keras
     a = {"l1": np.array([1, 1, 0, 0]), "l2": np.array([1, 0])}
     b = {"l1": np.array([1, 0, 0, 1]), "l2": np.array([1, 0])}
     assert mask_similarity(a, b) == pytest.approx(4 / 6)

@@ -224,7 +224,7 @@ def test_model_without_mask_layer_raises():
         StatisticsCollector(model)
 
 
-@pytest.mark.both_keras
+# Argument validation, before any Keras call: not both_keras.
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, "8"])
 def test_bad_batch_size_raises(batch_size):
     model = small_model()

@@ -36,20 +36,26 @@ EXPERIMENT = ForesightExperiment(
 def connection_images(data, seed: int = 0, batch_per_class: int = 100) -> np.ndarray:
     """(sparsities, classes, height, width): kept first-layer connections per input pixel."""
     from dropnet_tf.core.backend import keras
-    from dropnet_tf.foresight import get_weight_masks, prune_at_init
+    from dropnet_tf.foresight import get_weight_masks, prune_at_init, set_weight_masks
     from dropnet_tf.models.foresight import build_foresight_model
 
     height, width = data.input_shape[:2]
     images = np.zeros((len(SPARSITIES), data.num_classes, height, width), np.float32)
     rng = np.random.default_rng(seed)
+    # One model for every cell: each starts from the same θ0 and all-ones masks (restored
+    # below), which is what a fresh build with the same seed gives, without 50 builds.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = build_foresight_model("lenet_300_100", input_shape=data.input_shape, num_classes=data.num_classes,
+                                  init="glorot_uniform", seed=seed)
+    theta0 = model.get_weights()
+    all_ones = {name: np.ones_like(mask) for name, mask in get_weight_masks(model).items()}
     for c in range(data.num_classes):
         index = np.flatnonzero(data.y_train == c)
         batch = rng.choice(index, size=min(batch_per_class, index.size), replace=False)
         for row, sparsity in enumerate(SPARSITIES):
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(seed)
-            model = build_foresight_model("lenet_300_100", input_shape=data.input_shape, num_classes=data.num_classes,
-                                          init="glorot_uniform", seed=seed)
+            set_weight_masks(model, all_ones)
+            model.set_weights(theta0)
             prune_at_init(model, "snip", 100 / (100 - sparsity), data=(data.x_train[batch], data.y_train[batch]), seed=seed)
             first = get_weight_masks(model)[next(iter(get_weight_masks(model)))]
             images[row, c] = first.sum(axis=1).reshape(height, width)
