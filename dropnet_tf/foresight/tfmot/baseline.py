@@ -15,37 +15,9 @@ lives in
 
 from __future__ import annotations
 
-from dropnet_tf.foresight.tfmot.child import (
-    build_parser,
-    load_data_npz,
-    main,
-    resolve_builder,
-    run_in_tf_keras,
-    save_data_npz,
-)
-from dropnet_tf.foresight.tfmot.pruning import (
-    DEFAULT_OPTIMIZER_SPEC,
-    METHOD,
-    OPTIMIZER_SPEC_KEYS,
-    gradual_magnitude_pruning,
-    make_optimizer,
-    normalise_optimizer_spec,
-)
-from dropnet_tf.foresight.tfmot.schedule import DEFAULT_END_FRACTION, pruning_schedule_steps
-
-__all__ = [
-    "DEFAULT_END_FRACTION",
-    "DEFAULT_OPTIMIZER_SPEC",
-    "METHOD",
-    "gradual_magnitude_pruning",
-    "load_data_npz",
-    "make_optimizer",
-    "normalise_optimizer_spec",
-    "pruning_schedule_steps",
-    "resolve_builder",
-    "run_in_tf_keras",
-    "save_data_npz",
-]
+# The package re-exports every public name once; this module hands the same names on.
+from dropnet_tf.foresight.tfmot import *  # noqa: F401,F403
+from dropnet_tf.foresight.tfmot import OPTIMIZER_SPEC_KEYS, __all__, build_parser, main  # noqa: F401
 
 
 if __name__ == "__main__":
