@@ -135,46 +135,9 @@ needs_fashion = pytest.mark.skipif(
 
 
 @needs_fashion
-def test_scripts_end_to_end_and_resume(tmp_path, protocol):
-    # Table 3: VGG19-BN, one filter criterion (iterative, 2 steps) and layer pruning 2 and 5.
-    _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
-    records = _records(tmp_path, "03_table3")
-    assert [r["arm"] for r in records] == ["baseline", "filter", "layer", "layer"]
-    base = [w for w in records[0]["architecture"] if w != "M"]
-    assert base == [8, 8, 16, 16, 32, 32, 32, 32, 64, 64, 64, 64, 64, 64, 64, 64]
-    convs = [f"block{k}_conv{i}" for k, n in enumerate((2, 2, 4, 4, 4), start=1) for i in range(1, n + 1)]
-    for record, n in zip(records[2:], (2, 5)):
-        widths = [w for w in record["architecture"] if w != "M"]
-        assert len(record["removed"]) == n
-        # a removed layer shows as 0 in its own place, every other layer keeps its width
-        assert widths == [0 if name in record["removed"] else w for name, w in zip(convs, base)]
-        assert record["parameters"] < records[0]["parameters"]
-    assert records[2]["removed"] == records[3]["removed"][:2]  # one ranking, cut at 2 and at 5
-    pruned = [w for w in records[1]["architecture"] if w != "M"]
-    assert sum(base) - sum(pruned) == int(sum(base) * 500 / 5504 + 1e-9)
-    assert all(0 < p <= b for p, b in zip(pruned, base))
-    with open(tmp_path / "figures" / "03_table3_architectures_vgg19_bn_fashion_mnist_rgb32_quick.md") as handle:
-        table = handle.read()
-    assert "Layer pruning_5" in table and "Made with" in table
-
-    # Resuming does no arm twice: nothing is trained or pruned again, no record is added.
-    [results] = [p for p in os.listdir(tmp_path) if p.startswith("03_table3") and p.endswith(".jsonl")]
-    before = (tmp_path / results).read_bytes()
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a resumed run trained or pruned again")
-
-    with pytest.MonkeyPatch.context() as patch:
-        # The protocol imports these inside its functions (so that --help needs no
-        # TensorFlow): patch them where those imports find them.
-        import dropnet_tf.foresight.experiment
-        import dropnet_tf.layerprune
-
-        patch.setattr(dropnet_tf.foresight.experiment, "train_and_evaluate", refuse)
-        patch.setattr(dropnet_tf.layerprune, "prune_filters", refuse)
-        _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
-    assert (tmp_path / results).read_bytes() == before
-
+def test_resnet_scripts_end_to_end(tmp_path, protocol):
+    # Table 3 (VGG19-BN) and the resume check are in test_layerprune_table3_script.py, so that
+    # the two halves run on different pytest-xdist workers.
     # Table 2 (imprinting, one-shot vs iterative) and Fig. 1 (latency vs accuracy) share the ResNet baseline.
     _run("02_table2_spearman_imprinting_resnet56", tmp_path)
     table2 = _records(tmp_path, "02_table2")
@@ -194,7 +157,7 @@ def test_scripts_end_to_end_and_resume(tmp_path, protocol):
     assert flops == sorted(flops, reverse=True)  # more filters pruned, fewer FLOPs
     assert os.path.getsize(tmp_path / "figures" / "04_fig1_latency_vs_accuracy_resnet56_fashion_mnist_rgb32_quick.png") > 10_000
     assert sorted(os.listdir(tmp_path / "baselines")) == [
-        "resnet_fashion_mnist_rgb32_quick_n200_be1_seed0.keras", "vgg19_bn_fashion_mnist_rgb32_quick_n200_be1_seed0.keras"
+        "resnet_fashion_mnist_rgb32_quick_n200_be1_seed0.keras"
     ]  # one ResNet baseline shared by Table 2 and Fig. 1
     assert all(0 < r["latency_ratio"] < 2 for r in fig1 if r["arm"] != "baseline")
     # Fig. 1's layer pruning ranks the same baseline by the same imprinting as Table 2's one-shot
