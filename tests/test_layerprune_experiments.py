@@ -136,8 +136,8 @@ needs_fashion = pytest.mark.skipif(
 
 @needs_fashion
 def test_resnet_scripts_end_to_end(tmp_path, protocol):
-    # Table 3 (VGG19-BN) and the resume check are in test_layerprune_table3_script.py, so that
-    # the two halves run on different pytest-xdist workers.
+    # Tables 1 and 3 (and the resume check) are in test_layerprune_tables_1_3_scripts.py, so that
+    # the parts run on different pytest-xdist workers.
     # Table 2 (imprinting, one-shot vs iterative) and Fig. 1 (latency vs accuracy) share the ResNet baseline.
     _run("02_table2_spearman_imprinting_resnet56", tmp_path)
     table2 = _records(tmp_path, "02_table2")
@@ -185,13 +185,3 @@ def test_resnet_scripts_end_to_end(tmp_path, protocol):
     removable = [b for b in blocks if b not in ("block2_1", "block3_1")]
     by_imprinting = sorted(removable, key=lambda b: (importance["imprinting"][b], removable.index(b)))
     assert by_imprinting[:4] == one_shot
-
-    _run("01_table1_iterative_vs_oneshot_resnet56", tmp_path, "--criteria", "l1_norm", "--steps", "2")
-    table1 = _records(tmp_path, "01_table1")
-    filters = [r for r in table1 if r["arm"] == "filter"]
-    assert sorted((r["ratio"], r["schedule"]) for r in filters) == [
-        (0.2, "iterative"), (0.2, "one_shot"), (0.3, "iterative"), (0.3, "one_shot")
-    ]
-    total = 3 * (16 + 32 + 64)
-    for r in filters:
-        assert r["pruned_filters"] == int(r["ratio"] * total + 1e-9)

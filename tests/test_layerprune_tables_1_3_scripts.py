@@ -1,7 +1,8 @@
-"""LayerPrune Table 3 script end to end on the stand-in, and that a rerun resumes without redoing work.
+"""LayerPrune Tables 1 and 3 scripts end to end on the stand-in; Table 3 also checks that a rerun redoes nothing.
 
-Kept apart from the ResNet scripts' end-to-end test (test_layerprune_experiments.py) so that
-the two halves, each minutes long, run on different pytest-xdist workers.
+Kept apart from the other ResNet scripts' end-to-end test (test_layerprune_experiments.py),
+so that the parts, each minutes long, run on different pytest-xdist workers.  Table 1 trains
+its own one-epoch ResNet baseline here instead of sharing Table 2's.
 """
 
 from __future__ import annotations
@@ -52,3 +53,16 @@ def test_table3_script_end_to_end_and_resume(tmp_path):
         patch.setattr(dropnet_tf.layerprune, "prune_filters", refuse)
         _run("03_table3_architectures_vgg19_bn", tmp_path, "--criteria", "bn_scale", "--steps", "2")
     assert (tmp_path / results).read_bytes() == before
+
+
+@needs_fashion
+def test_table1_script_filter_arms(tmp_path):
+    _run("01_table1_iterative_vs_oneshot_resnet56", tmp_path, "--criteria", "l1_norm", "--steps", "2")
+    table1 = _records(tmp_path, "01_table1")
+    filters = [r for r in table1 if r["arm"] == "filter"]
+    assert sorted((r["ratio"], r["schedule"]) for r in filters) == [
+        (0.2, "iterative"), (0.2, "one_shot"), (0.3, "iterative"), (0.3, "one_shot")
+    ]
+    total = 3 * (16 + 32 + 64)
+    for r in filters:
+        assert r["pruned_filters"] == int(r["ratio"] * total + 1e-9)
