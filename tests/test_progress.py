@@ -269,3 +269,63 @@ def test_callbacks_are_checked_before_anything_is_built(tmp_path, digits):
 def test_tensorboard_logger_needs_on_run_begin_first():
     with pytest.raises(RuntimeError, match=r"TensorBoardLogger.keras_callbacks was called before on_run_begin"):
         TensorBoardLogger("unused").keras_callbacks(0)
+
+
+# ------------------------------------------------------------------------ the scripts' options
+
+
+def test_scripts_take_verbose_and_keep_quiet_as_verbose_0():
+    from paper_experiments.dropnet import dropnet_protocol
+    from paper_experiments.foresight import foresight_protocol
+
+    exp = _script("04_1_1_fig03_model_a_fc40_fc40_mnist.py").EXPERIMENT
+    parser = dropnet_protocol.build_parser(exp)
+    parse = parser.parse_args
+    assert (parse([]).verbose, parse([]).quiet) == (1, False)
+    assert (parse(["--quiet"]).verbose, parse(["--quiet"]).quiet) == (0, True)
+    assert (parse(["--verbose", "0"]).verbose, parse(["--verbose", "0"]).quiet) == (0, True)
+    assert parse(["--verbose", "2"]).verbose == 2 and parse([]).tensorboard is None
+    assert parse(["--tensorboard", "tb"]).tensorboard == "tb"
+    for bad in (["--quiet", "--verbose", "2"], ["--verbose", "3"]):
+        with pytest.raises(SystemExit):
+            parse(bad)
+    # only the DropNet scripts log to TensorBoard; every script has --verbose
+    foresight = foresight_protocol.build_parser(_script("04_snip_table1_fig1_lenet300_mnist.py", "foresight").EXPERIMENT)
+    assert foresight.parse_args(["--verbose", "0"]).quiet is True
+    with pytest.raises(SystemExit):
+        foresight.parse_args(["--tensorboard", "tb"])
+
+
+def _script(name, paper="dropnet"):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "paper_experiments" / paper / name
+    spec = importlib.util.spec_from_file_location(f"progress_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_a_script_prints_the_grid_eta_counting_resumed_runs_and_logs_to_tensorboard(tmp_path, capsys):
+    script = _script("04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    common = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--max-epochs", "1", "--max-train", "200",
+              "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    script.main(script.EXPERIMENT, common + ["--metrics", "minimum", "--quiet"])  # the first run, before this call
+    capsys.readouterr()
+    script.main(script.EXPERIMENT, common + ["--metrics", "minimum", "minimum_layer", "--verbose", "2",
+                                             "--tensorboard", str(tmp_path / "tb")])
+    out = capsys.readouterr().out.splitlines()
+    cycle_lines = [line for line in out if " remaining=" in line]
+    # 40 + 40 units at p = 0.2 down to 10 %: 13 cycles a run (expected_cycles), the first run resumed
+    assert len(cycle_lines) == 13
+    assert all(" minimum_layer " in line for line in cycle_lines)
+    assert re.search(r"\| run 2 of 2, 14 cycles done \(13 resumed\), ETA ~ \d+:\d\d for the grid$", cycle_lines[0])
+    assert cycle_lines[-1].endswith("| run 2 of 2, 26 cycles done (13 resumed), ETA ~ 0:00 for the grid")
+    assert len([line for line in out if " epoch=1 " in line]) == 13  # one epoch per cycle at --max-epochs 1
+    runs = os.listdir(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40")
+    assert runs == ["minimum_layer_seed0_original"]  # the resumed run trained nothing here
+    cycles = _scalars(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40" / runs[0] / "cycles")
+    assert sorted(cycles["cycle/fraction_remaining"]) == list(range(13))
+    assert cycles["cycle/fraction_remaining"][12] == pytest.approx(0.1)
