@@ -8,6 +8,7 @@ import math
 import os
 import re
 
+import numpy as np
 import pytest
 
 import dropnet_tf
@@ -329,3 +330,39 @@ def test_a_script_prints_the_grid_eta_counting_resumed_runs_and_logs_to_tensorbo
     cycles = _scalars(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40" / runs[0] / "cycles")
     assert sorted(cycles["cycle/fraction_remaining"]) == list(range(13))
     assert cycles["cycle/fraction_remaining"][12] == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------------ foresight
+
+
+def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, capsys):
+    from dropnet_tf.core.progress import EpochLine
+    from dropnet_tf.data import Dataset
+    from dropnet_tf.foresight import MaskedDense
+    from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
+
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 4
+    x = rng.normal(size=(96, 6)).astype(np.float32) + y[:, None] * 0.3
+    data = Dataset("tiny", "synthetic", x, y, x[:8], y[:8], x[:40], y[:40], 4)
+
+    def build(seed, init):
+        return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
+                                 MaskedDense(4, activation="softmax", name="out")])
+
+    logs = _Logs()
+    records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, [REFERENCE, "snip"], [2], [0],
+                                 TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32), log=None,
+                                 scoring_batch_size=32, callbacks=[logs, EpochLine("fs", keys=("loss", "top1"))])
+    # two runs of two epochs each; the callback saw the losses the records keep
+    assert [epoch for epoch, _ in logs.logs] == [0, 1, 0, 1]
+    assert [entry["loss"] for _, entry in logs.logs] == pytest.approx(
+        [loss for record in records for loss in record["train_loss"]], rel=1e-6)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fs epoch=")]
+    assert [line.split()[1] for line in lines] == ["epoch=1", "epoch=2", "epoch=1", "epoch=2"]
+    assert all(f"top1={entry['top1']:.4f}" in line for line, (_, entry) in zip(lines, logs.logs))
+    with pytest.raises(TypeError, match=r"run_foresight_grid trains each run once \(no cycles\): callbacks must be "
+                                        r"Keras callbacks, got \[<dropnet_tf.core.progress.TensorBoardLogger"):
+        run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0], TrainingProtocol(epochs=1, learning_rate=0.05),
+                           log=None, callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    assert not (tmp_path / "s.jsonl").exists()

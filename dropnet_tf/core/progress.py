@@ -39,7 +39,8 @@ class EpochLine(keras.callbacks.Callback):
     """Prints one line per epoch: epoch, loss, val_loss, val_accuracy and its seconds.
 
     The values are the ``on_epoch_end`` logs; keys a training call does not log (no
-    validation data) are left out.  ``prefix`` starts every line (e.g. the run and cycle),
+    validation data) are left out; ``keys`` shows other logs instead (e.g. a compiled
+    metric of ``Model.fit``).  ``prefix`` starts every line (e.g. the run and cycle),
     and ``print_fn`` receives each line (default ``print`` with a flush).  The seconds are
     wall-clock from ``on_epoch_begin`` to ``on_epoch_end``, validation included.
     """
@@ -47,12 +48,15 @@ class EpochLine(keras.callbacks.Callback):
     #: The logged values shown, in this order, when present.
     KEYS = ("loss", "val_loss", "val_accuracy")
 
-    def __init__(self, prefix: str = "", print_fn=None):
+    def __init__(self, prefix: str = "", print_fn=None, keys: Sequence[str] | None = None):
         super().__init__()
         if not isinstance(prefix, str):
             raise TypeError(f"EpochLine prefix must be a str, got {prefix!r}.")
         if print_fn is not None and not callable(print_fn):
             raise TypeError(f"EpochLine print_fn must be callable or None, got {print_fn!r}.")
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"EpochLine keys must be a list of log names, got {keys!r}.")
+        self.keys = self.KEYS if keys is None else tuple(keys)
         self.prefix = prefix
         self.print_fn = print_fn
         self._started = None
@@ -62,7 +66,7 @@ class EpochLine(keras.callbacks.Callback):
 
     def format(self, epoch: int, logs: Mapping, seconds: float) -> str:
         parts = [f"epoch={int(epoch) + 1}"]  # counted from 1, as Keras' own progress bar does
-        for key in self.KEYS:
+        for key in self.keys:
             if logs and key in logs:
                 parts.append(f"{key}={float(logs[key]):.4f}")
         parts.append(f"{seconds:.1f}s")

@@ -159,7 +159,7 @@ def build_parser(
         "quiet": (("--quiet",), dict(action="store_true", help="no progress lines (--verbose 0)")),
         "verbose": (("--verbose",), dict(type=int, choices=VERBOSITY, default=None,
                                          help="0: no progress lines (as --quiet); 1 (default): a line per cycle or "
-                                         "run; 2: also a line per epoch where the script trains in cycles")),
+                                         "run; 2: also a line per epoch (the DropNet and foresight scripts)")),
         "tensorboard": (("--tensorboard",), dict(metavar="DIR", default=None,
                                                  help="also write TensorBoard scalars under DIR (per epoch and per "
                                                  "cycle; view with: tensorboard --logdir DIR)")),
