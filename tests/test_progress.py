@@ -74,7 +74,6 @@ def test_expected_cycles_refuses_bad_input(kwargs, match):
         expected_cycles(**kwargs)
 
 
-@pytest.mark.both_keras
 def test_expected_cycles_is_the_number_of_cycles_a_real_run_records(tmp_path, digits):
     records = dropnet_tf.run_experiment(
         _build(digits, (10, 5)), digits, metrics=["minimum", "minimum_layer"], seeds=[0],
@@ -237,7 +236,6 @@ def test_verbose_2_and_tensorboard_show_the_epoch_logs_and_records_without_chang
     assert cycles["cycle/fraction_remaining"] == {0: 1.0, 1: 0.5}  # the discriminating precondition: pruning happened
 
 
-@pytest.mark.both_keras
 def test_a_resumed_run_continues_the_epoch_steps(tmp_path, digits):
     options = dict(metric="minimum", fraction=0.5, min_fraction=0.5, experiment="tb", verbose=0,
                    training=TrainingConfig(max_epochs=2, patience=5), results=tmp_path / "r.jsonl")
