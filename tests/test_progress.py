@@ -1,4 +1,4 @@
-"""dropnet_tf.core.progress and dropnet_tf.dropnet.progress: epoch lines, cycle hooks, TensorBoard, grid ETA (issue 16)."""
+"""dropnet_tf.core.progress and dropnet_tf.dropnet.progress: epoch lines, cycle hooks, TensorBoard, grid ETA."""
 
 from __future__ import annotations
 
@@ -289,7 +289,8 @@ def test_scripts_take_verbose_and_keep_quiet_as_verbose_0():
         with pytest.raises(SystemExit):
             parse(bad)
     # only the DropNet scripts log to TensorBoard; every script has --verbose
-    foresight = foresight_protocol.build_parser(_script("04_snip_table1_fig1_lenet300_mnist.py", "foresight").EXPERIMENT)
+    foresight_exp = _script("04_snip_table1_fig1_lenet300_mnist.py", "foresight").EXPERIMENT
+    foresight = foresight_protocol.build_parser(foresight_exp)
     assert foresight.parse_args(["--verbose", "0"]).quiet is True
     with pytest.raises(SystemExit):
         foresight.parse_args(["--tensorboard", "tb"])
@@ -361,6 +362,7 @@ def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, 
     assert all(f"top1={entry['top1']:.4f}" in line for line, (_, entry) in zip(lines, logs.logs))
     with pytest.raises(TypeError, match=r"run_foresight_grid trains each run once \(no cycles\): callbacks must be "
                                         r"Keras callbacks, got \[<dropnet_tf.core.progress.TensorBoardLogger"):
-        run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0], TrainingProtocol(epochs=1, learning_rate=0.05),
+        run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0],
+                           TrainingProtocol(epochs=1, learning_rate=0.05),
                            log=None, callbacks=[TensorBoardLogger(tmp_path / "tb")])
     assert not (tmp_path / "s.jsonl").exists()

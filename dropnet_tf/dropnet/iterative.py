@@ -230,6 +230,9 @@ class IterativePruner:
 
     def _begin_run(self, cycle: int, records: list) -> None:
         """Tells the cycle hooks where this run starts (see CycleCallback.on_run_begin)."""
+        self._run_began = True
+        if not self.cycle_callbacks:
+            return  # nothing to tell: a run without hooks does exactly what it did before them
         units = {layer.name: int(layer.units) for layer in self.mask_layers}
         expected = expected_cycles(
             units, fraction=self.fraction, count=self.count, scope=self.scorer.default_scope,
@@ -237,7 +240,6 @@ class IterativePruner:
         )
         run = {"key": dict(self.key), "first_cycle": cycle, "epochs_done": sum(int(r["epochs"]) for r in records),
                "units_per_layer": units, "expected_cycles": expected}
-        self._run_began = True
         for hook in self.cycle_callbacks:
             hook.on_run_begin(run)
 

@@ -207,7 +207,8 @@ class GridETA(CycleCallback):
         total_done = sum(self.done.values())
         eta = self.eta_seconds()
         resumed = f" ({self.resumed} resumed)" if self.resumed else ""
-        return (f"run {self.index(key) + 1} of {len(self.runs)}, {total_done} cycle{'s' if total_done != 1 else ''} done{resumed}, "
+        cycles = f"{total_done} cycle{'s' if total_done != 1 else ''}"
+        return (f"run {self.index(key) + 1} of {len(self.runs)}, {cycles} done{resumed}, "
                 f"ETA ~ {format_duration(eta)} for the grid")
 
 

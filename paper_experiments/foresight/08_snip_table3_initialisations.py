@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data, progress,
+    ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data,
+    progress,
 )
 
 INITS = (("RN", "random_normal"), ("TN", "truncated_normal"), ("VS-X", "glorot_uniform"), ("VS-H", "he_normal"))

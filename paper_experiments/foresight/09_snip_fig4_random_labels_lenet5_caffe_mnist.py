@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data,
-    progress, snip_protocol,
+    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args,
+    prepare_data, progress, snip_protocol,
 )
 
 # (arm label, method, random labels, weight decay)

@@ -4,7 +4,8 @@ Every script's parser is made by :func:`build_parser`: the options all papers sh
 (``--scale``, ``--dataset`` with :data:`DATASET_CHOICES`, ``--seeds``, ``--out``,
 ``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``, ``--verbose``) and then the paper's
 own, declared as :func:`option` items; ``--tensorboard DIR`` is offered by the scripts that
-log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports TensorFlow: parsing comes first.
+log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports TensorFlow:
+parsing comes first.
 """
 
 from __future__ import annotations
