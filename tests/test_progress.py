@@ -15,7 +15,7 @@ import dropnet_tf
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.progress import CycleCallback, TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duration, grid_runs
-from dropnet_tf.iterative import TrainingConfig
+from dropnet_tf.core.training import TrainingConfig
 from dropnet_tf.models import model_a
 
 
