@@ -12,13 +12,11 @@ that work:
   cycle's training, and each cycle's record.  :class:`TensorBoardLogger` is one: it
   writes per-epoch and per-cycle scalars for ``tensorboard --logdir DIR``.
 
-TensorBoard files are written with ``tf.summary.write`` and the scalars plugin's metadata,
-which is what ``tf.summary.scalar`` writes.  ``tf.summary.scalar`` itself, and so Keras'
-``keras.callbacks.TensorBoard``, import the ``tensorboard`` package, which TensorFlow
-2.21 no longer installs and ``requirements.txt`` does not list; writing the same events
-through TensorFlow's own op keeps the logs available without it (only viewing them needs
-``pip install tensorboard``).  The layout is Keras' (``train/`` and ``validation/``
-folders, ``epoch_<metric>`` tags), so the curves read as Keras users expect.
+TensorBoard scalars are written with ``tf.summary.scalar`` (the ``tensorboard`` package is in
+``requirements.txt``), in Keras' layout (``train/`` and ``validation/`` folders, ``epoch_<metric>``
+tags), so the curves read as Keras users expect.  Epochs are counted over the whole run, not
+per ``fit`` call as ``keras.callbacks.TensorBoard`` counts them, so that the cycles' curves
+follow each other instead of overwriting steps 0, 1, 2, ... every cycle.
 """
 
 from __future__ import annotations
@@ -146,24 +144,10 @@ def split_callbacks(callbacks, what: str = "callbacks") -> tuple[list, list]:
 # ============================================================================ TensorBoard
 
 
-def _scalar_metadata():
-    """The summary metadata that marks a float32 scalar for TensorBoard's scalars plugin.
-
-    It is what ``tensorboard.summary.v2.scalar`` attaches: plugin "scalars" with an empty
-    (version 0) ``ScalarPluginData`` as its content.
-    """
-    from tensorflow.core.framework import summary_pb2
-
-    metadata = summary_pb2.SummaryMetadata()
-    metadata.plugin_data.plugin_name = "scalars"
-    metadata.plugin_data.content = b""
-    return metadata
-
-
 def write_scalar(writer, tag: str, value, step: int) -> None:
     """One scalar event, as ``tf.summary.scalar(tag, value, step)`` writes it, through ``writer``."""
     with writer.as_default():
-        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=_scalar_metadata())
+        tf.summary.scalar(tag, float(value), step=int(step))
 
 
 class EpochScalars(keras.callbacks.Callback):
