@@ -425,7 +425,8 @@ def main(exp: Experiment, argv=None) -> dict:
         )
         + "; mean ± 95% CI. Regenerate: "
         + kit.command_line("dropnet", os.path.basename(sys.argv[0]), args,
-                           (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None)))
+                           (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None),
+                            ("max_train", None), ("max_epochs", None), ("metrics", None)))
     )
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
