@@ -529,7 +529,8 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
     Each cycle resets the weights to θ0 (``init="original"``) or to a fresh random draw of
     the same architecture (``init="random"``, Section 6), applies the mask, trains with
     early stopping on validation loss, evaluates train/validation/test, then collects
-    statistics on the training set and drops units with ``metric``.  Training settings are
+    statistics on the training set and drops units with ``metric`` (a statistic metric's
+    statistics come from the same pass over the training set as its loss and accuracy).  Training settings are
     given as ``training=TrainingConfig(...)``; the others are:
 
     Args:
