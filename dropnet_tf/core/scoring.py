@@ -158,6 +158,10 @@ class StatisticScorer(UnitScorer):
     def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE):
         if isinstance(model, UnitStatistics):
             return self.from_statistics(model)
+        if isinstance(data, UnitStatistics):
+            # Collected already, e.g. by the pass that evaluated the training set
+            # (dropnet_tf.core.statistics_pass): nothing is read again.
+            return self.from_statistics(data)
         return self.from_statistics(self.statistics(model, data, batch_size=batch_size))
 
 

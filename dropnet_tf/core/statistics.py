@@ -47,6 +47,34 @@ class UnitStatistics:
         return list(self.mean_abs)
 
 
+def unit_sums(activation):
+    """One batch of a mask layer's output reduced to per-unit sums, all float64.
+
+    Returns ``(Σ|a|, number of exact zeros, values per unit)``: the sums over the batch's
+    samples and (for a filter) positions from which E(a_i) / E(f_i) (DropNet Section 2) and
+    APoZ (Hu et al. 2016) are divided out once all batches are in.  Sums and counts, not
+    means, so that batches of any size (and several passes) add up exactly.
+    """
+    axes = list(range(len(activation.shape) - 1))
+    activation = tf.cast(activation, tf.float32)
+    values = tf.cast(tf.reduce_prod(tf.shape(activation)[:-1]), tf.float64)
+    abs_sum = tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64)
+    zeros = tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes), tf.float64)
+    return abs_sum, zeros, values
+
+
+def statistics_from_sums(layer_names, abs_sums, zero_counts, value_counts, num_samples: int) -> UnitStatistics:
+    """:class:`UnitStatistics` from the sums of :func:`unit_sums` accumulated over all samples."""
+    if num_samples == 0:
+        raise ValueError("collect_statistics got no samples.")
+    mean_abs, apoz = {}, {}
+    for name, abs_sum, zero_count, value_count in zip(layer_names, abs_sums, zero_counts, value_counts):
+        count = float(value_count)
+        mean_abs[name] = np.asarray(abs_sum, np.float64) / count
+        apoz[name] = np.asarray(zero_count, np.float64) / count
+    return UnitStatistics(mean_abs=mean_abs, apoz=apoz, num_samples=int(num_samples))
+
+
 class _ReducingModel(keras.Model):
     """Runs the feature model and adds per-unit sums into accumulators, batch by batch."""
 
@@ -76,13 +104,10 @@ class _ReducingModel(keras.Model):
         for activation, abs_sum, zero_count, value_count in zip(
             activations, self.abs_sums, self.zero_counts, self.value_counts
         ):
-            axes = list(range(len(activation.shape) - 1))
-            activation = tf.cast(activation, tf.float32)
-            value_count.assign_add(tf.cast(tf.reduce_prod(tf.shape(activation)[:-1]), tf.float64))
-            abs_sum.assign_add(tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64))
-            zero_count.assign_add(
-                tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes), tf.float64)
-            )
+            batch_abs, batch_zeros, batch_values = unit_sums(activation)
+            value_count.assign_add(batch_values)
+            abs_sum.assign_add(batch_abs)
+            zero_count.assign_add(batch_zeros)
         # One number per batch (its size): the only thing predict concatenates.
         first = tf.nest.flatten(inputs)[0]
         return tf.reshape(tf.shape(first)[0], (1,))
@@ -115,17 +140,10 @@ class StatisticsCollector:
             sizes = self._reducer.predict(x, verbose=0)
         else:
             sizes = self._reducer.predict(x, batch_size=int(batch_size), verbose=0)
-        num_samples = int(np.sum(sizes))
-        if num_samples == 0:
-            raise ValueError("collect_statistics got no samples.")
-        mean_abs, apoz = {}, {}
-        for name, abs_sum, zero_count, value_count in zip(
-            self.layer_names, self._reducer.abs_sums, self._reducer.zero_counts, self._reducer.value_counts
-        ):
-            count = float(value_count.numpy())
-            mean_abs[name] = abs_sum.numpy() / count
-            apoz[name] = zero_count.numpy() / count
-        return UnitStatistics(mean_abs=mean_abs, apoz=apoz, num_samples=num_samples)
+        return statistics_from_sums(
+            self.layer_names, [v.numpy() for v in self._reducer.abs_sums], [v.numpy() for v in self._reducer.zero_counts],
+            [float(v.numpy()) for v in self._reducer.value_counts], int(np.sum(sizes)),
+        )
 
 
 def collect_statistics(model, x, batch_size: int = 256) -> UnitStatistics:

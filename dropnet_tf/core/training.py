@@ -63,6 +63,10 @@ def _all_layers(model):
             yield from _all_layers(layer)
 
 
+#: A block of training steps: one row of sample indices per step (see ``GraphTrainer._epoch_blocks``).
+_INDEX_BLOCK = [tf.TensorSpec((None, None), tf.int32)]
+
+
 class GraphTrainer:
     """Trains ``model`` on in-memory tensors, ``steps_per_call`` batches per call.
 
@@ -110,8 +114,11 @@ class GraphTrainer:
         self._jit_compile = jit_compile
         if jit_compile == "auto" and not _xla_pays_off(model):
             self._jit_compile = jit_compile = False
-        self._train_block = tf.function(self._train_block_python, jit_compile=jit_compile is not False)
-        self._evaluate_all = tf.function(self._evaluate_all_python, reduce_retracing=True)
+        # Traced once for blocks of any shape (full, the epoch's last shorter one, the ragged
+        # last batch) instead of once per shape; XLA still compiles each shape it meets.
+        self._train_block = tf.function(self._train_block_python, jit_compile=jit_compile is not False,
+                                        input_signature=_INDEX_BLOCK)
+        self._evaluate_functions: dict = {}  # see _evaluate_function
 
 
     # ------------------------------------------------------------------ graph functions
@@ -148,7 +155,7 @@ class GraphTrainer:
 
             warnings.warn(f"XLA could not compile the training step; training without it ({error}).", stacklevel=2)
             self._jit_compile = False
-            self._train_block = tf.function(self._train_block_python)
+            self._train_block = tf.function(self._train_block_python, input_signature=_INDEX_BLOCK)
             return self._train_block(block)
 
     def _evaluate_all_python(self, x, y, batch_size):
@@ -163,14 +170,7 @@ class GraphTrainer:
         return loss_sum, correct
 
     def _evaluate_batch(self, x_batch, y_batch):
-        predictions = self.model(x_batch, training=False)
-        losses = tf.cast(self._loss(y_batch, predictions), tf.float64)
-        if len(y_batch.shape) == len(predictions.shape) and predictions.shape[-1] not in (None, 1):
-            labels = tf.argmax(y_batch, axis=-1)  # one-hot targets
-        else:
-            labels = tf.cast(tf.reshape(y_batch, [-1]), tf.int64)
-        correct = tf.equal(tf.argmax(predictions, axis=-1), labels)
-        return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float64))
+        return loss_and_correct(self._loss, y_batch, self.model(x_batch, training=False))
 
     # ------------------------------------------------------------------ public
 
@@ -181,8 +181,24 @@ class GraphTrainer:
         count = int(x.shape[0])
         if count == 0:
             raise ValueError("Cannot evaluate on zero samples.")
-        loss_sum, correct = self._evaluate_all(x, y, tf.constant(int(batch_size)))
+        loss_sum, correct = self._evaluate_function(x, y)(x, y, tf.constant(int(batch_size)))
         return {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
+
+    def _evaluate_function(self, x, y):
+        """The traced evaluation for inputs like ``x``, ``y`` of any number of samples.
+
+        One function per dtype and per-sample shape, traced with the sample count left
+        open: the validation split during ``fit`` and every split evaluated afterwards
+        (validation, test, training) share one trace, instead of the retrace that a new
+        count costs before ``reduce_retracing`` relaxes the shape.
+        """
+        key = (x.dtype, tuple(x.shape[1:]), y.dtype, tuple(y.shape[1:]))
+        function = self._evaluate_functions.get(key)
+        if function is None:
+            signature = [tf.TensorSpec((None, *key[1]), key[0]), tf.TensorSpec((None, *key[3]), key[2]),
+                         tf.TensorSpec((), tf.int32)]
+            function = self._evaluate_functions[key] = tf.function(self._evaluate_all_python, input_signature=signature)
+        return function
 
     def _epoch_blocks(self, seed: int, epoch: int, shuffle: bool) -> list:
         count = int(self.x.shape[0])
@@ -253,6 +269,21 @@ class GraphTrainer:
                 break
         callback_list.on_train_end()
         return history
+
+
+def loss_and_correct(loss, y_batch, predictions):
+    """(Σ per-sample loss, number of correct top-1 predictions) of one batch, both float64.
+
+    ``loss`` is a per-sample loss (:func:`per_sample_loss`); ``y_batch`` holds integer labels
+    or one-hot targets.  Sums, so that the batches of a pass add up to exact means.
+    """
+    losses = tf.cast(loss(y_batch, predictions), tf.float64)
+    if len(y_batch.shape) == len(predictions.shape) and predictions.shape[-1] not in (None, 1):
+        labels = tf.argmax(y_batch, axis=-1)  # one-hot targets
+    else:
+        labels = tf.cast(tf.reshape(y_batch, [-1]), tf.int64)
+    correct = tf.equal(tf.argmax(predictions, axis=-1), labels)
+    return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float64))
 
 
 def optimizer_variables(optimizer) -> list:
@@ -684,6 +715,6 @@ def evaluate(model, data, config=None, engine: str = "keras", batch_size: int | 
 
 __all__ = [
     "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
-    "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
+    "check_config", "evaluate", "fit", "is_optimizer", "loss_and_correct", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
     "per_sample_loss", "training_config",
 ]

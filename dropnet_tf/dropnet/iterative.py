@@ -39,8 +39,9 @@ from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
 from dropnet_tf.core.progress import EpochLine, split_callbacks
 from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.scoring import SCORERS, get_scorer, prune_step
+from dropnet_tf.core.scoring import SCORERS, StatisticScorer, get_scorer, prune_step
 from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
+from dropnet_tf.core.statistics_pass import StatisticsPass
 from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
 from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
@@ -152,10 +153,18 @@ class IterativePruner:
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
         self.results = ResultsFile(results) if isinstance(results, (str, os.PathLike)) else results
-        # Batched once: every cycle's statistics pass reuses the same dataset.
-        self._statistics_data = tf.data.Dataset.from_tensor_slices(tf.convert_to_tensor(x_train)).batch(
-            self.training.statistics_batch_size
-        )
+        # Every split as tensors once, not converted again each cycle; the training inputs
+        # also feed the statistics of scorers that read no more than them.
+        self._split_tensors = {name: (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
+                               for name, (x, y) in self.splits.items()}
+        self._statistics_data = None  # batched on first use, see _statistics_dataset
+        # A statistic scorer (E|a|, APoZ) scores from the training pass of evaluate(), whose
+        # statistics are kept for next_masks; a scorer that collects its own statistics keeps
+        # its own pass (see _fused_statistics).
+        self._statistics_pass = None
+        if isinstance(self.scorer, StatisticScorer) and type(self.scorer).statistics is StatisticScorer.statistics:
+            self._statistics_pass = StatisticsPass(model, self.training.loss)
+        self._cycle_statistics = None
 
         mask_ids = {id(layer.mask) for layer in self.mask_layers}
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
@@ -209,6 +218,7 @@ class IterativePruner:
         for variable, value in zip(optimizer_variables(self.model.optimizer), self._optimizer_state0):
             variable.assign(value)
         set_masks(self.model, masks)
+        self._cycle_statistics = None  # of the weights reset here
 
     def train(self, cycle: int) -> int:
         """Step 3: train with early stopping on validation loss; returns the epochs run."""
@@ -244,12 +254,50 @@ class IterativePruner:
             hook.on_run_begin(run)
 
     def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy of every split, in inference mode.
+
+        The training split is read once per cycle: with a statistic scorer, the pass that
+        yields its loss and accuracy (in batches of ``statistics_batch_size``) also collects
+        the statistics that :meth:`next_masks` then scores.  Validation and test (and the
+        training split otherwise) go through the one evaluation function that validated
+        every epoch, traced once per run.
+        """
         scores = {}
-        for split, (x, y) in self.splits.items():
-            result = self.trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
+        for split, (x, y) in self._split_tensors.items():
+            if split == "train" and self._statistics_pass is not None:
+                result, statistics = self._statistics_pass(x, y, batch_size=self.training.statistics_batch_size)
+                self._cycle_statistics = (self._statistics_key(), statistics)
+            else:
+                result = self.trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
             scores[f"{split}_loss"] = result["loss"]
             scores[f"{split}_accuracy"] = result["accuracy"]
         return scores
+
+    def _statistics_key(self):
+        """What the kept statistics depend on: the weights (trained since the last reset, for
+        so many steps) and the masks on the model."""
+        masks = {layer.name: layer.mask.numpy().copy() for layer in self.mask_layers}
+        return int(self.trainer.optimizer.iterations.numpy()), masks
+
+    def _fused_statistics(self, masks):
+        """The statistics of the training pass of :meth:`evaluate`, if they belong to the
+        network as it is now and to ``masks``; else None (they are collected afresh)."""
+        if self._cycle_statistics is None:
+            return None
+        (steps, kept_masks), statistics = self._cycle_statistics
+        now_steps, now_masks = self._statistics_key()
+        same_masks = set(kept_masks) == set(masks) and all(
+            np.array_equal(kept_masks[name], now_masks[name]) and np.array_equal(kept_masks[name], masks[name])
+            for name in kept_masks
+        )
+        return statistics if steps == now_steps and same_masks else None
+
+    def _statistics_dataset(self):
+        if self._statistics_data is None:
+            self._statistics_data = tf.data.Dataset.from_tensor_slices(self._split_tensors["train"][0]).batch(
+                self.training.statistics_batch_size
+            )
+        return self._statistics_data
 
     def next_masks(self, cycle: int, masks):
         """Step 4: score the trained network and drop units."""
@@ -258,7 +306,11 @@ class IterativePruner:
         # LayerPrune criteria, a user's) the training split (x, y).  The model is compiled
         # with the training loss, which the oracle measures.  The masks go on the model at
         # the next cycle's reset.
-        data = self._statistics_data if self.scorer.inputs_only else self.splits["train"]
+        # The statistics kept from evaluate()'s training pass stand in for that data: the
+        # statistic scorers take UnitStatistics as data.
+        data = self._fused_statistics(masks)
+        if data is None:
+            data = self._statistics_dataset() if self.scorer.inputs_only else self.splits["train"]
         return prune_step(
             self.model, self.scorer, data, fraction=self.fraction, count=self.count, rng=rng,
             min_units_per_layer=self.min_units_per_layer, selection=self.selection, masks=masks, apply=False,
@@ -528,7 +580,8 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
     Each cycle resets the weights to θ0 (``init="original"``) or to a fresh random draw of
     the same architecture (``init="random"``, Section 6), applies the mask, trains with
     early stopping on validation loss, evaluates train/validation/test, then collects
-    statistics on the training set and drops units with ``metric``.  Training settings are
+    statistics on the training set and drops units with ``metric`` (a statistic metric's
+    statistics come from the same pass over the training set as its loss and accuracy).  Training settings are
     given as ``training=TrainingConfig(...)``; the others are:
 
     Args:
