@@ -326,7 +326,7 @@ def merge_shards(
         if index == first:
             continue
         for what in ("settings", "grid") if manifest["complete"] else ("settings",):
-            difference = describe_difference(reference[what], manifest[what])
+            difference = describe_difference(reference[what], manifest[what], "" if what == "settings" else what)
             if difference:
                 raise ValueError(f"Shards with different {what}: {reference_path} and {manifests_at[index]} "
                                  f"differ at {difference}. Rerun the odd shard with the others' options.")
