@@ -188,6 +188,11 @@ def test_conflicting_records_are_refused_naming_both_files(tmp_path):
                                          rf"{results} and {shard_path(results, 1, 3)} at accuracy: 0.5 vs "):
         merge_shards(results)
     assert ResultsFile(results).records() == [changed]  # untouched
+    results.unlink()
+    ResultsFile(shard_path(results, 2, 3)).append({"arm": "layer", "n": 9, "seed": 0, "cycle": 0})
+    with pytest.raises(ValueError, match=r"shard-2-of-3\.jsonl holds a record of no cell of the grid in "
+                                         r".*shard-0-of-3\.manifest\.json \(\{\"arm\": \"layer\", \"cycle\": 0"):
+        merge_shards(results)
 
 
 def test_a_shard_still_running_merges_as_the_prefix_of_its_later_self(tmp_path):
@@ -294,7 +299,7 @@ def test_a_foresight_grid_in_two_shards_merged_equals_it_in_one_process(tmp_path
         module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--epochs", "2"])
     module.main(module.EXPERIMENT, options + where("sharded") + ["--merge"])
     module.main(module.EXPERIMENT, options + where("one"))
-    stem = "04_snip_table1_fig1_lenet300_mnist_digits_quick"
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick"
     merged = ResultsFile(tmp_path / "sharded" / "runs" / f"{stem}.jsonl").records()
     one = ResultsFile(tmp_path / "one" / "runs" / f"{stem}.jsonl").records()
     assert len(one) == 5 and {r["method"] for r in one} == {"reference", "snip", "random"}

@@ -33,8 +33,9 @@ Merge (:func:`merge_shards`)
     unsharded file: records of a cell found in several places (the unsharded file from an
     earlier merge, or a shard) must agree, one list being a prefix of the other (a shard
     still running has fewer cycles); the longest is kept and exact duplicates are dropped,
-    any other difference is refused.  Records are written in grid order, cell by cell, as a
-    one-process run writes them; records of no cell of the grid keep their place in front.
+    any other difference is refused, as is a shard's record of no cell of the grid.  Records
+    are written in grid order, cell by cell, as a one-process run writes them; records of the
+    unsharded file that belong to no cell of the grid keep their place in front.
     The state folders' files are copied into ``results.jsonl.state/`` (the same name with
     other bytes is refused).
 
@@ -367,6 +368,9 @@ def merge_shards(
         by_cell: dict[int, list[dict]] = {}
         for record in records:
             position = cell_of(record)
+            if position is None and source != results and reference["complete"]:
+                raise ValueError(f"{source} holds a record of no cell of the grid in {reference_path} "
+                                 f"({_short(record)}); a shard writes only its own cells' records.")
             if position is None:
                 if record in others:
                     duplicates += 1
