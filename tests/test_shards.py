@@ -308,3 +308,36 @@ def test_a_foresight_grid_in_two_shards_merged_equals_it_in_one_process(tmp_path
     assert [(r["method"], r["compression"]) for r in shard1] == [("snip", 10.0), ("random", 10.0)]
     assert (tmp_path / "sharded" / "figures" / f"{stem}_table1.md").read_text() == (
         tmp_path / "one" / "figures" / f"{stem}_table1.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_layerprune_script_in_two_shards_trains_only_its_baselines_and_merges_to_the_one_process_run(tmp_path):
+    """05 (Figs. 2-3) at the end-to-end test's tiny scale, seeds 0 and 1: one arm per seed, so
+    shard I of 2 has seed I's arm and needs (and trains) only seed I's baseline."""
+    import shutil
+
+    from test_layerprune_experiments import TINY, needs_fashion
+
+    if needs_fashion.args[0]:
+        pytest.skip(needs_fashion.kwargs["reason"])
+    script = ROOT / "paper_experiments" / "layerprune" / "05_figs2_3_block_importance_resnet56.py"
+    module = _load(script)
+    options = [*TINY, "--criteria", "l1_norm", "--seeds", "0", "1"]
+
+    def where(name):
+        return ["--out", str(tmp_path / name), "--figures", str(tmp_path / name / "figures")]
+
+    assert module.main(options + where("sharded") + ["--shard", "1/2"]) is None  # a shard draws nothing
+    assert os.listdir(tmp_path / "sharded" / "baselines") == ["resnet_fashion_mnist_rgb32_quick_n200_be1_seed1.keras"]
+    module.main(options + where("sharded") + ["--shard", "0/2"])
+    assert not (tmp_path / "sharded" / "figures").exists()
+    module.main(options + where("sharded") + ["--merge"])
+    shutil.copytree(tmp_path / "sharded" / "baselines", tmp_path / "one" / "baselines")  # the same networks
+    module.main(options + where("one"))
+    stem = "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick_n200_be1_fe1"
+    merged, one = (ResultsFile(tmp_path / name / f"{stem}.jsonl").records() for name in ("sharded", "one"))
+    assert [r["seed"] for r in one] == [0, 1]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in merged] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in one]
+    csv_name = "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick.csv"
+    assert _rows(tmp_path / "sharded" / "figures" / csv_name) == _rows(tmp_path / "one" / "figures" / csv_name)
