@@ -28,7 +28,7 @@ from dropnet_tf.core.shards import CellOrder, Shard, describe_difference, merge_
 from .entry import UserError
 
 #: Options that do not change what is computed, left out of the settings shards must share.
-NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet")
+NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet", "verbose", "tensorboard")
 
 
 def settings_of(args, **extra) -> dict:
