@@ -245,7 +245,7 @@ def test_a_dropnet_grid_in_three_shard_processes_merged_equals_it_in_one_process
     processes at once, --merge, against the same command unsharded."""
     script = ROOT / "paper_experiments" / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
     options = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "1", "--metrics", "minimum",
-               "minimum_layer", "--max-epochs", "1", "--max-train", "300", "--quiet"]
+               "minimum_layer", "--max-epochs", "1", "--max-train", "300"]
 
     def where(name):
         return ["--out", str(tmp_path / name / "runs"), "--figures", str(tmp_path / name / "figures")]
@@ -257,6 +257,8 @@ def test_a_dropnet_grid_in_three_shard_processes_merged_equals_it_in_one_process
     outputs = [shard.communicate(timeout=900)[0] for shard in shards]
     assert [shard.returncode for shard in shards] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
     assert "Shard 2/3 done" in outputs[2]
+    # each shard's progress counts its own runs: shard 0 has 2 of the 4, shard 1 one
+    assert "run 2 of 2," in outputs[0] and "run 3 of" not in outputs[0] and "run 1 of 1," in outputs[1]
     sharded = tmp_path / "sharded"
     assert not (sharded / "figures").exists()  # a shard draws nothing
     # cells 0-3: (minimum, 0), (minimum, 1), (minimum_layer, 0), (minimum_layer, 1); shard 0 has 0 and 3
@@ -264,8 +266,8 @@ def test_a_dropnet_grid_in_three_shard_processes_merged_equals_it_in_one_process
     assert {(r["metric"], r["seed"]) for r in shard0} == {("minimum", 0), ("minimum_layer", 1)}
 
     module = _load(script)
-    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge"])
-    module.main(module.EXPERIMENT, options + where("one"))
+    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--quiet"])
+    module.main(module.EXPERIMENT, options + where("one") + ["--quiet"])
     merged = ResultsFile(sharded / "runs" / "results.jsonl").records()
     one = ResultsFile(tmp_path / "one" / "runs" / "results.jsonl").records()
     assert len(one) > 4 * 2 and len({(r["metric"], r["seed"]) for r in one}) == 4
@@ -297,8 +299,8 @@ def test_a_foresight_grid_in_two_shards_merged_equals_it_in_one_process(tmp_path
         assert module.main(module.EXPERIMENT, options + where("sharded") + ["--shard", f"{index}/2"])["shard"]
     with pytest.raises(SystemExit):  # the merge command must match the shards' options
         module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--epochs", "2"])
-    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge"])
-    module.main(module.EXPERIMENT, options + where("one"))
+    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--quiet"])
+    module.main(module.EXPERIMENT, options + where("one") + ["--quiet"])
     stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick"
     merged = ResultsFile(tmp_path / "sharded" / "runs" / f"{stem}.jsonl").records()
     one = ResultsFile(tmp_path / "one" / "runs" / f"{stem}.jsonl").records()
