@@ -15,6 +15,8 @@
 ``validation``         argument checks with uniform messages
 ``io``                 atomic writes, NPZ state, JSON conversion
 ``results``            ResultsFile (JSON lines), flatten_record, write_csv
+``grid``               RunGrid: one resumable grid of keyed cells over a results file
+``shards``             a grid's shard per process (--shard I/N) and the merge of the shards
 ``aliases``            the former module paths (dropnet_tf.iterative ...) as aliases
 =====================  ==========================================================
 

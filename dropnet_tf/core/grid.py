@@ -15,6 +15,11 @@ never redone or lost, and an exception in one cell keeps every earlier cell's re
 A cell whose run returns ``None`` has stored its own records (DropNet appends one per
 cycle as it goes); ``skip=`` replaces "any record with this key" by another test of the
 stored records (DropNet: "finished, and made with the same settings").
+
+``order=`` (a :class:`~dropnet_tf.core.shards.CellOrder`) numbers the cells in the order
+they are visited and runs only those it allows: one shard of a grid spread over machines
+(issue 16, :mod:`dropnet_tf.core.shards`), or none after a merge.  A cell it does not allow
+is never run; :meth:`RunGrid.cell` returns its stored record, if any.
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ class RunGrid:
     Args:
         results: a path or a :class:`~dropnet_tf.results.ResultsFile`.
         log: optional ``record -> None`` called after each record a cell appends.
+        order: a :class:`~dropnet_tf.core.shards.CellOrder`: which cells this process runs
+            (default: all).
     """
 
-    def __init__(self, results, log: Callable[[dict], None] | None = None):
+    def __init__(self, results, log: Callable[[dict], None] | None = None, order=None):
         self.results = results if isinstance(results, ResultsFile) else ResultsFile(results)
         self.log = log
+        self.order = order
         #: ``(key, exception)`` of the cells that raised under ``errors="continue"``.
         self.failed: list[tuple[dict, BaseException]] = []
 
@@ -78,6 +86,8 @@ class RunGrid:
             log: called with the appended record (default: the grid's ``log``).
         """
         key = dict(key)
+        if self.order is not None and not self.order.take(key):
+            return self.done(key)  # another shard's cell (or none runs): never run here
         found = self.recorded(key)
         if skip(found) if skip is not None else bool(found):
             return found[-1] if found else None

@@ -35,6 +35,7 @@ def run_experiment(
     results,
     experiment: str,
     inits: Iterable[str] = ("original",),
+    order=None,
     **prune_kwargs,
 ) -> list[dict]:
     """Run :func:`dropnet_tf.iterative_prune` for each (metric, seed, init).
@@ -47,6 +48,8 @@ def run_experiment(
         metrics, seeds, inits: the grid.
         results: JSON-lines path shared by the whole grid.
         experiment: name stored in every record.
+        order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
+            (metric, seed, init) cells, numbered in this loop's order (default: all).
         **prune_kwargs: passed to :func:`iterative_prune` (fraction, training,
             ``selection="exact"|"notebook"``, ``protocol=None|"paper"|"notebook"``, ...).
             A finished run stored with another selection rule or layer-collapse guard
@@ -92,7 +95,7 @@ def run_experiment(
     check_splits(splits, num_classes=getattr(data, "num_classes", None), labels=_sparse_labels(first["training"].loss))
 
     store = ResultsFile(results)
-    grid = RunGrid(store)
+    grid = RunGrid(store, order=order)
     data_fingerprint = None
 
     def finished(done, metric, seed, init, args) -> bool:

@@ -150,6 +150,7 @@ def run_foresight_grid(
     external: dict | None = None,
     train_init: str | None = None,
     callbacks: Sequence = (),
+    order=None,
 ) -> list[dict]:
     """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
 
@@ -173,8 +174,10 @@ def run_foresight_grid(
             (SNIP Table 3 scores with RN/TN/VS-X/VS-H but trains from VS-X in every case).
         callbacks: Keras callbacks given to every run's training (issue 16), e.g.
             ``EpochLine`` for a line per epoch.
+        order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
+            (method, r, seed) cells, numbered in this loop's order (default: all).
     """
-    grid = RunGrid(results)
+    grid = RunGrid(results, order=order)
     compressions = [check_compression(r) for r in compressions]
     seeds = [int(s) for s in seeds]
     methods = list(methods)

@@ -321,8 +321,39 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     )
 
 
-def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str], results_path: str) -> list:
-    """The grid's ETA on every cycle line (``--verbose`` >= 1) and ``--tensorboard DIR``'s scalars (issue 16)."""
+def shard_fingerprint_difference(shard_a: str, shard_b: str) -> str | None:
+    """For ``--merge``: the first difference between two shards' runs beyond the command line.
+
+    Compares the data (shapes and content hash of every split), training and optimizer
+    sections of the run fingerprint in each shard's first state file
+    (:func:`dropnet_tf.dropnet.state.run_fingerprint`): two machines with the same options
+    but other dataset files, or another library version's defaults, are refused.
+    """
+    import json
+
+    from dropnet_tf.core.io import load_npz
+    from dropnet_tf.dropnet.state import first_difference
+
+    def sections(path):
+        folder = path + ".state"
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            stored = load_npz(os.path.join(folder, name)).get("fingerprint") if name.endswith(".npz") else None
+            if stored is not None:
+                found = json.loads(str(stored))
+                return {key: found[key] for key in ("data", "training", "optimizer") if key in found}
+        return None
+
+    a, b = sections(shard_a), sections(shard_b)
+    found = None if a is None or b is None else first_difference(a, b)
+    return None if found is None else f"{found[0]} of the runs' fingerprints: {found[1]!r:.120} vs {found[2]!r:.120}"
+
+
+def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str], results_path: str,
+                        shard=None) -> list:
+    """The grid's ETA on every cycle line (``--verbose`` >= 1) and ``--tensorboard DIR``'s scalars (issue 16).
+
+    ``shard``: the ETA counts only that shard's runs (the grid's positions p ≡ I mod N).
+    """
     import dropnet_tf
     from dropnet_tf.core.progress import TensorBoardLogger
     from dropnet_tf.dropnet.progress import GridETA, grid_runs
@@ -331,6 +362,7 @@ def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str
     if args.verbose >= 1:
         runs = [run for fraction, name in zip(exp.fractions, names)  # the order the grid runs in
                 for run in grid_runs(name, exp.metrics, scale.seeds, exp.inits, fraction=fraction, count=exp.count)]
+        runs = [run for position, run in enumerate(runs) if shard is None or shard.owns(position)]
         guard = dropnet_tf.PROTOCOLS[args.protocol]["min_units_per_layer"]
         callbacks.append(GridETA(runs, results_path, min_fraction=0.1, min_units_per_layer=guard))
     if args.tensorboard:
@@ -359,6 +391,13 @@ def main(exp: Experiment, argv=None) -> dict:
         "runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}{suffix}"
     )
     results_path = os.path.join(out, "results.jsonl")
+    # --shard I/N: this process runs one shard of the grid into its own file; --merge: the
+    # shards' files are merged into results_path first and nothing runs (kit.sharding).
+    from paper_experiments.kit import sharding
+
+    plan = sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script),
+                         check=shard_fingerprint_difference)
+    grid_path = plan.results
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
     training = TrainingConfig(max_epochs=scale.max_epochs, patience=patience, batch_size=32, train_transform=transform)
@@ -371,29 +410,29 @@ def main(exp: Experiment, argv=None) -> dict:
         f"DropNet {exp.section} {exp.title} on {data!r}; {scale.describe(data)}; seeds {list(scale.seeds)}; "
         f"metrics {list(exp.metrics)}; inits {list(exp.inits)}; p {list(exp.fractions)}; protocol {args.protocol}"
         + (f"; drop {exp.count} per cycle" if exp.count else "")
-        + f"; results {results_path}",
+        + f"; results {grid_path}",
         flush=True,
     )
     names = [exp.experiment_name(fraction, args.protocol) for fraction in exp.fractions]
     records_before = len(ResultsFile(results_path).records()) if os.path.exists(results_path) else 0
     grid = {"metrics": len(exp.metrics), "seeds": len(scale.seeds), "inits": len(exp.inits), "p": len(exp.fractions)}
     progress.start(
-        results_path,
-        lambda: count_finished_runs(results_path, names, exp.metrics, scale.seeds, exp.inits),
-        total=int(np.prod(list(grid.values()))),
+        grid_path,
+        lambda: count_finished_runs(grid_path, names, exp.metrics, scale.seeds, exp.inits),
+        total=plan.share(int(np.prod(list(grid.values())))),
         describe=" × ".join(
             f"{n} {k if n != 1 or k == 'p' else k[:-1]}" for k, n in grid.items() if n > 1 or k in ("metrics", "seeds")
         ),
         partial_note="each cycle is saved as it finishes, so the run in progress resumes after its last cycle",
     )
-    callbacks = _progress_callbacks(exp, args, scale, names, results_path)
+    callbacks = _progress_callbacks(exp, args, scale, names, grid_path, plan.shard)
     for fraction, name in zip(exp.fractions, names):
         dropnet_tf.run_experiment(
             build,
             data,
             metrics=exp.metrics,
             seeds=scale.seeds,
-            results=results_path,
+            results=grid_path,
             experiment=name,
             inits=exp.inits,
             fraction=fraction,
@@ -403,7 +442,10 @@ def main(exp: Experiment, argv=None) -> dict:
             protocol=args.protocol,
             verbose=args.verbose,
             callbacks=callbacks,
+            order=plan.order,  # one numbering over every p of this results file
         )
+    if plan.finish():  # a shard holds part of the grid: the figures come with --merge
+        return {"shard": str(plan.shard), "results": grid_path}
     store = ResultsFile(results_path)
     records = [
         r

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import ROOT, ForesightExperiment, Quick, command, load_tensorflow, parse_args, prepare_data
+from paper_experiments.kit import UserError
 
 SPARSITIES = (10, 30, 50, 70, 90)  # κ̄ in %, Fig. 2's rows
 
@@ -94,6 +95,9 @@ def draw(images, dataset: str, path: str, caption: str) -> str:
 def main(argv=None) -> dict:
     """No training and nothing saved until the end: an interrupted run starts over (minutes)."""
     args = parse_args(EXPERIMENT, argv)
+    if args.shard is not None or args.merge:
+        raise UserError(f"{EXPERIMENT.script} has no grid of runs to shard (one pass of SNIP scoring, no results "
+                        "file); run it without --shard / --merge.")
     load_tensorflow()
     from dropnet_tf.core.io import atomic_write_text, save_npz_atomic
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
     ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data,
-    progress,
+    progress, shard_plan,
 )
 
 INITS = (("RN", "random_normal"), ("TN", "truncated_normal"), ("VS-X", "glorot_uniform"), ("VS-H", "he_normal"))
@@ -53,8 +53,9 @@ def main(argv=None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.figures, exist_ok=True)
     stem = f"{EXPERIMENT.script}_{args.model}_{args.dataset}_{args.scale}"
-    results = os.path.join(args.out, f"{stem}.jsonl")
-    progress.start(results, lambda: count_records(results, seeds), total=len(INITS) * len(seeds),
+    plan = shard_plan(EXPERIMENT, args, os.path.join(args.out, f"{stem}.jsonl"))
+    results = plan.results
+    progress.start(results, lambda: count_records(results, seeds), total=plan.share(len(INITS) * len(seeds)),
                    describe=f"{len(INITS)} scoring initialisations × {len(seeds)} seeds",
                    partial_note="the run in progress starts over", redraw="rewriting the table")
     start = time.perf_counter()
@@ -70,9 +71,14 @@ def main(argv=None) -> dict:
             extra={"model": args.model, "dataset": args.dataset, "scale": args.scale, "scoring_init": short},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
             callbacks=epoch_lines(args, f"snip_table3_{short}"),
+            order=plan.order,
         )
+        if plan.shard is not None:
+            continue  # a shard's part of the grid: the table comes with --merge
         errors = [100 * (1 - r["top1"]) for r in records]
         rows.append((short, float(np.mean(errors)), float(np.std(errors)), len(errors)))
+    if plan.finish():
+        return {"shard": str(plan.shard), "results": results}
     lines = [f"| Init. | {args.model} error (%) ± std | seeds |", "|---|---|---|"]
     lines += [f"| {short} | {mean:.2f} ± ({std:.2f}) | {n} |" for short, mean, std, n in rows]
     lines.append(

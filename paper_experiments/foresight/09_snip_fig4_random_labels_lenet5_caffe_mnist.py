@@ -16,7 +16,7 @@ import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
     REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args,
-    prepare_data, progress, snip_protocol,
+    prepare_data, progress, shard_plan, snip_protocol,
 )
 
 # (arm label, method, random labels, weight decay)
@@ -63,13 +63,14 @@ def main(argv=None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.figures, exist_ok=True)
     stem = f"{EXPERIMENT.script}_{args.dataset}_{args.scale}"
-    results = os.path.join(args.out, f"{stem}.jsonl")
+    plan = shard_plan(EXPERIMENT, args, os.path.join(args.out, f"{stem}.jsonl"))
+    results = plan.results
 
     def build(seed, init):
         return build_foresight_model("lenet5_caffe", input_shape=data.input_shape, num_classes=data.num_classes,
                                      init=init, seed=seed)
 
-    progress.start(results, lambda: count_records(results, seeds), total=len(ARMS) * len(seeds),
+    progress.start(results, lambda: count_records(results, seeds), total=plan.share(len(ARMS) * len(seeds)),
                    describe=f"{len(ARMS)} arms × {len(seeds)} seeds", partial_note="the run in progress starts over",
                    redraw="redrawing the figure")
     start = time.perf_counter()
@@ -82,8 +83,13 @@ def main(argv=None) -> dict:
             extra={"arm": arm, "dataset": args.dataset, "scale": args.scale},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
             callbacks=epoch_lines(args, f"snip_fig4_arm{index}"),
+            order=plan.order,
         )
+        if plan.shard is not None:
+            continue  # a shard's part of the grid: the figure comes with --merge
         curves[arm] = np.mean([r["train_loss"] for r in records], axis=0)
+    if plan.finish():
+        return {"shard": str(plan.shard), "results": results}
 
     import matplotlib
 

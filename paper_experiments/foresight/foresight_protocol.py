@@ -288,6 +288,13 @@ def count_records(results_path: str, seeds=None, methods=None, ratios=None, **ke
     return sum(1 for record in ResultsFile(results_path).records(**key) if wanted(record))
 
 
+def shard_plan(exp: ForesightExperiment, args, results_path: str):
+    """What ``--shard I/N`` / ``--merge`` make of this script's grid (:mod:`paper_experiments.kit.sharding`)."""
+    from paper_experiments.kit import sharding
+
+    return sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script))
+
+
 @command
 def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
@@ -301,6 +308,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     os.makedirs(args.figures, exist_ok=True)
     name = stem(exp, args)
     results_path = os.path.join(args.out, f"{name}.jsonl")
+    plan = shard_plan(exp, args, results_path)
     model_kwargs = {"input_shape": data.input_shape, "num_classes": data.num_classes}
 
     def build(seed, init):
@@ -311,19 +319,21 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     if "tfmot_gmp" in methods:
         external["tfmot_gmp"] = tfmot_runner(args, data, model_kwargs, protocol, name)
     experiment = exp.slug if args.model == exp.model else f"{exp.slug}_{args.model}"
-    progress.start(results_path, lambda: count_records(results_path, seeds, methods, ratios, experiment=experiment),
-                   total=grid_size(methods, ratios, seeds),
+    progress.start(plan.results, lambda: count_records(plan.results, seeds, methods, ratios, experiment=experiment),
+                   total=plan.share(grid_size(methods, ratios, seeds)),
                    describe=f"{len(methods)} methods, r = {', '.join(f'{r:g}' for r in ratios)}, {len(seeds)} seeds",
                    partial_note="the run in progress starts over", redraw="redrawing the figures and tables")
     started = time.perf_counter()
     records = run_foresight_grid(
-        results_path, experiment, build, data, methods, ratios, seeds, protocol,
+        plan.results, experiment, build, data, methods, ratios, seeds, protocol,
         scoring_batch_size=scoring, init_for=init_for, method_options=dict(exp.method_options),
         random_labels=exp.random_labels, external=external,
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
         log=None if args.quiet else (lambda line: print(line, flush=True)),
-        callbacks=epoch_lines(args, experiment),
+        callbacks=epoch_lines(args, experiment), order=plan.order,
     )
+    if plan.finish():  # a shard holds part of the grid: the figures and tables come with --merge
+        return {"shard": str(plan.shard), "results": plan.results}
     seconds = time.perf_counter() - started
     written = outputs(exp, args, records, protocol, seeds, data, name)
     summary = {

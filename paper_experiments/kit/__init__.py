@@ -8,6 +8,8 @@
   :func:`load_data` (the library's datasets and :mod:`dropnet_tf.data.standins`).
 * :mod:`.outputs`: provenance (:func:`command_line`), atomic figure, Markdown, CSV and
   JSON writers.
+* :mod:`.sharding`: what ``--shard I/N`` and ``--merge`` make of a script's grid (imported
+  by the protocols after parsing: it loads dropnet_tf).
 
 Scripts run as files (``python paper_experiments/<paper>/<script>.py``) import it as
 ``paper_experiments.kit``: the project's install (``pip install -e .``, ``make install``)

@@ -2,10 +2,11 @@
 
 Every script's parser is made by :func:`build_parser`: the options all papers share
 (``--scale``, ``--dataset`` with :data:`DATASET_CHOICES`, ``--seeds``, ``--out``,
-``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``, ``--verbose``) and then the paper's
-own, declared as :func:`option` items; ``--tensorboard DIR`` is offered by the scripts that
-log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports TensorFlow:
-parsing comes first.
+``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``, ``--verbose``, and the cluster
+options ``--shard I/N``, ``--merge``, ``--allow-partial`` of :mod:`.sharding`) and then the
+paper's own, declared as :func:`option` items; ``--tensorboard DIR`` is offered by the scripts
+that log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports
+TensorFlow: parsing comes first.
 """
 
 from __future__ import annotations
@@ -31,10 +32,29 @@ DATASET_CHOICES = DATASETS + STANDIN_NAMES
 SCALES = ("paper", "quick")
 
 #: The shared options, in the order they are added.
-SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose")
+SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose", "shard",
+          "merge", "allow_partial")
 
 #: ``--verbose`` levels: no progress lines, a line per cycle or run, and also a line per epoch.
 VERBOSITY = (0, 1, 2)
+
+
+def shard_argument(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as ``(I, N)``: 0 <= I < N, I counting from 0 (see kit.sharding).
+
+    Checked here, before TensorFlow loads, with the bounds of dropnet_tf.core.shards.Shard
+    (tests/test_shards.py checks that both refuse the same values).
+    """
+    parts = text.strip().split("/")
+    try:
+        index, count = (int(part) for part in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        index = count = None
+    if index is None or count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(
+            f"must be I/N with N >= 1 and 0 <= I < N (I counts from 0: with a SLURM array --array=0-(N-1), "
+            f"pass $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT), got {text!r}")
+    return index, count
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,11 @@ class ScriptParser(argparse.ArgumentParser):
             parsed.verbose = 0 if quiet else (1 if parsed.verbose is None else parsed.verbose)
             if hasattr(parsed, "quiet"):
                 parsed.quiet = parsed.verbose == 0
+        if getattr(parsed, "merge", False) and getattr(parsed, "shard", None) is not None:
+            self.error("--merge and --shard exclude each other: run the shards with --shard I/N, then merge once with "
+                       "--merge")
+        if getattr(parsed, "allow_partial", False) and not getattr(parsed, "merge", False):
+            self.error("--allow-partial only applies to --merge")
         seeds = getattr(parsed, "seeds", None)
         if seeds is not None and len(set(seeds)) != len(seeds):
             self.error(f"--seeds has duplicates: {seeds}")
@@ -164,6 +189,17 @@ def build_parser(
         "tensorboard": (("--tensorboard",), dict(metavar="DIR", default=None,
                                                  help="also write TensorBoard scalars under DIR (per epoch and per "
                                                  "cycle; view with: tensorboard --logdir DIR)")),
+        "shard": (("--shard",), dict(
+            type=shard_argument, metavar="I/N",
+            help="run only the cells of the grid at positions p with p mod N = I (0 <= I < N, I from 0; SLURM: "
+            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT with --array=0-(N-1)) into their own results file "
+            "(<results>.shard-I-of-N.jsonl); no figures: --merge draws them")),
+        "merge": (("--merge",), dict(
+            action="store_true",
+            help="merge the --shard runs' files into the results file (refusing shards run with other options, "
+            "or missing ones), then draw the figures; give the options the shards ran with")),
+        "allow_partial": (("--allow-partial",), dict(
+            action="store_true", help="with --merge: merge and draw even when shards are missing or unfinished")),
     }
     for name in shared:
         flags, kwargs = table[name]

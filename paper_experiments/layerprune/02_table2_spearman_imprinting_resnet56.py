@@ -8,7 +8,7 @@ one-shot ranking and the iterative re-ranking of the blocks still present.
 """
 
 from paper_experiments.layerprune.layerprune_protocol import (
-    command, baseline, copy_model, finetune, model_label, provenance, scoring_data, setup, write_outputs,
+    command, baseline, copy_model, finetune, lazy, model_label, provenance, scoring_data, setup, write_outputs,
 )
 
 SCRIPT = "02_table2_spearman_imprinting_resnet56"
@@ -23,25 +23,31 @@ def main(argv=None):
     from dropnet_tf.layerprune import find_blocks, imprinting_importance, iterative_block_ranking, remove_blocks
 
     for seed in scale.seeds:
-        if all(runner.done(n=n, seed=seed) for n in N_PRUNED):
-            continue
-        base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
-        x, y = scoring_data(data, scale, seed)
+        # The baseline and the rankings are made when an arm first needs them, and every arm
+        # is visited whatever is done, so that the grid order (--shard) never depends on it.
+        base = lazy(lambda seed=seed: baseline("resnet", args, data, scale, seed, log=None if args.quiet else print))
 
-        def importance(model, blocks):
-            return imprinting_importance(model, blocks, x, y, num_classes=data.num_classes)
+        def ranking(seed=seed, base=base):
+            x, y = scoring_data(data, scale, seed)
 
-        steps = iterative_block_ranking(base, find_blocks(base), importance, max(N_PRUNED))
-        for step in steps:
-            n = step["n_removed"]
+            def importance(model, blocks):
+                return imprinting_importance(model, blocks, x, y, num_classes=data.num_classes)
 
-            def run(step=step):
-                one_shot = remove_blocks(base, step["one_shot_removed"])
+            steps = iterative_block_ranking(base(), find_blocks(base()), importance, max(N_PRUNED))
+            return {step["n_removed"]: step for step in steps}
+
+        steps = lazy(ranking)
+        for n in N_PRUNED:
+            def run(n=n, base=base, steps=steps, seed=seed):
+                step = steps()[n]
+                one_shot = remove_blocks(base(), step["one_shot_removed"])
                 iterative = copy_model(step["model"])
                 return {"one_shot_removed": step["one_shot_removed"], "iterative_removed": step["iterative_removed"],
                         "spearman": step["spearman"], "one_shot_accuracy": finetune(one_shot, data, scale, seed),
                         "iterative_accuracy": finetune(iterative, data, scale, seed)}
             runner.arm({"n": n, "seed": seed}, run)
+    if runner.finish():
+        return None
     return outputs(args, scale, data, runner.records())
 
 

@@ -26,9 +26,10 @@ def main(argv=None):
     )
 
     for seed in scale.seeds:
-        base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
-
-        def run():
+        def run(seed=seed):
+            # The baseline is loaded (or trained) only for an arm that runs here (not for
+            # another shard's, nor after --merge).
+            base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
             x, y = scoring_data(data, scale, seed)
             blocks = find_blocks(base)
             convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]
@@ -44,6 +45,8 @@ def main(argv=None):
             importance["ensemble"] = rank_ensemble({k: v for k, v in importance.items()})
             return {"blocks": [block.name for block in blocks], "importance": importance}
         runner.arm({"seed": seed}, run)
+    if runner.finish():
+        return None
     return outputs(args, scale, data, runner.records())
 
 

@@ -215,7 +215,8 @@ def test_accuracy(model, data) -> float:
 def _save_model_atomic(model, path: str) -> None:
     from dropnet_tf.core.backend import KERAS_MAJOR
 
-    temporary = f"{path}.partial.keras" if KERAS_MAJOR >= 3 else f"{path}.partial.h5"
+    # The process id in the name: shards sharing --out (issue 16) may save the same baseline at once.
+    temporary = f"{path}.{os.getpid()}.partial." + ("keras" if KERAS_MAJOR >= 3 else "h5")
     model.save(temporary)
     os.replace(temporary, path)
 
@@ -373,17 +374,26 @@ class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable).
 
     A thin face of :class:`dropnet_tf.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
-    record is the arm's key, its results and ``seconds``.
+    record is the arm's key, its results and ``seconds``.  With ``--shard I/N`` it runs one
+    shard's arms into that shard's file, after ``--merge`` none (:mod:`paper_experiments.kit.sharding`);
+    :meth:`finish` is then True and the script draws nothing.
     """
 
     def __init__(self, args, name: str):
         from dropnet_tf.core.grid import RunGrid
+        from paper_experiments.kit import sharding
 
         os.makedirs(args.out, exist_ok=True)
-        self.path = os.path.join(args.out, f"{name}_{run_tag(args)}.jsonl")
+        unsharded = os.path.join(args.out, f"{name}_{run_tag(args)}.jsonl")
+        self.plan = sharding.plan(args, unsharded, sharding.settings_of(args, script=name))
+        self.path = self.plan.results
         self.quiet = args.quiet
-        self.grid = RunGrid(self.path, log=None if self.quiet else self._show)
+        self.grid = RunGrid(self.path, log=None if self.quiet else self._show, order=self.plan.order)
         self.results = self.grid.results
+
+    def finish(self) -> bool:
+        """True for a shard (its manifest now says finished): the tables come with ``--merge``."""
+        return self.plan.finish()
 
     @staticmethod
     def _show(record: dict) -> None:
@@ -507,13 +517,15 @@ def _filter_grid(exp: LayerPruneExperiment, args):
 def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> None:
     """Every arm of ``exp`` for every seed, each once (finished arms are skipped)."""
     for seed in scale.seeds:
-        base = baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print)
+        # Loaded (or trained) when an arm first needs it: a shard without arms of this seed,
+        # or a merge, trains no baseline.
+        base = lazy(lambda seed=seed: baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print))
 
         def run_baseline():
-            found = {"accuracy": test_accuracy(base, data)}
+            found = {"accuracy": test_accuracy(base(), data)}
             if exp.baseline_architecture:
-                found["architecture"] = architecture(base)
-            return {**found, **cost(base, scale)}
+                found["architecture"] = architecture(base())
+            return {**found, **cost(base(), scale)}
 
         runner.arm({"arm": "baseline", "seed": seed}, run_baseline)
         if exp.filters is not None:
@@ -521,7 +533,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
             for criterion, fraction, schedule in _filter_grid(exp, args):
                 def run(criterion=criterion, fraction=fraction, schedule=schedule):
                     steps = {"steps": args.steps} if arms.use_steps else {}
-                    model, masks, seconds = filter_prune(base, criterion, fraction=fraction, schedule=schedule,
+                    model, masks, seconds = filter_prune(base(), criterion, fraction=fraction, schedule=schedule,
                                                         data=data, scale=scale, seed=seed, **steps)
                     found = {}
                     for name in arms.fields:
@@ -532,7 +544,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
                         elif name == "architecture":
                             found[name] = architecture(model)
                     found["accuracy"] = finetune(model, data, scale, seed)
-                    return {**found, **cost(model, scale, reference=base)}
+                    return {**found, **cost(model, scale, reference=base())}
 
                 key = {"arm": "filter", "criterion": criterion}
                 if len(arms.schedules) > 1:
@@ -547,13 +559,13 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
             for n in exp.layers.counts:
                 def run(n=n):
                     nonlocal ranking
-                    ranking = ranking or removable_ranking(base, data, scale, seed)
-                    model, removed = layer_prune(copy_model(base), n, data, scale, seed, ranking=ranking)
+                    ranking = ranking or removable_ranking(base(), data, scale, seed)
+                    model, removed = layer_prune(copy_model(base()), n, data, scale, seed, ranking=ranking)
                     found = {"removed": removed}
                     if exp.layers.architecture:
-                        found["architecture"] = with_zeros(base, model, removed)
+                        found["architecture"] = with_zeros(base(), model, removed)
                     found["accuracy"] = finetune(model, data, scale, seed)
-                    return {**found, **cost(model, scale, reference=base)}
+                    return {**found, **cost(model, scale, reference=base())}
 
                 runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
 
@@ -562,7 +574,21 @@ def run(exp: LayerPruneExperiment, outputs, argv=None):
     """A declared script's ``main``: set up, run every arm (resuming), then its ``outputs``."""
     args, scale, data, runner = setup(exp.description, exp.dataset, exp.script, argv)
     run_arms(exp, args, scale, data, runner)
+    if runner.finish():
+        return None
     return outputs(args, scale, data, runner.records())
+
+
+def lazy(make):
+    """``make()`` called once, on the first call of the returned function (a baseline, a ranking)."""
+    made = []
+
+    def get():
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return get
 
 
 __all__ = [name for name in dir() if not name.startswith("_")]

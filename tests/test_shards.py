@@ -1,0 +1,345 @@
+"""dropnet_tf.core.shards and paper_experiments.kit.sharding: --shard I/N and --merge (issue 16)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropnet_tf.core.grid import RunGrid
+from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.core.shards import (
+    CellOrder, Shard, ShardsIncompleteError, merge_shards, shard_manifest_path, shard_path, write_manifest,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A grid shaped like LayerPrune's arms: keys of different fields (baseline, filter, layer
+# arms), and like DropNet's runs: several records per cell (one per cycle).
+KEYS = (
+    [{"arm": "baseline", "seed": seed} for seed in (0, 1)]
+    + [{"arm": "filter", "criterion": c, "seed": 0} for c in ("l1_norm", "taylor")]
+    + [{"arm": "layer", "n": n, "seed": 0} for n in (1, 2, 3)]
+)
+SETTINGS = {"scale": "quick", "dataset": "digits", "epochs": 1}
+
+
+def _outcome(key: dict) -> list[dict]:
+    """The records a cell appends: a deterministic function of its key (2 'cycles' for layer arms)."""
+    value = sum(ord(ch) for ch in json.dumps(key, sort_keys=True)) % 97 / 97
+    cycles = 2 if key["arm"] == "layer" else 1
+    return [{**key, "cycle": c, "accuracy": value - 0.1 * c} for c in range(cycles)]
+
+
+def _run_grid(path, order=None, ran=None) -> CellOrder | None:
+    grid = RunGrid(path, order=order)
+    for key in KEYS:
+        def run(key=key):
+            if ran is not None:
+                ran.append(KEYS.index(key))
+            grid.results.extend(_outcome(key))  # the cell stores its own records, as DropNet's do
+            return None
+        grid.cell(key, run)
+    return order
+
+
+def _run_shards(results, count, settings=SETTINGS, skip=()):
+    for index in range(count):
+        if index in skip:
+            continue
+        shard = Shard(index, count)
+        write_manifest(results, shard, settings)
+        order = _run_grid(shard.path(results), CellOrder(shard))
+        write_manifest(results, shard, settings, keys=order.keys, complete=True)
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+@pytest.mark.parametrize("index, expected", [(0, [0, 3, 6]), (1, [1, 4]), (2, [2, 5])])
+def test_a_shard_runs_the_positions_congruent_to_its_index(tmp_path, index, expected):
+    ran = []
+    order = _run_grid(tmp_path / "r.jsonl", CellOrder(Shard(index, 3)), ran)
+    assert ran == expected  # by hand: positions 0..6, p mod 3 == index
+    assert order.keys == KEYS  # every cell numbered, run or not
+    assert [r["arm"] for r in ResultsFile(tmp_path / "r.jsonl").records()] == [
+        r["arm"] for p in expected for r in _outcome(KEYS[p])]
+
+
+def test_the_order_does_not_depend_on_what_is_done(tmp_path):
+    path = tmp_path / "r.jsonl"
+    ResultsFile(path).extend(_outcome(KEYS[3]))  # position 3 already recorded
+    ran = []
+    _run_grid(path, CellOrder(Shard(0, 3)), ran)
+    # Numbered from the visits, not from the missing cells: still 0 and 6, never 4.
+    assert ran == [0, 6]
+    ran.clear()
+    _run_grid(tmp_path / "none.jsonl", CellOrder(run=False), ran)
+    assert ran == []  # after a merge: nothing runs
+
+
+@pytest.mark.parametrize("text", ["3/3", "-1/3", "0/0", "a/3", "1", "1/2/3", "4/3"])
+def test_bad_shards_are_refused_by_the_command_line_and_the_core_alike(text):
+    from paper_experiments.kit.cli import shard_argument
+
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"0 <= I < N .*got '{text}'"):
+        shard_argument(text)
+    parts = text.split("/")
+    if len(parts) == 2 and all(p.lstrip("-").isdigit() for p in parts):
+        with pytest.raises(ValueError, match=r"(0 <= I < N .*got I=-?\d+ for N=\d+|N must be >= 1, got 0)"):
+            Shard(int(parts[0]), int(parts[1]))
+
+
+@pytest.mark.parametrize("text, expected", [("0/1", (0, 1)), ("2/3", (2, 3)), (" 0 / 5 ", (0, 5))])
+def test_good_shards_parse(text, expected):
+    from paper_experiments.kit.cli import shard_argument
+
+    assert shard_argument(text) == expected
+    assert str(Shard(*expected)) == f"{expected[0]}/{expected[1]}"
+
+
+def test_the_command_line_refuses_merge_with_shard_and_partial_without_merge(capsys):
+    from paper_experiments import kit
+
+    parser = kit.build_parser("x")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--shard", "0/2", "--merge"])
+    assert "--merge and --shard exclude each other" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--allow-partial"])
+    assert "--allow-partial only applies to --merge" in capsys.readouterr().err
+    assert parser.parse_args(["--shard", "1/4"]).shard == (1, 4)
+
+
+def test_file_names():
+    assert shard_path("runs/x/results.jsonl", 1, 3) == "runs/x/results.shard-1-of-3.jsonl"
+    assert shard_manifest_path("runs/x/results.jsonl", 1, 3) == "runs/x/results.shard-1-of-3.manifest.json"
+    assert Shard(0, 3).share(7) == 3 and Shard(2, 3).share(7) == 2
+
+
+# ----------------------------------------------------------------------------- merge
+
+
+def test_three_shards_merged_equal_the_grid_in_one_process(tmp_path):
+    one = tmp_path / "one" / "results.jsonl"
+    _run_grid(one)
+    results = tmp_path / "sharded" / "results.jsonl"
+    _run_shards(results, 3)
+    (tmp_path / "sharded" / "results.shard-1-of-3.jsonl.state").mkdir()
+    (tmp_path / "sharded" / "results.shard-1-of-3.jsonl.state" / "run.npz").write_bytes(b"state of shard 1")
+    report = merge_shards(results, settings=SETTINGS)
+    assert results.read_bytes() == one.read_bytes()  # the same lines in the same (grid) order
+    assert (report.merged, report.missing, report.records, report.added, report.duplicates) == ([0, 1, 2], [], 10, 10, 0)
+    assert (tmp_path / "sharded" / "results.jsonl.state" / "run.npz").read_bytes() == b"state of shard 1"
+    # merging again skips the exact duplicates and changes nothing
+    again = merge_shards(results)
+    assert results.read_bytes() == one.read_bytes() and (again.added, again.duplicates) == (0, 10)
+
+
+def test_a_missing_or_unfinished_shard_is_named_and_nothing_is_written(tmp_path):
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3, skip=(2,))
+    with pytest.raises(ShardsIncompleteError, match=r"missing shard\(s\) 2 of 3 \(no results\.shard-2-of-3"):
+        merge_shards(results)
+    assert not results.exists()
+    write_manifest(results, Shard(1, 3), SETTINGS)  # shard 1 restarted, not finished
+    with pytest.raises(ShardsIncompleteError, match=r"missing shard\(s\) 2 of 3.*unfinished shard\(s\) 1 of 3"):
+        merge_shards(results)
+    assert not results.exists()
+    report = merge_shards(results, allow_partial=True)
+    assert (report.missing, report.unfinished) == ([2], [1])
+    wanted = [r for p in range(len(KEYS)) if p % 3 != 2 for r in _outcome(KEYS[p])]  # shards 0 and 1
+    assert ResultsFile(results).records() == wanted
+
+
+def test_shards_with_other_settings_counts_or_grids_are_refused(tmp_path):
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    write_manifest(results, Shard(2, 3), {**SETTINGS, "epochs": 2}, keys=KEYS, complete=True)
+    name0, name2 = (shard_manifest_path(results, i, 3) for i in (0, 2))
+    with pytest.raises(ValueError, match=rf"different settings: {name0} and {name2} differ at epochs: 1 vs 2"):
+        merge_shards(results)
+    with pytest.raises(ValueError, match=r"other settings than this command: epochs: 1 vs 3"):
+        merge_shards(results, settings={**SETTINGS, "epochs": 3})
+    write_manifest(results, Shard(2, 3), SETTINGS, keys=KEYS[:-1], complete=True)  # a shorter grid
+    with pytest.raises(ValueError, match=r"different grid: .* differ at grid has 7 vs 6 entries"):
+        merge_shards(results)
+    write_manifest(results, Shard(2, 3), SETTINGS, keys=KEYS, complete=True)
+    write_manifest(results, Shard(0, 4), SETTINGS, keys=KEYS, complete=True)
+    with pytest.raises(ValueError, match=r"different counts beside .*: .*shard-0-of-3\.manifest\.json \(N=3\) and "
+                                         r".*shard-0-of-4\.manifest\.json \(N=4\)"):
+        merge_shards(results)
+    assert not results.exists()
+
+
+def test_conflicting_records_are_refused_naming_both_files(tmp_path):
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    changed = dict(_outcome(KEYS[4])[0], accuracy=0.5)  # cell 4 (shard 1), another outcome
+    ResultsFile(results).append(changed)
+    with pytest.raises(ValueError, match=rf"Conflicting records of the cell .*\"n\": 1.*record 0 differs between "
+                                         rf"{results} and {shard_path(results, 1, 3)} at accuracy: 0.5 vs "):
+        merge_shards(results)
+    assert ResultsFile(results).records() == [changed]  # untouched
+    results.unlink()
+    ResultsFile(shard_path(results, 2, 3)).append({"arm": "layer", "n": 9, "seed": 0, "cycle": 0})
+    with pytest.raises(ValueError, match=r"shard-2-of-3\.jsonl holds a record of no cell of the grid in "
+                                         r".*shard-0-of-3\.manifest\.json \(\{\"arm\": \"layer\", \"cycle\": 0"):
+        merge_shards(results)
+
+
+def test_a_shard_still_running_merges_as_the_prefix_of_its_later_self(tmp_path):
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    partial = ResultsFile(results)
+    partial.extend(_outcome(KEYS[5])[:1])  # an earlier --allow-partial merge saw cycle 0 only
+    report = merge_shards(results)
+    assert report.duplicates == 1 and report.records == 10
+    assert ResultsFile(results).records() == [r for key in KEYS for r in _outcome(key)]
+
+
+def test_the_script_kit_refuses_a_shard_file_of_other_settings(tmp_path):
+    from paper_experiments.kit import UserError, sharding
+
+    args = argparse.Namespace(scale="quick", dataset="digits", seeds=[0], out=str(tmp_path), shard=(0, 2),
+                              merge=False, allow_partial=False, quiet=True)
+    results = str(tmp_path / "results.jsonl")
+    plan = sharding.plan(args, results)
+    assert plan.results == str(tmp_path / "results.shard-0-of-2.jsonl") and plan.share(5) == 3
+    args.seeds = [0, 1]
+    with pytest.raises(UserError, match=r"results\.shard-0-of-2\.manifest\.json holds runs made with other "
+                                        r"settings \(seeds has 1 vs 2 entries"):
+        sharding.plan(args, results)
+
+
+# ----------------------------------------------------------------------------- the scripts
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _without_times(records):
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "train_seconds", "scoring_seconds")}
+            for r in records]
+
+
+@pytest.mark.slow
+def test_a_dropnet_grid_in_three_shard_processes_merged_equals_it_in_one_process(tmp_path):
+    """04_1_1 on digits, 2 metrics × 2 seeds, 1 epoch per cycle: shards 0, 1, 2 of 3 in three
+    processes at once, --merge, against the same command unsharded."""
+    script = ROOT / "paper_experiments" / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
+    options = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "1", "--metrics", "minimum",
+               "minimum_layer", "--max-epochs", "1", "--max-train", "300"]
+
+    def where(name):
+        return ["--out", str(tmp_path / name / "runs"), "--figures", str(tmp_path / name / "figures")]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    shards = [subprocess.Popen([sys.executable, str(script), *options, *where("sharded"), "--shard", f"{i}/3"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for i in range(3)]
+    outputs = [shard.communicate(timeout=900)[0] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert "Shard 2/3 done" in outputs[2]
+    # each shard's progress counts its own runs: shard 0 has 2 of the 4, shard 1 one
+    assert "run 2 of 2," in outputs[0] and "run 3 of" not in outputs[0] and "run 1 of 1," in outputs[1]
+    sharded = tmp_path / "sharded"
+    assert not (sharded / "figures").exists()  # a shard draws nothing
+    # cells 0-3: (minimum, 0), (minimum, 1), (minimum_layer, 0), (minimum_layer, 1); shard 0 has 0 and 3
+    shard0 = ResultsFile(sharded / "runs" / "results.shard-0-of-3.jsonl").records()
+    assert {(r["metric"], r["seed"]) for r in shard0} == {("minimum", 0), ("minimum_layer", 1)}
+
+    module = _load(script)
+    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--quiet"])
+    module.main(module.EXPERIMENT, options + where("one") + ["--quiet"])
+    merged = ResultsFile(sharded / "runs" / "results.jsonl").records()
+    one = ResultsFile(tmp_path / "one" / "runs" / "results.jsonl").records()
+    assert len(one) > 4 * 2 and len({(r["metric"], r["seed"]) for r in one}) == 4
+    assert _without_times(merged) == _without_times(one)
+    assert sorted(os.listdir(sharded / "runs" / "results.jsonl.state")) == sorted(
+        os.listdir(tmp_path / "one" / "runs" / "results.jsonl.state"))
+    for name in sorted(os.listdir(tmp_path / "one" / "figures")):
+        if name.endswith(".csv"):
+            assert _rows(sharded / "figures" / name) == _rows(tmp_path / "one" / "figures" / name), name
+    summary = "04_1_1_model_a_fc40_fc40_digits_quick.json"
+    drop = ("cycles_this_call", "compute_seconds", "seconds_this_call")
+    a, b = (json.loads((tmp_path / n / "figures" / summary).read_text()) for n in ("sharded", "one"))
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+@pytest.mark.slow
+def test_a_foresight_grid_in_two_shards_merged_equals_it_in_one_process(tmp_path):
+    """04 (SNIP Table 1) on digits: reference + SNIP + random at r = 10, 20, seed 0, 1 epoch,
+    shards run through main() one after the other."""
+    script = ROOT / "paper_experiments" / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py"
+    module = _load(script)
+    options = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--methods", "reference", "snip", "random",
+               "--compressions", "10", "20", "--epochs", "1", "--max-train", "300", "--quiet"]
+
+    def where(name):
+        return ["--out", str(tmp_path / name / "runs"), "--figures", str(tmp_path / name / "figures")]
+
+    for index in range(2):
+        assert module.main(module.EXPERIMENT, options + where("sharded") + ["--shard", f"{index}/2"])["shard"]
+    with pytest.raises(SystemExit):  # the merge command must match the shards' options
+        module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--epochs", "2"])
+    module.main(module.EXPERIMENT, options + where("sharded") + ["--merge", "--quiet"])
+    module.main(module.EXPERIMENT, options + where("one") + ["--quiet"])
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick"
+    merged = ResultsFile(tmp_path / "sharded" / "runs" / f"{stem}.jsonl").records()
+    one = ResultsFile(tmp_path / "one" / "runs" / f"{stem}.jsonl").records()
+    assert len(one) == 5 and {r["method"] for r in one} == {"reference", "snip", "random"}
+    assert _without_times(merged) == _without_times(one)
+    shard1 = ResultsFile(tmp_path / "sharded" / "runs" / f"{stem}.shard-1-of-2.jsonl").records()
+    assert [(r["method"], r["compression"]) for r in shard1] == [("snip", 10.0), ("random", 10.0)]
+    assert (tmp_path / "sharded" / "figures" / f"{stem}_table1.md").read_text() == (
+        tmp_path / "one" / "figures" / f"{stem}_table1.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_layerprune_script_in_two_shards_trains_only_its_baselines_and_merges_to_the_one_process_run(tmp_path):
+    """05 (Figs. 2-3) at the end-to-end test's tiny scale, seeds 0 and 1: one arm per seed, so
+    shard I of 2 has seed I's arm and needs (and trains) only seed I's baseline."""
+    import shutil
+
+    from test_layerprune_experiments import TINY, needs_fashion
+
+    if needs_fashion.args[0]:
+        pytest.skip(needs_fashion.kwargs["reason"])
+    script = ROOT / "paper_experiments" / "layerprune" / "05_figs2_3_block_importance_resnet56.py"
+    module = _load(script)
+    options = [*TINY, "--criteria", "l1_norm", "--seeds", "0", "1"]
+
+    def where(name):
+        return ["--out", str(tmp_path / name), "--figures", str(tmp_path / name / "figures")]
+
+    assert module.main(options + where("sharded") + ["--shard", "1/2"]) is None  # a shard draws nothing
+    assert os.listdir(tmp_path / "sharded" / "baselines") == ["resnet_fashion_mnist_rgb32_quick_n200_be1_seed1.keras"]
+    module.main(options + where("sharded") + ["--shard", "0/2"])
+    assert not (tmp_path / "sharded" / "figures").exists()
+    module.main(options + where("sharded") + ["--merge"])
+    shutil.copytree(tmp_path / "sharded" / "baselines", tmp_path / "one" / "baselines")  # the same networks
+    module.main(options + where("one"))
+    stem = "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick_n200_be1_fe1"
+    merged, one = (ResultsFile(tmp_path / name / f"{stem}.jsonl").records() for name in ("sharded", "one"))
+    assert [r["seed"] for r in one] == [0, 1]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in merged] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in one]
+    csv_name = "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick.csv"
+    assert _rows(tmp_path / "sharded" / "figures" / csv_name) == _rows(tmp_path / "one" / "figures" / csv_name)
