@@ -379,7 +379,7 @@ class IterativePruner:
         what = ("already holds a run" if has_records else
                 "holds θ0 of a run that has no finished cycle yet (it was interrupted in cycle 0), made")
         remedy = (
-            f"Use another results file or experiment name, or the same model, data, optimizer and settings."
+            "Use another results file or experiment name, or the same model, data, optimizer and settings."
             if has_records else
             f"Delete {path} to start this run afresh with the new model, use another results file or "
             "experiment name, or pass the same model, data, optimizer and settings to resume it."
