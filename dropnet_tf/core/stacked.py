@@ -389,25 +389,18 @@ class StackedTrainer:
         rows = tf.constant(np.asarray(rows, np.int32))
         return [tf.gather(w, rows) for w in self.weights], [tf.gather(m, rows) for m in self.masks]
 
-    def _evaluate_python(self, weights, masks, x, y, batch_size):
-        count = tf.shape(x)[0]
+    def _evaluate_python(self, weights, masks, x_batch, y_batch):
+        """(each run's sum of per-sample losses, its correct top-1 predictions) on one batch."""
         n = tf.shape(weights[0])[0]
-        loss_sum = tf.zeros([n], tf.float64)
-        correct = tf.zeros([n], tf.float64)
-        for start in tf.range(0, count, batch_size):
-            x_batch = x[start : start + batch_size]
-            y_batch = y[start : start + batch_size]
-            outputs, _ = self.network.forward(weights, masks, x_batch, shared=True)
-            labels_shared = tf.broadcast_to(y_batch[None], tf.concat([[n], tf.shape(y_batch)], 0))
-            losses = tf.cast(self._loss(labels_shared, outputs), tf.float64)
-            loss_sum += tf.reduce_sum(losses, axis=1)
-            if len(y_batch.shape) == len(outputs.shape) - 1 and outputs.shape[-1] not in (None, 1):
-                labels = tf.argmax(labels_shared, axis=-1)  # one-hot targets
-            else:
-                labels = tf.cast(tf.reshape(labels_shared, tf.shape(outputs)[:2]), tf.int64)
-            hits = tf.equal(tf.argmax(outputs, axis=-1), labels)
-            correct += tf.reduce_sum(tf.cast(hits, tf.float64), axis=1)
-        return loss_sum, correct
+        outputs, _ = self.network.forward(weights, masks, x_batch, shared=True)
+        labels_shared = tf.broadcast_to(y_batch[None], tf.concat([[n], tf.shape(y_batch)], 0))
+        losses = tf.cast(self._loss(labels_shared, outputs), tf.float64)
+        if len(y_batch.shape) == len(outputs.shape) - 1 and outputs.shape[-1] not in (None, 1):
+            labels = tf.argmax(labels_shared, axis=-1)  # one-hot targets
+        else:
+            labels = tf.cast(tf.reshape(labels_shared, tf.shape(outputs)[:2]), tf.int64)
+        hits = tf.equal(tf.argmax(outputs, axis=-1), labels)
+        return tf.reduce_sum(losses, axis=1), tf.reduce_sum(tf.cast(hits, tf.float64), axis=1)
 
     def evaluate(self, rows, x, y, batch_size: int = 1024) -> list[dict]:
         """Mean loss and top-1 accuracy of each of ``rows`` on (x, y), as ``GraphTrainer.evaluate``."""
@@ -415,40 +408,54 @@ class StackedTrainer:
         y = tf.convert_to_tensor(y)
         count = int(x.shape[0])
         weights, masks = self._gathered(rows)
-        loss_sum, correct = self._evaluate(weights, masks, x, y, tf.constant(int(batch_size)))
-        return [{"loss": float(l) / count, "accuracy": float(c) / count} for l, c in zip(loss_sum.numpy(), correct.numpy())]
+        loss_sum = np.zeros(len(rows))
+        correct = np.zeros(len(rows))
+        # One call per batch (the batch loop in Python): a few calls per evaluation.
+        for start in range(0, count, int(batch_size)):
+            batch_loss, batch_correct = self._evaluate(weights, masks, x[start : start + batch_size],
+                                                       y[start : start + batch_size])
+            loss_sum += batch_loss.numpy()
+            correct += batch_correct.numpy()
+        return [{"loss": float(l) / count, "accuracy": float(c) / count} for l, c in zip(loss_sum, correct)]
 
-    def _statistics_python(self, weights, masks, x, batch_size):
-        n = tf.shape(weights[0])[0]
-        abs_sums = [tf.zeros([n, units], tf.float64) for units in self.network.mask_units]
-        zero_counts = [tf.zeros([n, units], tf.float64) for units in self.network.mask_units]
-        value_counts = [tf.zeros([], tf.float64) for _ in self.network.mask_units]
-        for start in tf.range(0, tf.shape(x)[0], batch_size):
-            _, activations = self.network.forward(weights, masks, x[start : start + batch_size], shared=True)
-            for i, activation in enumerate(activations):
-                axes = list(range(1, len(activation.shape) - 1))  # batch and positions, per run
-                activation = tf.cast(activation, tf.float32)
-                value_counts[i] += tf.cast(tf.reduce_prod(tf.shape(activation)[1:-1]), tf.float64)
-                abs_sums[i] += tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64)
-                zero_counts[i] += tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes),
-                                          tf.float64)
+    def _statistics_python(self, weights, masks, x_batch):
+        """Per mask layer: each run's sums of |a| and of zeros over the batch and positions, and
+        the values per unit (samples × positions)."""
+        _, activations = self.network.forward(weights, masks, x_batch, shared=True)
+        abs_sums, zero_counts, value_counts = [], [], []
+        for activation in activations:
+            axes = list(range(1, len(activation.shape) - 1))  # batch and positions, per run
+            activation = tf.cast(activation, tf.float32)
+            value_counts.append(tf.cast(tf.reduce_prod(tf.shape(activation)[1:-1]), tf.float64))
+            abs_sums.append(tf.cast(tf.reduce_sum(tf.abs(activation), axis=axes), tf.float64))
+            zero_counts.append(
+                tf.cast(tf.reduce_sum(tf.cast(tf.equal(activation, 0.0), tf.float32), axis=axes), tf.float64))
         return abs_sums, zero_counts, value_counts
 
     def statistics(self, rows, x, batch_size: int = 1024) -> list[UnitStatistics]:
         """DropNet's E(a_i) / E(f_i) and APoZ (as :func:`dropnet_tf.collect_statistics`) of each of ``rows``."""
         x = tf.convert_to_tensor(x)
+        count = int(x.shape[0])
         weights, masks = self._gathered(rows)
-        abs_sums, zero_counts, value_counts = self._statistics(weights, masks, x, tf.constant(int(batch_size)))
+        layers = len(self.network.mask_units)
+        abs_sums = [0.0] * layers
+        zero_counts = [0.0] * layers
+        value_counts = [0.0] * layers
+        for start in range(0, count, int(batch_size)):
+            found = self._statistics(weights, masks, x[start : start + batch_size])
+            for i in range(layers):
+                abs_sums[i] = abs_sums[i] + found[0][i].numpy()
+                zero_counts[i] = zero_counts[i] + found[1][i].numpy()
+                value_counts[i] = value_counts[i] + float(found[2][i].numpy())
         names = [layer.name for layer in self.network.mask_layers]
-        found = []
-        for r in range(len(rows)):
-            mean_abs, apoz = {}, {}
-            for name, a, z, c in zip(names, abs_sums, zero_counts, value_counts):
-                count = float(c.numpy())
-                mean_abs[name] = a.numpy()[r] / count
-                apoz[name] = z.numpy()[r] / count
-            found.append(UnitStatistics(mean_abs=mean_abs, apoz=apoz, num_samples=int(x.shape[0])))
-        return found
+        return [
+            UnitStatistics(
+                mean_abs={name: abs_sums[i][r] / value_counts[i] for i, name in enumerate(names)},
+                apoz={name: zero_counts[i][r] / value_counts[i] for i, name in enumerate(names)},
+                num_samples=count,
+            )
+            for r in range(len(rows))
+        ]
 
 
 def sgd_settings(optimizer) -> dict:
