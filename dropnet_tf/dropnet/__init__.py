@@ -9,6 +9,7 @@
 ``arguments``          PROTOCOLS presets; checks of iterative_prune's arguments
 ``state``              resume state: fingerprint, state file, stop rules, run_masks
 ``experiment``         run_experiment: metrics × seeds into one results file
+``population``         population_prune: many runs of one architecture as one computation
 =====================  ==========================================================
 """
 
@@ -16,6 +17,7 @@ from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
 from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
+from dropnet_tf.dropnet.population import population_prune
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "update_masks",
     "mask_similarity",
     "oracle_scores",
+    "population_prune",
     "StatisticsCollector",
     "UnitStatistics",
     "collect_statistics",
