@@ -247,3 +247,21 @@ def test_what_a_population_cannot_reproduce_is_refused():
     with pytest.raises(ValueError, match=r"layer 'drop' of model .* is a Dropout"):
         population_prune(lambda seed: add_masks(with_dropout(seed)), A_DATA, runs, max_cycles=1,
                          training=TrainingConfig(max_epochs=1))
+
+
+def test_the_dropnet_scripts_take_population(capsys):
+    import importlib.util
+
+    from paper_experiments.dropnet.dropnet_protocol import parse_args
+
+    path = os.path.join(os.path.dirname(__file__), "..", "paper_experiments", "dropnet",
+                        "04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    spec = importlib.util.spec_from_file_location("fig03_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert parse_args(script.EXPERIMENT, []).population is None  # the default path stays the default
+    assert parse_args(script.EXPERIMENT, ["--population", "auto"]).population == "auto"
+    assert parse_args(script.EXPERIMENT, ["--population", "6"]).population == 6
+    with pytest.raises(SystemExit):
+        parse_args(script.EXPERIMENT, ["--population", "0"])
+    assert "must be an integer >= 1 or 'auto', got '0'" in capsys.readouterr().err
