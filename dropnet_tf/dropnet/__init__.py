@@ -10,6 +10,7 @@
 ``state``              resume state: fingerprint, state file, stop rules, run_masks
 ``experiment``         run_experiment: metrics × seeds into one results file
 ``progress``           expected_cycles of a run; GridETA, the grid's ETA on each cycle line
+``population``         population_prune: many runs of one architecture as one computation
 =====================  ==========================================================
 """
 
@@ -17,6 +18,7 @@ from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
 from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
+from dropnet_tf.dropnet.population import population_prune
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "update_masks",
     "mask_similarity",
     "oracle_scores",
+    "population_prune",
     "StatisticsCollector",
     "UnitStatistics",
     "collect_statistics",

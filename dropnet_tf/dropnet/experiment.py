@@ -14,11 +14,18 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 from typing import Callable, Iterable
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
 from dropnet_tf.dropnet.iterative import iterative_prune
+from dropnet_tf.dropnet.population import (
+    check_population,
+    check_population_metric,
+    check_population_training,
+    population_prune,
+)
 from dropnet_tf.dropnet.state import first_difference, run_fingerprint, state_path, stop_rule_verdict
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.io import load_npz
@@ -36,6 +43,7 @@ def run_experiment(
     experiment: str,
     inits: Iterable[str] = ("original",),
     order=None,
+    population=None,
     **prune_kwargs,
 ) -> list[dict]:
     """Run :func:`dropnet_tf.iterative_prune` for each (metric, seed, init).
@@ -50,6 +58,12 @@ def run_experiment(
         experiment: name stored in every record.
         order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
             (metric, seed, init) cells, numbered in this loop's order (default: all).
+        population: None (default: one run after the other), an int N ≥ 1 or "auto": train
+            the runs N at a time as one computation (:mod:`dropnet_tf.dropnet.population`;
+            "auto": all of them, at most 64).  Same records, state files and resuming as
+            separate runs, up to floating-point summation order.  Runs of a metric that is
+            not a statistic metric (the oracle, the LayerPrune criteria) run separately
+            afterwards, with a warning; other settings a population cannot reproduce raise.
         **prune_kwargs: passed to :func:`iterative_prune` (fraction, training,
             ``selection="exact"|"notebook"``, ``protocol=None|"paper"|"notebook"``, ...).
             A finished run stored with another selection rule or layer-collapse guard
@@ -123,6 +137,11 @@ def run_experiment(
         # iterative_prune appends each cycle's record itself, so a run resumes mid-way.
         iterative_prune(model, data, metric, seed=seed, init=init, results=store, experiment=experiment, **prune_kwargs)
 
+    if population is not None:
+        _run_population(store, grid, build_model, data, metrics, seeds, inits, checked, finished, experiment,
+                        population, prune_kwargs)
+        return store.records(experiment=experiment)
+
     for metric in metrics:
         for seed in seeds:
             for init in inits:
@@ -163,3 +182,60 @@ def _finished_and_same(store, records, metric, args, data_fingerprint) -> bool:
     )
     current["data"] = data_fingerprint
     return first_difference(json.loads(str(stored)), current) is None
+
+
+def _run_population(store, grid, build_model, data, metrics, seeds, inits, checked, finished, experiment, population,
+                    prune_kwargs) -> None:
+    """run_experiment(population=...): the statistic metrics' runs as one population, the others separately."""
+    cells = [(metric, seed, init) for metric in metrics for seed in seeds for init in inits]
+    check_population(population, len(cells))  # a bad value is refused even where a shard owns no cell
+    if grid.order is not None:
+        # Number every cell in the sequential loop's order, as RunGrid.cell would, so that a
+        # shard owns the same cells with or without a population; the cells this process
+        # does not own are left out, and the separate runs below go through a grid that
+        # numbers nothing again.
+        owned = [
+            (metric, seed, init) for metric, seed, init in cells
+            if grid.order.take({"experiment": experiment, "metric": metric, "seed": seed, "init": init})
+        ]
+        cells, grid = owned, RunGrid(store)
+        if not cells:
+            return
+    size = check_population(population, len(cells))
+    check_population_training(next(iter(checked.values()))["training"])
+    together, alone = [], []
+    for metric, seed, init in cells:
+        try:
+            check_population_metric(metric)
+        except ValueError:
+            alone.append((metric, seed, init))
+        else:
+            together.append((metric, seed, init))
+    if alone:
+        names = sorted({m if isinstance(m, str) else getattr(m, "name", repr(m)) for m, _, _ in alone})
+        warnings.warn(
+            f"population={population!r}: the metric(s) {names} are not statistic metrics; their runs are trained "
+            "separately after the population.", stacklevel=3,
+        )
+    pending = []
+    for metric, seed, init in together:
+        args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
+        key = {"experiment": experiment, "metric": metric, "seed": seed, "init": init}
+        if not finished(grid.recorded(key), metric, seed, init, args):
+            pending.append((metric, seed, init))
+    if pending:
+        keras.backend.clear_session()  # as before each separate run; the members' models then share one session
+        population_prune(build_model, data, pending, population=min(size, len(pending)), results=store,
+                         experiment=experiment, **prune_kwargs)
+    for metric, seed, init in alone:
+        args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
+        key = {"experiment": experiment, "metric": metric, "seed": seed, "init": init}
+
+        def run(metric=metric, seed=seed, init=init) -> None:
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(seed)
+            iterative_prune(build_model(seed), data, metric, seed=seed, init=init, results=store,
+                            experiment=experiment, **prune_kwargs)
+
+        grid.cell(key, run, skip=lambda done, metric=metric, seed=seed, init=init, args=args: finished(
+            done, metric, seed, init, args))

@@ -436,6 +436,24 @@ class IterativePruner:
     def run(self) -> list[dict]:
         """Cycles until a stop rule fires (or ``max_cycles`` pauses the run); resumes first.
 
+        Drives :meth:`steps`, training each cycle it asks for with :meth:`train`.
+        """
+        steps = self.steps()
+        try:
+            cycle = next(steps)
+            while True:
+                cycle = steps.send(self.train(cycle))
+        except StopIteration as done:
+            return done.value
+
+    def steps(self):
+        """The run as a generator: yields each cycle to train, is sent the epochs trained; returns the records.
+
+        Before yielding a cycle it has called :meth:`reset`; after it is sent the epochs it
+        calls :meth:`evaluate` and :meth:`next_masks`.  :meth:`run` trains each cycle with
+        :meth:`train`; a population (:mod:`dropnet_tf.dropnet.population`) trains many runs'
+        cycles together instead.
+
         Resuming: the state file next to the results holds θ0 and the masks of every
         cycle, written before that cycle's predecessor's record, so the next cycle after
         the last record can always be rebuilt.  Per-cycle seeds make a resumed run produce
@@ -518,7 +536,7 @@ class IterativePruner:
         while True:
             started = time.perf_counter()
             self.reset(cycle, masks)
-            epochs = self.train(cycle)
+            epochs = yield cycle
             scores = self.evaluate()
             units = {name: int(np.sum(mask > 0)) for name, mask in masks.items()}
             fraction_remaining = sum(units.values()) / total_units

@@ -37,6 +37,7 @@ Protocols (``--protocol``):
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -182,9 +183,25 @@ def build_parser(exp: Experiment):
             option("--metrics", nargs="+", choices=exp.metrics, metavar="METRIC",
                    help=f"run only these of the experiment's metrics ({', '.join(exp.metrics)})"),
             option("--max-epochs", type=int, positive=True, help="override the scale's epochs per cycle"),
+            option("--population", type=_population_size, metavar="N|auto",
+                   help="train N runs at a time as one computation (dropnet_tf.dropnet.population; 'auto': all); "
+                   "same records, up to summation order; the oracle's runs still run one by one"),
         ),
         checks=(checks,),
     )
+
+
+def _population_size(text: str):
+    """--population: an integer >= 1 or 'auto'."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'auto', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 or 'auto', got {text!r}")
+    return value
 
 
 def parse_args(exp: Experiment, argv=None):
@@ -443,6 +460,7 @@ def main(exp: Experiment, argv=None) -> dict:
             verbose=args.verbose,
             callbacks=callbacks,
             order=plan.order,  # one numbering over every p of this results file
+            population=args.population,
         )
     if plan.finish():  # a shard holds part of the grid: the figures come with --merge
         return {"shard": str(plan.shard), "results": grid_path}
