@@ -326,6 +326,8 @@ class TrainingConfig:
     iterations: int | None = None
     early_stopping: bool = True
     monitor: str = "val_loss"
+    # DropNet's cycles: train the compacted network and write it back (dropnet_tf.compaction.training)
+    compact_training: object = False
 
 
 #: Fields added when the config became the one training config, with their defaults: a
@@ -426,6 +428,9 @@ def check_config(config, *, min_epochs: int = 0) -> TrainingConfig:
     jit = config.jit_compile
     if not (_is_bool(jit) or (isinstance(jit, str) and jit == "auto")):
         raise ValueError(f"TrainingConfig.jit_compile must be True, False or 'auto', got {config.jit_compile!r}.")
+    compacted = config.compact_training
+    if not (_is_bool(compacted) or (isinstance(compacted, str) and compacted == "auto")):
+        raise ValueError(f"TrainingConfig.compact_training must be True, False or 'auto', got {compacted!r}.")
     if config.monitor not in MONITORS:
         raise ValueError(f"TrainingConfig.monitor must be one of {MONITORS}, got {config.monitor!r}.")
     _check_optimizer_fields(config)

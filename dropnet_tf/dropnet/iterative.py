@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from dropnet_tf.compaction.training import check_exact, compacted_cycle
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
@@ -168,6 +169,13 @@ class IterativePruner:
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
         self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
+        # Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
+        # where it would not be the masked computation; the cycle's compact model, if any.
+        mode = self.training.compact_training
+        self._compact_mode = mode if isinstance(mode, str) else bool(mode)
+        if check_exact(self._compact_mode, model, self.training, optimizer) is not None:
+            self._compact_mode = False  # "auto" where it is not exact: masked training
+        self._compacted = None
 
     # ------------------------------------------------------------------ the steps
 
@@ -205,15 +213,27 @@ class IterativePruner:
         set_masks(self.model, masks)
 
     def train(self, cycle: int) -> int:
-        """Step 3: train with early stopping on validation loss; returns the epochs run."""
+        """Step 3: train with early stopping on validation loss; returns the epochs run.
+
+        With ``TrainingConfig.compact_training`` the cycle may train the compacted network
+        instead and write it back into the masked model (the same computation up to the
+        order of floating-point sums; see :mod:`dropnet_tf.compaction.training`).
+        """
         cycle_seed = derive_seed("train", self.seed, cycle)  # dropout, in-model randomness, sample order
-        history = self.trainer.fit(self.splits["val"], seed=cycle_seed)
+        self._compacted = compacted_cycle(self._compact_mode, self.model, self.training, self.splits["train"],
+                                          self.model.optimizer)
+        if self._compacted is not None:
+            history = self._compacted.fit(self.splits["val"], seed=cycle_seed)
+        else:
+            history = self.trainer.fit(self.splits["val"], seed=cycle_seed)
         return len(history["loss"])
 
     def evaluate(self) -> dict[str, float]:
+        # After compacted training the compact model computes the masked model's function, faster.
+        trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
         for split, (x, y) in self.splits.items():
-            result = self.trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
+            result = trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
             scores[f"{split}_loss"] = result["loss"]
             scores[f"{split}_accuracy"] = result["accuracy"]
         return scores
@@ -445,6 +465,7 @@ class IterativePruner:
                 "collapsed_layers": collapsed_layers(masks),
                 **scores,
                 "epochs": epochs,
+                "compact_training": self._compacted is not None,
                 "wall_seconds": time.perf_counter() - started,
                 "stop_reason": reason,
             }
