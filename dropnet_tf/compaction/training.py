@@ -88,7 +88,11 @@ def inexact_settings(model, config, optimizer) -> list[str]:
     if decay:
         reasons.append(f"weight decay {float(decay)!r} changes masked weights")
     for layer in _all_layers(model):
-        layer_config = layer.get_config()
+        try:
+            layer_config = layer.get_config()
+        except NotImplementedError:
+            reasons.append(f"layer '{layer.name}' ({type(layer).__name__}) has no config to check")
+            continue
         regularized = sorted(key for key, value in layer_config.items() if key.endswith("_regularizer") and value)
         if regularized:
             reasons.append(f"layer '{layer.name}' has {regularized}, which add gradient to masked weights")
@@ -275,9 +279,13 @@ def check_exact(mode, model, config, optimizer) -> str | None:
     if mode is False:
         return None
     reasons = inexact_settings(model, config, optimizer)
-    problem = probe_shrinkable(model)
-    if problem is not None:
-        reasons.append(f"compact() cannot remove masked units of this model: it kept {problem}")
+    try:
+        problem = probe_shrinkable(model)
+    except (TypeError, NotImplementedError, ValueError) as error:  # e.g. a subclassed or nested model
+        reasons.append(f"compact() does not take this model ({error})")
+    else:
+        if problem is not None:
+            reasons.append(f"compact() cannot remove masked units of this model: it kept {problem}")
     if reasons and mode is True:
         raise CompactTrainingError(
             "compact_training=True, but compacted training would not be masked training's computation: "

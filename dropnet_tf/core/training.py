@@ -303,6 +303,12 @@ class TrainingConfig:
     Length: ``max_epochs`` epochs, or with ``iterations`` that many training steps.
     Early stopping (``early_stopping``) watches ``monitor`` with ``patience`` and
     ``restore_best_weights``, and needs validation data when it monitors a ``val_`` key.
+
+    ``compact_training`` (DropNet's cycles only): False (default) trains the masked model;
+    True trains the compacted one each cycle and writes it back, refusing settings where that
+    is not the same computation; "auto" does so where it is exact and saves time
+    (:mod:`dropnet_tf.compaction.training`).  Not part of a run's fingerprint: it changes
+    results only by floating-point summation order.
     """
 
     optimizer: object = None  # None: SGD(learning_rate=0.1); or a name, or a zero-arg factory
