@@ -16,7 +16,9 @@ same θ0, data and seeds:
 Each cycle's wall time covers reset, training, evaluation of train/val/test and the
 statistics pass (which runs on the full masked model in both arms).  Also measured: the
 time to build and trace a compact model, and the per-step training losses of one cycle
-(cycle 3's masks) in both arms, to show how their difference grows step by step.
+(cycle 3's widths) in both arms, to show how their difference grows step by step, next to
+the same growth between two masked runs whose only difference is the order of conv_1's
+filters (an exact reformulation too: the noise floor of float32 training).
 
 Usage: python bench/bench_compacted_training.py [--train 2000] [--epochs 3] [--data fashion_mnist] [--json out.json]
 """
@@ -106,18 +108,32 @@ class _StepLosses(keras.callbacks.Callback):
         self.losses.append(logs["loss"])
 
 
+def _permute_conv_1(model, masks, seed=0):
+    """Reorder conv_1's filters (kernel, bias, mask) and conv_2's input channels alike: the same
+    function, computed with another order of the sums over channels."""
+    order = np.random.default_rng(seed).permutation(64)
+    conv_1, conv_2 = model.get_layer("conv_1"), model.get_layer("conv_2")
+    kernel, bias = conv_1.get_weights()
+    conv_1.set_weights([kernel[..., order], bias[order]])
+    kernel, bias = conv_2.get_weights()
+    conv_2.set_weights([kernel[:, :, order, :], bias])
+    return {**masks, "conv_1_mask": masks["conv_1_mask"][order]}
+
+
 def step_differences(data, masks, steps, seed=0):
-    """Per-step losses of one cycle from θ0 with ``masks``: masked vs compacted (1 step per call)."""
+    """Per-step losses of one cycle from θ0 with ``masks`` (1 step per call into TensorFlow):
+    masked, compacted, and masked with conv_1's filters reordered (the noise floor: an exact
+    reformulation that changes only the order of floating-point sums, as compaction does)."""
     config = TrainingConfig(max_epochs=1, iterations=steps, batch_size=32, steps_per_call=1, early_stopping=False)
-    losses, build_seconds = [], None
-    for compact in (False, True):
+    losses, build_seconds = {}, None
+    for arm in ("masked", "compacted", "reordered"):
         keras.utils.set_random_seed(seed)
         model = model_b((64, 64), input_shape=(28, 28, 1), num_classes=10, seed=seed)
-        set_masks(model, masks)
+        set_masks(model, _permute_conv_1(model, masks) if arm == "reordered" else masks)
         optimizer = make_optimizer(config)
         trainer = Trainer(model, config, data[0], optimizer=optimizer)
         recorder = _StepLosses()
-        if compact:
+        if arm == "compacted":
             started = time.perf_counter()
             cycle = CompactedCycle(model, config, data[0], optimizer)
             cycle.trainer.evaluate(data[1])  # traces evaluation, as a cycle's validation does
@@ -127,8 +143,9 @@ def step_differences(data, masks, steps, seed=0):
             cycle.trainer.fit(None, callbacks=[recorder], seed=seed)
         else:
             trainer.fit(None, callbacks=[recorder], seed=seed)
-        losses.append(np.array(recorder.losses))
-    return np.abs(losses[0] - losses[1]), build_seconds
+        losses[arm] = np.array(recorder.losses)
+    return (np.abs(losses["masked"] - losses["compacted"]), np.abs(losses["masked"] - losses["reordered"]),
+            build_seconds)
 
 
 class _Stop(keras.callbacks.Callback):
@@ -173,7 +190,7 @@ def main(argv=None):
     # not the metric's choice of units.
     units = compacted[min(3, len(compacted) - 1)]["units_per_layer"]
     masks = {name: (np.arange(64) < kept).astype("float32") for name, kept in units.items()}
-    differences, build_seconds = step_differences(data, masks, args.steps)
+    differences, floor, build_seconds = step_differences(data, masks, args.steps)
     checkpoints = [s for s in (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000) if s <= len(differences)]
 
     result = {
@@ -207,6 +224,7 @@ def main(argv=None):
             "masks": {name: int(kept) for name, kept in units.items()},
             "steps": len(differences),
             "max_abs_up_to_step": {str(s): float(differences[:s].max()) for s in checkpoints},
+            "noise_floor_reordered_filters_max_abs_up_to_step": {str(s): float(floor[:s].max()) for s in checkpoints},
         },
     }
     report(result, args.json)

@@ -304,9 +304,10 @@ class TrainingConfig:
     Early stopping (``early_stopping``) watches ``monitor`` with ``patience`` and
     ``restore_best_weights``, and needs validation data when it monitors a ``val_`` key.
 
-    ``compact_training`` (DropNet's cycles only): False (default) trains the masked model;
-    True trains the compacted one each cycle and writes it back, refusing settings where that
-    is not the same computation; "auto" does so where it is exact and saves time
+    ``compact_training`` (DropNet's cycles only): "auto" (default) trains the compacted
+    network each cycle and writes it back into the masked model where that is exact and saves
+    time, else the masked model; True always compacts, refusing settings where that is not
+    the same computation; False always trains the masked model
     (:mod:`dropnet_tf.compaction.training`).  Not part of a run's fingerprint: it changes
     results only by floating-point summation order.
     """
@@ -333,7 +334,7 @@ class TrainingConfig:
     early_stopping: bool = True
     monitor: str = "val_loss"
     # DropNet's cycles: train the compacted network and write it back (dropnet_tf.compaction.training)
-    compact_training: object = False
+    compact_training: object = "auto"
 
 
 #: Fields added when the config became the one training config, with their defaults: a
