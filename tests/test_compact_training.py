@@ -152,6 +152,7 @@ def _multi_cycle(which, compact, init="original", cycles=3, **extra):
     return pruner.run(), pruner
 
 
+@pytest.mark.slow
 @pytest.mark.both_keras
 @pytest.mark.parametrize("which,init", [("A", "original"), ("B", "random"), ("C", "original")])
 def test_multi_cycle_runs_give_the_same_masks_epochs_and_scores(which, init):
@@ -176,6 +177,7 @@ def test_multi_cycle_runs_give_the_same_masks_epochs_and_scores(which, init):
             assert abs(a[f"{split}_loss"] - b[f"{split}_loss"]) <= 1e-4
 
 
+@pytest.mark.slow
 def test_the_masks_of_every_cycle_are_identical_to_masked_training():
     """Model B: the actual masks (not only counts) of the next cycle agree."""
     _, masked = _multi_cycle("B", False, cycles=3)
@@ -252,6 +254,7 @@ def test_a_model_compact_cannot_shrink_is_refused_saying_what_it_kept():
 
 def test_auto_compacts_only_where_it_pays(monkeypatch):
     """Tiny model: below AUTO_MIN_SAVED_MACS, "auto" trains masked; with the bar at 0 it compacts."""
+    assert TrainingConfig().compact_training == "auto"  # the default
     records, _ = _multi_cycle("A", "auto", cycles=2)
     assert [r["compact_training"] for r in records] == [False, False]
     monkeypatch.setattr(compact_training, "AUTO_MIN_SAVED_MACS", 0.0)

@@ -59,11 +59,12 @@ EXACT_OPTIMIZERS = ("SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Adagrad")
 RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
                  "GaussianNoise", "AlphaDropout")
 
-#: "auto" compacts a cycle only when the multiply-accumulates it saves, over the fewest epochs
-#: the cycle can run, exceed this.  Building and tracing a compact model costs about
-#: 1-2 s on the benchmark machine (bench/results/compacted_training_cpu.json: "build_seconds");
-#: one training step of Model B there runs at about 1e10 training MACs per second (forward +
-#: backward, counted as 3 forward passes), so 3e10 saved MACs pay for a build several times.
+#: "auto" compacts a cycle only when the training multiply-accumulates it saves, over the fewest
+#: epochs the cycle can run (``patience + 1`` under early stopping), exceed this: about the
+#: work that building and tracing one compact model costs.  Measured on 2 shared cores
+#: (bench/results/compacted_training_cpu.json): a build + trace took 9.3 s while masked
+#: Model B trained at about 3e9 MACs per second (forward + backward counted as 3 forward
+#: passes), i.e. about 3e10 MACs; on an idle machine both are faster, the ratio similar.
 AUTO_MIN_SAVED_MACS = 3e10
 
 
