@@ -234,9 +234,11 @@ class CompactedCycle:
         if iterations is not None:
             self.optimizer.iterations.assign(iterations)  # a learning-rate schedule continues where it is
 
-    def fit(self, validation=None, seed: int = 0) -> dict:
-        """Train the compact model (early stopping restores its best epoch), then write back."""
-        history = self.trainer.fit(validation, seed=seed)
+    def fit(self, validation=None, seed: int = 0, callbacks=()) -> dict:
+        """Train the compact model (early stopping restores its best epoch), then write back.
+
+        ``callbacks`` see the compact model: pass only ones that read logs, not weights."""
+        history = self.trainer.fit(validation, seed=seed, callbacks=callbacks)
         self.write_back()
         return history
 
