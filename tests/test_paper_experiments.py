@@ -309,6 +309,30 @@ def test_paper_table_puts_ours_next_to_the_paper_and_the_quick_run(tmp_path):
     assert row.endswith("| maximum 0.700 > minimum 0.600 |")  # the quick stand-in's ordering, last
 
 
+def test_paper_table_lists_a_cpu_cut_of_the_paper_scale_beside_the_full_one(tmp_path):
+    """A run cut down by --max-train/--max-epochs gets its own row; one seed shows no ± (no CI)."""
+    from paper_experiments.dropnet import quick_results_table
+    cut = {
+        "scale": {"seeds": [0], "max_epochs": 20},
+        "patience": 5,
+        "split_sizes": [3000, 6000, 10000],
+        "ordering_by_mean_test_accuracy": [["minimum", 0.96]],
+        "test_accuracy_at_10_percent": {"minimum": {"mean": 0.949, "ci95": 0.0, "n": 1}},
+    }
+    full = dict(cut, scale={"seeds": [0, 1], "max_epochs": 100}, split_sizes=[54000, 6000, 10000],
+                test_accuracy_at_10_percent={"minimum": {"mean": 0.98, "ci95": 0.004, "n": 2}})
+    (tmp_path / "04_2_1_model_b_conv64_conv64_mnist_paper.json").write_text(json.dumps(full))
+    (tmp_path / "04_2_1_model_b_conv64_conv64_mnist_paper_train3000_epochs20.json").write_text(json.dumps(cut))
+    # the notebook protocol's summary is another figure, not a row of this table
+    (tmp_path / "04_2_1_model_b_conv64_conv64_mnist_paper_notebook.json").write_text(json.dumps(cut))
+    rows = quick_results_table.paper_table(tmp_path).splitlines()[2:]
+    assert len(rows) == 2
+    assert "mnist, 2 seeds, 54000/6000/10000, ≤100 epochs (patience 5)" in rows[0]
+    assert "| minimum 0.980 ± 0.004 |" in rows[0]
+    assert "mnist, 1 seed, 3000/6000/10000, ≤20 epochs (patience 5)" in rows[1]
+    assert "| minimum 0.949 |" in rows[1]
+
+
 def test_accuracy_at_ten_percent_interpolates_each_seed_then_averages():
     from paper_experiments.dropnet import dropnet_protocol
     records = [

@@ -8,6 +8,8 @@
                        config, and the helpers that edit such a config
 ``selection``          global vs layer-wise selection of units and weights
 ``training``           GraphTrainer: many steps per call, driving Keras callbacks
+``progress``           EpochLine, CycleCallback hooks, TensorBoardLogger (scalars per
+                       epoch and per cycle)
 ``counting``           count_parameters / count_flops (multiply-adds of Dense and Conv)
 ``caching``            PerModelCache of traced functions; tf_variables
 ``validation``         argument checks with uniform messages

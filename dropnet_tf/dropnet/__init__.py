@@ -9,6 +9,7 @@
 ``arguments``          PROTOCOLS presets; checks of iterative_prune's arguments
 ``state``              resume state: fingerprint, state file, stop rules, run_masks
 ``experiment``         run_experiment: metrics × seeds into one results file
+``progress``           expected_cycles of a run; GridETA, the grid's ETA on each cycle line
 =====================  ==========================================================
 """
 

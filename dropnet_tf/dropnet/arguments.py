@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from dropnet_tf.core.progress import split_callbacks
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.scoring import SCORERS, get_scorer
 from dropnet_tf.core.selection import SELECTIONS, validate_fraction
@@ -112,6 +113,7 @@ def check_prune_arguments(
     results=None,
     experiment="",
     verbose=1,
+    callbacks=None,
 ) -> dict:
     """Every argument of :func:`iterative_prune` but the model and data, checked and normalised.
 
@@ -145,10 +147,12 @@ def check_prune_arguments(
     if not isinstance(experiment, str):
         raise TypeError(f"experiment must be a str (a name stored in every record), got {experiment!r}.")
     verbose = check_int("verbose", verbose, 0)
+    split_callbacks(callbacks)  # Keras callbacks and CycleCallbacks only, checked before anything runs
+    callbacks = [] if callbacks is None else list(callbacks)
     return dict(
         fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init, seed=seed,
         count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
-        training=training, results=results, experiment=experiment, verbose=verbose,
+        training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
     )
 
 

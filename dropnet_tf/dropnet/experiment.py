@@ -50,7 +50,10 @@ def run_experiment(
         **prune_kwargs: passed to :func:`iterative_prune` (fraction, training,
             ``selection="exact"|"notebook"``, ``protocol=None|"paper"|"notebook"``, ...).
             A finished run stored with another selection rule or layer-collapse guard
-            is refused rather than skipped.
+            is refused rather than skipped.  ``callbacks=[...]`` (Keras callbacks and
+            :class:`dropnet_tf.core.progress.CycleCallback` hooks, e.g. a
+            ``TensorBoardLogger`` or a :class:`dropnet_tf.dropnet.progress.GridETA`) go to
+            every run; skipped runs call no hook.
 
     Returns:
         Every record of this experiment in the results file.

@@ -33,17 +33,19 @@ import zlib
 
 import numpy as np
 
-from dropnet_tf.compaction.training import check_exact, compacted_cycle
+from dropnet_tf.compaction.training import CompactTrainingError, check_exact, compacted_cycle
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
+from dropnet_tf.core.progress import EpochLine, split_callbacks
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.scoring import SCORERS, get_scorer, prune_step
 from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
 from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
 from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
+from dropnet_tf.dropnet.progress import expected_cycles
 from dropnet_tf.dropnet.state import (
     _UNCHECKED_WARNED,
     _describe_difference,
@@ -116,11 +118,12 @@ class IterativePruner:
         results=None,
         experiment: str = "",
         verbose: int = 1,
+        callbacks=None,
     ):
         args = check_prune_arguments(
             metric, fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init,
             seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
-            training=training, results=results, experiment=experiment, verbose=verbose,
+            training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
         )
         self.model = model
         self.mask_layers = require_mask_layers(model)
@@ -141,6 +144,9 @@ class IterativePruner:
         )
         self.experiment = experiment
         self.verbose = verbose
+        # Keras callbacks go to every cycle's training; CycleCallbacks see runs and cycles (issue 16).
+        self.keras_callbacks, self.cycle_callbacks = split_callbacks(args["callbacks"])
+        self._run_began = False
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
@@ -175,6 +181,12 @@ class IterativePruner:
         self._compact_mode = mode if isinstance(mode, str) else bool(mode)
         if check_exact(self._compact_mode, model, self.training, optimizer) is not None:
             self._compact_mode = False  # "auto" where it is not exact: masked training
+        if self._compact_mode is True and self.keras_callbacks:
+            raise CompactTrainingError(
+                f"compact_training=True, but the Keras callbacks {[type(c).__name__ for c in self.keras_callbacks]} "
+                "would see the compact model, not the masked one. Use compact_training='auto' (trains masked "
+                "then) or False."
+            )
         self._compacted = None
 
     # ------------------------------------------------------------------ the steps
@@ -220,13 +232,49 @@ class IterativePruner:
         order of floating-point sums; see :mod:`dropnet_tf.compaction.training`).
         """
         cycle_seed = derive_seed("train", self.seed, cycle)  # dropout, in-model randomness, sample order
-        self._compacted = compacted_cycle(self._compact_mode, self.model, self.training, self.splits["train"],
-                                          self.model.optimizer)
+        callbacks = self._training_callbacks(cycle)
+        # Callbacks other than the epoch lines may read the model's weights: compacted, they
+        # would see the compact model, so such cycles train masked ("auto") or refuse (True).
+        watching = [c for c in callbacks if not isinstance(c, EpochLine)]
+        if watching and self._compact_mode is True:
+            raise CompactTrainingError(
+                f"compact_training=True, but the Keras callbacks {[type(c).__name__ for c in watching]} would see "
+                "the compact model, not the masked one. Use compact_training='auto' (trains masked then) or False."
+            )
+        mode = False if watching else self._compact_mode
+        self._compacted = compacted_cycle(mode, self.model, self.training, self.splits["train"], self.model.optimizer)
         if self._compacted is not None:
-            history = self._compacted.fit(self.splits["val"], seed=cycle_seed)
+            history = self._compacted.fit(self.splits["val"], seed=cycle_seed, callbacks=callbacks)
         else:
-            history = self.trainer.fit(self.splits["val"], seed=cycle_seed)
+            history = self.trainer.fit(self.splits["val"], seed=cycle_seed, callbacks=callbacks)
         return len(history["loss"])
+
+    def _training_callbacks(self, cycle: int) -> list:
+        """This cycle's Keras callbacks: the user's, the cycle hooks', and at verbose >= 2 a line per epoch."""
+        found = list(self.keras_callbacks)
+        for hook in self.cycle_callbacks:
+            found.extend(hook.keras_callbacks(cycle))
+        if self.verbose >= 2:
+            found.append(EpochLine(f"{self._line_prefix()} cycle={cycle}"))
+        return found
+
+    def _line_prefix(self) -> str:
+        return f"[{self.experiment or 'dropnet'}] {self.metric_name} seed={self.seed} init={self.init}"
+
+    def _begin_run(self, cycle: int, records: list) -> None:
+        """Tells the cycle hooks where this run starts (see CycleCallback.on_run_begin)."""
+        self._run_began = True
+        if not self.cycle_callbacks:
+            return  # nothing to tell: a run without hooks does exactly what it did before them
+        units = {layer.name: int(layer.units) for layer in self.mask_layers}
+        expected = expected_cycles(
+            units, fraction=self.fraction, count=self.count, scope=self.scorer.default_scope,
+            min_fraction=self.min_fraction, min_units_per_layer=self.min_units_per_layer,
+        )
+        run = {"key": dict(self.key), "first_cycle": cycle, "epochs_done": sum(int(r["epochs"]) for r in records),
+               "units_per_layer": units, "expected_cycles": expected}
+        for hook in self.cycle_callbacks:
+            hook.on_run_begin(run)
 
     def evaluate(self) -> dict[str, float]:
         # After compacted training the compact model computes the masked model's function, faster.
@@ -376,6 +424,20 @@ class IterativePruner:
         the last record can always be rebuilt.  Per-cycle seeds make a resumed run produce
         the same records as an uninterrupted one.
         """
+        self._run_began, self._records = False, []
+        try:
+            records = self._run()
+        except BaseException as error:
+            if self._run_began:
+                for hook in self.cycle_callbacks:
+                    hook.on_run_end(self._records, error)
+            raise
+        if self._run_began:
+            for hook in self.cycle_callbacks:
+                hook.on_run_end(records)
+        return records
+
+    def _run(self) -> list[dict]:
         records = self.results.records(**self.key) if self.results is not None else []
         if records:
             self._check_same_settings(records[-1])
@@ -434,6 +496,8 @@ class IterativePruner:
         baseline = records[0]["val_accuracy"] if records else None
         total_units = sum(layer.units for layer in self.mask_layers)
         cycles_this_call = 0
+        self._records = records
+        self._begin_run(cycle, records)
         while True:
             started = time.perf_counter()
             self.reset(cycle, masks)
@@ -476,11 +540,13 @@ class IterativePruner:
                     self.results.append(record)
             replacing = None
             records.append(record)
+            extras = [text for text in (hook.on_cycle_end(record) for hook in self.cycle_callbacks) if text]
             if self.verbose:
                 print(
-                    f"[{self.experiment or 'dropnet'}] {self.metric_name} seed={self.seed} init={self.init} "
+                    f"{self._line_prefix()} "
                     f"cycle={cycle} remaining={fraction_remaining:.3f} val_acc={scores['val_accuracy']:.4f} "
-                    f"test_acc={scores['test_accuracy']:.4f} epochs={epochs} {record['wall_seconds']:.1f}s",
+                    f"test_acc={scores['test_accuracy']:.4f} epochs={epochs} {record['wall_seconds']:.1f}s"
+                    + "".join(f" | {text}" for text in extras),
                     flush=True,
                 )
             cycles_this_call += 1
@@ -546,7 +612,14 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             cycle now stops is marked finished, and a run that went on past a cycle where
             the new rules stop is refused.
         experiment: a name stored in every record (part of the resume key).
-        verbose: 1 prints one line per cycle.
+        verbose: 0 prints nothing, 1 one line per cycle, 2 also one line per epoch (epoch,
+            loss, val_loss, val_accuracy, seconds; :class:`dropnet_tf.core.progress.EpochLine`).
+        callbacks: Keras callbacks, given to every cycle's training (e.g. a user's
+            ``keras.callbacks.CSVLogger``), and :class:`dropnet_tf.core.progress.CycleCallback`
+            hooks, told when the run begins, before each cycle's training and after each
+            cycle's record (e.g. :class:`~dropnet_tf.core.progress.TensorBoardLogger`,
+            :class:`dropnet_tf.dropnet.progress.GridETA`).  They observe: the records are
+            the same with or without them.
 
     Returns:
         One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.

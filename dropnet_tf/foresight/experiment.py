@@ -19,6 +19,7 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.grid import RunGrid
+from dropnet_tf.core.progress import split_callbacks
 from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
@@ -105,8 +106,11 @@ def scoring_batch(x, y, size: int, seed: int):
     return x[index], y[index]
 
 
-def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0) -> dict:
-    """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split."""
+def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0, callbacks=()) -> dict:
+    """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split.
+
+    ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.core.progress.EpochLine`).
+    """
     y_train = data.y_train if labels is None else labels
     metrics = [
         keras.metrics.SparseCategoricalAccuracy(name="top1"),
@@ -114,7 +118,7 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     ]
     trainer = Trainer(model, protocol, (data.x_train, y_train), engine="keras", metrics=metrics)
     start = time.perf_counter()
-    history = trainer.fit(seed=seed)
+    history = trainer.fit(seed=seed, callbacks=list(callbacks))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     loss, top1, top5 = scores["loss"], scores["top1"], scores[metrics[1].name]
@@ -145,6 +149,7 @@ def run_foresight_grid(
     log: Callable[[str], None] | None = print,
     external: dict | None = None,
     train_init: str | None = None,
+    callbacks: Sequence = (),
 ) -> list[dict]:
     """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
 
@@ -166,6 +171,8 @@ def run_foresight_grid(
             a tf-keras process); ``fn`` returns at least top1, top5, empirical_ratio.
         train_init: train from a fresh draw of this initialisation with the pruned masks
             (SNIP Table 3 scores with RN/TN/VS-X/VS-H but trains from VS-X in every case).
+        callbacks: Keras callbacks given to every run's training (issue 16), e.g.
+            ``EpochLine`` for a line per epoch.
     """
     grid = RunGrid(results)
     compressions = [check_compression(r) for r in compressions]
@@ -176,6 +183,10 @@ def run_foresight_grid(
         if method != REFERENCE and method not in external:
             resolve_method(method)  # fail before any training on a misspelt method
     method_options = method_options or {}
+    keras_callbacks, cycle_hooks = split_callbacks(callbacks)
+    if cycle_hooks:
+        raise TypeError(f"run_foresight_grid trains each run once (no cycles): callbacks must be Keras callbacks, "
+                        f"got {cycle_hooks!r}.")
 
     def run_external(method, compression, seed):
         return {**(extra or {}), "protocol": protocol.as_dict(), **dict(external[method](seed, compression))}
@@ -205,7 +216,7 @@ def run_foresight_grid(
         labels = None
         if random_labels:
             labels = np.random.default_rng(seed).permutation(data.y_train)
-        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed)
+        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed, callbacks=keras_callbacks)
         summary = report.as_dict()
         return {
             **(extra or {}),

@@ -168,8 +168,12 @@ def build_parser(exp: Experiment):
             "out": "directory of results.jsonl and the run state (default: runs/dropnet/<script>/<dataset>_<scale>)",
             "figures": "directory for the PNGs, CSVs and summary JSON",
             "max_train": "override the number of training samples (stratified subset)",
-            "quiet": "no per-cycle progress lines",
+            "quiet": "no per-cycle progress lines (--verbose 0)",
+            "tensorboard": "also write TensorBoard scalars under DIR: per epoch (loss, val_loss, val_accuracy) and "
+            "per cycle (fraction remaining, accuracies, epochs, units left per layer), one folder per run, "
+            "DIR/<experiment>/<metric>_seed<k>_<init>; view with: tensorboard --logdir DIR",
         },
+        shared=kit.SHARED + ("tensorboard",),
         options=(
             option("--protocol", choices=PROTOCOL_CHOICES, default="paper",
                    help="paper: exact floor(p·R) selection, shuffling, best-validation weights, a unit kept per layer; "
@@ -317,6 +321,23 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     )
 
 
+def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str], results_path: str) -> list:
+    """The grid's ETA on every cycle line (``--verbose`` >= 1) and ``--tensorboard DIR``'s scalars (issue 16)."""
+    import dropnet_tf
+    from dropnet_tf.core.progress import TensorBoardLogger
+    from dropnet_tf.dropnet.progress import GridETA, grid_runs
+
+    callbacks = []
+    if args.verbose >= 1:
+        runs = [run for fraction, name in zip(exp.fractions, names)  # the order the grid runs in
+                for run in grid_runs(name, exp.metrics, scale.seeds, exp.inits, fraction=fraction, count=exp.count)]
+        guard = dropnet_tf.PROTOCOLS[args.protocol]["min_units_per_layer"]
+        callbacks.append(GridETA(runs, results_path, min_fraction=0.1, min_units_per_layer=guard))
+    if args.tensorboard:
+        callbacks.append(TensorBoardLogger(args.tensorboard))
+    return callbacks
+
+
 @command
 def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
@@ -365,6 +386,7 @@ def main(exp: Experiment, argv=None) -> dict:
         ),
         partial_note="each cycle is saved as it finishes, so the run in progress resumes after its last cycle",
     )
+    callbacks = _progress_callbacks(exp, args, scale, names, results_path)
     for fraction, name in zip(exp.fractions, names):
         dropnet_tf.run_experiment(
             build,
@@ -379,7 +401,8 @@ def main(exp: Experiment, argv=None) -> dict:
             min_fraction=0.1,
             training=training,
             protocol=args.protocol,
-            verbose=0 if args.quiet else 1,
+            verbose=args.verbose,
+            callbacks=callbacks,
         )
     store = ResultsFile(results_path)
     records = [
@@ -402,7 +425,8 @@ def main(exp: Experiment, argv=None) -> dict:
         )
         + "; mean ± 95% CI. Regenerate: "
         + kit.command_line("dropnet", os.path.basename(sys.argv[0]), args,
-                           (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None)))
+                           (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None),
+                            ("max_train", None), ("max_epochs", None), ("metrics", None)))
     )
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +72,8 @@ def _run_description(summary: dict, dataset: str) -> str:
     """"<data>, N seeds, train/val/test, ≤E epochs (patience P)" from a script's summary."""
     scale = summary["scale"]
     sizes = "/".join(str(n) for n in summary["split_sizes"])
-    return f"{dataset}, {len(scale['seeds'])} seeds, {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']})"
+    seeds = len(scale["seeds"])
+    return f"{dataset}, {seeds} seed{'s' if seeds != 1 else ''}, {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']})"
 
 
 def table(figures_dir: Path) -> str:
@@ -99,7 +101,9 @@ def _at_ten_percent(summary: dict) -> str:
     parts = []
     for arm, cell in summary.get("test_accuracy_at_10_percent", {}).items():
         arm = arm.replace("minimum, ", "").replace("pruning_fraction=", "p=").replace("init=", "")
-        parts.append(f"{arm} {cell['mean']:.3f} ± {cell['ci95']:.3f}")
+        # one seed has no interval: say so rather than print ± 0.000
+        spread = f" ± {cell['ci95']:.3f}" if cell.get("n", 2) > 1 else ""
+        parts.append(f"{arm} {cell['mean']:.3f}{spread}")
     return ", ".join(parts) or "–"
 
 
@@ -113,17 +117,19 @@ def paper_table(figures_dir: Path) -> str:
     ]
     for name, exp in load_experiments():
         dataset = REAL_DATA_FOR[exp.dataset]
-        path = figures_dir / f"{exp.script}_{exp.slug}_{dataset}_paper.json"
-        if not path.exists():
-            continue
-        summary = json.loads(path.read_text())
-        ours = _run_description(summary, dataset)
+        # the full protocol (``_paper``) and CPU-sized cuts of it (``_paper_train3000_epochs20``)
+        stem = f"{exp.script}_{exp.slug}_{dataset}_paper"
+        paths = [p for p in sorted(figures_dir.glob(f"{stem}*.json"))
+                 if p.stem == stem or re.fullmatch(r"(_train\d+)?(_epochs\d+)?", p.stem[len(stem):])]
         quick_path = figures_dir / f"{exp.script}_{exp.slug}_{STANDIN_FOR[exp.dataset]}_quick.json"
         quick = _ordering(json.loads(quick_path.read_text())) if quick_path.exists() else "–"
-        rows.append(
-            f"| {exp.section} | {_figures_text(exp)} | {ours} | {_ordering(summary)} | {_at_ten_percent(summary)} "
-            f"| {exp.paper_ordering} | {quick} |"
-        )
+        for path in paths:
+            summary = json.loads(path.read_text())
+            ours = _run_description(summary, dataset)
+            rows.append(
+                f"| {exp.section} | {_figures_text(exp)} | {ours} | {_ordering(summary)} | "
+                f"{_at_ten_percent(summary)} | {exp.paper_ordering} | {quick} |"
+            )
     if len(rows) == 2:
         rows.append("| – | – | no paper-protocol run yet | – | – | – | – |")
     return "\n".join(rows)

@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    ROOT, ForesightExperiment, Quick, command, count_records, load_tensorflow, parse_args, prepare_data, progress,
+    ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data,
+    progress,
 )
 
 INITS = (("RN", "random_normal"), ("TN", "truncated_normal"), ("VS-X", "glorot_uniform"), ("VS-H", "he_normal"))
@@ -68,6 +69,7 @@ def main(argv=None) -> dict:
             scoring_batch_size=100, init_for=lambda method, init=init: init, train_init="glorot_uniform",
             extra={"model": args.model, "dataset": args.dataset, "scale": args.scale, "scoring_init": short},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
+            callbacks=epoch_lines(args, f"snip_table3_{short}"),
         )
         errors = [100 * (1 - r["top1"]) for r in records]
         rows.append((short, float(np.mean(errors)), float(np.std(errors)), len(errors)))

@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, load_tensorflow, parse_args, prepare_data,
-    progress, snip_protocol,
+    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args,
+    prepare_data, progress, snip_protocol,
 )
 
 # (arm label, method, random labels, weight decay)
@@ -81,6 +81,7 @@ def main(argv=None) -> dict:
             scoring_batch_size=100, init_for=lambda m: "glorot_uniform", random_labels=random_labels,
             extra={"arm": arm, "dataset": args.dataset, "scale": args.scale},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
+            callbacks=epoch_lines(args, f"snip_fig4_arm{index}"),
         )
         curves[arm] = np.mean([r["train_loss"] for r in records], axis=0)
 

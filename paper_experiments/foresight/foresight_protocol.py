@@ -258,6 +258,15 @@ def write_table(exp, records, ratios, path_md: str) -> str:
     return kit.write_markdown(path_md, lines)
 
 
+def epoch_lines(args, experiment: str) -> list:
+    """Keras callbacks of ``--verbose 2``: a line per epoch of each run's training (loss, top-1, seconds)."""
+    if getattr(args, "verbose", 1) < 2:
+        return []
+    from dropnet_tf.core.progress import EpochLine
+
+    return [EpochLine(f"{experiment} epoch", keys=("loss", "top1"))]
+
+
 def grid_size(methods, ratios, seeds) -> int:
     """Runs in a grid: the unpruned reference once per seed, every other method per r and seed."""
     return sum(1 if method == REFERENCE else len(ratios) for method in methods) * len(seeds)
@@ -313,6 +322,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         random_labels=exp.random_labels, external=external,
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
         log=None if args.quiet else (lambda line: print(line, flush=True)),
+        callbacks=epoch_lines(args, experiment),
     )
     seconds = time.perf_counter() - started
     written = outputs(exp, args, records, protocol, seeds, data, name)

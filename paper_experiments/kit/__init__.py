@@ -15,8 +15,8 @@ exposes the ``paper_experiments`` package.  Nothing here imports TensorFlow.
 """
 
 from .cli import (
-    DATASET_CHOICES, DATASETS, SCALES, SHARED, STANDIN_NAMES, Option, Scale, ScriptParser, build_parser, load_data,
-    option, unavailable_message,
+    DATASET_CHOICES, DATASETS, SCALES, SHARED, STANDIN_NAMES, VERBOSITY, Option, Scale, ScriptParser, build_parser,
+    load_data, option, unavailable_message,
 )
 from .entry import (
     INTERRUPTED, QUIET_LEVEL, Progress, UserError, command, load_tensorflow, paragraph, progress,
@@ -27,7 +27,7 @@ from .outputs import (
 )
 
 __all__ = [
-    "DATASETS", "DATASET_CHOICES", "INTERRUPTED", "QUIET_LEVEL", "SCALES", "SHARED", "STANDIN_NAMES",
+    "DATASETS", "DATASET_CHOICES", "INTERRUPTED", "QUIET_LEVEL", "SCALES", "SHARED", "STANDIN_NAMES", "VERBOSITY",
     "Option", "Progress", "Scale", "ScriptParser", "UserError",
     "build_parser", "command", "command_line", "load_data", "load_tensorflow", "option", "paragraph", "progress",
     "quiet_tensorflow_logging", "save_figure", "split_sizes", "unavailable_message", "write_csv", "write_json",

@@ -2,8 +2,10 @@
 
 Every script's parser is made by :func:`build_parser`: the options all papers share
 (``--scale``, ``--dataset`` with :data:`DATASET_CHOICES`, ``--seeds``, ``--out``,
-``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``) and then the paper's own,
-declared as :func:`option` items.  Nothing here imports TensorFlow: parsing comes first.
+``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``, ``--verbose``) and then the paper's
+own, declared as :func:`option` items; ``--tensorboard DIR`` is offered by the scripts that
+log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports TensorFlow:
+parsing comes first.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ DATASET_CHOICES = DATASETS + STANDIN_NAMES
 SCALES = ("paper", "quick")
 
 #: The shared options, in the order they are added.
-SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet")
+SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose")
+
+#: ``--verbose`` levels: no progress lines, a line per cycle or run, and also a line per epoch.
+VERBOSITY = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,14 @@ class ScriptParser(argparse.ArgumentParser):
             value = getattr(parsed, name, None)
             if value is not None and value < 1:
                 self.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if hasattr(parsed, "verbose"):
+            # --quiet is --verbose 0; both are kept in step so that scripts may read either.
+            quiet = bool(getattr(parsed, "quiet", False))
+            if quiet and parsed.verbose not in (None, 0):
+                self.error(f"--quiet and --verbose {parsed.verbose} contradict each other; give one of them")
+            parsed.verbose = 0 if quiet else (1 if parsed.verbose is None else parsed.verbose)
+            if hasattr(parsed, "quiet"):
+                parsed.quiet = parsed.verbose == 0
         seeds = getattr(parsed, "seeds", None)
         if seeds is not None and len(set(seeds)) != len(seeds):
             self.error(f"--seeds has duplicates: {seeds}")
@@ -144,7 +157,13 @@ def build_parser(
         "figures": (("--figures",), dict(default=figures, help="directory for the figures, tables and summaries")),
         "data_dir": (("--data-dir",), dict(help="where the dataset files are (see dropnet_tf.load_dataset)")),
         "max_train": (("--max-train",), dict(type=int, help="cap on training samples (a stratified subset)")),
-        "quiet": (("--quiet",), dict(action="store_true", help="no progress lines")),
+        "quiet": (("--quiet",), dict(action="store_true", help="no progress lines (--verbose 0)")),
+        "verbose": (("--verbose",), dict(type=int, choices=VERBOSITY, default=None,
+                                         help="0: no progress lines (as --quiet); 1 (default): a line per cycle or "
+                                         "run; 2: also a line per epoch (the DropNet and foresight scripts)")),
+        "tensorboard": (("--tensorboard",), dict(metavar="DIR", default=None,
+                                                 help="also write TensorBoard scalars under DIR (per epoch and per "
+                                                 "cycle; view with: tensorboard --logdir DIR)")),
     }
     for name in shared:
         flags, kwargs = table[name]

@@ -1,0 +1,261 @@
+"""Progress of long training: per-epoch lines, per-cycle hooks and TensorBoard scalars (issue 16).
+
+Iterative pruning (DropNet's Algorithm 1, ICML 2020, Section 2) trains the same network
+once per cycle, and a paper script runs a grid of such runs.  Two kinds of observer see
+that work:
+
+* a **Keras callback** sees the epochs of one training call: :class:`EpochLine` prints
+  one line per epoch from the ``on_epoch_end`` logs both engines of
+  :mod:`dropnet_tf.core.training` pass (``loss``, ``val_loss``, ``val_accuracy``);
+* a :class:`CycleCallback` sees the runs and their cycles: when a run begins (its key,
+  its first cycle, the epochs it has already trained), the Keras callbacks of each
+  cycle's training, and each cycle's record.  :class:`TensorBoardLogger` is one: it
+  writes per-epoch and per-cycle scalars for ``tensorboard --logdir DIR``.
+
+TensorBoard scalars are written with ``tf.summary.scalar`` (the ``tensorboard`` package is in
+``requirements.txt``), in Keras' layout (``train/`` and ``validation/`` folders, ``epoch_<metric>``
+tags), so the curves read as Keras users expect.  Epochs are counted over the whole run, not
+per ``fit`` call as ``keras.callbacks.TensorBoard`` counts them, so that the cycles' curves
+follow each other instead of overwriting steps 0, 1, 2, ... every cycle.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from typing import Mapping, Sequence
+
+from dropnet_tf.core.backend import keras, tf
+
+
+# ============================================================================ per-epoch line
+
+
+class EpochLine(keras.callbacks.Callback):
+    """Prints one line per epoch: epoch, loss, val_loss, val_accuracy and its seconds.
+
+    The values are the ``on_epoch_end`` logs; keys a training call does not log (no
+    validation data) are left out; ``keys`` shows other logs instead (e.g. a compiled
+    metric of ``Model.fit``).  ``prefix`` starts every line (e.g. the run and cycle),
+    and ``print_fn`` receives each line (default ``print`` with a flush).  The seconds are
+    wall-clock from ``on_epoch_begin`` to ``on_epoch_end``, validation included.
+    """
+
+    #: The logged values shown, in this order, when present.
+    KEYS = ("loss", "val_loss", "val_accuracy")
+
+    def __init__(self, prefix: str = "", print_fn=None, keys: Sequence[str] | None = None):
+        super().__init__()
+        if not isinstance(prefix, str):
+            raise TypeError(f"EpochLine prefix must be a str, got {prefix!r}.")
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"EpochLine print_fn must be callable or None, got {print_fn!r}.")
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) for k in keys)):
+            raise TypeError(f"EpochLine keys must be a list of log names, got {keys!r}.")
+        self.keys = self.KEYS if keys is None else tuple(keys)
+        self.prefix = prefix
+        self.print_fn = print_fn
+        self._started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def format(self, epoch: int, logs: Mapping, seconds: float) -> str:
+        parts = [f"epoch={int(epoch) + 1}"]  # counted from 1, as Keras' own progress bar does
+        for key in self.keys:
+            if logs and key in logs:
+                parts.append(f"{key}={float(logs[key]):.4f}")
+        parts.append(f"{seconds:.1f}s")
+        return (self.prefix + " " if self.prefix else "") + " ".join(parts)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started if self._started is not None else float("nan")
+        line = self.format(epoch, logs or {}, seconds)
+        if self.print_fn is None:
+            print(line, flush=True)
+        else:
+            self.print_fn(line)
+
+
+# ============================================================================ per-cycle hooks
+
+
+class CycleCallback:
+    """Hooks of an iterative run's cycles; subclass and override what you need.
+
+    An iterative pruning loop (:func:`dropnet_tf.iterative_prune`) calls, for each run:
+
+    * :meth:`on_run_begin` with a dict: ``key`` (the run's identity, e.g. experiment,
+      metric, seed, init), ``first_cycle`` (the cycle it starts at: > 0 when resumed),
+      ``epochs_done`` (epochs trained by the cycles already recorded), ``units_per_layer``
+      (each mask layer's size) and ``expected_cycles`` (cycles the run will have when its
+      fraction rule stops it, or None when the loop cannot tell);
+    * :meth:`keras_callbacks` before each cycle's training: Keras callbacks for that
+      training call only;
+    * :meth:`on_cycle_end` with the cycle's record once it is stored; a returned string is
+      appended to the loop's progress line (``verbose >= 1``);
+    * :meth:`on_run_end` with the run's records, also when the run raised (``error``).
+    """
+
+    def on_run_begin(self, run: Mapping) -> None:
+        pass
+
+    def keras_callbacks(self, cycle: int) -> list:
+        return []
+
+    def on_cycle_end(self, record: Mapping) -> str | None:
+        return None
+
+    def on_run_end(self, records: Sequence[Mapping], error: BaseException | None = None) -> None:
+        pass
+
+
+def split_callbacks(callbacks, what: str = "callbacks") -> tuple[list, list]:
+    """``(keras_callbacks, cycle_callbacks)`` of a sequence mixing both kinds.
+
+    Anything else raises TypeError naming the item and what is allowed (checked before any
+    training, so a typo fails at once).
+    """
+    if callbacks is None:
+        return [], []
+    if isinstance(callbacks, (str, bytes, keras.callbacks.Callback, CycleCallback)) or not hasattr(
+        callbacks, "__iter__"
+    ):
+        raise TypeError(
+            f"{what} must be a list of Keras callbacks and dropnet_tf CycleCallbacks, got {callbacks!r} "
+            f"(e.g. {what}=[{callbacks!r}])."
+        )
+    found_keras, found_cycle = [], []
+    for item in callbacks:
+        if isinstance(item, CycleCallback):
+            found_cycle.append(item)
+        elif isinstance(item, keras.callbacks.Callback):
+            found_keras.append(item)
+        else:
+            raise TypeError(
+                f"{what} may hold keras.callbacks.Callback and dropnet_tf.core.progress.CycleCallback "
+                f"instances, got {item!r} ({type(item).__name__})."
+            )
+    return found_keras, found_cycle
+
+
+# ============================================================================ TensorBoard
+
+
+def write_scalar(writer, tag: str, value, step: int) -> None:
+    """One scalar event, as ``tf.summary.scalar(tag, value, step)`` writes it, through ``writer``."""
+    with writer.as_default():
+        tf.summary.scalar(tag, float(value), step=int(step))
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Epoch logs as TensorBoard scalars, laid out as Keras' ``TensorBoard`` callback does.
+
+    Training keys go to the ``train`` writer as ``epoch_<key>``, ``val_<key>`` to the
+    ``validation`` writer as ``epoch_<key>``, at step ``offset + epoch``: a run of many
+    cycles passes the epochs its earlier cycles trained, so each curve runs over the whole
+    run instead of restarting at 0 in every cycle.
+    """
+
+    def __init__(self, train_writer, validation_writer, offset: int = 0):
+        super().__init__()
+        self.train_writer = train_writer
+        self.validation_writer = validation_writer
+        self.offset = int(offset)
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.offset + int(epoch)
+        for key, value in (logs or {}).items():
+            if not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+                continue
+            if key.startswith("val_"):
+                write_scalar(self.validation_writer, f"epoch_{key[4:]}", value, step)
+            else:
+                write_scalar(self.train_writer, f"epoch_{key}", value, step)
+
+    def on_train_end(self, logs=None):
+        self.train_writer.flush()
+        self.validation_writer.flush()
+
+
+#: The record fields written once per cycle (step = cycle), when present.
+CYCLE_FIELDS = (
+    "fraction_remaining", "train_accuracy", "val_accuracy", "test_accuracy", "train_loss", "val_loss", "test_loss",
+    "epochs",
+)
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
+
+
+def run_folder(key: Mapping) -> str:
+    """``<experiment>/<metric>_seed<seed>_<init>`` of a run key (characters unsafe in a path become ``_``)."""
+    experiment = str(key.get("experiment") or "dropnet")
+    name = f"{key.get('metric', 'run')}_seed{key.get('seed', 0)}_{key.get('init', 'original')}"
+    return os.path.join(_UNSAFE.sub("_", experiment), _UNSAFE.sub("_", name))
+
+
+class TensorBoardLogger(CycleCallback):
+    """TensorBoard scalars of every run and cycle, under ``log_dir`` (``tensorboard --logdir log_dir``).
+
+    Each run gets the folder :func:`run_folder` of its key
+    (``<log_dir>/<experiment>/<metric>_seed<k>_<init>/``) with three TensorBoard runs:
+
+    * ``train/`` and ``validation/``: the epoch logs (:class:`EpochScalars`:
+      ``epoch_loss``, and ``epoch_accuracy`` under validation), at a step that counts
+      epochs over the whole run (a resumed run continues from the epochs its records hold);
+    * ``cycles/``: per cycle (step = cycle) the record's :data:`CYCLE_FIELDS` under
+      ``cycle/<field>`` and the units left in each mask layer under ``units/<layer>``.
+
+    Writers are flushed after every cycle, so a run in progress can be watched.
+    """
+
+    def __init__(self, log_dir):
+        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+            raise TypeError(f"TensorBoardLogger log_dir must be a non-empty path, got {log_dir!r}.")
+        if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+            raise ValueError(f"TensorBoardLogger log_dir must be a folder, but {os.fspath(log_dir)!r} is a file.")
+        self.log_dir = os.fspath(log_dir)
+        self._writers: dict = {}
+        self._epochs_done = 0
+        self.folder = None
+
+    def on_run_begin(self, run: Mapping) -> None:
+        self._close()
+        self.folder = os.path.join(self.log_dir, run_folder(run["key"]))
+        self._writers = {name: tf.summary.create_file_writer(os.path.join(self.folder, name))
+                         for name in ("train", "validation", "cycles")}
+        self._epochs_done = int(run.get("epochs_done", 0))
+
+    def keras_callbacks(self, cycle: int) -> list:
+        if not self._writers:
+            raise RuntimeError("TensorBoardLogger.keras_callbacks was called before on_run_begin.")
+        return [EpochScalars(self._writers["train"], self._writers["validation"], offset=self._epochs_done)]
+
+    def on_cycle_end(self, record: Mapping) -> None:
+        writer, cycle = self._writers["cycles"], int(record["cycle"])
+        for field in CYCLE_FIELDS:
+            value = record.get(field)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                write_scalar(writer, f"cycle/{field}", value, cycle)
+        for layer, units in (record.get("units_per_layer") or {}).items():
+            write_scalar(writer, f"units/{layer}", units, cycle)
+        for each in self._writers.values():
+            each.flush()
+        self._epochs_done += int(record.get("epochs", 0))
+        return None
+
+    def on_run_end(self, records, error=None) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+__all__ = [
+    "CYCLE_FIELDS", "CycleCallback", "EpochLine", "EpochScalars", "TensorBoardLogger", "run_folder", "split_callbacks",
+    "write_scalar",
+]
