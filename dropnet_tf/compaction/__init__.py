@@ -5,6 +5,8 @@
 ``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv);
                    lives in dropnet_tf.core.counting, re-exported here
 ``latency``        measure_latency (warm-up, median of repeats), export_tflite
+``training``       CompactedCycle: DropNet's cycles train the compacted model and write it
+                   back (TrainingConfig(compact_training=...)); import it from there
 =================  ================================================================
 """
 

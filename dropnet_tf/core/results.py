@@ -32,6 +32,7 @@ one record per (experiment, metric, seed, init, pruning fraction, cycle)::
       "val_accuracy": 0.97, "val_loss": 0.09,
       "test_accuracy": 0.96, "test_loss": 0.11,          # floats (None = NaN, see below)
       "epochs": 37,                        # int, epochs trained in this cycle
+      "compact_training": False,           # bool, this cycle trained the compacted model
       "wall_seconds": 12.5,                # float
       "stop_reason": "early_stopping",     # str or None
       # optional: "test_top5_accuracy": float, "oracle_similarity": float

@@ -334,6 +334,13 @@ class TrainingConfig:
     Length: ``max_epochs`` epochs, or with ``iterations`` that many training steps.
     Early stopping (``early_stopping``) watches ``monitor`` with ``patience`` and
     ``restore_best_weights``, and needs validation data when it monitors a ``val_`` key.
+
+    ``compact_training`` (DropNet's cycles only): "auto" (default) trains the compacted
+    network each cycle and writes it back into the masked model where that is exact and saves
+    time, else the masked model; True always compacts, refusing settings where that is not
+    the same computation; False always trains the masked model
+    (:mod:`dropnet_tf.compaction.training`).  Not part of a run's fingerprint: it changes
+    results only by floating-point summation order.
     """
 
     optimizer: object = None  # None: SGD(learning_rate=0.1); or a name, or a zero-arg factory
@@ -357,6 +364,8 @@ class TrainingConfig:
     iterations: int | None = None
     early_stopping: bool = True
     monitor: str = "val_loss"
+    # DropNet's cycles: train the compacted network and write it back (dropnet_tf.compaction.training)
+    compact_training: object = "auto"
 
 
 #: Fields added when the config became the one training config, with their defaults: a
@@ -457,6 +466,9 @@ def check_config(config, *, min_epochs: int = 0) -> TrainingConfig:
     jit = config.jit_compile
     if not (_is_bool(jit) or (isinstance(jit, str) and jit == "auto")):
         raise ValueError(f"TrainingConfig.jit_compile must be True, False or 'auto', got {config.jit_compile!r}.")
+    compacted = config.compact_training
+    if not (_is_bool(compacted) or (isinstance(compacted, str) and compacted == "auto")):
+        raise ValueError(f"TrainingConfig.compact_training must be True, False or 'auto', got {compacted!r}.")
     if config.monitor not in MONITORS:
         raise ValueError(f"TrainingConfig.monitor must be one of {MONITORS}, got {config.monitor!r}.")
     _check_optimizer_fields(config)

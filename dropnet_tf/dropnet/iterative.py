@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from dropnet_tf.compaction.training import CompactTrainingError, check_exact, compacted_cycle
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
@@ -183,6 +184,19 @@ class IterativePruner:
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
         self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
+        # Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
+        # where it would not be the masked computation; the cycle's compact model, if any.
+        mode = self.training.compact_training
+        self._compact_mode = mode if isinstance(mode, str) else bool(mode)
+        if check_exact(self._compact_mode, model, self.training, optimizer) is not None:
+            self._compact_mode = False  # "auto" where it is not exact: masked training
+        if self._compact_mode is True and self.keras_callbacks:
+            raise CompactTrainingError(
+                f"compact_training=True, but the Keras callbacks {[type(c).__name__ for c in self.keras_callbacks]} "
+                "would see the compact model, not the masked one. Use compact_training='auto' (trains masked "
+                "then) or False."
+            )
+        self._compacted = None
 
     # ------------------------------------------------------------------ the steps
 
@@ -221,9 +235,28 @@ class IterativePruner:
         self._cycle_statistics = None  # of the weights reset here
 
     def train(self, cycle: int) -> int:
-        """Step 3: train with early stopping on validation loss; returns the epochs run."""
+        """Step 3: train with early stopping on validation loss; returns the epochs run.
+
+        With ``TrainingConfig.compact_training`` the cycle may train the compacted network
+        instead and write it back into the masked model (the same computation up to the
+        order of floating-point sums; see :mod:`dropnet_tf.compaction.training`).
+        """
         cycle_seed = derive_seed("train", self.seed, cycle)  # dropout, in-model randomness, sample order
-        history = self.trainer.fit(self.splits["val"], seed=cycle_seed, callbacks=self._training_callbacks(cycle))
+        callbacks = self._training_callbacks(cycle)
+        # Callbacks other than the epoch lines may read the model's weights: compacted, they
+        # would see the compact model, so such cycles train masked ("auto") or refuse (True).
+        watching = [c for c in callbacks if not isinstance(c, EpochLine)]
+        if watching and self._compact_mode is True:
+            raise CompactTrainingError(
+                f"compact_training=True, but the Keras callbacks {[type(c).__name__ for c in watching]} would see "
+                "the compact model, not the masked one. Use compact_training='auto' (trains masked then) or False."
+            )
+        mode = False if watching else self._compact_mode
+        self._compacted = compacted_cycle(mode, self.model, self.training, self.splits["train"], self.model.optimizer)
+        if self._compacted is not None:
+            history = self._compacted.fit(self.splits["val"], seed=cycle_seed, callbacks=callbacks)
+        else:
+            history = self.trainer.fit(self.splits["val"], seed=cycle_seed, callbacks=callbacks)
         return len(history["loss"])
 
     def _training_callbacks(self, cycle: int) -> list:
@@ -260,15 +293,17 @@ class IterativePruner:
         yields its loss and accuracy (in batches of ``statistics_batch_size``) also collects
         the statistics that :meth:`next_masks` then scores.  Validation and test (and the
         training split otherwise) go through the one evaluation function that validated
-        every epoch, traced once per run.
+        every epoch, traced once per run; after a compacted cycle, through the compact
+        model's, which computes the masked model's function with fewer units.
         """
+        trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
         for split, (x, y) in self._split_tensors.items():
             if split == "train" and self._statistics_pass is not None:
                 result, statistics = self._statistics_pass(x, y, batch_size=self.training.statistics_batch_size)
                 self._cycle_statistics = (self._statistics_key(), statistics)
             else:
-                result = self.trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
+                result = trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
             scores[f"{split}_loss"] = result["loss"]
             scores[f"{split}_accuracy"] = result["accuracy"]
         return scores
@@ -564,6 +599,7 @@ class IterativePruner:
                 "collapsed_layers": collapsed_layers(masks),
                 **scores,
                 "epochs": epochs,
+                "compact_training": self._compacted is not None,
                 "wall_seconds": time.perf_counter() - started,
                 "stop_reason": reason,
             }

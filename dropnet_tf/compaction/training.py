@@ -1,0 +1,327 @@
+"""Compacted training: train the physically smaller network the masks describe, then write back.
+
+DropNet (Tan & Motani, ICML 2020, Algorithm 1, step 3) trains ``f(x; m ⊙ n)``, the network
+with mask ``m``.  The MaskLayer sits after the activation, so a masked unit is exactly zero
+for every input, and with it:
+
+* its incoming weights and bias get zero gradient (the mask multiplies their output by 0);
+* its outgoing weights (the next layer's rows / input channels) see zero input, so they get
+  zero gradient too.
+
+An optimizer whose update is zero for a zero gradient and zero-initialised state (SGD with or
+without momentum, Adam, RMSprop, ...; DropNet resets the optimizer state every cycle) therefore
+never changes them: training the masked model is training :func:`~dropnet_tf.compaction.compact`'s
+smaller model, up to the order of floating-point sums.  :class:`CompactedCycle` builds that
+model from the masked model's current (reset) weights, trains it with the same
+:class:`~dropnet_tf.core.training.Trainer` (same seed, same sample order, same early stopping),
+and scatters the trained weights back into the kept rows, columns and filters of the masked
+model; the masked units keep the values they had (θ0, or the random draw).
+
+Where this is not the same computation, :func:`inexact_settings` names the reason and
+``TrainingConfig(compact_training=True)`` refuses it, while ``"auto"`` trains masked:
+
+* weight decay (the decoupled decay shrinks every weight, masked ones included) and
+  regularizers (``kernel_regularizer`` etc. add gradient to masked weights);
+* optimizers not known to leave a zero-gradient weight alone (:data:`EXACT_OPTIMIZERS`);
+* layers that draw random numbers per unit (Dropout, noise): the compact model draws fewer,
+  so the draws differ (the same in distribution, not step for step);
+* user callbacks (``TrainingConfig.callbacks``): they would see the compact model.
+
+Not the same, but without effect on any output: a BatchNormalization *before* a mask updates
+the moving statistics of masked channels in masked training; compacted training leaves them
+at their reset values.  Masked channels are zero after the mask either way.
+
+When compaction cannot remove every masked unit (a mask it keeps in the compact model, a
+masked channel kept for a residual ``Add`` and zeroed through weights, or a layer whose units
+are all masked) the masked units would be trained as zeros of a weight, not absent;
+:func:`shrink_problem` says what compaction kept, ``True`` raises with it and ``"auto"`` trains
+masked.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from dropnet_tf.compaction.compact import compact, plan_compaction
+from dropnet_tf.core.counting import count_flops
+from dropnet_tf.core.masking import mask_layers
+from dropnet_tf.core.training import Trainer
+
+#: Optimizer classes whose update of a weight is exactly zero while its gradient and its slots
+#: are zero (the slots start at zero every cycle): SGD (v ← μv − ηg), Adam/Adamax/Nadam
+#: (m = v = 0 gives a zero step), RMSprop, Adagrad (accumulator + 0, step ηg/√a = 0).
+EXACT_OPTIMIZERS = ("SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Adagrad")
+
+#: Layers that draw random numbers per unit in training.
+RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+                 "GaussianNoise", "AlphaDropout")
+
+#: "auto" compacts a cycle only when the training multiply-accumulates it saves, over the fewest
+#: epochs the cycle can run (``patience + 1`` under early stopping), exceed this: about the
+#: work that building and tracing one compact model costs.  Measured on 2 shared cores
+#: (bench/results/compacted_training_cpu.json): a build + trace took 9.3 s while masked
+#: Model B trained at about 3e9 MACs per second (forward + backward counted as 3 forward
+#: passes), i.e. about 3e10 MACs; on an idle machine both are faster, the ratio similar.
+AUTO_MIN_SAVED_MACS = 3e10
+
+
+class CompactTrainingError(ValueError):
+    """Compacted training was asked for (``compact_training=True``) where it is not exact."""
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def inexact_settings(model, config, optimizer) -> list[str]:
+    """Why compacted training would not be masked training's computation (empty: it is)."""
+    reasons = []
+    name = type(optimizer).__name__
+    if name not in EXACT_OPTIMIZERS:
+        reasons.append(f"optimizer {name} is not one of {EXACT_OPTIMIZERS}, whose step is zero for a zero gradient")
+    decay = getattr(optimizer, "weight_decay", None)
+    if decay:
+        reasons.append(f"weight decay {float(decay)!r} changes masked weights")
+    for layer in _all_layers(model):
+        try:
+            layer_config = layer.get_config()
+        except NotImplementedError:
+            reasons.append(f"layer '{layer.name}' ({type(layer).__name__}) has no config to check")
+            continue
+        regularized = sorted(key for key, value in layer_config.items() if key.endswith("_regularizer") and value)
+        if regularized:
+            reasons.append(f"layer '{layer.name}' has {regularized}, which add gradient to masked weights")
+        if type(layer).__name__ in RANDOM_LAYERS:
+            reasons.append(f"layer '{layer.name}' ({type(layer).__name__}) draws a random number per unit, so the "
+                           "compact model's draws differ")
+    if list(config.callbacks):
+        reasons.append("TrainingConfig.callbacks would see the compact model, not the masked one")
+    return reasons
+
+
+def shrink_problem(model) -> str | None:
+    """What :func:`compact` keeps of the masked units under the current masks, or None.
+
+    None means every masked unit is removed: no MaskLayer stays, no kept channel is zeroed
+    through weights, and no layer lost all of its units.
+    """
+    plan = plan_compaction(model)
+    kept = []
+    for mask, reason in plan.kept_masks.items():
+        kept.append(f"MaskLayer '{mask}' ({reason})")
+    for layer, channels in plan.zeroed.items():
+        kept.append(f"masked channels {sorted(int(c) for c in channels)} of '{layer}', zeroed in its weights")
+    for space in plan.collapsed:
+        kept.append(f"one unit of '{space}', all of whose units are masked")
+    return "; ".join(kept) if kept else None
+
+
+def probe_shrinkable(model) -> str | None:
+    """:func:`shrink_problem` with one unit dropped per mask layer: does compaction remove masked
+    units of this architecture at all?  The model's masks are restored afterwards."""
+    layers = mask_layers(model)
+    saved = [layer.get_mask() for layer in layers]
+    try:
+        for layer in layers:
+            probe = np.ones(layer.units, np.float32)
+            if layer.units > 1:
+                probe[0] = 0.0
+            layer.set_mask(probe)
+        return shrink_problem(model)
+    finally:
+        for layer, mask in zip(layers, saved):
+            layer.set_mask(mask)
+
+
+def _index_maps(plan, small) -> dict:
+    """``{layer name: [per weight: tuple of index arrays, one per sliced axis, or None]}``.
+
+    Each entry says where the compact layer's weight sits in the full one: a Dense/Conv
+    kernel on its last two axes (kept inputs, kept outputs), a bias and the per-channel
+    weights of a channel-wise layer (BatchNormalization, PReLU) on their last axis.
+    """
+    maps = {}
+    for layer in small.layers:
+        if layer.name not in plan.kept or not layer.weights:
+            continue
+        node = plan.graph[layer.name]
+        out = plan.kept[layer.name]
+        entries = []
+        for index, weight in enumerate(layer.weights):
+            rank = len(weight.shape)
+            if plan.kind[layer.name] == "producer" and index == 0:
+                entries.append((rank - 2, (plan.kept[node.inbound[0]], out)))
+            elif rank >= 1 and plan.channels[layer.name] != weight.shape[-1] and plan.kind[layer.name] != "producer":
+                entries.append(None)  # not per-channel: copied whole
+            elif rank >= 1:
+                entries.append((rank - 1, (out,)))
+            else:
+                entries.append(None)
+        maps[layer.name] = entries
+    return maps
+
+
+def _gather(value: np.ndarray, entry) -> np.ndarray:
+    if entry is None:
+        return value
+    axis, indices = entry
+    lead = (slice(None),) * axis
+    return value[lead + np.ix_(*indices)] if len(indices) > 1 else value[lead + (indices[0],)]
+
+
+def _scatter(value: np.ndarray, entry, part: np.ndarray) -> np.ndarray:
+    if entry is None:
+        return np.array(part)
+    axis, indices = entry
+    lead = (slice(None),) * axis
+    out = np.array(value)
+    if len(indices) > 1:
+        out[lead + np.ix_(*indices)] = part
+    else:
+        out[lead + (indices[0],)] = part
+    return out
+
+
+def clone_optimizer(optimizer):
+    """A new, unbuilt optimizer of the same class and config (fresh slots, for other variables)."""
+    return type(optimizer).from_config(optimizer.get_config())
+
+
+class CompactedCycle:
+    """One cycle's compact model: built from the masked model as it is now, trained, written back.
+
+    Args:
+        model: the masked model, with the weights and masks this cycle starts from.
+        config: the :class:`~dropnet_tf.core.training.TrainingConfig` of the masked training.
+        train: the training ``(x, y)``.
+        optimizer: the masked model's optimizer (its class, config and iteration count are
+            copied; its slots start at zero, as every DropNet cycle's do).
+
+    Raises:
+        CompactTrainingError: compaction keeps masked units (see :func:`shrink_problem`).
+    """
+
+    def __init__(self, model, config, train, optimizer):
+        problem = shrink_problem(model)
+        if problem is not None:
+            raise CompactTrainingError(
+                f"compact_training=True, but compact() cannot remove every masked unit of '{model.name}': it kept "
+                f"{problem}. Use compact_training='auto' (trains masked there) or False."
+            )
+        self.model = model
+        plan = plan_compaction(model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # compact's warnings are the problems refused above
+            self.small = compact(model)
+        self._full = {layer.name: layer for layer in _all_layers(model)}
+        self._maps = _index_maps(plan, self.small)
+        # The compact model must hold exactly the gathered full weights: the maps are right.
+        for layer in self.small.layers:
+            for entry, weight, full in zip(self._maps.get(layer.name, ()), layer.weights,
+                                           self._full[layer.name].weights if layer.name in self._full else ()):
+                if not np.array_equal(_gather(full.numpy(), entry), weight.numpy()):
+                    raise RuntimeError(f"Compacted weight '{weight.name}' of '{layer.name}' does not match its slice "
+                                       "of the masked model.")
+        self.optimizer = clone_optimizer(optimizer)
+        self.trainer = Trainer(self.small, config, train, engine="graph", optimizer=self.optimizer)
+        iterations = getattr(optimizer, "iterations", None)
+        if iterations is not None:
+            self.optimizer.iterations.assign(iterations)  # a learning-rate schedule continues where it is
+
+    def fit(self, validation=None, seed: int = 0, callbacks=()) -> dict:
+        """Train the compact model (early stopping restores its best epoch), then write back.
+
+        ``callbacks`` see the compact model: pass only ones that read logs, not weights."""
+        history = self.trainer.fit(validation, seed=seed, callbacks=callbacks)
+        self.write_back()
+        return history
+
+    def write_back(self) -> None:
+        """Scatter the compact weights into the masked model's kept rows, columns and filters."""
+        for layer in self.small.layers:
+            if layer.name not in self._maps:
+                continue
+            for entry, weight, full in zip(self._maps[layer.name], layer.weights, self._full[layer.name].weights):
+                full.assign(_scatter(full.numpy(), entry, weight.numpy()))
+
+    def evaluate(self, data, batch_size: int | None = None) -> dict:
+        """Loss and top-1 accuracy of the compact model (the masked model's function)."""
+        return self.trainer.evaluate(data, batch_size=batch_size)
+
+
+def saved_macs_bound(model, small, config, samples: int) -> float:
+    """Training MACs compacting saves in a cycle, at least: forward + backward (3 forward passes)
+    over ``samples`` for the fewest epochs the cycle runs (early stopping: ``patience + 1``)."""
+    epochs = config.max_epochs
+    if config.iterations is not None:
+        epochs = config.iterations / max(1, math.ceil(samples / config.batch_size))
+    elif config.early_stopping:
+        epochs = min(epochs, config.patience + 1)
+    full = count_flops(model)
+    reduced = full if small is None else count_flops(small)
+    return 3.0 * (full - reduced) * samples * epochs
+
+
+def has_masked_units(model) -> bool:
+    return any(float(np.min(layer.get_mask())) == 0.0 for layer in mask_layers(model))
+
+
+def check_exact(mode, model, config, optimizer) -> str | None:
+    """Once per run: why compacted training cannot be used for this model and config, or None.
+
+    ``mode`` True raises :class:`CompactTrainingError` with the reasons (settings of
+    :func:`inexact_settings`, or an architecture :func:`probe_shrinkable` finds compaction
+    cannot shrink); "auto" returns them (and trains masked); False returns None.
+    """
+    if mode is False:
+        return None
+    reasons = inexact_settings(model, config, optimizer)
+    try:
+        problem = probe_shrinkable(model)
+    except (TypeError, NotImplementedError, ValueError) as error:  # e.g. a subclassed or nested model
+        reasons.append(f"compact() does not take this model ({error})")
+    else:
+        if problem is not None:
+            reasons.append(f"compact() cannot remove masked units of this model: it kept {problem}")
+    if reasons and mode is True:
+        raise CompactTrainingError(
+            "compact_training=True, but compacted training would not be masked training's computation: "
+            + "; ".join(reasons) + ". Use compact_training='auto' (trains masked there) or False."
+        )
+    return "; ".join(reasons) or None
+
+
+def compacted_cycle(mode, model, config, train, optimizer) -> CompactedCycle | None:
+    """This cycle's :class:`CompactedCycle`, or None to train the masked model.
+
+    After :func:`check_exact` passed: False never compacts; every mode trains masked while no
+    unit is masked (nothing to remove); True compacts every other cycle (and raises where
+    compaction keeps masked units); "auto" compacts when compaction removes every masked unit
+    and :func:`saved_macs_bound` exceeds :data:`AUTO_MIN_SAVED_MACS`.
+    """
+    if mode is False or not has_masked_units(model):
+        return None
+    samples = len(train[0])
+    if mode == "auto":
+        if saved_macs_bound(model, None, config, samples) < AUTO_MIN_SAVED_MACS:
+            return None  # even removing everything would not pay for the build
+        if shrink_problem(model) is not None:
+            return None
+    cycle = CompactedCycle(model, config, train, optimizer)
+    if mode == "auto" and saved_macs_bound(model, cycle.small, config, samples) < AUTO_MIN_SAVED_MACS:
+        return None
+    return cycle
+
+
+__all__ = [
+    "AUTO_MIN_SAVED_MACS", "CompactTrainingError", "CompactedCycle", "EXACT_OPTIMIZERS",
+    "RANDOM_LAYERS", "check_exact", "clone_optimizer", "compacted_cycle",
+    "has_masked_units", "inexact_settings",
+    "probe_shrinkable", "saved_macs_bound", "shrink_problem",
+]
