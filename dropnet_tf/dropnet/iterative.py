@@ -496,7 +496,7 @@ class IterativePruner:
         """
         self._run_began, self._records = False, []
         try:
-            records = self._run()
+            records = yield from self._run()
         except BaseException as error:
             if self._run_began:
                 for hook in self.cycle_callbacks:
