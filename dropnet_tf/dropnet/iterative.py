@@ -34,6 +34,8 @@ import zlib
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
+from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
@@ -118,12 +120,22 @@ class IterativePruner:
         experiment: str = "",
         verbose: int = 1,
         callbacks=None,
+        strategy=None,
     ):
         args = check_prune_arguments(
             metric, fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init,
             seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
             training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
         )
+        # Under a tf.distribute strategy the model must already live in its scope (checked
+        # before anything is trained or written); see dropnet_tf.core.distribute.
+        self.strategy = check_strategy(strategy)
+        require_built_in_scope(model, strategy)
+        if strategy is not None and args["training"].train_transform is not None:
+            raise ValueError(
+                "TrainingConfig.train_transform (augmentation) is applied by the single-device graph engine only; "
+                "it cannot be combined with strategy=... (pass strategy=None, or no train_transform)."
+            )
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
@@ -161,7 +173,8 @@ class IterativePruner:
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        optimizer = make_optimizer(self.training)
+        with distribute_scope(strategy):  # optimizer state mirrored like the model's
+            optimizer = make_optimizer(self.training)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 f"TrainingConfig.optimizer's factory must return a Keras Optimizer, got {type(optimizer).__name__}."
@@ -172,7 +185,9 @@ class IterativePruner:
         )
         # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
-        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer)
+        # Under a strategy, Keras' distribution-aware Model.fit / evaluate instead.
+        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer,
+                               strategy=strategy)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
 
     # ------------------------------------------------------------------ the steps
@@ -584,6 +599,13 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             cycle's record (e.g. :class:`~dropnet_tf.core.progress.TensorBoardLogger`,
             :class:`dropnet_tf.dropnet.progress.GridETA`).  They observe: the records are
             the same with or without them.
+        strategy: a ``tf.distribute.Strategy`` (``MirroredStrategy``,
+            ``MultiWorkerMirroredStrategy``) to train, evaluate and collect statistics
+            under, or None (default: one device, the graph trainer).  The model must be
+            built inside ``strategy.scope()``; training then runs in
+            :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (no
+            ``train_transform``), see :mod:`dropnet_tf.core.distribute`.  Each worker of a
+            multi-worker run needs its own ``results`` path (or None).
 
     Returns:
         One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.
