@@ -78,7 +78,7 @@ def mirrored(out: str) -> None:
 
     for name, model, strat in (("single", single, None), ("mirrored", distributed, strategy)):
         started = time.perf_counter()
-        records, masks = prune(model, data, os.path.join(out, f"{name}.jsonl"), strat, epochs=3, cycles=3)
+        records, masks = prune(model, data, os.path.join(out, f"{name}.jsonl"), strat, epochs=2, cycles=3)
         report[name] = {
             "seconds": time.perf_counter() - started,
             "masks": masks_json(masks),
@@ -103,8 +103,44 @@ def mirrored(out: str) -> None:
         "means_of_means": {n: [(r[:k].mean(axis=0) + r[k:].mean(axis=0)).tolist() for k in (2, 3)]
                            for n, r in zip(stats.layer_names, reference)},
     }
+    report["step"] = one_step(strategy, data[0][0][:5], data[0][1][:5])
     with open(os.path.join(out, "mirrored.json"), "w") as handle:
         json.dump(report, handle)
+
+
+def one_step(strategy, x5, y5) -> dict:
+    """One SGD step (learning rate 0.1) on a global batch of 5 split 3 + 2 over the replicas,
+    with the reference update of one device (tape gradient of the mean loss over the 5) and
+    the update a mean of the replicas' mean losses would make."""
+    import tensorflow as tf
+
+    from dropnet_tf.core.backend import keras
+    from dropnet_tf.core.distributed_training import DistributedTrainer
+
+    with strategy.scope():
+        model = build(11)
+        optimizer = keras.optimizers.SGD(0.1)
+        optimizer.build(model.trainable_variables)
+    reference = build(11)
+    before = [np.array(v.numpy()) for v in model.trainable_variables]
+    loss = keras.losses.SparseCategoricalCrossentropy()
+
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            value = loss(y, reference(x, training=True))
+        return [g.numpy() for g in tape.gradient(value, reference.trainable_variables)]
+
+    whole = gradients(x5, y5)
+    halves = {k: [(a + b) / 2 for a, b in zip(gradients(x5[:k], y5[:k]), gradients(x5[k:], y5[k:]))] for k in (2, 3)}
+    DistributedTrainer(model, optimizer, "sparse_categorical_crossentropy", x5, y5, strategy, batch_size=5).fit(
+        1, shuffle=False)
+    after = [np.array(v.numpy()) for v in model.trainable_variables]
+    return {
+        "same_start": all(np.array_equal(a, b) for a, b in zip(before, [v.numpy() for v in reference.trainable_variables])),
+        "update": [(a - b).tolist() for a, b in zip(after, before)],
+        "reference": [(-0.1 * g).tolist() for g in whole],
+        "means_of_means": [[(-0.1 * g).tolist() for g in halves[k]] for k in (2, 3)],
+    }
 
 
 def multiworker(out: str) -> None:
@@ -118,7 +154,7 @@ def multiworker(out: str) -> None:
         # broadcast θ0 and to reduce gradients and statistics across the workers.
         model = build(100 + index)
     theta0 = [w.tolist() for w in model.get_weights()[:1]]
-    records, masks = prune(model, digits(), os.path.join(out, f"worker{index}.jsonl"), strategy, epochs=1, cycles=2)
+    records, masks = prune(model, digits(), os.path.join(out, f"worker{index}.jsonl"), strategy, epochs=2, cycles=2)
     report = {"index": index, "replicas": strategy.num_replicas_in_sync, "theta0_kernel": theta0,
               "masks": masks_json(masks), "val_accuracy": [r["val_accuracy"] for r in records],
               "seconds": time.perf_counter() - started}

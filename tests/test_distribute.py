@@ -112,6 +112,14 @@ def test_mirrored_run_matches_one_device_and_reduces_statistics(tmp_path):
         for key in ("val_accuracy", "test_accuracy", "train_accuracy"):
             assert abs(one[key] - many[key]) <= 1 / 128 + 1e-12, (key, one, many)
         assert abs(one["val_loss"] - many["val_loss"]) < 1e-4
+    # One step on a batch of 5 split 3 + 2: the update of the global mean loss on one device,
+    # which a mean of the replicas' means (each replica's mean loss / 2) misses.
+    step = report["step"]
+    assert step["same_start"]
+    for update, reference in zip(step["update"], step["reference"]):
+        np.testing.assert_allclose(update, reference, rtol=1e-4, atol=1e-7)
+    for wrong in step["means_of_means"]:
+        assert max(np.max(np.abs(np.asarray(u) - w)) for u, w in zip(step["update"], wrong)) > 1e-4
     # Statistics: sums and counts of both replicas, then divided: the numpy mean over the
     # 5 samples, which a mean of the replicas' means (3 + 2 samples) misses.
     stats = report["statistics"]
