@@ -104,6 +104,7 @@ def mirrored(out: str) -> None:
                            for n, r in zip(stats.layer_names, reference)},
     }
     report["step"] = one_step(strategy, data[0][0][:5], data[0][1][:5])
+    report["foresight"] = foresight_training(strategy, data)
     with open(os.path.join(out, "mirrored.json"), "w") as handle:
         json.dump(report, handle)
 
@@ -141,6 +142,27 @@ def one_step(strategy, x5, y5) -> dict:
         "reference": [(-0.1 * g).tolist() for g in whole],
         "means_of_means": [[(-0.1 * g).tolist() for g in halves[k]] for k in (2, 3)],
     }
+
+
+def foresight_training(strategy, data) -> dict:
+    """train_and_evaluate (Model.fit, the foresight and LayerPrune training) of a model built
+    outside the scope, on one device and under the strategy, from the same weights."""
+    from types import SimpleNamespace
+
+    from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate
+
+    (x, y), _, (x_test, y_test) = data
+    split = SimpleNamespace(x_train=x, y_train=y, x_test=x_test, y_test=y_test, num_classes=10)
+    protocol = TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32)
+    found = {}
+    for name, strat in (("single", None), ("mirrored", strategy)):
+        model = build(5)
+        start = [w.copy() for w in model.get_weights()]
+        outcome = train_and_evaluate(model, split, protocol, seed=0, strategy=strat)
+        found[name] = {"top1": outcome["top1"], "test_loss": outcome["test_loss"],
+                       "weights": [w.tolist() for w in model.get_weights()],
+                       "moved": float(max(np.max(np.abs(a - b)) for a, b in zip(model.get_weights(), start)))}
+    return found
 
 
 def multiworker(out: str) -> None:

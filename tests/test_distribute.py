@@ -120,6 +120,13 @@ def test_mirrored_run_matches_one_device_and_reduces_statistics(tmp_path):
         np.testing.assert_allclose(update, reference, rtol=1e-4, atol=1e-7)
     for wrong in step["means_of_means"]:
         assert max(np.max(np.abs(np.asarray(u) - w)) for u, w in zip(step["update"], wrong)) > 1e-4
+    # Model.fit under the strategy (foresight / LayerPrune training) of a model built outside
+    # its scope: trained in a copy, weights copied back, the same as on one device.
+    fore = report["foresight"]
+    assert fore["mirrored"]["moved"] > 1e-2  # trained, and the weights came back into the model
+    assert abs(fore["single"]["top1"] - fore["mirrored"]["top1"]) <= 1 / 128 + 1e-12
+    for a, b in zip(fore["single"]["weights"], fore["mirrored"]["weights"]):
+        np.testing.assert_allclose(a, b, atol=1e-4)
     # Statistics: sums and counts of both replicas, then divided: the numpy mean over the
     # 5 samples, which a mean of the replicas' means (3 + 2 samples) misses.
     stats = report["statistics"]

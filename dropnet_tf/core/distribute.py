@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 
-from dropnet_tf.core.backend import tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.caching import tf_variables
 
 #: ``--strategy`` choices of the paper scripts (:func:`make_strategy`).
@@ -104,21 +104,19 @@ def model_strategy(model):
     return strategy
 
 
-def clone_in_scope(model, strategy, custom_objects=None):
-    """A copy of ``model`` built inside ``strategy.scope()`` from its config, with its weights.
+def clone_in_scope(model, strategy):
+    """A copy of ``model`` (Sequential or functional) built inside ``strategy.scope()``, with its weights.
 
-    For a model built outside the scope.  The copy is a new object: masks, weights and
-    training are those of the copy, not of ``model``.  MaskLayer is known without
-    ``custom_objects``.
+    For a model built outside the scope (``keras.models.clone_model``, which rebuilds each
+    layer from its config, then every weight copied, masks included).  The copy is a new
+    object: what is trained is the copy; copy its weights back with
+    ``model.set_weights(clone.get_weights())`` where the original must hold them.
     """
     check_strategy(strategy)
     if strategy is None:
         raise ValueError("clone_in_scope needs a strategy, got None.")
-    from dropnet_tf.core.layers import MaskLayer
-
-    objects = {"MaskLayer": MaskLayer, **(custom_objects or {})}
     with strategy.scope():
-        clone = type(model).from_config(model.get_config(), custom_objects=objects)
+        clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
     return clone
 
