@@ -83,6 +83,57 @@ def test_model_built_outside_the_scope_is_refused_before_any_training(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+# ----------------------------------------------------------------------------- --strategy of the scripts
+
+
+def _load_script(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"distribute_{os.path.basename(path)[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scripts_take_strategy_and_refuse_what_cannot_run(tmp_path, monkeypatch, capsys):
+    from argparse import Namespace
+
+    from dropnet_tf.core.backend import KERAS_MAJOR
+    from paper_experiments import kit
+    from paper_experiments.dropnet import dropnet_protocol
+
+    script = _load_script(os.path.join(ROOT, "paper_experiments", "dropnet", "C_4_1_figC17_figC16_resnet18_tiny_imagenet.py"))
+    parser = dropnet_protocol.build_parser(script.EXPERIMENT)
+    assert parser.parse_args([]).strategy is None  # default: one device, nothing changes
+    assert parser.parse_args(["--strategy", "multiworker"]).strategy == "multiworker"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--strategy", "tpu"])
+    # Augmentation runs in the single-device graph trainer: refused before data or training.
+    with pytest.raises(SystemExit) as stopped:  # the script's UserError: one paragraph, exit 1
+        dropnet_protocol.main(script.EXPERIMENT, ["--strategy", "mirrored", "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 1
+    assert "--strategy mirrored: this experiment trains with Table C1 augmentation" in " ".join(
+        capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert kit.strategy_of(Namespace(strategy=None)) is None
+    with pytest.raises(kit.UserError, match=r"--strategy multiworker: strategy 'multiworker' reads the cluster from "
+                                            r"the TF_CONFIG environment variable, which is not set"):
+        kit.strategy_of(Namespace(strategy="multiworker"))
+    if KERAS_MAJOR >= 3:
+        with pytest.raises(kit.UserError, match=r"--strategy multiworker: this script trains with Keras' Model.fit, "
+                                                r"which fails under MultiWorkerMirroredStrategy in Keras 3"):
+            kit.strategy_of(Namespace(strategy="multiworker"), model_fit=True)
+    assert kit.worker_out("runs/x", None) == "runs/x"
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+
+    class _Fake:  # worker_index reads TF_CONFIG only for a multi-worker strategy
+        pass
+
+    assert kit.worker_out("runs/x", _Fake()) == "runs/x"
+
+
 # ----------------------------------------------------------------------------- runs in child processes
 
 

@@ -343,6 +343,10 @@ def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
     args = parse_args(exp, argv)
     load_tensorflow()
+    if args.strategy is not None and exp.augmentation:
+        raise kit.UserError(f"--strategy {args.strategy}: this experiment trains with Table C1 augmentation, which "
+                            "runs in the single-device graph trainer only; run it without --strategy.")
+    strategy = kit.strategy_of(args)  # made before the first model, as tf.distribute requires
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
     from dropnet_tf.dropnet.iterative import TrainingConfig
@@ -358,6 +362,7 @@ def main(exp: Experiment, argv=None) -> dict:
     out = args.out or os.path.join(
         "runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}{suffix}"
     )
+    out = kit.worker_out(out, strategy)  # worker i > 0 of a multi-worker run: its own folder
     results_path = os.path.join(out, "results.jsonl")
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
@@ -403,6 +408,7 @@ def main(exp: Experiment, argv=None) -> dict:
             protocol=args.protocol,
             verbose=args.verbose,
             callbacks=callbacks,
+            strategy=strategy,
         )
     store = ResultsFile(results_path)
     records = [

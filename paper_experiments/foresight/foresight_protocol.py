@@ -292,6 +292,7 @@ def count_records(results_path: str, seeds=None, methods=None, ratios=None, **ke
 def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
+    strategy = kit.strategy_of(args, model_fit=True)  # made before the first model
     from dropnet_tf.foresight.experiment import run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
 
@@ -323,6 +324,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment),
+        strategy=strategy,
     )
     seconds = time.perf_counter() - started
     written = outputs(exp, args, records, protocol, seeds, data, name)
