@@ -50,12 +50,14 @@ def arms(data):
     model, optimizer = _built(data)
     graph = GraphTrainer(model, optimizer, loss, x, y, batch_size=32, jit_compile=False)
     found["graph trainer, one device"] = lambda seed: graph.fit(1, seed=seed)
-    for devices in (1, 2):
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)])
+    # One strategy per set of devices: two strategies over the same devices in one process
+    # would draw the same collective keys (TensorFlow aborts on the shape mismatch).
+    strategies = {devices: tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(devices)]) for devices in (1, 2)}
+    for devices, strategy in strategies.items():
         model, optimizer = _built(data, strategy)
         trainer = DistributedTrainer(model, optimizer, loss, x, y, strategy, batch_size=32)
         found[f"DistributedTrainer, mirrored over {devices}"] = (lambda t: lambda seed: t.fit(1, seed=seed))(trainer)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = strategies[2]
     model, optimizer = _built(data, strategy)
     with strategy.scope():
         model.compile(optimizer=optimizer, loss=loss)
