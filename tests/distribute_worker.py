@@ -78,7 +78,7 @@ def mirrored(out: str) -> None:
 
     for name, model, strat in (("single", single, None), ("mirrored", distributed, strategy)):
         started = time.perf_counter()
-        records, masks = prune(model, data, os.path.join(out, f"{name}.jsonl"), strat, epochs=2, cycles=3)
+        records, masks = prune(model, data, os.path.join(out, f"{name}.jsonl"), strat, epochs=2, cycles=2)
         report[name] = {
             "seconds": time.perf_counter() - started,
             "masks": masks_json(masks),
@@ -176,7 +176,7 @@ def multiworker(out: str) -> None:
         # broadcast θ0 and to reduce gradients and statistics across the workers.
         model = build(100 + index)
     theta0 = [w.tolist() for w in model.get_weights()[:1]]
-    records, masks = prune(model, digits(), os.path.join(out, f"worker{index}.jsonl"), strategy, epochs=2, cycles=2)
+    records, masks = prune(model, digits(), os.path.join(out, f"worker{index}.jsonl"), strategy, epochs=1, cycles=2)
     report = {"index": index, "replicas": strategy.num_replicas_in_sync, "theta0_kernel": theta0,
               "masks": masks_json(masks), "val_accuracy": [r["val_accuracy"] for r in records],
               "seconds": time.perf_counter() - started}
