@@ -185,7 +185,7 @@ class IterativePruner:
         )
         # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
-        # Under a strategy, Keras' distribution-aware Model.fit / evaluate instead.
+        # Under a strategy, DistributedTrainer (the same loop over replicas and workers).
         self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer,
                                strategy=strategy)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
