@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.distribute import model_strategy
+from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.validation import check_inputs, check_int
 
@@ -78,16 +80,22 @@ def statistics_from_sums(layer_names, abs_sums, zero_counts, value_counts, num_s
 class _ReducingModel(keras.Model):
     """Runs the feature model and adds per-unit sums into accumulators, batch by batch."""
 
-    def __init__(self, feature_model, **kwargs):
+    def __init__(self, feature_model, distributed: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.feature_model = feature_model
         outputs = feature_model.outputs
-        # Plain tf.Variables: internal state, never saved and never trained.
-        self.abs_sums = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
-        self.zero_counts = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), trainable=False) for t in outputs]
+        # Plain tf.Variables: internal state, never saved and never trained.  Under a
+        # tf.distribute strategy (built in its scope) each replica adds into its own copy
+        # and reading one sums the copies of every replica and worker: sums and counts are
+        # reduced, never means of means.
+        options = {"trainable": False}
+        if distributed:
+            options.update(synchronization=tf.VariableSynchronization.ON_READ, aggregation=tf.VariableAggregation.SUM)
+        self.abs_sums = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), **options) for t in outputs]
+        self.zero_counts = [tf.Variable(tf.zeros(t.shape[-1], tf.float64), **options) for t in outputs]
         # Values per unit seen so far (samples × positions): counted per batch, because a
         # convolutional model may take inputs whose spatial size is only known at run time.
-        self.value_counts = [tf.Variable(tf.zeros((), tf.float64), trainable=False) for _ in outputs]
+        self.value_counts = [tf.Variable(tf.zeros((), tf.float64), **options) for _ in outputs]
 
     def reset(self):
         for variable in self.abs_sums + self.zero_counts + self.value_counts:
@@ -118,14 +126,20 @@ class StatisticsCollector:
 
     Building the reducing model and tracing its predict function costs about a second;
     the iterative loop builds one collector and calls :meth:`collect` once per cycle.
+
+    A model built in a ``tf.distribute`` strategy's scope is read under that strategy:
+    ``predict`` splits the batches over its replicas (and workers), and the per-unit sums
+    and counts of all of them are added before dividing (:mod:`dropnet_tf.core.distribute`).
     """
 
     def __init__(self, model):
         layers = require_mask_layers(model)
         self._model = model
         self.layer_names = [layer.name for layer in layers]
-        feature_model = keras.Model(model.inputs, [layer.output for layer in layers])
-        self._reducer = _ReducingModel(feature_model)
+        strategy = model_strategy(model)
+        with distribute_scope(strategy):
+            feature_model = keras.Model(model.inputs, [layer.output for layer in layers])
+            self._reducer = _ReducingModel(feature_model, distributed=strategy is not None)
 
     def collect(self, x, batch_size: int = 256) -> UnitStatistics:
         """Statistics over all of ``x``: an array, or a ``tf.data.Dataset`` of x or (x, y).

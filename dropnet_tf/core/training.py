@@ -2,7 +2,8 @@
 
 Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
 foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
-``Model.fit``; the seam where a ``tf.distribute`` engine will plug in).  One
+``Model.fit``); under a ``tf.distribute`` strategy (``Trainer(strategy=...)``) engine "graph"
+is :mod:`dropnet_tf.core.distributed_training` and engine "keras" Keras' distributed ``fit``.  One
 :class:`TrainingConfig` describes a training run for both engines, and
 :func:`make_optimizer` is the one place an optimizer is built from a config or from the
 TFMOT baseline's JSON spec.
@@ -32,7 +33,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.backend import KERAS_MAJOR, keras, tf
+from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
 from dropnet_tf.core.validation import check_int
 
 
@@ -602,15 +604,26 @@ class Trainer:
         engine: "graph" (:class:`GraphTrainer`) or "keras" (``Model.fit``).
         optimizer: an optimizer to use instead of building one from the config.
         metrics: compiled metrics (engine "keras": what ``history`` and :meth:`evaluate` report).
+        strategy: a ``tf.distribute.Strategy`` to train and evaluate under (the model must
+            have been built in its scope), or None (default: one device).  Engine "graph"
+            then runs :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (the
+            same loop over replicas and workers), engine "keras" Keras' distribution-aware
+            ``Model.fit`` (Keras 3's fails under ``MultiWorkerMirroredStrategy``, so that
+            combination is refused); the optimizer is built in the strategy's scope here.
     """
 
-    def __init__(self, model, config=None, train=None, *, engine: str = "graph", optimizer=None, metrics=None):
+    def __init__(self, model, config=None, train=None, *, engine: str = "graph", optimizer=None, metrics=None,
+                 strategy=None):
         self.config = check_config(config)
         self.engine = _check_engine(engine)
+        self.strategy = check_strategy(strategy)
         self.model = model
         if train is None:
             raise TypeError("train must be the training (x, y) pair.")
         self.x, self.y = _xy(train, "train")
+        if strategy is not None:
+            self._init_distributed(optimizer, metrics)
+            return
         self.optimizer = make_optimizer(self.config) if optimizer is None else optimizer
         cfg = self.config
         if engine == "graph":
@@ -626,6 +639,36 @@ class Trainer:
             options = {} if cfg.jit_compile == "auto" else {"jit_compile": bool(cfg.jit_compile)}
             model.compile(optimizer=self.optimizer, loss=cfg.loss, metrics=["accuracy"] if metrics is None else metrics,
                           **options)
+
+    def _init_distributed(self, optimizer, metrics) -> None:
+        """Compile and build the optimizer in ``self.strategy``'s scope; engine "graph" gets a
+        :class:`~dropnet_tf.core.distributed_training.DistributedTrainer`."""
+        from dropnet_tf.core.distributed_training import DistributedTrainer  # it imports this module
+
+        cfg = self.config
+        if cfg.train_transform is not None:
+            raise ValueError(
+                "TrainingConfig.train_transform is applied by the single-device graph engine only; "
+                "it cannot be used with a tf.distribute strategy (strategy=None, or no train_transform)."
+            )
+        if (self.engine == "keras" and KERAS_MAJOR >= 3
+                and isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+            raise ValueError(
+                "engine='keras' (Model.fit) fails under MultiWorkerMirroredStrategy in Keras 3 "
+                "(keras-team/keras#20585); use engine='graph', MirroredStrategy, or tf-keras (TF_USE_LEGACY_KERAS=1)."
+            )
+        require_built_in_scope(self.model, self.strategy)
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(cfg) if optimizer is None else optimizer
+            options = {} if self.engine == "graph" or cfg.jit_compile == "auto" else {"jit_compile": bool(cfg.jit_compile)}
+            self.model.compile(optimizer=self.optimizer, loss=cfg.loss,
+                               metrics=["accuracy"] if metrics is None else metrics, **options)
+            # Built now, so that its slots exist (mirrored) before training: DropNet's reset
+            # assigns them at every cycle.
+            self.optimizer.build(self.model.trainable_variables)
+        if self.engine == "graph":
+            self._graph = DistributedTrainer(self.model, self.optimizer, cfg.loss, self.x, self.y, self.strategy,
+                                             batch_size=cfg.batch_size, steps_per_call=cfg.steps_per_call)
 
     def _callbacks(self, validation, callbacks) -> list:
         cfg = self.config
@@ -697,15 +740,17 @@ class Trainer:
 
 
 def fit(model, train, validation=None, config=None, engine: str = "graph", callbacks: Sequence = (), seed: int = 0,
-        *, optimizer=None, metrics=None, verbose: int = 0) -> dict[str, list]:
+        *, optimizer=None, metrics=None, verbose: int = 0, strategy=None) -> dict[str, list]:
     """Train ``model`` on ``train`` = (x, y) with ``config``: the one training entry.
 
     ``engine="graph"``: :class:`GraphTrainer` (many steps per call; DropNet's cycles).
     ``engine="keras"``: ``Model.fit`` (foresight, LayerPrune, the TFMOT baseline).  Both take
     the same :class:`TrainingConfig`.  ``validation``: an (x, y) pair, or for engine
-    "keras" also a fraction held out (``validation_split``).  See :class:`Trainer`.
+    "keras" also a fraction held out (``validation_split``).  ``strategy``: a
+    ``tf.distribute.Strategy`` to train under (the model built in its scope), see
+    :class:`Trainer`.
     """
-    return Trainer(model, config, train, engine=engine, optimizer=optimizer, metrics=metrics).fit(
+    return Trainer(model, config, train, engine=engine, optimizer=optimizer, metrics=metrics, strategy=strategy).fit(
         validation, callbacks=callbacks, seed=seed, verbose=verbose
     )
 

@@ -29,6 +29,8 @@ from dropnet_tf.dropnet.population import (
 from dropnet_tf.dropnet.state import first_difference, run_fingerprint, state_path, stop_rule_verdict
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.io import load_npz
+from dropnet_tf.core.distribute import check_strategy
+from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.training import make_optimizer
 from dropnet_tf.core.validation import check_path, check_splits
@@ -44,6 +46,7 @@ def run_experiment(
     inits: Iterable[str] = ("original",),
     order=None,
     population=None,
+    strategy=None,
     **prune_kwargs,
 ) -> list[dict]:
     """Run :func:`dropnet_tf.iterative_prune` for each (metric, seed, init).
@@ -71,10 +74,13 @@ def run_experiment(
             :class:`dropnet_tf.core.progress.CycleCallback` hooks, e.g. a
             ``TensorBoardLogger`` or a :class:`dropnet_tf.dropnet.progress.GridETA`) go to
             every run; skipped runs call no hook.
+        strategy: a ``tf.distribute.Strategy``: every model is built in its scope and
+            pruned under it (see :func:`iterative_prune`); None (default): one device.
 
     Returns:
         Every record of this experiment in the results file.
     """
+    check_strategy(strategy)
     if not callable(build_model):
         raise TypeError(f"build_model must be a callable seed -> masked model, got {type(build_model).__name__}.")
     check_path("results", results)
@@ -133,10 +139,17 @@ def run_experiment(
     def run(metric, seed, init) -> None:
         keras.backend.clear_session()  # free the previous run's graph; keeps names stable
         keras.utils.set_random_seed(seed)
-        model = build_model(seed)
+        with distribute_scope(strategy):  # the model's variables belong to the strategy
+            model = build_model(seed)
         # iterative_prune appends each cycle's record itself, so a run resumes mid-way.
-        iterative_prune(model, data, metric, seed=seed, init=init, results=store, experiment=experiment, **prune_kwargs)
+        iterative_prune(model, data, metric, seed=seed, init=init, results=store, experiment=experiment,
+                        strategy=strategy, **prune_kwargs)
 
+    if population is not None and strategy is not None:
+        raise ValueError(
+            f"population={population!r} and strategy={strategy!r} cannot be combined: a population stacks the runs "
+            "on one device. Use one of them (population for many small runs, a strategy for one large run)."
+        )
     if population is not None:
         _run_population(store, grid, build_model, data, metrics, seeds, inits, checked, finished, experiment,
                         population, prune_kwargs)

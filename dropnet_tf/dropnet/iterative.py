@@ -35,6 +35,8 @@ import numpy as np
 
 from dropnet_tf.compaction.training import CompactTrainingError, check_exact, compacted_cycle
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
+from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
@@ -120,12 +122,22 @@ class IterativePruner:
         experiment: str = "",
         verbose: int = 1,
         callbacks=None,
+        strategy=None,
     ):
         args = check_prune_arguments(
             metric, fraction=fraction, kappa=kappa, min_fraction=min_fraction, max_cycles=max_cycles, init=init,
             seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
             training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
         )
+        # Under a tf.distribute strategy the model must already live in its scope (checked
+        # before anything is trained or written); see dropnet_tf.core.distribute.
+        self.strategy = check_strategy(strategy)
+        require_built_in_scope(model, strategy)
+        if strategy is not None and args["training"].train_transform is not None:
+            raise ValueError(
+                "TrainingConfig.train_transform (augmentation) is applied by the single-device graph engine only; "
+                "it cannot be combined with strategy=... (pass strategy=None, or no train_transform)."
+            )
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
@@ -163,7 +175,10 @@ class IterativePruner:
         # statistics are kept for next_masks; a scorer that collects its own statistics keeps
         # its own pass (see _fused_statistics).
         self._statistics_pass = None
-        if isinstance(self.scorer, StatisticScorer) and type(self.scorer).statistics is StatisticScorer.statistics:
+        # Under a strategy the statistics come from the distribution-aware collector
+        # (summed across replicas and workers); the fused pass is single-device.
+        if (strategy is None and isinstance(self.scorer, StatisticScorer)
+                and type(self.scorer).statistics is StatisticScorer.statistics):
             self._statistics_pass = StatisticsPass(model, self.training.loss)
         self._cycle_statistics = None
 
@@ -171,7 +186,8 @@ class IterativePruner:
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        optimizer = make_optimizer(self.training)
+        with distribute_scope(strategy):  # optimizer state mirrored like the model's
+            optimizer = make_optimizer(self.training)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 f"TrainingConfig.optimizer's factory must return a Keras Optimizer, got {type(optimizer).__name__}."
@@ -182,14 +198,22 @@ class IterativePruner:
         )
         # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
-        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer)
+        # Under a strategy, DistributedTrainer (the same loop over replicas and workers).
+        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer,
+                               strategy=strategy)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
         # Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
         # where it would not be the masked computation; the cycle's compact model, if any.
         mode = self.training.compact_training
         self._compact_mode = mode if isinstance(mode, str) else bool(mode)
-        if check_exact(self._compact_mode, model, self.training, optimizer) is not None:
-            self._compact_mode = False  # "auto" where it is not exact: masked training
+        if strategy is not None and self._compact_mode is True:
+            raise CompactTrainingError(
+                "compact_training=True cannot be combined with strategy=...: the compact model of each cycle "
+                "would be built outside the strategy's scope. Use compact_training='auto' (trains masked under "
+                "a strategy) or False."
+            )
+        if strategy is not None or check_exact(self._compact_mode, model, self.training, optimizer) is not None:
+            self._compact_mode = False  # "auto" where it is not exact, or under a strategy: masked training
         if self._compact_mode is True and self.keras_callbacks:
             raise CompactTrainingError(
                 f"compact_training=True, but the Keras callbacks {[type(c).__name__ for c in self.keras_callbacks]} "
@@ -691,6 +715,13 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             cycle's record (e.g. :class:`~dropnet_tf.core.progress.TensorBoardLogger`,
             :class:`dropnet_tf.dropnet.progress.GridETA`).  They observe: the records are
             the same with or without them.
+        strategy: a ``tf.distribute.Strategy`` (``MirroredStrategy``,
+            ``MultiWorkerMirroredStrategy``) to train, evaluate and collect statistics
+            under, or None (default: one device, the graph trainer).  The model must be
+            built inside ``strategy.scope()``; training then runs in
+            :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (no
+            ``train_transform``), see :mod:`dropnet_tf.core.distribute`.  Each worker of a
+            multi-worker run needs its own ``results`` path (or None).
 
     Returns:
         One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.

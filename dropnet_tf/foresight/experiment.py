@@ -18,6 +18,8 @@ import numpy as np
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
+from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
+from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.progress import split_callbacks
 from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer
@@ -106,21 +108,33 @@ def scoring_batch(x, y, size: int, seed: int):
     return x[index], y[index]
 
 
-def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0, callbacks=()) -> dict:
+def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0, callbacks=(),
+                       strategy=None) -> dict:
     """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split.
 
     ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.core.progress.EpochLine`).
+    ``strategy``: a ``tf.distribute.Strategy`` (e.g. ``MirroredStrategy``) to train and
+    evaluate under, through Keras' ``Model.fit``.  A model built outside its scope (pruned
+    at initialisation on one device, as the grid does) is copied into the scope, trained
+    there, and its trained weights are copied back into ``model``.
     """
+    check_strategy(strategy)
     y_train = data.y_train if labels is None else labels
-    metrics = [
-        keras.metrics.SparseCategoricalAccuracy(name="top1"),
-        top_k_accuracy_with_ties_by_index(min(5, data.num_classes)),
-    ]
-    trainer = Trainer(model, protocol, (data.x_train, y_train), engine="keras", metrics=metrics)
+    trainee = model
+    if strategy is not None and model_strategy(model) is not strategy:
+        trainee = clone_in_scope(model, strategy)
+    with distribute_scope(strategy):  # metric variables, like the model's, belong to the strategy
+        metrics = [
+            keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            top_k_accuracy_with_ties_by_index(min(5, data.num_classes)),
+        ]
+    trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="keras", metrics=metrics, strategy=strategy)
     start = time.perf_counter()
     history = trainer.fit(seed=seed, callbacks=list(callbacks))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
+    if trainee is not model:
+        model.set_weights(trainee.get_weights())
     loss, top1, top5 = scores["loss"], scores["top1"], scores[metrics[1].name]
     return {
         "top1": float(top1),
@@ -151,6 +165,7 @@ def run_foresight_grid(
     train_init: str | None = None,
     callbacks: Sequence = (),
     order=None,
+    strategy=None,
 ) -> list[dict]:
     """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
 
@@ -176,7 +191,10 @@ def run_foresight_grid(
             ``EpochLine`` for a line per epoch.
         order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
             (method, r, seed) cells, numbered in this loop's order (default: all).
+        strategy: a ``tf.distribute.Strategy`` to train under (see :func:`train_and_evaluate`);
+            pruning at initialisation stays on one device.
     """
+    check_strategy(strategy)
     grid = RunGrid(results, order=order)
     compressions = [check_compression(r) for r in compressions]
     seeds = [int(s) for s in seeds]
@@ -219,7 +237,8 @@ def run_foresight_grid(
         labels = None
         if random_labels:
             labels = np.random.default_rng(seed).permutation(data.y_train)
-        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed, callbacks=keras_callbacks)
+        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed, callbacks=keras_callbacks,
+                                     strategy=strategy)
         summary = report.as_dict()
         return {
             **(extra or {}),

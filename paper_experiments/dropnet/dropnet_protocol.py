@@ -392,6 +392,10 @@ def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
     args = parse_args(exp, argv)
     load_tensorflow()
+    if args.strategy is not None and exp.augmentation:
+        raise kit.UserError(f"--strategy {args.strategy}: this experiment trains with Table C1 augmentation, which "
+                            "runs in the single-device graph trainer only; run it without --strategy.")
+    strategy = kit.strategy_of(args)  # made before the first model, as tf.distribute requires
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
     from dropnet_tf.dropnet.iterative import TrainingConfig
@@ -407,6 +411,7 @@ def main(exp: Experiment, argv=None) -> dict:
     out = args.out or os.path.join(
         "runs", "dropnet", f"{exp.script}_{exp.slug}", f"{args.dataset}_{scale.name}{suffix}"
     )
+    out = kit.worker_out(out, strategy)  # worker i > 0 of a multi-worker run: its own folder
     results_path = os.path.join(out, "results.jsonl")
     # --shard I/N: this process runs one shard of the grid into its own file; --merge: the
     # shards' files are merged into results_path first and nothing runs (kit.sharding).
@@ -461,6 +466,7 @@ def main(exp: Experiment, argv=None) -> dict:
             callbacks=callbacks,
             order=plan.order,  # one numbering over every p of this results file
             population=args.population,
+            strategy=strategy,
         )
     if plan.finish():  # a shard holds part of the grid: the figures come with --merge
         return {"shard": str(plan.shard), "results": grid_path}

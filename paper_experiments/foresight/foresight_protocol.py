@@ -299,6 +299,7 @@ def shard_plan(exp: ForesightExperiment, args, results_path: str):
 def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
+    strategy = kit.strategy_of(args, model_fit=True)  # made before the first model
     from dropnet_tf.foresight.experiment import run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
 
@@ -331,6 +332,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment), order=plan.order,
+        strategy=strategy,
     )
     if plan.finish():  # a shard holds part of the grid: the figures and tables come with --merge
         return {"shard": str(plan.shard), "results": plan.results}

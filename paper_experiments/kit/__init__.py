@@ -6,6 +6,8 @@
 * :mod:`.cli`: the one :class:`Scale` base, the one :data:`DATASET_CHOICES` list, the one
   parser builder (:func:`build_parser`, papers add :func:`option` items) and
   :func:`load_data` (the library's datasets and :mod:`dropnet_tf.data.standins`).
+* :mod:`.distribute`: ``--strategy``: the ``tf.distribute`` strategy of this process
+  (:func:`strategy_of`) and each worker's output folder (:func:`worker_out`).
 * :mod:`.outputs`: provenance (:func:`command_line`), atomic figure, Markdown, CSV and
   JSON writers.
 * :mod:`.sharding`: what ``--shard I/N`` and ``--merge`` make of a script's grid (imported
@@ -17,9 +19,10 @@ exposes the ``paper_experiments`` package.  Nothing here imports TensorFlow.
 """
 
 from .cli import (
-    DATASET_CHOICES, DATASETS, SCALES, SHARED, STANDIN_NAMES, VERBOSITY, Option, Scale, ScriptParser, build_parser,
+    DATASET_CHOICES, DATASETS, SCALES, SHARED, STANDIN_NAMES, STRATEGIES, VERBOSITY, Option, Scale, ScriptParser, build_parser,
     load_data, option, unavailable_message,
 )
+from .distribute import strategy_of, worker_out
 from .entry import (
     INTERRUPTED, QUIET_LEVEL, Progress, UserError, command, load_tensorflow, paragraph, progress,
     quiet_tensorflow_logging,
@@ -29,9 +32,9 @@ from .outputs import (
 )
 
 __all__ = [
-    "DATASETS", "DATASET_CHOICES", "INTERRUPTED", "QUIET_LEVEL", "SCALES", "SHARED", "STANDIN_NAMES", "VERBOSITY",
+    "DATASETS", "DATASET_CHOICES", "INTERRUPTED", "QUIET_LEVEL", "SCALES", "SHARED", "STANDIN_NAMES", "STRATEGIES", "VERBOSITY",
     "Option", "Progress", "Scale", "ScriptParser", "UserError",
     "build_parser", "command", "command_line", "load_data", "load_tensorflow", "option", "paragraph", "progress",
     "quiet_tensorflow_logging", "save_figure", "split_sizes", "unavailable_message", "write_csv", "write_json",
-    "write_markdown", "write_outputs",
+    "write_markdown", "write_outputs", "strategy_of", "worker_out",
 ]

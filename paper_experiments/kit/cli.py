@@ -2,11 +2,11 @@
 
 Every script's parser is made by :func:`build_parser`: the options all papers share
 (``--scale``, ``--dataset`` with :data:`DATASET_CHOICES`, ``--seeds``, ``--out``,
-``--figures``, ``--data-dir``, ``--max-train``, ``--quiet``, ``--verbose``, and the cluster
-options ``--shard I/N``, ``--merge``, ``--allow-partial`` of :mod:`.sharding`) and then the
-paper's own, declared as :func:`option` items; ``--tensorboard DIR`` is offered by the scripts
-that log to TensorBoard (``shared=SHARED + ("tensorboard",)``).  Nothing here imports
-TensorFlow: parsing comes first.
+SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose", "strategy",
+          "shard", "merge", "allow_partial")
+
+#: ``--strategy`` choices (dropnet_tf.core.distribute.STRATEGY_NAMES, written out: no TensorFlow here).
+STRATEGIES = ("mirrored", "multiworker")
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ DATASET_CHOICES = DATASETS + STANDIN_NAMES
 SCALES = ("paper", "quick")
 
 #: The shared options, in the order they are added.
-SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose", "shard",
-          "merge", "allow_partial")
+SHARED = ("scale", "dataset", "seeds", "out", "figures", "data_dir", "max_train", "quiet", "verbose", "strategy",
+          "shard", "merge", "allow_partial")
+
+#: ``--strategy`` choices (dropnet_tf.core.distribute.STRATEGY_NAMES, written out: no TensorFlow here).
+STRATEGIES = ("mirrored", "multiworker")
 
 #: ``--verbose`` levels: no progress lines, a line per cycle or run, and also a line per epoch.
 VERBOSITY = (0, 1, 2)
@@ -186,6 +189,10 @@ def build_parser(
         "verbose": (("--verbose",), dict(type=int, choices=VERBOSITY, default=None,
                                          help="0: no progress lines (as --quiet); 1 (default): a line per cycle or "
                                          "run; 2: also a line per epoch (the DropNet and foresight scripts)")),
+        "strategy": (("--strategy",), dict(
+            choices=STRATEGIES, default=None,
+            help="train under tf.distribute: mirrored (every device of this machine) or multiworker (the cluster in "
+            "TF_CONFIG, one process per worker); default: one device")),
         "tensorboard": (("--tensorboard",), dict(metavar="DIR", default=None,
                                                  help="also write TensorBoard scalars under DIR (per epoch and per "
                                                  "cycle; view with: tensorboard --logdir DIR)")),

@@ -43,8 +43,8 @@ def main(argv=None):
                 one_shot = remove_blocks(base(), step["one_shot_removed"])
                 iterative = copy_model(step["model"])
                 return {"one_shot_removed": step["one_shot_removed"], "iterative_removed": step["iterative_removed"],
-                        "spearman": step["spearman"], "one_shot_accuracy": finetune(one_shot, data, scale, seed),
-                        "iterative_accuracy": finetune(iterative, data, scale, seed)}
+                        "spearman": step["spearman"], "one_shot_accuracy": finetune(one_shot, data, scale, seed, args),
+                        "iterative_accuracy": finetune(iterative, data, scale, seed, args)}
             runner.arm({"n": n, "seed": seed}, run)
     if runner.finish():
         return None

@@ -233,7 +233,8 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         start = time.perf_counter()
         trainee = build(model, data, scale, seed)
-        trained = train_and_evaluate(trainee, data, baseline_protocol(scale, data), seed=seed)
+        trained = train_and_evaluate(trainee, data, baseline_protocol(scale, data), seed=seed,
+                                     strategy=kit.strategy_of(args, model_fit=True))
         _save_model_atomic(trainee, path)
         log(f"baseline {model} seed {seed}: test accuracy {trained['top1']:.4f} "
             f"({time.perf_counter() - start:.0f} s, saved {os.path.relpath(path, ROOT)})")
@@ -244,11 +245,14 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     return net
 
 
-def finetune(model, data, scale: Scale, seed: int) -> float:
-    """Supplement 1.1: fine-tune with SGD at 1e-3; returns the test accuracy."""
+def finetune(model, data, scale: Scale, seed: int, args=None) -> float:
+    """Supplement 1.1: fine-tune with SGD at 1e-3; returns the test accuracy.
+
+    ``args``: the parsed command line, for ``--strategy`` (None: one device)."""
     from dropnet_tf.foresight.experiment import train_and_evaluate
 
-    return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed)["top1"]
+    strategy = kit.strategy_of(args, model_fit=True)
+    return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed, strategy=strategy)["top1"]
 
 
 def copy_model(model):
@@ -543,7 +547,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
                             found[name] = seconds
                         elif name == "architecture":
                             found[name] = architecture(model)
-                    found["accuracy"] = finetune(model, data, scale, seed)
+                    found["accuracy"] = finetune(model, data, scale, seed, args)
                     return {**found, **cost(model, scale, reference=base())}
 
                 key = {"arm": "filter", "criterion": criterion}
@@ -564,7 +568,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
                     found = {"removed": removed}
                     if exp.layers.architecture:
                         found["architecture"] = with_zeros(base(), model, removed)
-                    found["accuracy"] = finetune(model, data, scale, seed)
+                    found["accuracy"] = finetune(model, data, scale, seed, args)
                     return {**found, **cost(model, scale, reference=base())}
 
                 runner.arm({"arm": "layer", "n": n, "seed": seed}, run)

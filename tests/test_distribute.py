@@ -1,0 +1,247 @@
+"""dropnet_tf.core.distribute: training, evaluation and statistics under a tf.distribute strategy (issue 16).
+
+The strategy runs need TensorFlow configured before it starts (two logical CPU devices;
+``TF_CONFIG``), so they run tests/distribute_worker.py in fresh processes and compare
+what it writes.  The argument checks run in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "distribute_worker.py")
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1",
+               TF_NUM_INTEROP_THREADS="1", **extra)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def test_bad_strategy_is_refused_naming_it():
+    from dropnet_tf.core.distribute import check_strategy, make_strategy
+
+    with pytest.raises(TypeError, match=r"strategy must be None or a tf.distribute.Strategy .*got 'mirrored' "
+                                        r"\(a name such as 'mirrored' goes to .*make_strategy first\)"):
+        check_strategy("mirrored")
+    with pytest.raises(ValueError, match=r"strategy must be one of \('mirrored', 'multiworker'\) or None, got 'tpu'"):
+        make_strategy("tpu")
+    os.environ.pop("TF_CONFIG", None)
+    with pytest.raises(ValueError, match=r"strategy 'multiworker' reads the cluster from the TF_CONFIG"):
+        make_strategy("multiworker")
+    assert make_strategy(None) is None
+
+
+@pytest.mark.both_keras
+def test_model_built_outside_the_scope_is_refused_before_any_training(tmp_path):
+    import dropnet_tf
+    from dropnet_tf.core.backend import tf
+    from dropnet_tf.core.distribute import clone_in_scope, model_strategy
+    from dropnet_tf.models import model_a
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    outside = model_a((4,), input_shape=(3,), num_classes=2, seed=0)
+    x = np.random.default_rng(0).random((8, 3)).astype("float32")
+    y = np.arange(8) % 2
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match=r"The model 'model_a' was built outside the strategy's scope \(\d+ of its "
+                                         r"\d+ variables, .*Build it inside `with strategy.scope\(\):`, .*clone_in_scope"):
+        dropnet_tf.iterative_prune(outside, ((x, y), (x, y), (x, y)), "minimum", results=str(results),
+                                   strategy=strategy, verbose=0)
+    assert not results.exists()  # refused before anything was written
+    with pytest.raises(TypeError, match=r"strategy must be None or a tf.distribute.Strategy.*got 2"):
+        dropnet_tf.iterative_prune(outside, ((x, y), (x, y), (x, y)), "minimum", strategy=2, verbose=0)
+    # The way out the message names: the clone lives in the scope and has the same weights.
+    assert model_strategy(outside) is None
+    clone = clone_in_scope(outside, strategy)
+    assert model_strategy(clone) is strategy
+    for a, b in zip(outside.get_weights(), clone.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_population_and_compact_training_are_refused_under_a_strategy(tmp_path):
+    """A population stacks runs on one device and compacted training builds models outside
+    the scope: with a strategy both are refused before anything is written ("auto" trains masked)."""
+    import dropnet_tf
+    from dropnet_tf.compaction.training import CompactTrainingError
+    from dropnet_tf.core.backend import tf
+    from dropnet_tf.core.training import TrainingConfig
+    from dropnet_tf.models import model_a
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    x = np.random.default_rng(0).random((8, 3)).astype("float32")
+    y = np.arange(8) % 2
+    data = ((x, y), (x, y), (x, y))
+    results = tmp_path / "r.jsonl"
+    with pytest.raises(ValueError, match=r"population=2 and strategy=.* cannot be combined: a population stacks"):
+        dropnet_tf.run_experiment(lambda seed: model_a((4,), input_shape=(3,), num_classes=2, seed=seed), data,
+                                  ["minimum"], [0], str(results), "refused", population=2, strategy=strategy)
+    assert not results.exists()
+    with strategy.scope():
+        inside = model_a((4,), input_shape=(3,), num_classes=2, seed=0)
+    with pytest.raises(CompactTrainingError, match=r"compact_training=True cannot be combined with strategy="):
+        dropnet_tf.iterative_prune(inside, data, "minimum", results=str(results), strategy=strategy, verbose=0,
+                                   training=TrainingConfig(max_epochs=1, compact_training=True))
+    assert not results.exists()
+    pruner = dropnet_tf.IterativePruner(inside, data, "minimum", strategy=strategy, verbose=0,
+                                        training=TrainingConfig(max_epochs=1, compact_training="auto"))
+    assert pruner._compact_mode is False and pruner._statistics_pass is None
+
+
+# ----------------------------------------------------------------------------- --strategy of the scripts
+
+
+def _load_script(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"distribute_{os.path.basename(path)[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scripts_take_strategy_and_refuse_what_cannot_run(tmp_path, monkeypatch, capsys):
+    from argparse import Namespace
+
+    from dropnet_tf.core.backend import KERAS_MAJOR
+    from paper_experiments import kit
+    from paper_experiments.dropnet import dropnet_protocol
+
+    script = _load_script(os.path.join(ROOT, "paper_experiments", "dropnet", "C_4_1_figC17_figC16_resnet18_tiny_imagenet.py"))
+    parser = dropnet_protocol.build_parser(script.EXPERIMENT)
+    assert parser.parse_args([]).strategy is None  # default: one device, nothing changes
+    assert parser.parse_args(["--strategy", "multiworker"]).strategy == "multiworker"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--strategy", "tpu"])
+    # Augmentation runs in the single-device graph trainer: refused before data or training.
+    with pytest.raises(SystemExit) as stopped:  # the script's UserError: one paragraph, exit 1
+        dropnet_protocol.main(script.EXPERIMENT, ["--strategy", "mirrored", "--out", str(tmp_path / "out")])
+    assert stopped.value.code == 1
+    assert "--strategy mirrored: this experiment trains with Table C1 augmentation" in " ".join(
+        capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert kit.strategy_of(Namespace(strategy=None)) is None
+    with pytest.raises(kit.UserError, match=r"--strategy multiworker: strategy 'multiworker' reads the cluster from "
+                                            r"the TF_CONFIG environment variable, which is not set"):
+        kit.strategy_of(Namespace(strategy="multiworker"))
+    if KERAS_MAJOR >= 3:
+        with pytest.raises(kit.UserError, match=r"--strategy multiworker: this script trains with Keras' Model.fit, "
+                                                r"which fails under MultiWorkerMirroredStrategy in Keras 3"):
+            kit.strategy_of(Namespace(strategy="multiworker"), model_fit=True)
+    assert kit.worker_out("runs/x", None) == "runs/x"
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}))
+
+    class _Fake:  # worker_index reads TF_CONFIG only for a multi-worker strategy
+        pass
+
+    assert kit.worker_out("runs/x", _Fake()) == "runs/x"
+
+
+# ----------------------------------------------------------------------------- runs in child processes
+
+
+@pytest.mark.slow
+def test_mirrored_run_matches_one_device_and_reduces_statistics(tmp_path):
+    """MirroredStrategy over two logical CPUs vs the single-device graph trainer, same θ0 and global batch.
+
+    With equal shares of every batch (256 samples, batch 32, no shuffling) the replicas'
+    gradients add up to the whole batch's, up to summation order, so the masks must be
+    identical and the accuracies equal up to a rare flip of a near-tied prediction: one
+    sample of the 128 (1/128 = 0.0078) is the tolerance, 1e-4 for a loss.  Measured: equal
+    accuracies, validation losses within 1.4e-8.
+    """
+    done = subprocess.run([sys.executable, WORKER, "mirrored", str(tmp_path)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "mirrored.json").read_text())
+    assert report["replicas"] == 2 and len(set(report["kernel_devices"])) == 2  # really two replicas
+    assert report["theta0_equal"]
+    single, mirrored = report["single"], report["mirrored"]
+    assert sorted(single["masks"]) == ["0", "1", "2"]
+    assert single["masks"] == mirrored["masks"]
+    # Not vacuous: units were dropped, and differently per cycle.
+    assert single["masks"]["2"] != single["masks"]["1"] != single["masks"]["0"]
+    for one, many in zip(single["scores"], mirrored["scores"]):
+        assert one["epochs"] == many["epochs"]
+        for key in ("val_accuracy", "test_accuracy", "train_accuracy"):
+            assert abs(one[key] - many[key]) <= 1 / 128 + 1e-12, (key, one, many)
+        assert abs(one["val_loss"] - many["val_loss"]) < 1e-4
+    # One step on a batch of 5 split 3 + 2: the update of the global mean loss on one device,
+    # which a mean of the replicas' means (each replica's mean loss / 2) misses.
+    step = report["step"]
+    assert step["same_start"]
+    for update, reference in zip(step["update"], step["reference"]):
+        np.testing.assert_allclose(update, reference, rtol=1e-4, atol=1e-7)
+    for wrong in step["means_of_means"]:
+        assert max(np.max(np.abs(np.asarray(u) - w)) for u, w in zip(step["update"], wrong)) > 1e-4
+    # Model.fit under the strategy (foresight / LayerPrune training) of a model built outside
+    # its scope: trained in a copy, weights copied back, the same as on one device.
+    fore = report["foresight"]
+    assert fore["mirrored"]["moved"] > 1e-2  # trained, and the weights came back into the model
+    assert abs(fore["single"]["top1"] - fore["mirrored"]["top1"]) <= 1 / 128 + 1e-12
+    for a, b in zip(fore["single"]["weights"], fore["mirrored"]["weights"]):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    # Statistics: sums and counts of both replicas, then divided: the numpy mean over the
+    # 5 samples, which a mean of the replicas' means (3 + 2 samples) misses.
+    stats = report["statistics"]
+    assert stats["num_samples"] == 5
+    for name, reference in stats["reference_mean_abs"].items():
+        np.testing.assert_allclose(stats["mean_abs"][name], reference, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(stats["apoz"][name], stats["reference_apoz"][name], atol=1e-12)
+        for means in stats["means_of_means"][name]:
+            assert np.max(np.abs(np.asarray(means) / 2 - reference)) > 1e-3
+
+
+@pytest.mark.slow
+def test_two_process_multiworker_run_ends_with_identical_masks(tmp_path):
+    """Two workers on localhost (TF_CONFIG), each drawing its own θ0: a short iterative_prune
+    under MultiWorkerMirroredStrategy must leave both with the same θ0 and the same masks."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    children = []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        children.append(subprocess.Popen([sys.executable, WORKER, "multiworker", str(tmp_path)], cwd=ROOT,
+                                         env=_env(TF_CONFIG=config), stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [child.communicate(timeout=300)[0] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    for child, output in zip(children, outputs):
+        assert child.returncode == 0, output[-3000:]
+    first, second = (json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2))
+    assert first["replicas"] == second["replicas"] == 2
+    assert first["theta0_kernel"] == second["theta0_kernel"]  # the chief's draw, broadcast
+    assert sorted(first["masks"]) == ["0", "1", "2"]
+    assert first["masks"] == second["masks"]
+    assert first["masks"]["2"] != first["masks"]["1"] != first["masks"]["0"]  # units were dropped
+    assert first["val_accuracy"] == second["val_accuracy"]
