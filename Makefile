@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-legacy bench figures figures-foresight figures-layerprune clean
+.PHONY: install demo test test-long test-legacy bench figures figures-foresight figures-layerprune clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@echo "Creating $(VENV) and installing the requirements (TensorFlow included): about 2.5 min on a fresh clone;"
@@ -68,9 +68,15 @@ figures-layerprune: $(STAMP)
 # test file when its last test finishes (tests/conftest.py), the ten slowest tests at the end.
 TEST_ENV := TF_CPP_MIN_LOG_LEVEL=3 TF_NUM_INTRAOP_THREADS=1
 PYTEST := $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadfile
+# make test: every test but the end-to-end runs marked slow (Keras 3, then the both_keras
+# tests under tf-keras). make test-long: the slow ones. CI runs both.
 test: $(STAMP)
-	$(TEST_ENV) $(PYTEST) --durations=10 tests
-	$(TEST_ENV) TF_USE_LEGACY_KERAS=1 $(PYTEST) -q --durations=10 -m both_keras tests
+	$(TEST_ENV) $(PYTEST) --durations=10 -m "not slow" tests
+	$(TEST_ENV) TF_USE_LEGACY_KERAS=1 $(PYTEST) -q --durations=10 -m "both_keras and not slow" tests
+
+test-long: $(STAMP)
+	$(TEST_ENV) $(PYTEST) --durations=10 -m slow tests
+	$(TEST_ENV) TF_USE_LEGACY_KERAS=1 $(PYTEST) -q --durations=10 -m "both_keras and slow" tests
 
 bench: $(STAMP)
 	$(PY) bench/bench_iterative_cycle.py --cycles 3 --json bench/results/iterative_cycle_cpu.json

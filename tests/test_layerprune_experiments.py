@@ -134,6 +134,7 @@ needs_fashion = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_resnet_scripts_end_to_end(tmp_path, protocol):
     # Tables 1 and 3 (and the resume check) are in test_layerprune_tables_1_3_scripts.py, so that

@@ -13,6 +13,7 @@ import pytest
 from test_layerprune_experiments import _records, _run, needs_fashion
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_table3_script_end_to_end_and_resume(tmp_path):
     # Table 3: VGG19-BN, one filter criterion (iterative, 2 steps) and layer pruning 2 and 5.
@@ -55,6 +56,7 @@ def test_table3_script_end_to_end_and_resume(tmp_path):
     assert (tmp_path / results).read_bytes() == before
 
 
+@pytest.mark.slow
 @needs_fashion
 def test_table1_script_filter_arms(tmp_path):
     _run("01_table1_iterative_vs_oneshot_resnet56", tmp_path, "--criteria", "l1_norm", "--steps", "2")
