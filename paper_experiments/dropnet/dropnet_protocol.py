@@ -480,7 +480,7 @@ def main(exp: Experiment, argv=None) -> dict:
 
     note = (
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
-        f"{len(scale.seeds)} seeds {list(scale.seeds)}; "
+        f"{len(scale.seeds)} seed{'' if len(scale.seeds) == 1 else 's'} {list(scale.seeds)}; "
         + (f"drop {exp.count} unit per cycle" if exp.count else f"p={'/'.join(str(f) for f in exp.fractions)}")
         + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
         + ("; Table C1 augmentation" if exp.augmentation else "")
