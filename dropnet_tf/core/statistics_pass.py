@@ -34,19 +34,26 @@ class StatisticsPass:
         model: a built model with MaskLayers and one output (the class probabilities).
         loss: the Keras loss name, function or object of the training (per-sample losses,
             without ``model.losses``, as :meth:`GraphTrainer.evaluate` reports it).
+        units: ``{name: tensor of model's graph}``, the per-unit activations to reduce
+            instead of the mask layers' outputs (then ``model`` needs no MaskLayers), e.g.
+            a compacted model's layers that stand for the masked model's mask layers
+            (:meth:`dropnet_tf.compaction.training.CompactedCycle.statistics`).
     """
 
-    def __init__(self, model, loss):
-        layers = require_mask_layers(model)
+    def __init__(self, model, loss, units=None):
         outputs = list(model.outputs)
         if len(outputs) != 1:
             raise ValueError(
                 f"StatisticsPass needs a model with one output (its predictions), got {len(outputs)} outputs."
             )
-        self.layer_names = [layer.name for layer in layers]
+        if units is None:
+            units = {layer.name: layer.output for layer in require_mask_layers(model)}
+        elif not units:
+            raise ValueError("StatisticsPass got units={}: name at least one tensor whose units to reduce.")
+        self.layer_names = list(units)
         # The model's own layers, read through one graph: the predictions and every mask
         # layer's output come out of the same forward pass.
-        self._probe = keras.Model(model.inputs, outputs + [layer.output for layer in layers])
+        self._probe = keras.Model(model.inputs, outputs + list(units.values()))
         self._loss = per_sample_loss(loss)
         self._functions: dict = {}
 
