@@ -363,3 +363,22 @@ def test_compacted_cycles_score_from_the_compact_model_and_keep_the_masked_runs_
     for a, b in zip(records[False], records[True]):
         assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4
         assert abs(a["train_accuracy"] - b["train_accuracy"]) <= 1 / 192 + 1e-12
+
+
+def test_the_compact_model_skips_xla_on_the_cpu_under_auto_only():
+    """A dense model under jit_compile="auto" is XLA-compiled masked (no convolutions) but its
+    compact model, new each cycle, is not; an explicit True is kept."""
+    from dropnet_tf.core.backend import tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU 'auto' keeps XLA for the compact model too")
+    x, y = _images(32, SHAPES["A"])
+    for jit, expected in (("auto", False), (True, True)):
+        config = TrainingConfig(max_epochs=1, batch_size=16, jit_compile=jit)
+        model = _build("A")
+        set_masks(model, _some_masks(model))
+        optimizer = make_optimizer(config)
+        masked = Trainer(model, config, (x, y), optimizer=optimizer)
+        assert masked.config.jit_compile == jit  # the masked model's config is untouched
+        cycle = CompactedCycle(model, config, (x, y), optimizer)
+        assert cycle.trainer.config.jit_compile is expected
