@@ -17,6 +17,11 @@ model from the masked model's current (reset) weights, trains it with the same
 and scatters the trained weights back into the kept rows, columns and filters of the masked
 model; the masked units keep the values they had (θ0, or the random draw).
 
+After training, :meth:`CompactedCycle.statistics` gives the cycle's training-set pass (loss,
+accuracy and the per-unit statistics DropNet scores by) from the compact model as well: an
+active unit's output is the same value in both models, and a masked unit's output is exactly 0
+in the masked model, so its E is 0 and its APoZ 1, which is what it is given.
+
 Where this is not the same computation, :func:`inexact_settings` names the reason and
 ``TrainingConfig(compact_training=True)`` refuses it, while ``"auto"`` trains masked:
 

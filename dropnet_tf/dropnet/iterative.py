@@ -294,7 +294,9 @@ class IterativePruner:
         the statistics that :meth:`next_masks` then scores.  Validation and test (and the
         training split otherwise) go through the one evaluation function that validated
         every epoch, traced once per run; after a compacted cycle, through the compact
-        model's, which computes the masked model's function with fewer units.
+        model's, which computes the masked model's function with fewer units.  After a
+        compacted cycle the training pass and its statistics run on the compact model too
+        (:meth:`~dropnet_tf.compaction.training.CompactedCycle.statistics`).
         """
         trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
