@@ -328,7 +328,10 @@ class CompactedCycle:
         if units is None:
             return None
         if self._statistics_pass is None:
-            self._statistics_pass = StatisticsPass(self.small, loss, {name: t for name, (t, _) in units.items()})
+            # Run once per compact model: eagerly, without a trace (Model B, 2000 samples, CPU
+            # time of the call with its trace 0.20-0.88 s, eagerly 0.13-0.81 s at 7-51 filters).
+            self._statistics_pass = StatisticsPass(self.small, loss, {name: t for name, (t, _) in units.items()},
+                                                   traced=False)
         scores, small = self._statistics_pass(x, y, batch_size=batch_size)
         mean_abs, apoz = {}, {}
         for layer in mask_layers(self.model):
