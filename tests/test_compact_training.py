@@ -141,14 +141,14 @@ def test_masked_units_keep_theta0_and_kept_ones_move():
     assert np.all(values[kernel_1][..., kept_1] != start[kernel_1][..., kept_1])
 
 
-def _multi_cycle(which, compact, init="original", cycles=3, **extra):
+def _multi_cycle(which, compact, init="original", cycles=3, results=None, **extra):
     shape = SHAPES[which]
     data = (_images(192, shape), _images(64, shape, seed=2), _images(64, shape, seed=3))
     training = TrainingConfig(max_epochs=3, patience=1, batch_size=16, learning_rate=0.05, jit_compile=False,
                               compact_training=compact, **extra)
     model = _build(which)
     pruner = IterativePruner(model, data, "minimum", fraction=0.3, max_cycles=cycles, init=init, seed=5,
-                             training=training, verbose=0)
+                             training=training, verbose=0, results=results)
     return pruner.run(), pruner
 
 
@@ -260,3 +260,125 @@ def test_auto_compacts_only_where_it_pays(monkeypatch):
     monkeypatch.setattr(compact_training, "AUTO_MIN_SAVED_MACS", 0.0)
     records, _ = _multi_cycle("A", "auto", cycles=2)
     assert [r["compact_training"] for r in records] == [False, True]
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def _numpy_statistics(model, masks, x, y):
+    """Reference: E|a|, APoZ, mean loss and accuracy from one plain call of a probe of the
+    masked model (its mask layers' outputs and predictions), reduced in numpy."""
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in masks] + [model.outputs[0]])
+    outputs = [np.asarray(o, np.float64) for o in probe(x)]
+    mean_abs, apoz = {}, {}
+    for name, a in zip(masks, outputs[:-1]):
+        axes = tuple(range(a.ndim - 1))
+        mean_abs[name] = np.mean(np.abs(a), axis=axes)
+        apoz[name] = np.mean(a == 0.0, axis=axes)
+    probabilities = outputs[-1]
+    loss = float(np.mean(-np.log(probabilities[np.arange(len(y)), y])))
+    accuracy = float(np.mean(np.argmax(probabilities, axis=1) == y))
+    values_per_unit = {name: a.size // a.shape[-1] for name, a in zip(masks, outputs[:-1])}
+    return mean_abs, apoz, loss, accuracy, values_per_unit
+
+
+@pytest.mark.both_keras
+@pytest.mark.parametrize("which", ["B", "C"])
+def test_statistics_of_the_compact_model_are_the_masked_models(which):
+    """E|a| and APoZ of every active unit within 1e-5 of the masked model's, at its own index;
+    masked units at E = 0 and APoZ = 1 exactly, as the masked model gives; loss and accuracy alike."""
+    x, y = _images(96, SHAPES[which])
+    config = TrainingConfig(max_epochs=1, batch_size=16, learning_rate=0.05, jit_compile=False)
+    model = _build(which)
+    masks = _some_masks(model)
+    set_masks(model, masks)
+    optimizer = make_optimizer(config)
+    Trainer(model, config, (x, y), optimizer=optimizer)
+    cycle = CompactedCycle(model, config, (x, y), optimizer)
+    scores, statistics = cycle.statistics(x, y, config.loss, batch_size=40)  # 3 batches, the last short
+
+    mean_abs, apoz, loss, accuracy, values = _numpy_statistics(model, masks, x, y)
+    assert list(statistics.mean_abs) == list(masks) and statistics.num_samples == 96
+    for name, mask in masks.items():
+        active = np.flatnonzero(mask > 0)
+        # Precondition: the kept units are not the first ones, so a scatter to positions
+        # 0..k-1 (the compact model's order) would put values on masked units.
+        assert not np.array_equal(active, np.arange(active.size))
+        assert np.ptp(mean_abs[name][active]) > 1e-3  # distinct values: a permutation would show
+        np.testing.assert_allclose(statistics.mean_abs[name][active], mean_abs[name][active], rtol=0, atol=1e-5)
+        # A pre-activation within round-off of 0 may land on either side: one value per unit.
+        np.testing.assert_allclose(statistics.apoz[name][active], apoz[name][active], rtol=0,
+                                   atol=1.0 / values[name] + 1e-12)
+        assert np.any((apoz[name][active] > 0) & (apoz[name][active] < 1))  # some ReLU zeros, not only
+        np.testing.assert_array_equal(statistics.mean_abs[name][mask == 0], 0.0)
+        np.testing.assert_array_equal(statistics.apoz[name][mask == 0], 1.0)
+        np.testing.assert_array_equal(mean_abs[name][mask == 0], 0.0)  # what the masked model gives
+        np.testing.assert_array_equal(apoz[name][mask == 0], 1.0)
+    assert scores["loss"] == pytest.approx(loss, abs=1e-5)
+    assert scores["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_statistics_fall_back_to_the_masked_model_when_units_are_padded():
+    """channel_multiple padding keeps masked units in the compact model: no compact statistics."""
+    x, y = _images(32, SHAPES["B"])
+    config = TrainingConfig(max_epochs=1, batch_size=16, jit_compile=False)
+    model = _build("B")
+    set_masks(model, _some_masks(model))
+    optimizer = make_optimizer(config)
+    Trainer(model, config, (x, y), optimizer=optimizer)
+    cycle = CompactedCycle(model, config, (x, y), optimizer)
+    assert cycle.unit_tensors() is not None
+    cycle._plan.kept["conv_1_mask"] = np.arange(16)  # as if padded back to every unit
+    assert cycle.unit_tensors() is None
+    assert cycle.statistics(x, y, config.loss) is None
+
+
+def test_compacted_cycles_score_from_the_compact_model_and_keep_the_masked_runs_masks(tmp_path, monkeypatch):
+    """Model B, two cycles: cycle 1 takes its statistics from the compact model, and the masks
+    of every cycle (and of the next one, in the state file) equal masked training's."""
+    from dropnet_tf.core.io import load_npz
+
+    used = []
+    original = CompactedCycle.statistics
+
+    def counted(self, *args, **kwargs):
+        found = original(self, *args, **kwargs)
+        used.append(found is not None)
+        return found
+
+    monkeypatch.setattr(CompactedCycle, "statistics", counted)
+    runs = {}
+    for compact in (False, True):
+        runs[compact] = _multi_cycle("B", compact, cycles=2, results=str(tmp_path / f"{compact}.jsonl"))
+    assert used == [True]  # cycle 0 trains masked (nothing to compact)
+    records = {compact: records for compact, (records, _) in runs.items()}
+    assert [r["compact_training"] for r in records[True]] == [False, True]
+    states = {compact: load_npz(next((tmp_path / f"{compact}.jsonl.state").iterdir())) for compact in runs}
+    keys = sorted(k for k in states[False] if k.startswith("masks_"))
+    assert {k[len("masks_"):len("masks_0000")] for k in keys} == {"0000", "0001", "0002"}
+    assert sorted(k for k in states[True] if k.startswith("masks_")) == keys
+    for key in keys:
+        np.testing.assert_array_equal(states[True][key], states[False][key], err_msg=key)
+    assert not np.array_equal(states[False]["masks_0002_conv_1_mask"], states[False]["masks_0001_conv_1_mask"])
+    for a, b in zip(records[False], records[True]):
+        assert abs(a["train_loss"] - b["train_loss"]) <= 1e-4
+        assert abs(a["train_accuracy"] - b["train_accuracy"]) <= 1 / 192 + 1e-12
+
+
+def test_the_compact_model_skips_xla_on_the_cpu_under_auto_only():
+    """A dense model under jit_compile="auto" is XLA-compiled masked (no convolutions) but its
+    compact model, new each cycle, is not; an explicit True is kept."""
+    from dropnet_tf.core.backend import tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("on a GPU 'auto' keeps XLA for the compact model too")
+    x, y = _images(32, SHAPES["A"])
+    for jit, expected in (("auto", False), (True, True)):
+        config = TrainingConfig(max_epochs=1, batch_size=16, jit_compile=jit)
+        model = _build("A")
+        set_masks(model, _some_masks(model))
+        optimizer = make_optimizer(config)
+        masked = Trainer(model, config, (x, y), optimizer=optimizer)
+        assert masked.config.jit_compile == jit  # the masked model's config is untouched
+        cycle = CompactedCycle(model, config, (x, y), optimizer)
+        assert cycle.trainer.config.jit_compile is expected

@@ -63,10 +63,11 @@ def _loss_accuracy(probabilities, y):
 
 
 @pytest.mark.both_keras
-def test_the_pass_gives_loss_accuracy_and_statistics_of_an_inference_forward_pass():
+@pytest.mark.parametrize("traced", [True, False])
+def test_the_pass_gives_loss_accuracy_and_statistics_of_an_inference_forward_pass(traced):
     """Against numpy on a snapshot of the weights: the loss and accuracy of the masked network,
     E|a| and APoZ per unit, over all 50 samples in batches of 16 (the last one ragged), with
-    the Dropout layer off (inference mode)."""
+    the Dropout layer off (inference mode); traced, and run eagerly (``traced=False``)."""
     keras.utils.set_random_seed(3)
     inputs = keras.Input((12,))
     hidden = keras.layers.Dense(6, activation="relu", name="dense_1")(inputs)
@@ -77,7 +78,7 @@ def test_the_pass_gives_loss_accuracy_and_statistics_of_an_inference_forward_pas
     (x, y), _, _ = DATA
     x, y = x[:50], y[:50]
 
-    scores, statistics = StatisticsPass(model, "sparse_categorical_crossentropy")(x, y, batch_size=16)
+    scores, statistics = StatisticsPass(model, "sparse_categorical_crossentropy", traced=traced)(x, y, batch_size=16)
 
     layer, out = model.get_layer("dense_1"), model.get_layer("predictions")
     a = np.maximum(x @ layer.kernel.numpy() + layer.bias.numpy(), 0.0) * [1, 0, 1, 1, 1, 1]
@@ -130,6 +131,8 @@ def test_bad_batch_size_and_mismatched_labels_are_named():
         run(x, y, batch_size=0)
     with pytest.raises(ValueError, match=r"as many labels as inputs, got 239 and 240"):
         run(x, y[:-1])
+    with pytest.raises(ValueError, match=r"StatisticsPass got units=\{\}: name at least one tensor"):
+        StatisticsPass(model, "sparse_categorical_crossentropy", units={})
 
 
 # ------------------------------------------------------------------ the cycle

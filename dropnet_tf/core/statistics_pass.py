@@ -34,21 +34,31 @@ class StatisticsPass:
         model: a built model with MaskLayers and one output (the class probabilities).
         loss: the Keras loss name, function or object of the training (per-sample losses,
             without ``model.losses``, as :meth:`GraphTrainer.evaluate` reports it).
+        units: ``{name: tensor of model's graph}``, the per-unit activations to reduce
+            instead of the mask layers' outputs (then ``model`` needs no MaskLayers), e.g.
+            a compacted model's layers that stand for the masked model's mask layers
+            (:meth:`dropnet_tf.compaction.training.CompactedCycle.statistics`).
+        traced: False runs the pass eagerly (the same operations, without a trace): cheaper
+            for a model that is read once or twice (a compacted cycle's model).
     """
 
-    def __init__(self, model, loss):
-        layers = require_mask_layers(model)
+    def __init__(self, model, loss, units=None, *, traced: bool = True):
         outputs = list(model.outputs)
         if len(outputs) != 1:
             raise ValueError(
                 f"StatisticsPass needs a model with one output (its predictions), got {len(outputs)} outputs."
             )
-        self.layer_names = [layer.name for layer in layers]
+        if units is None:
+            units = {layer.name: layer.output for layer in require_mask_layers(model)}
+        elif not units:
+            raise ValueError("StatisticsPass got units={}: name at least one tensor whose units to reduce.")
+        self.layer_names = list(units)
         # The model's own layers, read through one graph: the predictions and every mask
         # layer's output come out of the same forward pass.
-        self._probe = keras.Model(model.inputs, outputs + [layer.output for layer in layers])
+        self._probe = keras.Model(model.inputs, outputs + list(units.values()))
         self._loss = per_sample_loss(loss)
         self._functions: dict = {}
+        self._traced = bool(traced)
 
     def _pass_python(self, x, y, batch_size):
         """(Σ loss, Σ correct, [Σ|a|], [zero counts], [values per unit]) over all of (x, y)."""
@@ -96,9 +106,8 @@ class StatisticsPass:
             raise ValueError("StatisticsPass got no samples: x has 0 rows.")
         if int(y.shape[0]) != count:
             raise ValueError(f"StatisticsPass needs as many labels as inputs, got {int(y.shape[0])} and {count}.")
-        loss_sum, correct, abs_sums, zero_counts, value_counts = self._function(x, y)(
-            x, y, tf.constant(int(batch_size), tf.int32)
-        )
+        run = self._function(x, y) if self._traced else self._pass_python
+        loss_sum, correct, abs_sums, zero_counts, value_counts = run(x, y, tf.constant(int(batch_size), tf.int32))
         scores = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
         statistics = statistics_from_sums(
             self.layer_names, [s.numpy() for s in abs_sums], [s.numpy() for s in zero_counts],

@@ -318,19 +318,32 @@ class IterativePruner:
         the statistics that :meth:`next_masks` then scores.  Validation and test (and the
         training split otherwise) go through the one evaluation function that validated
         every epoch, traced once per run; after a compacted cycle, through the compact
-        model's, which computes the masked model's function with fewer units.
+        model's, which computes the masked model's function with fewer units.  After a
+        compacted cycle the training pass and its statistics run on the compact model too
+        (:meth:`~dropnet_tf.compaction.training.CompactedCycle.statistics`).
         """
         trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
         for split, (x, y) in self._split_tensors.items():
             if split == "train" and self._statistics_pass is not None:
-                result, statistics = self._statistics_pass(x, y, batch_size=self.training.statistics_batch_size)
+                result, statistics = self._train_statistics(x, y)
                 self._cycle_statistics = (self._statistics_key(), statistics)
             else:
                 result = trainer.evaluate((x, y), batch_size=self.training.eval_batch_size)
             scores[f"{split}_loss"] = result["loss"]
             scores[f"{split}_accuracy"] = result["accuracy"]
         return scores
+
+    def _train_statistics(self, x, y):
+        """The training split's scores and statistics: after a compacted cycle from the compact
+        model (fewer units, same values up to summation order, masked units at E = 0 and
+        APoZ = 1 as on the masked model; see CompactedCycle.statistics), else the masked model's."""
+        batch_size = self.training.statistics_batch_size
+        if self._compacted is not None:
+            found = self._compacted.statistics(x, y, self.training.loss, batch_size=batch_size)
+            if found is not None:
+                return found
+        return self._statistics_pass(x, y, batch_size=batch_size)
 
     def _statistics_key(self):
         """What the kept statistics depend on: the weights (trained since the last reset, for
