@@ -3,7 +3,8 @@
 Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
 foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
 ``Model.fit``); under a ``tf.distribute`` strategy (``Trainer(strategy=...)``) engine "graph"
-is :mod:`dropnet_tf.core.distributed_training` and engine "keras" Keras' distributed ``fit``.  One
+is :mod:`dropnet_tf.core.distributed_training` (what every method trains with under a
+strategy) and engine "keras" Keras' distributed ``fit``.  One
 :class:`TrainingConfig` describes a training run for both engines, and
 :func:`make_optimizer` is the one place an optimizer is built from a config or from the
 TFMOT baseline's JSON spec.
