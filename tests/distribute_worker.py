@@ -11,6 +11,10 @@ Logical devices must be set before TensorFlow initialises, and ``TF_CONFIG`` bef
 ``python tests/distribute_worker.py multiworker OUT``
     one worker of a two-process ``MultiWorkerMirroredStrategy`` (``TF_CONFIG`` set by the
     test); writes OUT/worker<index>.json with θ0 and the masks of every cycle.
+``python tests/distribute_worker.py foresight_multiworker OUT``
+    one worker of a two-process run: SNIP on LeNet-300-100, then foresight training under
+    ``MultiWorkerMirroredStrategy``; writes OUT/foresight<index>.json (worker 0 adds the
+    one-device reference).
 """
 
 from __future__ import annotations
@@ -144,9 +148,20 @@ def one_step(strategy, x5, y5) -> dict:
     }
 
 
+def one_device_reference(model, split, protocol, seed: int = 0) -> dict:
+    """The one-device run a strategy's foresight training must match: the graph trainer (the
+    distributed trainer's loop and sample order, on one device), then its top-1 and loss."""
+    from dropnet_tf.core.training import Trainer
+
+    trainer = Trainer(model, protocol, (split.x_train, split.y_train), engine="graph")
+    trainer.fit(seed=seed)
+    scores = trainer.evaluate((split.x_test, split.y_test))
+    return {"top1": scores["accuracy"], "test_loss": scores["loss"]}
+
+
 def foresight_training(strategy, data) -> dict:
-    """train_and_evaluate (Model.fit, the foresight and LayerPrune training) of a model built
-    outside the scope, on one device and under the strategy, from the same weights."""
+    """train_and_evaluate (the foresight and LayerPrune training) of a model built outside
+    the scope, on one device (the graph trainer) and under the strategy, from the same weights."""
     from types import SimpleNamespace
 
     from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate
@@ -158,7 +173,10 @@ def foresight_training(strategy, data) -> dict:
     for name, strat in (("single", None), ("mirrored", strategy)):
         model = build(5)
         start = [w.copy() for w in model.get_weights()]
-        outcome = train_and_evaluate(model, split, protocol, seed=0, strategy=strat)
+        if strat is None:
+            outcome = one_device_reference(model, split, protocol, seed=0)
+        else:
+            outcome = train_and_evaluate(model, split, protocol, seed=0, strategy=strat)
         found[name] = {"top1": outcome["top1"], "test_loss": outcome["test_loss"],
                        "weights": [w.tolist() for w in model.get_weights()],
                        "moved": float(max(np.max(np.abs(a - b)) for a, b in zip(model.get_weights(), start)))}
@@ -184,5 +202,71 @@ def multiworker(out: str) -> None:
         json.dump(report, handle)
 
 
+FORESIGHT_PROTOCOL = dict(epochs=2, learning_rate=0.05, batch_size=32, momentum=0.9, nesterov=True,
+                          weight_decay=5e-4, learning_rate_drops=((16, 0.1),))
+
+
+def foresight_split():
+    """384 training and 128 test digits (384 = 12 global batches of 32: equal shares)."""
+    from types import SimpleNamespace
+
+    (x, y), (x_val, y_val), (x_test, y_test) = digits()
+    return SimpleNamespace(x_train=np.concatenate([x, x_val]), y_train=np.concatenate([y, y_val]),
+                           x_test=x_test, y_test=y_test, num_classes=10)
+
+
+def foresight_pruned(split, seed: int = 0):
+    """LeNet-300-100 on 8x8 digits, SNIP-pruned at r = 10 on one device from 100 training samples."""
+    from dropnet_tf.core.backend import keras
+    from dropnet_tf.foresight.prune import prune_at_init
+    from dropnet_tf.models.foresight import lenet_300_100
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = lenet_300_100(input_shape=(8, 8, 1), num_classes=10, seed=seed)
+    prune_at_init(model, "snip", 10.0, data=(split.x_train[:100], split.y_train[:100]), seed=seed)
+    return model
+
+
+def foresight_multiworker(out: str) -> None:
+    """One worker of a two-process run of SNIP + foresight training; worker 0 also trains the
+    same pruned network on one device (the graph trainer) as the reference."""
+    import tensorflow as tf
+
+    from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate
+    from dropnet_tf.foresight.weights import get_weight_masks
+
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    started = time.perf_counter()
+    split = foresight_split()
+    protocol = TrainingProtocol(**FORESIGHT_PROTOCOL)
+    model = foresight_pruned(split)
+    masks_before = get_weight_masks(model)
+    outcome = train_and_evaluate(model, split, protocol, seed=0, strategy=strategy)
+    masks = get_weight_masks(model)
+    kernels = [(np.asarray(layer.masked_weight(name).numpy()), np.asarray(mask.numpy()))
+               for layer in model.layers if hasattr(layer, "weight_masks")
+               for name, mask in layer.weight_masks.items()]
+    report = {
+        "index": index, "replicas": strategy.num_replicas_in_sync, "seconds": time.perf_counter() - started,
+        "top1": outcome["top1"], "top5": outcome["top5"], "test_loss": outcome["test_loss"],
+        "masks": {n: m.astype(int).tolist() for n, m in masks.items()},
+        "masks_unchanged": all(np.array_equal(masks_before[n], masks[n]) for n in masks),
+        "density": float(sum(m.sum() for m in masks.values()) / sum(m.size for m in masks.values())),
+        "pruned_max_abs": max(float(np.max(np.abs(w * (1 - m)))) for w, m in kernels),
+        "weights": [w.tolist() for w in model.get_weights()],
+    }
+    if index == 0:
+        reference = foresight_pruned(split)
+        start = [w.copy() for w in reference.get_weights()]
+        report["single"] = one_device_reference(reference, split, protocol, seed=0)
+        report["single"]["weights"] = [w.tolist() for w in reference.get_weights()]
+        report["single"]["moved"] = float(max(np.max(np.abs(a - b)) for a, b in zip(reference.get_weights(), start)))
+    with open(os.path.join(out, f"foresight{index}.json"), "w") as handle:
+        json.dump(report, handle)
+
+
 if __name__ == "__main__":
-    {"mirrored": mirrored, "multiworker": multiworker}[sys.argv[1]](sys.argv[2])
+    {"mirrored": mirrored, "multiworker": multiworker,
+     "foresight_multiworker": foresight_multiworker}[sys.argv[1]](sys.argv[2])

@@ -10,7 +10,8 @@ count), and the optimizer sums the replicas' gradients.  The update is therefore
 gradient of the global batch's mean loss, up to summation order, also when a batch does
 not split evenly (a mean of per-replica means would weight the smaller share's samples
 more).  Evaluation adds per-sample loss sums, correct predictions and counts across
-replicas and workers before dividing.
+replicas and workers before dividing; ``sample_metrics`` (e.g. foresight's top-5) are
+per-sample scores reduced the same way.
 
 Keras' own ``Model.fit`` / ``evaluate`` would do for ``MirroredStrategy``, but Keras 3's
 fails under ``MultiWorkerMirroredStrategy`` before its first step (its symbolic build
@@ -45,7 +46,18 @@ class DistributedTrainer:
     worker of a multi-worker strategy must call them with the same arguments.
     """
 
-    def __init__(self, model, optimizer, loss, x, y, strategy, batch_size: int = 32, steps_per_call: int = 128):
+    def __init__(self, model, optimizer, loss, x, y, strategy, batch_size: int = 32, steps_per_call: int = 128,
+                 sample_metrics=None):
+        sample_metrics = dict(sample_metrics or {})
+        for name, function in sample_metrics.items():
+            if not isinstance(name, str) or name in ("loss", "accuracy") or not callable(function):
+                raise ValueError(
+                    "sample_metrics must map new names (not 'loss' or 'accuracy') to callables "
+                    f"(y_true, y_pred) -> per-sample scores, got {name!r}: {function!r}."
+                )
+        # Each one a per-sample score (1/0 for a hit): summed over replicas and workers,
+        # divided by the sample count, as the top-1 accuracy is.
+        self.sample_metrics = sample_metrics
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
@@ -85,7 +97,9 @@ class DistributedTrainer:
         else:
             labels = tf.cast(tf.reshape(y_batch, [-1]), tf.int64)
         correct = tf.cast(tf.equal(tf.argmax(predictions, axis=-1), labels), tf.float64)
-        return tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(x_batch)[0], tf.float64)
+        extra = tuple(tf.reduce_sum(tf.cast(function(y_batch, predictions), tf.float64))
+                      for function in self.sample_metrics.values())
+        return (tf.reduce_sum(losses), tf.reduce_sum(correct), tf.cast(tf.shape(x_batch)[0], tf.float64)) + extra
 
     # ------------------------------------------------------------------ graph functions
 
@@ -102,12 +116,14 @@ class DistributedTrainer:
         loss_sum = tf.constant(0.0, tf.float64)
         correct = tf.constant(0.0, tf.float64)
         count = tf.constant(0.0, tf.float64)
+        extra = [tf.constant(0.0, tf.float64) for _ in self.sample_metrics]
         for x_batch, y_batch in dataset:
             batch = self.strategy.run(self._replica_evaluate_step, args=(x_batch, y_batch))
             loss_sum += self.strategy.reduce(_SUM, batch[0], axis=None)
             correct += self.strategy.reduce(_SUM, batch[1], axis=None)
             count += self.strategy.reduce(_SUM, batch[2], axis=None)
-        return loss_sum, correct, count
+            extra = [total + self.strategy.reduce(_SUM, part, axis=None) for total, part in zip(extra, batch[3:])]
+        return (loss_sum, correct, count) + tuple(extra)
 
     # ------------------------------------------------------------------ public
 
@@ -123,12 +139,15 @@ class DistributedTrainer:
         return found[2]
 
     def evaluate(self, x, y, batch_size: int = 1024) -> dict[str, float]:
-        """Mean loss and top-1 accuracy over all of (x, y): sums and counts of every replica, then divided."""
+        """Mean loss, top-1 accuracy and the ``sample_metrics`` over all of (x, y): sums and counts of
+        every replica, then divided."""
         if len(x) == 0:
             raise ValueError("Cannot evaluate on zero samples.")
-        loss_sum, correct, count = self._evaluate_all(self._evaluation_set(x, y, int(batch_size)))
+        loss_sum, correct, count, *extra = self._evaluate_all(self._evaluation_set(x, y, int(batch_size)))
         count = float(count)
-        return {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
+        found = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
+        found.update({name: float(total) / count for name, total in zip(self.sample_metrics, extra)})
+        return found
 
     def _epoch_iterator(self, seed: int, epoch: int, shuffle: bool):
         count = int(self.x.shape[0])

@@ -3,7 +3,8 @@
 Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
 foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
 ``Model.fit``); under a ``tf.distribute`` strategy (``Trainer(strategy=...)``) engine "graph"
-is :mod:`dropnet_tf.core.distributed_training` and engine "keras" Keras' distributed ``fit``.  One
+is :mod:`dropnet_tf.core.distributed_training` (what every method trains with under a
+strategy) and engine "keras" Keras' distributed ``fit``.  One
 :class:`TrainingConfig` describes a training run for both engines, and
 :func:`make_optimizer` is the one place an optimizer is built from a config or from the
 TFMOT baseline's JSON spec.
@@ -610,10 +611,13 @@ class Trainer:
             same loop over replicas and workers), engine "keras" Keras' distribution-aware
             ``Model.fit`` (Keras 3's fails under ``MultiWorkerMirroredStrategy``, so that
             combination is refused); the optimizer is built in the strategy's scope here.
+        sample_metrics: ``{name: fn(y_true, y_pred) -> per-sample scores}`` that
+            :meth:`evaluate` adds to loss and accuracy, reduced over replicas and workers
+            (engine "graph" under a strategy only, e.g. foresight's top-5).
     """
 
     def __init__(self, model, config=None, train=None, *, engine: str = "graph", optimizer=None, metrics=None,
-                 strategy=None):
+                 strategy=None, sample_metrics=None):
         self.config = check_config(config)
         self.engine = _check_engine(engine)
         self.strategy = check_strategy(strategy)
@@ -621,6 +625,12 @@ class Trainer:
         if train is None:
             raise TypeError("train must be the training (x, y) pair.")
         self.x, self.y = _xy(train, "train")
+        if sample_metrics and (strategy is None or engine != "graph"):
+            raise ValueError(
+                f"sample_metrics are evaluated by the distributed graph engine only (strategy=... and engine='graph'), "
+                f"got engine={engine!r}, strategy={strategy!r}; with engine 'keras' pass Keras metrics as metrics=."
+            )
+        self._sample_metrics = sample_metrics
         if strategy is not None:
             self._init_distributed(optimizer, metrics)
             return
@@ -668,7 +678,8 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
         if self.engine == "graph":
             self._graph = DistributedTrainer(self.model, self.optimizer, cfg.loss, self.x, self.y, self.strategy,
-                                             batch_size=cfg.batch_size, steps_per_call=cfg.steps_per_call)
+                                             batch_size=cfg.batch_size, steps_per_call=cfg.steps_per_call,
+                                             sample_metrics=self._sample_metrics)
 
     def _callbacks(self, validation, callbacks) -> list:
         cfg = self.config

@@ -19,7 +19,6 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
-from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.progress import split_callbacks
 from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer
@@ -74,15 +73,9 @@ class TrainingProtocol:
         return dataclasses.asdict(self)
 
 
-def top_k_accuracy_with_ties_by_index(k: int):
-    """Top-k accuracy where tied scores are ranked by class index, as ``torch.topk`` does.
-
-    Keras' ``SparseTopKCategoricalAccuracy`` counts every class tied with the k-th score as
-    in the top k, so a collapsed network that outputs one-hot or constant predictions
-    scores 100 % top-5; the thesis' tables report such networks at ~50 % top-5 on ten
-    balanced classes (e.g. 49.45 % in Table 4.2).  Here the true class's rank is the
-    number of classes scoring strictly higher plus the tied classes with a lower index.
-    """
+def top_k_hits_with_ties_by_index(k: int):
+    """Per-sample top-k hits (1.0 / 0.0) with ties ranked by class index: the function inside
+    :func:`top_k_accuracy_with_ties_by_index`, also reduced by the distributed trainer."""
 
     def top_k(y_true, y_pred):
         y_true = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
@@ -97,7 +90,20 @@ def top_k_accuracy_with_ties_by_index(k: int):
         return keras.ops.cast(keras.ops.less(rank, k), "float32")
 
     top_k.__name__ = f"top{k}"
-    return keras.metrics.MeanMetricWrapper(top_k, name=f"top{k}")
+    return top_k
+
+
+def top_k_accuracy_with_ties_by_index(k: int):
+    """Top-k accuracy where tied scores are ranked by class index, as ``torch.topk`` does.
+
+    Keras' ``SparseTopKCategoricalAccuracy`` counts every class tied with the k-th score as
+    in the top k, so a collapsed network that outputs one-hot or constant predictions
+    scores 100 % top-5; the thesis' tables report such networks at ~50 % top-5 on ten
+    balanced classes (e.g. 49.45 % in Table 4.2).  Here the true class's rank is the
+    number of classes scoring strictly higher plus the tied classes with a lower index.
+    """
+
+    return keras.metrics.MeanMetricWrapper(top_k_hits_with_ties_by_index(k), name=f"top{k}")
 
 
 def scoring_batch(x, y, size: int, seed: int):
@@ -113,29 +119,39 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split.
 
     ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.core.progress.EpochLine`).
-    ``strategy``: a ``tf.distribute.Strategy`` (e.g. ``MirroredStrategy``) to train and
-    evaluate under, through Keras' ``Model.fit``.  A model built outside its scope (pruned
-    at initialisation on one device, as the grid does) is copied into the scope, trained
-    there, and its trained weights are copied back into ``model``.
+    ``strategy``: a ``tf.distribute.Strategy`` (``MirroredStrategy``,
+    ``MultiWorkerMirroredStrategy``) to train and evaluate under.  A model built outside its
+    scope (pruned at initialisation on one device, as the grid does) is copied into the
+    scope with its masks, trained there, and its trained weights are copied back into
+    ``model``.  Under a strategy the training is
+    :class:`~dropnet_tf.core.distributed_training.DistributedTrainer` (``strategy.run``; Keras
+    3's ``Model.fit`` fails under ``MultiWorkerMirroredStrategy``, keras-team/keras#20585):
+    the same optimizer, weight decay, learning-rate drops and length, the masks kept by the
+    masked layers' constraints inside each replicated update, batches in the graph
+    trainer's order (a stateless shuffle of (seed, epoch)) rather than ``Model.fit``'s, and
+    top-1 / top-5 / loss from sums and counts reduced over replicas and workers.  Its
+    record's ``train_top1`` is empty (the distributed loop keeps the loss per epoch only).
     """
     check_strategy(strategy)
     y_train = data.y_train if labels is None else labels
     trainee = model
     if strategy is not None and model_strategy(model) is not strategy:
         trainee = clone_in_scope(model, strategy)
-    with distribute_scope(strategy):  # metric variables, like the model's, belong to the strategy
-        metrics = [
-            keras.metrics.SparseCategoricalAccuracy(name="top1"),
-            top_k_accuracy_with_ties_by_index(min(5, data.num_classes)),
-        ]
-    trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="keras", metrics=metrics, strategy=strategy)
+    k = min(5, data.num_classes)
+    if strategy is None:
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="top1"), top_k_accuracy_with_ties_by_index(k)]
+        trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="keras", metrics=metrics)
+    else:
+        trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="graph", strategy=strategy,
+                          sample_metrics={f"top{k}": top_k_hits_with_ties_by_index(k)})
     start = time.perf_counter()
     history = trainer.fit(seed=seed, callbacks=list(callbacks))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     if trainee is not model:
         model.set_weights(trainee.get_weights())
-    loss, top1, top5 = scores["loss"], scores["top1"], scores[metrics[1].name]
+    loss, top5 = scores["loss"], scores[f"top{k}"]
+    top1 = scores["top1"] if strategy is None else scores["accuracy"]
     return {
         "top1": float(top1),
         "top5": float(top5),

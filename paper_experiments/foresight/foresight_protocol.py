@@ -299,7 +299,7 @@ def shard_plan(exp: ForesightExperiment, args, results_path: str):
 def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
-    strategy = kit.strategy_of(args, model_fit=True)  # made before the first model
+    strategy = kit.strategy_of(args)  # made before the first model
     from dropnet_tf.foresight.experiment import run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
 

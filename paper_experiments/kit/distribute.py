@@ -16,25 +16,16 @@ from .entry import UserError
 _MADE: dict = {}
 
 
-def strategy_of(args, *, model_fit: bool = False):
+def strategy_of(args):
     """The strategy ``args.strategy`` names (None without the option), made once per process.
 
-    ``model_fit``: the script trains with Keras' ``Model.fit`` (foresight, LayerPrune),
-    which Keras 3 cannot run under ``MultiWorkerMirroredStrategy``; such a script refuses
-    ``--strategy multiworker`` with a :class:`UserError` before any work.
+    Every script trains under either strategy: DropNet, foresight and LayerPrune all train
+    with :class:`dropnet_tf.core.distributed_training.DistributedTrainer` under a strategy
+    (not Keras 3's ``Model.fit``, which fails under ``MultiWorkerMirroredStrategy``).
     """
     name = getattr(args, "strategy", None)
     if name is None:
         return None
-    if model_fit and name == "multiworker":
-        from dropnet_tf.core.backend import KERAS_MAJOR
-
-        if KERAS_MAJOR >= 3:
-            raise UserError(
-                "--strategy multiworker: this script trains with Keras' Model.fit, which fails under "
-                "MultiWorkerMirroredStrategy in Keras 3 (keras-team/keras#20585). Use --strategy mirrored on one "
-                "machine, or run with tf-keras (TF_USE_LEGACY_KERAS=1); the DropNet scripts support multiworker."
-            )
     if name not in _MADE:
         from dropnet_tf.core.distribute import make_strategy
 

@@ -234,7 +234,7 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
         start = time.perf_counter()
         trainee = build(model, data, scale, seed)
         trained = train_and_evaluate(trainee, data, baseline_protocol(scale, data), seed=seed,
-                                     strategy=kit.strategy_of(args, model_fit=True))
+                                     strategy=kit.strategy_of(args))
         _save_model_atomic(trainee, path)
         log(f"baseline {model} seed {seed}: test accuracy {trained['top1']:.4f} "
             f"({time.perf_counter() - start:.0f} s, saved {os.path.relpath(path, ROOT)})")
@@ -251,7 +251,7 @@ def finetune(model, data, scale: Scale, seed: int, args=None) -> float:
     ``args``: the parsed command line, for ``--strategy`` (None: one device)."""
     from dropnet_tf.foresight.experiment import train_and_evaluate
 
-    strategy = kit.strategy_of(args, model_fit=True)
+    strategy = kit.strategy_of(args)
     return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed, strategy=strategy)["top1"]
 
 
