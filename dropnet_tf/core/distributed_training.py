@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.core.training import per_sample_loss
+from dropnet_tf.core.backend import tf
+from dropnet_tf.core.training import fit_epochs, per_sample_loss
 
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -164,46 +164,23 @@ class DistributedTrainer:
     def fit(self, epochs: int, validation_data=None, callbacks: Sequence = (), seed: int = 0, shuffle: bool = True,
             eval_batch_size: int = 1024, max_steps: int | None = None) -> dict[str, list]:
         """As :meth:`GraphTrainer.fit <dropnet_tf.core.training.GraphTrainer.fit>`, under the strategy."""
-        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        history: dict[str, list] = {"loss": []}
-        if validation_data is not None:
-            x_val, y_val = validation_data
-            history.update({"val_loss": [], "val_accuracy": []})
         steps_per_epoch = math.ceil(int(self.x.shape[0]) / self.batch_size)
-        self.model.stop_training = False
-        callback_list.on_train_begin()
-        steps_left = None if max_steps is None else int(max_steps)
-        for epoch in range(int(epochs)):
-            callback_list.on_epoch_begin(epoch)
+
+        def blocks(epoch):
             iterator = self._epoch_iterator(seed, epoch, shuffle)
-            loss_sum, steps, block_index = 0.0, 0, 0
-            while steps < steps_per_epoch:
-                block = min(self.steps_per_call, steps_per_epoch - steps)
-                if steps_left is not None:
-                    if steps_left <= 0:
-                        break
-                    block = min(block, steps_left)
-                callback_list.on_train_batch_begin(block_index)
-                block_loss = float(self._train_steps(iterator, tf.constant(block)))
-                loss_sum += block_loss
-                steps += block
-                if steps_left is not None:
-                    steps_left -= block
-                callback_list.on_train_batch_end(block_index, {"loss": block_loss / block})
-                block_index += 1
-                if self.model.stop_training:
-                    break
-            logs = {"loss": loss_sum / max(steps, 1)}
-            if validation_data is not None:
-                validation = self.evaluate(x_val, y_val, eval_batch_size)
-                logs.update({"val_loss": validation["loss"], "val_accuracy": validation["accuracy"]})
-            for key, value in logs.items():
-                history[key].append(value)
-            callback_list.on_epoch_end(epoch, logs)
-            if self.model.stop_training or (steps_left is not None and steps_left <= 0):
-                break
-        callback_list.on_train_end()
-        return history
+            done = 0
+            while done < steps_per_epoch:
+                size = min(self.steps_per_call, steps_per_epoch - done)
+
+                def run(limit, size=size):
+                    count = size if limit is None else min(size, limit)
+                    return self._train_steps(iterator, tf.constant(count)), count
+
+                yield run
+                done += size
+
+        return fit_epochs(self.model, callbacks, epochs, blocks, self.evaluate, validation_data, eval_batch_size,
+                          max_steps)
 
 
 __all__ = ["DistributedTrainer"]

@@ -235,43 +235,61 @@ class GraphTrainer:
         of samples depends only on ``seed`` and the epoch number.  ``max_steps`` stops after
         that many training steps in all (the last block is cut short).
         """
-        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        history: dict[str, list] = {"loss": []}
-        if validation_data is not None:
-            x_val, y_val = validation_data
-            history.update({"val_loss": [], "val_accuracy": []})
-        self.model.stop_training = False
-        callback_list.on_train_begin()
-        steps_left = None if max_steps is None else int(max_steps)
-        for epoch in range(int(epochs)):
-            callback_list.on_epoch_begin(epoch)
-            loss_sum, steps = 0.0, 0
-            for block_index, block in enumerate(self._epoch_blocks(seed, epoch, shuffle)):
-                if steps_left is not None:
-                    if steps_left <= 0:
-                        break
-                    block = block[:steps_left]
-                # Batch hooks once per block of steps, as fit does with steps_per_execution.
-                callback_list.on_train_batch_begin(block_index)
-                block_loss, block_steps = self._run_train_block(block)
-                loss_sum += float(block_loss)
-                steps += int(block_steps)
-                if steps_left is not None:
-                    steps_left -= int(block_steps)
-                callback_list.on_train_batch_end(block_index, {"loss": float(block_loss) / int(block_steps)})
-                if self.model.stop_training:
-                    break
-            logs = {"loss": loss_sum / max(steps, 1)}
-            if validation_data is not None:
-                validation = self.evaluate(x_val, y_val, eval_batch_size)
-                logs.update({"val_loss": validation["loss"], "val_accuracy": validation["accuracy"]})
-            for key, value in logs.items():
-                history[key].append(value)
-            callback_list.on_epoch_end(epoch, logs)
-            if self.model.stop_training or (steps_left is not None and steps_left <= 0):
+        def blocks(epoch):
+            for block in self._epoch_blocks(seed, epoch, shuffle):
+                yield lambda limit, block=block: self._run_train_block(block if limit is None else block[:limit])
+
+        return fit_epochs(self.model, callbacks, epochs, blocks, self.evaluate, validation_data, eval_batch_size,
+                          max_steps)
+
+
+def fit_epochs(model, callbacks, epochs: int, blocks, evaluate, validation_data=None, eval_batch_size: int = 1024,
+               max_steps: int | None = None) -> dict[str, list]:
+    """The epoch loop of the graph trainers (:class:`GraphTrainer`, and
+    :class:`~dropnet_tf.core.distributed_training.DistributedTrainer` under a strategy).
+
+    ``blocks(epoch)`` yields one callable per block of training steps: ``run(limit)`` trains
+    the block, cut to at most ``limit`` steps when ``limit`` is not None, and returns (summed
+    loss, steps).  Keras callbacks get batch hooks once per block (as ``fit`` with
+    ``steps_per_execution``) and epoch hooks with ``loss`` and, given ``validation_data``,
+    ``val_loss`` and ``val_accuracy`` from ``evaluate(x, y, batch_size)``: the keys Keras' own
+    callbacks monitor.  ``max_steps`` stops after that many steps in all.
+    """
+    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+    history: dict[str, list] = {"loss": []}
+    if validation_data is not None:
+        x_val, y_val = validation_data
+        history.update({"val_loss": [], "val_accuracy": []})
+    model.stop_training = False
+    callback_list.on_train_begin()
+    steps_left = None if max_steps is None else int(max_steps)
+    for epoch in range(int(epochs)):
+        callback_list.on_epoch_begin(epoch)
+        loss_sum, steps = 0.0, 0
+        for block_index, run_block in enumerate(blocks(epoch)):
+            if steps_left is not None and steps_left <= 0:
                 break
-        callback_list.on_train_end()
-        return history
+            callback_list.on_train_batch_begin(block_index)
+            block_loss, block_steps = run_block(steps_left)
+            block_loss, block_steps = float(block_loss), int(block_steps)
+            loss_sum += block_loss
+            steps += block_steps
+            if steps_left is not None:
+                steps_left -= block_steps
+            callback_list.on_train_batch_end(block_index, {"loss": block_loss / block_steps})
+            if model.stop_training:
+                break
+        logs = {"loss": loss_sum / max(steps, 1)}
+        if validation_data is not None:
+            validation = evaluate(x_val, y_val, eval_batch_size)
+            logs.update({"val_loss": validation["loss"], "val_accuracy": validation["accuracy"]})
+        for key, value in logs.items():
+            history[key].append(value)
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training or (steps_left is not None and steps_left <= 0):
+            break
+    callback_list.on_train_end()
+    return history
 
 
 def loss_and_correct(loss, y_batch, predictions):
