@@ -39,6 +39,27 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _run_two_workers(mode: str, tmp_path) -> None:
+    """tests/distribute_worker.py ``mode`` as two MultiWorkerMirroredStrategy workers on localhost
+    (TF_CONFIG, free ports); both must exit 0 (their output is shown otherwise)."""
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    children = []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        children.append(subprocess.Popen([sys.executable, WORKER, mode, str(tmp_path)], cwd=ROOT,
+                                         env=_env(TF_CONFIG=config), stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True))
+    try:
+        outputs = [child.communicate(timeout=300)[0] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    for child, output in zip(children, outputs):
+        assert child.returncode == 0, output[-3000:]
+
+
 # ----------------------------------------------------------------------------- argument checks
 
 
@@ -271,22 +292,7 @@ def test_mirrored_run_matches_one_device_and_reduces_statistics(tmp_path):
 def test_two_process_multiworker_run_ends_with_identical_masks(tmp_path):
     """Two workers on localhost (TF_CONFIG), each drawing its own θ0: a short iterative_prune
     under MultiWorkerMirroredStrategy must leave both with the same θ0 and the same masks."""
-    ports = _free_ports(2)
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    children = []
-    for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        children.append(subprocess.Popen([sys.executable, WORKER, "multiworker", str(tmp_path)], cwd=ROOT,
-                                         env=_env(TF_CONFIG=config), stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [child.communicate(timeout=300)[0] for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-    for child, output in zip(children, outputs):
-        assert child.returncode == 0, output[-3000:]
+    _run_two_workers("multiworker", tmp_path)
     first, second = (json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2))
     assert first["replicas"] == second["replicas"] == 2
     assert first["theta0_kernel"] == second["theta0_kernel"]  # the chief's draw, broadcast
@@ -308,22 +314,7 @@ def test_two_process_multiworker_foresight_matches_one_device(tmp_path):
     up to summation order, so 1e-4 on a weight and one test sample of 128 (0.0078) on top-1,
     as for the mirrored DropNet run.
     """
-    ports = _free_ports(2)
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    children = []
-    for index in range(2):
-        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        children.append(subprocess.Popen([sys.executable, WORKER, "foresight_multiworker", str(tmp_path)], cwd=ROOT,
-                                         env=_env(TF_CONFIG=config), stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True))
-    try:
-        outputs = [child.communicate(timeout=300)[0] for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-    for child, output in zip(children, outputs):
-        assert child.returncode == 0, output[-3000:]
+    _run_two_workers("foresight_multiworker", tmp_path)
     first, second = (json.loads((tmp_path / f"foresight{i}.json").read_text()) for i in range(2))
     assert first["replicas"] == second["replicas"] == 2
     assert first["masks"] == second["masks"]
