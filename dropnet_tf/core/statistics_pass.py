@@ -23,7 +23,7 @@ from __future__ import annotations
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.statistics import UnitStatistics, statistics_from_sums, unit_sums
-from dropnet_tf.core.training import loss_and_correct, per_sample_loss
+from dropnet_tf.core.training import loss_and_correct, per_sample_loss, traced_for
 from dropnet_tf.core.validation import check_int
 
 
@@ -88,13 +88,7 @@ class StatisticsPass:
         return result[1:]
 
     def _function(self, x, y):
-        key = (x.dtype, tuple(x.shape[1:]), y.dtype, tuple(y.shape[1:]))
-        function = self._functions.get(key)
-        if function is None:
-            signature = [tf.TensorSpec((None, *key[1]), key[0]), tf.TensorSpec((None, *key[3]), key[2]),
-                         tf.TensorSpec((), tf.int32)]
-            function = self._functions[key] = tf.function(self._pass_python, input_signature=signature)
-        return function
+        return traced_for(self._functions, self._pass_python, x, y)
 
     def __call__(self, x, y, batch_size: int = 1024) -> tuple[dict[str, float], UnitStatistics]:
         """``({"loss": mean loss, "accuracy": top-1 accuracy}, statistics)`` over all of (x, y)."""

@@ -195,13 +195,7 @@ class GraphTrainer:
         (validation, test, training) share one trace, instead of the retrace that a new
         count costs before ``reduce_retracing`` relaxes the shape.
         """
-        key = (x.dtype, tuple(x.shape[1:]), y.dtype, tuple(y.shape[1:]))
-        function = self._evaluate_functions.get(key)
-        if function is None:
-            signature = [tf.TensorSpec((None, *key[1]), key[0]), tf.TensorSpec((None, *key[3]), key[2]),
-                         tf.TensorSpec((), tf.int32)]
-            function = self._evaluate_functions[key] = tf.function(self._evaluate_all_python, input_signature=signature)
-        return function
+        return traced_for(self._evaluate_functions, self._evaluate_all_python, x, y)
 
     def _epoch_blocks(self, seed: int, epoch: int, shuffle: bool) -> list:
         count = int(self.x.shape[0])
@@ -290,6 +284,19 @@ def fit_epochs(model, callbacks, epochs: int, blocks, evaluate, validation_data=
             break
     callback_list.on_train_end()
     return history
+
+
+def traced_for(cache: dict, python_function, x, y):
+    """``python_function(x, y, batch_size)`` traced once per dtype and per-sample shape of
+    (x, y), with the sample count left open, kept in ``cache``: every split of one model
+    (validation during ``fit``, then validation, test and training) shares one trace."""
+    key = (x.dtype, tuple(x.shape[1:]), y.dtype, tuple(y.shape[1:]))
+    function = cache.get(key)
+    if function is None:
+        signature = [tf.TensorSpec((None, *key[1]), key[0]), tf.TensorSpec((None, *key[3]), key[2]),
+                     tf.TensorSpec((), tf.int32)]
+        function = cache[key] = tf.function(python_function, input_signature=signature)
+    return function
 
 
 def loss_and_correct(loss, y_batch, predictions):
