@@ -158,7 +158,15 @@ def dropnet_page(figures_dir: Path) -> str:
 # --------------------------------------------------------------------------- foresight
 
 #: SNIP (Lee et al., ICLR 2019) Table 1, test error (%), as the paper prints it.
-SNIP_TABLE1_PAPER = {"lenet_300_100": {"reference": 1.7, 20.0: 1.6, 50.0: 2.4}}
+SNIP_TABLE1_PAPER = {"lenet_300_100": {"reference": 1.7, 20.0: 1.6, 50.0: 2.4},
+                     "lenet5_caffe": {"reference": 0.9, 50.0: 0.8, 100.0: 1.1}}
+#: How a Table 1 CSV was trained, from the end of its name (foresight_protocol.stem).
+SNIP_TABLE1_PROTOCOLS = {
+    "paper": "SNIP's Section 5 protocol (SGD momentum 0.9, lr 0.1 ×0.1 every 25k iterations, weight decay 5e-4, "
+             "batch 100, 100k iterations)",
+    "paper_snipcode": "the defaults of SNIP's public code (plain SGD, constant lr 0.1, weight decay 5e-4, "
+                      "batch 100, 10k iterations; `--snip-protocol code`)",
+}
 METHOD_NAMES = {"snip": "SNIP", "tfmot_gmp": "TFMOT gradual magnitude", "random": "random",
                 "global_magnitude": "global magnitude"}
 MULTI_MODEL_SCRIPTS = ("06_snip_table2_modern_architectures", "08_snip_table3_initialisations")
@@ -179,6 +187,8 @@ def _foresight_command(summary: dict, quick_methods: dict) -> str:
              "--dataset", summary["dataset"]]
     if summary["script"] in MULTI_MODEL_SCRIPTS and "model" in summary:
         parts += ["--model", summary["model"]]
+    if summary.get("snip_protocol") == "code":
+        parts += ["--snip-protocol", "code"]
     if summary["scale"] == "paper":
         methods = summary.get("methods")
         if methods and methods != quick_methods.get(summary["script"], methods):
@@ -227,25 +237,40 @@ def _foresight_made_with(summary: dict) -> str:
 
 def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
     lines = []
-    for csv_path in sorted(figures_dir.glob("0[45]_snip_table1_*_paper.csv")):
+    for csv_path in sorted(figures_dir.glob("0[45]_snip_table1_*_paper*.csv")):
+        variant = "paper" + csv_path.stem.rsplit("_paper", 1)[1]
         rows = _read_csv(csv_path)
-        if not rows:
-            continue
+        if not rows or variant not in SNIP_TABLE1_PROTOCOLS:
+            continue  # a run cut down with --max-train / --epochs is not a Table 1 row
         model = rows[0]["model"]
         paper = SNIP_TABLE1_PAPER.get(model)
         ratios = sorted({float(row["compression"]) for row in rows if row["method"] != "reference"})
+        if paper:
+            ratios = sorted(set(ratios) | {r for r in paper if r != "reference"})
         seeds = sorted({row["seed"] for row in rows}, key=int)
-        error = {}
+        error, diverged = {}, {}
         for row in rows:
             key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
-            error.setdefault(key, []).append(100 * (1 - float(row["top1"])))
+            if row.get("diverged") == "True":
+                diverged[key] = diverged.get(key, 0) + 1
+            else:
+                error.setdefault(key, []).append(100 * (1 - float(row["top1"])))
         mean = {key: sum(values) / len(values) for key, values in error.items()}
+
+        def cell(key):
+            text = f"{mean[key]:.2f}" if key in mean else ""
+            if key in diverged:
+                text += (" + " if text else "") + f"diverged ×{diverged[key]}"
+            return text or "–"
+
         header = "| | reference | " + " | ".join(_sparsity(r) for r in ratios) + " |"
         lines += [
             f"### SNIP Table 1, {model}, on the real {rows[0]['dataset']}: test error (%) against the paper",
             "",
-            f"Seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)} of the paper's 20; from "
-            f"[`{csv_path.name}`]({csv_path.name}).",
+            f"Trained with {SNIP_TABLE1_PROTOCOLS[variant]}. Seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(seeds)} of the paper's 20; from [`{csv_path.name}`]({csv_path.name})."
+            + (" \"diverged ×n\": n runs whose training loss became NaN, stopped there (chance error)."
+               if diverged else ""),
             "",
             header,
             "|" + "---|" * (len(ratios) + 2),
@@ -255,9 +280,8 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
             lines.append(f"| SNIP paper | {paper['reference']} | " + " | ".join(cells) + " |")
         methods = [m for m in dict.fromkeys(row["method"] for row in rows) if m != "reference"]
         for method in methods:
-            reference = mean.get(("reference", "reference"))
-            first = f"{reference:.2f}" if method == "snip" and reference is not None else "–"
-            cells = [f"{mean[(method, r)]:.2f}" if (method, r) in mean else "–" for r in ratios]
+            first = cell(("reference", "reference")) if method == "snip" else "–"
+            cells = [cell((method, r)) for r in ratios]
             lines.append(f"| ours, {METHOD_NAMES.get(method, method)} | {first} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -292,7 +316,8 @@ def foresight_page(figures_dir: Path) -> str:
             name = summary.get("source") or summary["script"]
             model = f", {summary['model']}" if "model" in summary else ""
             lines += [
-                f"### {name}{model} ({summary['dataset']}, {summary['scale']})",
+                f"### {name}{model} ({summary['dataset']}, {summary['scale']}"
+                f"{', SNIP code defaults' if summary.get('snip_protocol') == 'code' else ''})",
                 "",
                 f"Made with: {_foresight_made_with(summary)}.",
                 "",

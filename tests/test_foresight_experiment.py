@@ -137,6 +137,47 @@ def test_training_protocol_validation_and_schedule():
     np.testing.assert_allclose(values, [0.1, 0.01, 0.001], rtol=1e-5)
 
 
+def test_a_diverging_run_stops_at_once_and_says_so(tmp_path):
+    # lr 1e6 blows the loss up to inf/NaN within a few steps; without the guard every one of
+    # the 30 epochs would still run (and the record would look like a trained network at chance).
+    data = tiny_data(n=240)
+    blow_up = TrainingProtocol(epochs=30, learning_rate=1e6, batch_size=16, momentum=0.9, nesterov=False)
+    records = run_foresight_grid(tmp_path / "r.jsonl", "exp", build, data, [REFERENCE], [2], [0], blow_up, log=None)
+    assert records[0]["diverged"] is True
+    assert len(records[0]["train_loss"]) == 1  # stopped inside the first epoch
+    healthy = run_foresight_grid(tmp_path / "h.jsonl", "exp", build, data, [REFERENCE], [2], [0],
+                                 TrainingProtocol(epochs=3, learning_rate=0.05, batch_size=16), log=None)
+    assert healthy[0]["diverged"] is False and len(healthy[0]["train_loss"]) == 3
+
+
+def test_snip_protocols_and_output_names_of_cut_runs():
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    module = __import__("importlib").import_module("paper_experiments.foresight.05_snip_table1_fig1_lenet5_caffe_mnist")
+    exp = module.EXPERIMENT
+
+    def resolved(*argv):
+        args = fp.parse_args(exp, ["--scale", "paper", *argv])
+        return fp.resolve(exp, args)[0], fp.stem(exp, args)
+
+    paper, name = resolved()
+    assert name.endswith("_mnist_paper")
+    assert (paper.momentum, paper.learning_rate, paper.batch_size, paper.weight_decay) == (0.9, 0.1, 100, 5e-4)
+    assert [step for step, _ in paper.learning_rate_drops] == [25_000, 50_000, 75_000]
+    assert round(paper.epochs * 54_000 / 100) == 99_900  # 185 epochs of 540 steps: the 100k iterations
+    code, name = resolved("--snip-protocol", "code")
+    assert name.endswith("_mnist_paper_snipcode")
+    assert (code.momentum, code.learning_rate, code.batch_size, code.weight_decay) == (0.0, 0.1, 100, 5e-4)
+    assert code.learning_rate_drops == () and code.epochs * 540 == 10_260  # the public code's 10k iterations
+    assert resolved("--epochs", "20", "--max-train", "5000")[1].endswith("_mnist_paper_train5000_epochs20")
+    assert fp.stem(exp, fp.parse_args(exp, ["--scale", "quick", "--epochs", "2"])).endswith("_quick")
+    with pytest.raises(SystemExit):
+        fp.parse_args(exp, ["--snip-protocol", "caffe"])
+    thesis = __import__("importlib").import_module("paper_experiments.foresight.01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist")
+    with pytest.raises(SystemExit):  # the option belongs to the SNIP scripts only
+        fp.parse_args(thesis.EXPERIMENT, ["--snip-protocol", "code"])
+
+
 # --------------------------------------------------------------------------------------------
 # The numbered scripts
 # --------------------------------------------------------------------------------------------

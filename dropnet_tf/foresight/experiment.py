@@ -10,6 +10,7 @@ run is never redone or lost.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -144,21 +145,27 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     else:
         trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="graph", strategy=strategy,
                           sample_metrics={f"top{k}": top_k_hits_with_ties_by_index(k)})
+    # A run whose loss turns NaN never recovers: stop it at once instead of spending the rest
+    # of a 100k-iteration protocol on NaNs (the dense LeNet-5-Caffe does this at SNIP's
+    # momentum 0.9 / lr 0.1 within about 20 steps); the record says so (``diverged``).
+    guard = [keras.callbacks.TerminateOnNaN()] if strategy is None else []
     start = time.perf_counter()
-    history = trainer.fit(seed=seed, callbacks=list(callbacks))
+    history = trainer.fit(seed=seed, callbacks=list(callbacks) + guard)
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     if trainee is not model:
         model.set_weights(trainee.get_weights())
     loss, top5 = scores["loss"], scores[f"top{k}"]
     top1 = scores["top1"] if strategy is None else scores["accuracy"]
+    train_loss = [float(v) for v in history.get("loss", [])]
     return {
         "top1": float(top1),
         "top5": float(top5),
         "test_loss": float(loss),
-        "train_loss": [float(v) for v in history.get("loss", [])],
+        "train_loss": train_loss,
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
+        "diverged": not all(math.isfinite(v) for v in train_loss + [float(loss)]),
     }
 
 
@@ -278,7 +285,8 @@ def run_foresight_grid(
                 f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
                 f"r_e={record['empirical_ratio']:.2f} top1={record['top1']:.4f} top5={record['top5']:.4f} "
                 f"collapsed={len(record['collapsed_layers'])} score {record['scoring_seconds']:.1f}s "
-                f"train {record['train_seconds']:.1f}s"
+                f"train {record['train_seconds']:.1f}s" + (" DIVERGED (loss NaN, training stopped)"
+                                                           if record.get("diverged") else "")
             )
 
     for method in methods:

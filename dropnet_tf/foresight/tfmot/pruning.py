@@ -317,8 +317,11 @@ def gradual_magnitude_pruning(
     config = TrainingConfig(batch_size=batch_size, max_epochs=epochs, shuffle=True, early_stopping=False)
     trainer = Trainer(pruned, config, (x_train, y_train), engine="keras", optimizer=opt, metrics=metrics())
     start = time.perf_counter()
+    # TerminateOnNaN: as in the foresight grid's own training, a run whose loss turns NaN
+    # (the dense start at SNIP's momentum 0.9 / lr 0.1 on LeNet-5-Caffe) stops at once.
     history = trainer.fit(
-        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], seed=int(seed), verbose=verbose
+        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), keras.callbacks.TerminateOnNaN()],
+        seed=int(seed), verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
 
@@ -347,6 +350,7 @@ def gradual_magnitude_pruning(
         "train_loss": [float(v) for v in history.get("loss", [])],
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
+        "diverged": not all(np.isfinite(v) for v in list(history.get("loss", [])) + [loss]),
         "epochs": epochs,
         "batch_size": batch_size,
         "train_examples": n_train,
