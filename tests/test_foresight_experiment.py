@@ -143,11 +143,39 @@ def test_a_diverging_run_stops_at_once_and_says_so(tmp_path):
     data = tiny_data(n=240)
     blow_up = TrainingProtocol(epochs=30, learning_rate=1e6, batch_size=16, momentum=0.9, nesterov=False)
     records = run_foresight_grid(tmp_path / "r.jsonl", "exp", build, data, [REFERENCE], [2], [0], blow_up, log=None)
-    assert records[0]["diverged"] is True
+    assert records[0]["diverged"] is True and records[0]["diverged_at"][0] == 0
     assert len(records[0]["train_loss"]) == 1  # stopped inside the first epoch
     healthy = run_foresight_grid(tmp_path / "h.jsonl", "exp", build, data, [REFERENCE], [2], [0],
                                  TrainingProtocol(epochs=3, learning_rate=0.05, batch_size=16), log=None)
     assert healthy[0]["diverged"] is False and len(healthy[0]["train_loss"]) == 3
+    assert healthy[0]["diverged_at"] is None
+
+
+def test_divergence_guard_catches_a_finite_blow_up_and_spares_a_noisy_healthy_run():
+    from dropnet_tf.core.training import StopOnDivergence
+
+    class FakeModel:
+        stop_training = False
+
+    def feed(losses, factor=100.0):
+        guard = StopOnDivergence(factor)
+        guard.set_model(FakeModel())
+        guard.on_train_begin()
+        for epoch, batch, loss in losses:
+            if batch == 0:
+                guard.on_epoch_begin(epoch)
+            guard.on_train_batch_end(batch, {"loss": loss})
+            if guard.model.stop_training:
+                break
+        return guard.diverged_at
+
+    # The dense LeNet-5-Caffe's running loss at lr 0.1 / momentum 0.9: finite but 1e10 by step 20.
+    assert feed([(0, 0, 2.26), (0, 1, 2.13), (0, 2, 1.73), (0, 3, 5.7e10), (0, 4, 1.7e28)]) == (0, 3)
+    assert feed([(0, 0, 2.3), (0, 1, float("nan"))]) == (0, 1)
+    assert feed([(0, 0, 2.3), (0, 1, 4.0), (1, 0, 150.0), (1, 1, 0.5)]) is None  # 65x: a spike, not divergence
+    assert feed([(0, 0, 2.3), (0, 1, 231.0)]) == (0, 1)
+    with pytest.raises(ValueError, match="factor"):
+        StopOnDivergence(1.0)
 
 
 def test_snip_protocols_and_output_names_of_cut_runs():

@@ -22,7 +22,7 @@ from dropnet_tf.foresight.weights import compression_report, get_weight_masks, s
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.progress import split_callbacks
-from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.core.training import StopOnDivergence, Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -145,12 +145,12 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     else:
         trainer = Trainer(trainee, protocol, (data.x_train, y_train), engine="graph", strategy=strategy,
                           sample_metrics={f"top{k}": top_k_hits_with_ties_by_index(k)})
-    # A run whose loss turns NaN never recovers: stop it at once instead of spending the rest
-    # of a 100k-iteration protocol on NaNs (the dense LeNet-5-Caffe does this at SNIP's
-    # momentum 0.9 / lr 0.1 within about 20 steps); the record says so (``diverged``).
-    guard = [keras.callbacks.TerminateOnNaN()] if strategy is None else []
+    # A run that blows up never recovers: stop it at once instead of spending the rest of a
+    # 100k-iteration protocol on it (the dense LeNet-5-Caffe does this at SNIP's momentum
+    # 0.9 / lr 0.1 within about 20 steps); the record says so (``diverged``, ``diverged_at``).
+    guard = StopOnDivergence() if strategy is None else None
     start = time.perf_counter()
-    history = trainer.fit(seed=seed, callbacks=list(callbacks) + guard)
+    history = trainer.fit(seed=seed, callbacks=list(callbacks) + ([guard] if guard else []))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     if trainee is not model:
@@ -165,7 +165,8 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
         "train_loss": train_loss,
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
-        "diverged": not all(math.isfinite(v) for v in train_loss + [float(loss)]),
+        "diverged": bool(guard and guard.diverged_at) or not all(math.isfinite(v) for v in train_loss + [float(loss)]),
+        "diverged_at": list(guard.diverged_at) if guard and guard.diverged_at else None,
     }
 
 
@@ -285,7 +286,7 @@ def run_foresight_grid(
                 f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
                 f"r_e={record['empirical_ratio']:.2f} top1={record['top1']:.4f} top5={record['top5']:.4f} "
                 f"collapsed={len(record['collapsed_layers'])} score {record['scoring_seconds']:.1f}s "
-                f"train {record['train_seconds']:.1f}s" + (" DIVERGED (loss NaN, training stopped)"
+                f"train {record['train_seconds']:.1f}s" + (" DIVERGED (loss blew up, training stopped)"
                                                            if record.get("diverged") else "")
             )
 

@@ -48,7 +48,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.core.training import OPTIMIZER_FIELDS, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.core.training import OPTIMIZER_FIELDS, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
 from dropnet_tf.core.training import make_optimizer as build_optimizer
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
@@ -317,11 +317,10 @@ def gradual_magnitude_pruning(
     config = TrainingConfig(batch_size=batch_size, max_epochs=epochs, shuffle=True, early_stopping=False)
     trainer = Trainer(pruned, config, (x_train, y_train), engine="keras", optimizer=opt, metrics=metrics())
     start = time.perf_counter()
-    # TerminateOnNaN: as in the foresight grid's own training, a run whose loss turns NaN
-    # (the dense start at SNIP's momentum 0.9 / lr 0.1 on LeNet-5-Caffe) stops at once.
+    # As in the foresight grid's own training, a run that blows up stops at once.
+    guard = StopOnDivergence()
     history = trainer.fit(
-        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), keras.callbacks.TerminateOnNaN()],
-        seed=int(seed), verbose=verbose,
+        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), guard], seed=int(seed), verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
 
@@ -350,7 +349,8 @@ def gradual_magnitude_pruning(
         "train_loss": [float(v) for v in history.get("loss", [])],
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
-        "diverged": not all(np.isfinite(v) for v in list(history.get("loss", [])) + [loss]),
+        "diverged": bool(guard.diverged_at) or not all(np.isfinite(v) for v in list(history.get("loss", [])) + [loss]),
+        "diverged_at": list(guard.diverged_at) if guard.diverged_at else None,
         "epochs": epochs,
         "batch_size": batch_size,
         "train_examples": n_train,
