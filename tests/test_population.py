@@ -265,3 +265,30 @@ def test_the_dropnet_scripts_take_population(capsys):
     with pytest.raises(SystemExit):
         parse_args(script.EXPERIMENT, ["--population", "0"])
     assert "must be an integer >= 1 or 'auto', got '0'" in capsys.readouterr().err
+
+
+def test_only_the_stacked_trainers_own_retracing_warnings_are_dropped():
+    import logging
+
+    from dropnet_tf.core import stacked
+
+    assert any(isinstance(f, stacked._ExpectedRetraces) for f in logging.getLogger("tensorflow").filters)
+
+    kept = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            kept.append(record.getMessage())
+
+    logger = logging.getLogger("tensorflow")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        advice = " triggered tf.function retracing. Tracing is expensive"
+        logger.warning("5 out of the last 385 calls to <bound method StackedTrainer._statistics_python of x>" + advice)
+        logger.warning("5 out of the last 6 calls to <function user_step at 0x1>" + advice)
+        logger.warning("StackedTrainer.something else entirely")
+    finally:
+        logger.removeHandler(handler)
+    assert kept == ["5 out of the last 6 calls to <function user_step at 0x1>" + advice,
+                    "StackedTrainer.something else entirely"]

@@ -31,12 +31,31 @@ regularisers or random layers; anything else raises naming the layer.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.statistics import UnitStatistics
 from dropnet_tf.core.training import _xla_pays_off, per_sample_loss
+
+class _ExpectedRetraces(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about StackedTrainer's own
+    functions.  Their retraces are by design and bounded: a population re-makes its
+    variables (and so its functions) each time it drops finished rows, and the leading run
+    axis and the last ragged batch change shape a few times per run; read as advice, the
+    warning would only send users looking for a bug that is not there.  Warnings about
+    any other function pass through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "StackedTrainer." in message)
+
+
+if not any(isinstance(f, _ExpectedRetraces) for f in logging.getLogger("tensorflow").filters):
+    logging.getLogger("tensorflow").addFilter(_ExpectedRetraces())
+
 
 #: Layer classes a stacked network is made of (Models A, B and C).
 STACKABLE_LAYERS = ("InputLayer", "Flatten", "Dense", "Conv2D", "MaxPooling2D", "MaskLayer")
