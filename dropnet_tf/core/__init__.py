@@ -10,6 +10,8 @@
 ``training``           GraphTrainer: many steps per call, driving Keras callbacks
 ``progress``           EpochLine, CycleCallback hooks, TensorBoardLogger (scalars per
                        epoch and per cycle)
+``eta``                the grid ETA every family prints: RateEstimator, grid_line,
+                       RunsETA (one run per cell), format_duration
 ``distribute``         tf.distribute: strategy checks, scope, clone_in_scope (issue 16)
 ``distributed_training``  DistributedTrainer: the graph trainer's loop under a strategy
 ``counting``           count_parameters / count_flops (multiply-adds of Dense and Conv)

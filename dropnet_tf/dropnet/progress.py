@@ -14,7 +14,9 @@ p·R.  For 80 units at p = 0.2 the remaining counts are 80, 64, 52, 42, 34, 28, 
 file): after each cycle it says which run of the grid this is, how many cycles are done
 (runs resumed from the results file count as done) and an ETA from the mean seconds per
 cycle of this call times the cycles expected to remain.  The κ rule (``kappa``) can stop a
-run earlier than its fraction rule, so with ``kappa`` the ETA is an upper bound.
+run earlier than its fraction rule, so with ``kappa`` the ETA is an upper bound.  The pace,
+the line's words and ``h:mm`` are :mod:`dropnet_tf.core.eta`'s, shared with the foresight
+and LayerPrune grids (``format_duration`` is re-exported here).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import time
 from typing import Mapping, Sequence
 
+from dropnet_tf.core.eta import RateEstimator, format_duration, grid_line
 from dropnet_tf.core.progress import CycleCallback
 from dropnet_tf.core.results import ResultsFile
 from dropnet_tf.core.scoring import get_scorer
@@ -89,12 +92,6 @@ def _key_tuple(key: Mapping) -> tuple:
     return tuple(metric if name == "metric" else key.get(name) for name in KEY_FIELDS)
 
 
-def format_duration(seconds: float) -> str:
-    """``h:mm`` (minutes rounded up, so that a short remainder does not read as 0:00)."""
-    minutes = max(0, int(-(-float(seconds) // 60)))
-    return f"{minutes // 60}:{minutes % 60:02d}"
-
-
 class GridETA(CycleCallback):
     """Progress of a grid of DropNet runs, appended to each cycle's line (``verbose >= 1``).
 
@@ -140,11 +137,10 @@ class GridETA(CycleCallback):
             raise ValueError(f"runs has duplicate keys: {sorted({k for k in keys if keys.count(k) > 1})}.")
         self.min_fraction = check_real("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
         self.min_units_per_layer = check_int("min_units_per_layer", min_units_per_layer, 0)
-        self.clock = clock
+        # the pace of this call's cycles: the one estimator every family's ETA uses (core.eta)
+        self.rate = RateEstimator(clock)
         self.units = None
         self.current = None
-        self.started = None
-        self.cycles_this_call = 0
         # cycles recorded and finished per run, from the results file
         self.done = {key: 0 for key in keys}
         self.finished = {key: False for key in keys}
@@ -184,17 +180,16 @@ class GridETA(CycleCallback):
 
     def eta_seconds(self) -> float | None:
         """Seconds the grid has left, or None before a cycle of this call has finished."""
-        if not self.cycles_this_call or self.units is None:
+        if self.units is None:
             return None
-        return (self.clock() - self.started) / self.cycles_this_call * self.cycles_left()
+        return self.rate.eta_seconds(self.cycles_left())
 
     def on_run_begin(self, run: Mapping) -> None:
         key = _key_tuple(run["key"])
         self.current = self.index(key)
         if self.units is None:
             self.units = dict(run["units_per_layer"])
-        if self.started is None:
-            self.started = self.clock()
+        self.rate.start()
         # The run's own records are the truth (e.g. a record replaced when a finished run goes on).
         self.done[key] = int(run.get("first_cycle", self.done[key]))
         self.finished[key] = False
@@ -203,13 +198,10 @@ class GridETA(CycleCallback):
         key = _key_tuple(record)
         self.done[key] = int(record["cycle"]) + 1
         self.finished[key] = bool(record.get("stop_reason"))
-        self.cycles_this_call += 1
+        self.rate.finished()
         total_done = sum(self.done.values())
-        eta = self.eta_seconds()
-        resumed = f" ({self.resumed} resumed)" if self.resumed else ""
         cycles = f"{total_done} cycle{'s' if total_done != 1 else ''}"
-        return (f"run {self.index(key) + 1} of {len(self.runs)}, {cycles} done{resumed}, "
-                f"ETA ~ {format_duration(eta)} for the grid")
+        return grid_line(self.index(key) + 1, len(self.runs), self.resumed, self.eta_seconds(), done=cycles)
 
 
 def grid_runs(experiment: str, metrics, seeds, inits=("original",), *, fraction: float | None = 0.2,
