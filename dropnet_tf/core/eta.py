@@ -122,12 +122,12 @@ class RunsETA:
         for key in self.keys:
             if not key:
                 raise ValueError(f"each of keys must be a non-empty mapping of a cell's key fields, got {key!r}.")
-        identities = [self._identity(key, key) for key in self.keys]
+        identities = [self._identity(key, sorted(key)) for key in self.keys]
         if len(set(identities)) != len(identities):
-            twice = sorted({str(dict(k)) for k in identities if identities.count(k) > 1})
-            raise ValueError(f"keys has duplicate cells: {twice}.")
+            twice = [str(key) for key, identity in zip(self.keys, identities) if identities.count(identity) > 1]
+            raise ValueError(f"keys has duplicate cells: {twice[1:]} repeat {twice[0]}.")
         self._position = {identity: i for i, identity in enumerate(identities)}
-        self._fields = list(dict.fromkeys(tuple(key) for key in self.keys))  # the distinct field lists, in order
+        self._fields = list(dict.fromkeys(tuple(sorted(key)) for key in self.keys))  # the distinct field sets
         self.rate = RateEstimator(clock)
         self.done: set[int] = set()
         if results is not None:

@@ -255,7 +255,71 @@ class TensorBoardLogger(CycleCallback):
         self._writers = {}
 
 
+# ============================================================================ grids of one training per cell
+
+
+def safe_folder(*parts) -> str:
+    """A relative folder from ``parts`` (characters unsafe in a path become ``_``, one folder per part)."""
+    names = [_UNSAFE.sub("_", str(part)) for part in parts]
+    if not names or any(not name or name in (".", "..") for name in names):
+        raise ValueError(f"folder parts must be non-empty names, got {list(parts)!r}.")
+    return os.path.join(*names)
+
+
+class _ClosingEpochScalars(EpochScalars):
+    """EpochScalars whose writers belong to one training call: closed when it ends."""
+
+    def on_train_end(self, logs=None):
+        self.train_writer.close()
+        self.validation_writer.close()
+
+
+class RunScalars:
+    """TensorBoard scalars of a grid whose cells train once each (foresight's runs, LayerPrune's arms).
+
+    Such a run is one ``fit`` call, so its epochs need no offset (unlike
+    :class:`TensorBoardLogger`'s cycles); :meth:`epoch_callbacks` gives the Keras callbacks
+    of one training, writing ``<log_dir>/<folder>/train`` and ``validation`` in Keras'
+    layout (:class:`EpochScalars`: ``epoch_loss``, ``epoch_<metric>``, step = epoch) and
+    closing them when the training ends.  They only read the epoch logs, so they work
+    under both engines of :mod:`dropnet_tf.core.training`, ``DistributedTrainer`` included.
+    :meth:`scalars` writes a run's summary (``tf.summary.scalar``) into
+    ``<log_dir>/<folder>`` at any step (foresight: step = r, so TensorBoard draws accuracy
+    against the compression ratio).  Call :meth:`close` when the grid is done.
+    """
+
+    def __init__(self, log_dir):
+        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+            raise TypeError(f"RunScalars log_dir must be a non-empty path, got {log_dir!r}.")
+        if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+            raise ValueError(f"RunScalars log_dir must be a folder, but {os.fspath(log_dir)!r} is a file.")
+        self.log_dir = os.fspath(log_dir)
+        self._writers: dict = {}
+
+    def epoch_callbacks(self, folder: str) -> list:
+        """Keras callbacks of one training: its epoch logs under ``<log_dir>/<folder>/{train,validation}``."""
+        path = os.path.join(self.log_dir, folder)
+        return [_ClosingEpochScalars(tf.summary.create_file_writer(os.path.join(path, "train")),
+                                     tf.summary.create_file_writer(os.path.join(path, "validation")))]
+
+    def scalars(self, folder: str, values: Mapping, step: int) -> None:
+        """``tf.summary.scalar(tag, value, step)`` for each item of ``values`` (None and NaN left out), flushed."""
+        path = os.path.join(self.log_dir, folder)
+        writer = self._writers.get(path)
+        if writer is None:
+            writer = self._writers[path] = tf.summary.create_file_writer(path)
+        for tag, value in values.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                write_scalar(writer, tag, value, step)
+        writer.flush()
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
 __all__ = [
-    "CYCLE_FIELDS", "CycleCallback", "EpochLine", "EpochScalars", "TensorBoardLogger", "run_folder", "split_callbacks",
-    "write_scalar",
+    "CYCLE_FIELDS", "CycleCallback", "EpochLine", "EpochScalars", "RunScalars", "TensorBoardLogger", "run_folder",
+    "safe_folder", "split_callbacks", "write_scalar",
 ]

@@ -20,8 +20,9 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
+from dropnet_tf.core.eta import RunsETA
 from dropnet_tf.core.grid import RunGrid
-from dropnet_tf.core.progress import split_callbacks
+from dropnet_tf.core.progress import RunScalars, safe_folder, split_callbacks
 from dropnet_tf.core.training import StopOnDivergence, Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
@@ -170,6 +171,17 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     }
 
 
+def grid_cells(experiment: str, methods: Sequence[str], compressions: Iterable[float], seeds: Iterable[int]
+               ) -> list[dict]:
+    """The keys of :func:`run_foresight_grid`'s cells in the order it runs them (method, r, seed;
+    the reference once per seed at r = 1)."""
+    compressions = [check_compression(r) for r in compressions]
+    seeds = [int(s) for s in seeds]
+    return [{"experiment": experiment, "method": method, "compression": compression, "seed": seed}
+            for method in methods for compression in ([1.0] if method == REFERENCE else compressions)
+            for seed in seeds]
+
+
 def run_foresight_grid(
     results,
     experiment: str,
@@ -190,6 +202,8 @@ def run_foresight_grid(
     callbacks: Sequence = (),
     order=None,
     strategy=None,
+    eta: bool = False,
+    tensorboard=None,
 ) -> list[dict]:
     """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
 
@@ -217,6 +231,19 @@ def run_foresight_grid(
             (method, r, seed) cells, numbered in this loop's order (default: all).
         strategy: a ``tf.distribute.Strategy`` to train under (see :func:`train_and_evaluate`);
             pruning at initialisation stays on one device.
+        eta: end each run's ``log`` line with the grid's progress (issue 16,
+            :class:`dropnet_tf.core.eta.RunsETA`): ``run i of n (r resumed), ETA ~ h:mm for
+            the grid``, i and n counting this process's cells (one shard's under ``order``),
+            the runs already in ``results`` done but not timed.  True: this call's cells;
+            a ``RunsETA`` of :func:`grid_cells` over several calls sharing one results file:
+            their whole grid.
+        tensorboard: a folder (or a :class:`dropnet_tf.core.progress.RunScalars`) for
+            TensorBoard scalars of every run trained here: its epoch logs under
+            ``<dir>/<experiment>/<method>_r<r>_seed<k>/{train,validation}``, and its top1,
+            top5 and empirical compression ratio under
+            ``<dir>/<experiment>/summary/<method>_seed<k>`` (tags ``summary/top1``,
+            ``summary/top5``, ``summary/empirical_ratio``) at step = r rounded to an integer,
+            so that TensorBoard draws each method's accuracy against r.
     """
     check_strategy(strategy)
     grid = RunGrid(results, order=order)
@@ -232,14 +259,41 @@ def run_foresight_grid(
     if cycle_hooks:
         raise TypeError(f"run_foresight_grid trains each run once (no cycles): callbacks must be Keras callbacks, "
                         f"got {cycle_hooks!r}.")
+    if not isinstance(eta, (bool, RunsETA)):
+        raise TypeError(f"eta must be True, False or a dropnet_tf.core.eta.RunsETA, got {eta!r}.")
+    board = tensorboard if isinstance(tensorboard, RunScalars) or tensorboard is None else RunScalars(tensorboard)
+    cells = grid_cells(experiment, methods, compressions, seeds)
+    progress = eta if isinstance(eta, RunsETA) else None
+    if eta is True and log is not None and (order is None or order.run):
+        # this call's cells; an order shared with earlier calls has numbered theirs already
+        first, shard = (len(order.keys), order.shard) if order is not None else (0, None)
+        progress = RunsETA([key for position, key in enumerate(cells, start=first)
+                            if shard is None or shard.owns(position)], grid.results)
+
+    def ending(record) -> str:
+        return "" if progress is None or log is None else " | " + progress.after_run(record)
+
+    def summarise(record):
+        if board is not None:
+            folder = safe_folder(experiment, "summary", f"{record['method']}_seed{record['seed']}")
+            board.scalars(folder, {f"summary/{name}": record.get(name) for name in ("top1", "top5", "empirical_ratio")},
+                          step=int(round(float(record["compression"]))))
+
+    def callbacks_of(method, compression, seed) -> list:
+        if board is None:
+            return keras_callbacks
+        return keras_callbacks + board.epoch_callbacks(
+            safe_folder(experiment, f"{method}_r{compression:g}_seed{seed}"))
 
     def run_external(method, compression, seed):
         return {**(extra or {}), "protocol": protocol.as_dict(), **dict(external[method](seed, compression))}
 
     def log_external(record):
+        summarise(record)
         if log is not None:
             log(f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
-                f"top1={record.get('top1', float('nan')):.4f} top5={record.get('top5', float('nan')):.4f}")
+                f"top1={record.get('top1', float('nan')):.4f} top5={record.get('top5', float('nan')):.4f}"
+                + ending(record))
 
     def run_pruned(method, compression, seed):
         keras.backend.clear_session()
@@ -261,8 +315,8 @@ def run_foresight_grid(
         labels = None
         if random_labels:
             labels = np.random.default_rng(seed).permutation(data.y_train)
-        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed, callbacks=keras_callbacks,
-                                     strategy=strategy)
+        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed,
+                                     callbacks=callbacks_of(method, compression, seed), strategy=strategy)
         summary = report.as_dict()
         return {
             **(extra or {}),
@@ -281,21 +335,26 @@ def run_foresight_grid(
         }
 
     def log_pruned(record):
+        summarise(record)
         if log is not None:
             log(
                 f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
                 f"r_e={record['empirical_ratio']:.2f} top1={record['top1']:.4f} top5={record['top5']:.4f} "
                 f"collapsed={len(record['collapsed_layers'])} score {record['scoring_seconds']:.1f}s "
                 f"train {record['train_seconds']:.1f}s" + (" DIVERGED (loss blew up, training stopped)"
-                                                           if record.get("diverged") else "")
+                                                           if record.get("diverged") else "") + ending(record)
             )
 
-    for method in methods:
-        for compression in [1.0] if method == REFERENCE else compressions:
-            for seed in seeds:
-                key = {"experiment": experiment, "method": method, "compression": compression, "seed": seed}
-                if method in external:
-                    grid.cell(key, lambda: run_external(method, compression, seed), log=log_external)
-                else:
-                    grid.cell(key, lambda: run_pruned(method, compression, seed), log=log_pruned)
+    if progress is not None:
+        progress.start()
+    try:
+        for key in cells:
+            method, compression, seed = key["method"], key["compression"], key["seed"]
+            if method in external:
+                grid.cell(key, lambda: run_external(method, compression, seed), log=log_external)
+            else:
+                grid.cell(key, lambda: run_pruned(method, compression, seed), log=log_pruned)
+    finally:
+        if board is not None and board is not tensorboard:
+            board.close()  # a folder given: this call's writers; a RunScalars given stays the caller's
     return grid.records(experiment=experiment)

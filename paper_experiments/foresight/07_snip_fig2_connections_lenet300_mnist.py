@@ -98,6 +98,9 @@ def main(argv=None) -> dict:
     if args.shard is not None or args.merge:
         raise UserError(f"{EXPERIMENT.script} has no grid of runs to shard (one pass of SNIP scoring, no results "
                         "file); run it without --shard / --merge.")
+    if args.tensorboard is not None:
+        raise UserError(f"{EXPERIMENT.script} trains nothing (one pass of SNIP scoring), so it has no scalars for "
+                        f"--tensorboard {args.tensorboard}; run it without --tensorboard.")
     load_tensorflow()
     from dropnet_tf.core.io import atomic_write_text, save_npz_atomic
 

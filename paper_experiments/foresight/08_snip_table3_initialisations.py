@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args, prepare_data,
-    progress, shard_plan,
+    ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, grid_eta, load_tensorflow, parse_args,
+    prepare_data, progress, shard_plan,
 )
 
 INITS = (("RN", "random_normal"), ("TN", "truncated_normal"), ("VS-X", "glorot_uniform"), ("VS-H", "he_normal"))
@@ -40,7 +40,7 @@ EXPERIMENT = ForesightExperiment(
 def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
-    from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
+    from dropnet_tf.foresight.experiment import TrainingProtocol, grid_cells, run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
     from dropnet_tf.core.io import atomic_write_text
 
@@ -59,6 +59,7 @@ def main(argv=None) -> dict:
                    describe=f"{len(INITS)} scoring initialisations × {len(seeds)} seeds",
                    partial_note="the run in progress starts over", redraw="rewriting the table")
     start = time.perf_counter()
+    eta = grid_eta(args, plan, [cell for short, _ in INITS for cell in grid_cells(f"snip_table3_{short}", ["snip"], [10], seeds)])
     rows = []
     for short, init in INITS:
         def build(seed, chosen_init):
@@ -71,7 +72,7 @@ def main(argv=None) -> dict:
             extra={"model": args.model, "dataset": args.dataset, "scale": args.scale, "scoring_init": short},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
             callbacks=epoch_lines(args, f"snip_table3_{short}"),
-            order=plan.order,
+            order=plan.order, eta=eta, tensorboard=args.tensorboard,
         )
         if plan.shard is not None:
             continue  # a shard's part of the grid: the table comes with --merge

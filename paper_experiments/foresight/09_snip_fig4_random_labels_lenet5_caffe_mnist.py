@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from paper_experiments.foresight.foresight_protocol import (
-    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, load_tensorflow, parse_args,
-    prepare_data, progress, shard_plan, snip_protocol,
+    REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, grid_eta, load_tensorflow,
+    parse_args, prepare_data, progress, shard_plan, snip_protocol,
 )
 
 # (arm label, method, random labels, weight decay)
@@ -47,7 +47,7 @@ EXPERIMENT = ForesightExperiment(
 def main(argv=None) -> dict:
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
-    from dropnet_tf.foresight.experiment import run_foresight_grid
+    from dropnet_tf.foresight.experiment import grid_cells, run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
     from dropnet_tf.core.io import atomic_write_bytes, atomic_write_text
 
@@ -74,6 +74,8 @@ def main(argv=None) -> dict:
                    describe=f"{len(ARMS)} arms × {len(seeds)} seeds", partial_note="the run in progress starts over",
                    redraw="redrawing the figure")
     start = time.perf_counter()
+    eta = grid_eta(args, plan, [cell for index, (_, method, _, _) in enumerate(ARMS)
+                                for cell in grid_cells(f"snip_fig4_arm{index}", [method], [100], seeds)])
     curves = {}
     for index, (arm, method, random_labels, decay) in enumerate(ARMS):
         protocol = dataclasses.replace(base, weight_decay=decay)
@@ -83,7 +85,7 @@ def main(argv=None) -> dict:
             extra={"arm": arm, "dataset": args.dataset, "scale": args.scale},
             log=None if args.quiet else (lambda line: print(line, flush=True)),
             callbacks=epoch_lines(args, f"snip_fig4_arm{index}"),
-            order=plan.order,
+            order=plan.order, eta=eta, tensorboard=args.tensorboard,
         )
         if plan.shard is not None:
             continue  # a shard's part of the grid: the figure comes with --merge

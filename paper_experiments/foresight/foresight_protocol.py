@@ -140,7 +140,11 @@ def build_parser(exp: ForesightExperiment):
         out=os.path.join(ROOT, "runs", "foresight"),
         figures=os.path.join(ROOT, "figures", "foresight"),
         helps={"max_train": "cap on training examples (quick scale default from the script)",
-               "figures": "figure directory"},
+               "figures": "figure directory",
+               "tensorboard": "also write TensorBoard scalars under DIR: each run's epochs (loss, top1, top5) in "
+               "DIR/<experiment>/<method>_r<r>_seed<k>/, and its top1, top5 and empirical compression against r "
+               "(step = r rounded) in DIR/<experiment>/summary/<method>_seed<k>/; view with: tensorboard --logdir DIR"},
+        shared=kit.SHARED + ("tensorboard",),
         options=(
             option("--model", choices=(exp.model,) + tuple(exp.model_choices), default=exp.model,
                    help="architecture (default: %(default)s)"),
@@ -304,6 +308,19 @@ def epoch_lines(args, experiment: str) -> list:
     return [EpochLine(f"{experiment} epoch", keys=("loss", "top1"))]
 
 
+def grid_eta(args, plan, cells):
+    """The ETA of a script's whole grid (issue 16): a :class:`dropnet_tf.core.eta.RunsETA` over
+    ``cells`` (:func:`dropnet_tf.foresight.experiment.grid_cells` of every
+    ``run_foresight_grid`` call on the results file, in order), this shard's only; False
+    with ``--verbose 0`` or when nothing runs (``--merge``)."""
+    if getattr(args, "verbose", 1) < 1 or (plan.order is not None and not plan.order.run):
+        return False
+    from dropnet_tf.core.eta import RunsETA
+
+    return RunsETA([cell for position, cell in enumerate(cells) if plan.shard is None or plan.shard.owns(position)],
+                   plan.results)
+
+
 def grid_size(methods, ratios, seeds) -> int:
     """Runs in a grid: the unpruned reference once per seed, every other method per r and seed."""
     return sum(1 if method == REFERENCE else len(ratios) for method in methods) * len(seeds)
@@ -337,7 +354,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     args = parse_args(exp, argv)
     load_tensorflow()
     strategy = kit.strategy_of(args)  # made before the first model
-    from dropnet_tf.foresight.experiment import run_foresight_grid
+    from dropnet_tf.foresight.experiment import grid_cells, run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
 
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
@@ -370,6 +387,8 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment), order=plan.order,
         strategy=strategy,
+        # issue 16: the grid's ETA on each run's line; --tensorboard DIR
+        eta=grid_eta(args, plan, grid_cells(experiment, methods, ratios, seeds)), tensorboard=args.tensorboard,
     )
     if plan.finish():  # a shard holds part of the grid: the figures and tables come with --merge
         return {"shard": str(plan.shard), "results": plan.results}

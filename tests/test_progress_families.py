@@ -1,0 +1,164 @@
+"""dropnet_tf.core.eta and RunScalars: the grid ETA and TensorBoard of the foresight and LayerPrune grids (issue 16)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.eta import RateEstimator, RunsETA, grid_line
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _scalars(folder) -> dict:
+    """{tag: {step: value}} of the event files in ``folder``, read back with TensorFlow's summary_iterator."""
+    found: dict = {}
+    for path in sorted(glob.glob(os.path.join(str(folder), "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                found.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return found
+
+
+class _Logs(keras.callbacks.Callback):
+    """A user's Keras callback: every epoch's logs, in order (the reference for lines and scalars)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append((epoch, dict(logs)))
+
+
+# ------------------------------------------------------------------------ the estimator and the line
+
+
+def test_runs_eta_counts_a_resumed_cell_as_done_but_times_only_this_process(tmp_path):
+    # A grid of three cells; the second is in the results file already (resumed).
+    keys = [{"experiment": "e", "method": m, "compression": r, "seed": 0} for m, r in (("a", 2), ("b", 2), ("b", 4))]
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({"experiment": "e", "method": "b", "compression": 2.0, "seed": 0, "top1": 0.5}) + "\n"
+                       + json.dumps({"experiment": "other", "method": "b", "compression": 2.0, "seed": 0}) + "\n")
+    clock = _Clock()
+    eta = RunsETA(keys, results, clock=clock)
+    assert eta.resumed == 1  # the other experiment's record is no cell of this grid
+    eta.start()
+    clock.now += 120.0  # cell 1 took 2 min in this process
+    # done: cells 1 and 2 (resumed); left: cell 3, at 120 s a run of this process = 2 min.
+    # (Counting the resumed cell in the pace would say 60 s, "0:01".)
+    assert eta.after_run({**keys[0], "top1": 0.4}) == "run 1 of 3 (1 resumed), ETA ~ 0:02 for the grid"
+    clock.now += 60.0
+    assert eta.after_run({**keys[2], "top1": 0.3}) == "run 3 of 3 (1 resumed), ETA ~ 0:00 for the grid"
+    assert eta.rate.seconds_per_unit() == pytest.approx(90.0)
+    with pytest.raises(ValueError, match=r"RunsETA was given a record of no cell of its grid \(3 cells, e\.g\. "
+                                         r"\{'experiment': 'e', 'method': 'a'"):
+        eta.after_run({"experiment": "e", "method": "c", "compression": 2.0, "seed": 0})
+
+
+def test_runs_eta_matches_keys_of_different_fields_and_numbers_of_either_type():
+    # LayerPrune's arms: a baseline, filter arms and layer arms, keyed by different fields.
+    keys = [{"arm": "baseline", "seed": 0}, {"arm": "filter", "criterion": "l1_norm", "fraction": 0.2, "seed": 0},
+            {"arm": "layer", "n": 1, "seed": 0}]
+    eta = RunsETA(keys, clock=_Clock())
+    assert eta.position({"arm": "layer", "n": 1.0, "seed": 0, "accuracy": 0.5}) == 2
+    assert eta.position({"arm": "filter", "criterion": "l1_norm", "fraction": 0.2, "seed": 0}) == 1
+    assert eta.position({"arm": "filter", "criterion": "taylor", "fraction": 0.2, "seed": 0}) is None
+    with pytest.raises(ValueError, match=r"keys has duplicate cells: \[\"\{'seed': 0.0, 'arm': 'baseline'\}\"\] repeat "
+                                         r"\{'arm': 'baseline', 'seed': 0\}"):
+        RunsETA([{"arm": "baseline", "seed": 0}, {"seed": 0.0, "arm": "baseline"}])
+    with pytest.raises(TypeError, match=r"keys must be a list of cell keys \(mappings\), got \{'arm': 'baseline'\}"):
+        RunsETA({"arm": "baseline"})
+
+
+def test_grid_line_words_and_the_estimator_before_any_timing():
+    assert grid_line(2, 5) == "run 2 of 5, ETA after the first run"
+    assert grid_line(2, 5, 1, 61.0) == "run 2 of 5 (1 resumed), ETA ~ 0:02 for the grid"
+    assert grid_line(1, 1, 0, 0.0, done="1 cycle") == "run 1 of 1, 1 cycle done, ETA ~ 0:00 for the grid"
+    rate = RateEstimator(_Clock())
+    assert rate.eta_seconds(3) is None  # nothing finished yet
+    with pytest.raises(ValueError, match=r"units must be an integer >= 0, got -1"):
+        rate.finished(-1)
+
+
+# ------------------------------------------------------------------------ foresight
+
+
+def _tiny_foresight():
+    from dropnet_tf.data import Dataset
+    from dropnet_tf.foresight import MaskedDense
+
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 4
+    x = rng.normal(size=(96, 6)).astype(np.float32) + y[:, None] * 0.3
+    data = Dataset("tiny", "synthetic", x, y, x[:8], y[:8], x[:40], y[:40], 4)
+
+    def build(seed, init):
+        return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
+                                 MaskedDense(4, activation="softmax", name="out")])
+
+    return data, build
+
+
+def test_foresight_grid_eta_and_tensorboard_of_the_runs_trained_here(tmp_path):
+    from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
+
+    data, build = _tiny_foresight()
+    protocol = TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32)
+    options = dict(scoring_batch_size=32)
+    results = tmp_path / "r.jsonl"
+    run_foresight_grid(results, "fs", build, data, [REFERENCE], [2, 4], [0], protocol, log=None, **options)
+    lines, logs = [], _Logs()
+    records = run_foresight_grid(results, "fs", build, data, [REFERENCE, "snip"], [2, 4], [0], protocol,
+                                 log=lines.append, eta=True, tensorboard=tmp_path / "tb", callbacks=[logs], **options)
+    # The reference was resumed: two runs here, each line ending with the grid's progress.
+    assert len(lines) == 2
+    assert re.search(r" \| run 2 of 3 \(1 resumed\), ETA ~ \d+:\d\d for the grid$", lines[0])
+    assert lines[1].endswith(" | run 3 of 3 (1 resumed), ETA ~ 0:00 for the grid")
+    assert " r=2 " in lines[0] and " r=4 " in lines[1]
+
+    # One folder per run trained here, and the summary; the resumed reference trained nothing.
+    assert sorted(os.listdir(tmp_path / "tb" / "fs")) == ["snip_r2_seed0", "snip_r4_seed0", "summary"]
+    by_r = {float(r["compression"]): r for r in records if r["method"] == "snip"}
+    for index, r in enumerate((2, 4)):
+        train = _scalars(tmp_path / "tb" / "fs" / f"snip_r{r}_seed0" / "train")
+        seen = [entry for _, entry in logs.logs[2 * index:2 * index + 2]]  # this run's two epochs
+        assert train["epoch_loss"] == pytest.approx({0: seen[0]["loss"], 1: seen[1]["loss"]}, rel=1e-6)
+        assert train["epoch_top1"] == pytest.approx({0: seen[0]["top1"], 1: seen[1]["top1"]}, rel=1e-6)
+        assert [train["epoch_loss"][e] for e in (0, 1)] == pytest.approx(by_r[r]["train_loss"], rel=1e-6)
+    summary = _scalars(tmp_path / "tb" / "fs" / "summary" / "snip_seed0")
+    # step = r: each method's accuracy and empirical compression drawn against r
+    for tag, field in (("summary/top1", "top1"), ("summary/top5", "top5"), ("summary/empirical_ratio", "empirical_ratio")):
+        assert summary[tag] == pytest.approx({2: by_r[2.0][field], 4: by_r[4.0][field]}, rel=1e-6), tag
+    assert summary["summary/empirical_ratio"][4] > 3 * summary["summary/empirical_ratio"][2] / 2  # r=4 is not r=2's
+
+
+def test_foresight_grid_eta_counts_only_its_shard_s_cells(tmp_path):
+    from dropnet_tf.core.shards import CellOrder, Shard
+    from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
+
+    data, build = _tiny_foresight()
+    lines = []
+    # Cells: reference s0, reference s1, snip r2 s0, snip r2 s1; shard 1 of 2 owns positions 1 and 3.
+    records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, [REFERENCE, "snip"], [2], [0, 1],
+                                 TrainingProtocol(epochs=1, learning_rate=0.05, batch_size=32), log=lines.append,
+                                 scoring_batch_size=32, eta=True, order=CellOrder(Shard(1, 2)))
+    assert [(r["method"], r["seed"]) for r in records] == [(REFERENCE, 1), ("snip", 1)]
+    assert re.search(r" \| run 1 of 2, ETA ~ \d+:\d\d for the grid$", lines[0])
+    assert lines[1].endswith(" | run 2 of 2, ETA ~ 0:00 for the grid")
+    with pytest.raises(TypeError, match=r"eta must be True, False or a dropnet_tf.core.eta.RunsETA, got 'yes'"):
+        run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0],
+                           TrainingProtocol(epochs=1, learning_rate=0.05), eta="yes")
+    assert not (tmp_path / "s.jsonl").exists()
