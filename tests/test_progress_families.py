@@ -162,3 +162,69 @@ def test_foresight_grid_eta_counts_only_its_shard_s_cells(tmp_path):
         run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0],
                            TrainingProtocol(epochs=1, learning_rate=0.05), eta="yes")
     assert not (tmp_path / "s.jsonl").exists()
+
+
+# ------------------------------------------------------------------------ LayerPrune
+
+
+def _layerprune_runner(tmp_path, *options):
+    from paper_experiments.layerprune import layerprune_protocol as lp
+
+    args = lp.parse_args("LayerPrune test", "digits", ["--scale", "quick", "--out", str(tmp_path / "out"), *options])
+    return lp, args, lp.Runner(args, "99_test")
+
+
+def test_layerprune_arms_end_with_the_grid_eta_and_write_their_numbers_to_tensorboard(tmp_path, capsys):
+    lp, args, runner = _layerprune_runner(tmp_path, "--tensorboard", str(tmp_path / "tb"))
+    keys = [{"arm": "baseline", "seed": 0}, {"arm": "filter", "criterion": "l1_norm", "ratio": 0.2, "seed": 0},
+            {"arm": "layer", "n": 1, "seed": 0}]
+    runner.results.append({**keys[0], "accuracy": 0.9, "seconds": 1.0})  # done before this call
+    runner.expect(keys)
+    found = {"accuracy": 0.8125, "latency_ratio": 0.75, "removed": ["block1_1"]}
+    for key in keys:
+        runner.arm(key, lambda: dict(found))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # the baseline was resumed
+    assert re.search(r"^\{\"arm\": \"filter\", .*\} \| run 2 of 3 \(1 resumed\), ETA ~ \d+:\d\d for the grid$", lines[0])
+    assert lines[1].endswith(" | run 3 of 3 (1 resumed), ETA ~ 0:00 for the grid")
+    assert json.loads(lines[1].split(" | ")[0])["removed"] == ["block1_1"]  # the record's line is as before
+    experiment = f"99_test_{lp.run_tag(args)}"
+    assert sorted(os.listdir(tmp_path / "tb" / experiment)) == ["filter_l1_norm_ratio0.2_seed0", "layer_n1_seed0"]
+    records = {r["arm"]: r for r in runner.records()}
+    for arm, folder in (("filter", "filter_l1_norm_ratio0.2_seed0"), ("layer", "layer_n1_seed0")):
+        scalars = _scalars(tmp_path / "tb" / experiment / folder)
+        # every number of the record but its key, at step 0; lists (the removed blocks) are no scalars
+        assert {tag: steps for tag, steps in scalars.items()} == {
+            "arm/accuracy": {0: pytest.approx(0.8125)}, "arm/latency_ratio": {0: pytest.approx(0.75)},
+            "arm/seconds": {0: pytest.approx(records[arm]["seconds"])}}, arm
+
+
+def test_layerprune_finetune_gives_its_callbacks_every_epoch_and_verbose_2_prints_them(tmp_path, capsys):
+    import dataclasses
+
+    import dropnet_tf
+
+    lp, args, runner = _layerprune_runner(tmp_path, "--verbose", "2", "--tensorboard", str(tmp_path / "tb"))
+    data = dropnet_tf.load_dataset("digits").subset(max_train=256, seed=0)
+    scale = dataclasses.replace(lp.SCALE["quick"], finetune_epochs=3, batch_size=32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(data.num_classes, activation="softmax")])
+    logs = _Logs()
+    key = {"arm": "layer", "n": 2, "seed": 0}
+    runner.expect([key])
+    capsys.readouterr()
+    record = runner.arm(key, lambda: {"accuracy": lp.finetune(model, data, scale, 0, args,
+                                                              callbacks=[logs] + runner.callbacks())})
+    assert [epoch for epoch, _ in logs.logs] == [0, 1, 2]  # every epoch of the fine-tuning
+    # the returned accuracy is the fine-tuned model's, by a plain numpy argmax over the test split
+    predicted = np.argmax(model(data.x_test).numpy(), axis=1)
+    assert record["accuracy"] == pytest.approx(float(np.mean(predicted == data.y_test)))
+    out = capsys.readouterr().out.splitlines()
+    epoch_lines = [line for line in out if line.startswith("layer_n2_seed0 epoch=")]
+    assert len(epoch_lines) == 3
+    for line, (epoch, entry) in zip(epoch_lines, logs.logs):
+        assert f"epoch={epoch + 1} loss={entry['loss']:.4f} top1={entry['top1']:.4f} " in line
+    train = _scalars(tmp_path / "tb" / f"99_test_{lp.run_tag(args)}" / "layer_n2_seed0" / "train")
+    assert train["epoch_loss"] == pytest.approx({e: entry["loss"] for e, entry in logs.logs}, rel=1e-6)
+    assert logs.logs[0][1]["loss"] != pytest.approx(logs.logs[2][1]["loss"])  # it trained: the steps differ

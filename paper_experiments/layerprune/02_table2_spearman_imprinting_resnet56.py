@@ -22,10 +22,12 @@ def main(argv=None):
     args, scale, data, runner = setup(__doc__.splitlines()[0], "cifar10", SCRIPT, argv)
     from dropnet_tf.layerprune import find_blocks, imprinting_importance, iterative_block_ranking, remove_blocks
 
+    runner.expect([{"n": n, "seed": seed} for seed in scale.seeds for n in N_PRUNED])  # the grid, for the ETA
     for seed in scale.seeds:
         # The baseline and the rankings are made when an arm first needs them, and every arm
         # is visited whatever is done, so that the grid order (--shard) never depends on it.
-        base = lazy(lambda seed=seed: baseline("resnet", args, data, scale, seed, log=None if args.quiet else print))
+        base = lazy(lambda seed=seed: baseline("resnet", args, data, scale, seed, log=None if args.quiet else print,
+                                               callbacks=runner.callbacks(folder=f"baseline_training_seed{seed}")))
 
         def ranking(seed=seed, base=base):
             x, y = scoring_data(data, scale, seed)
@@ -43,8 +45,11 @@ def main(argv=None):
                 one_shot = remove_blocks(base(), step["one_shot_removed"])
                 iterative = copy_model(step["model"])
                 return {"one_shot_removed": step["one_shot_removed"], "iterative_removed": step["iterative_removed"],
-                        "spearman": step["spearman"], "one_shot_accuracy": finetune(one_shot, data, scale, seed, args),
-                        "iterative_accuracy": finetune(iterative, data, scale, seed, args)}
+                        "spearman": step["spearman"],
+                        "one_shot_accuracy": finetune(one_shot, data, scale, seed, args,
+                                                      callbacks=runner.callbacks("one_shot")),
+                        "iterative_accuracy": finetune(iterative, data, scale, seed, args,
+                                                       callbacks=runner.callbacks("iterative"))}
             runner.arm({"n": n, "seed": seed}, run)
     if runner.finish():
         return None

@@ -25,11 +25,13 @@ def main(argv=None):
         rank_ensemble,
     )
 
+    runner.expect([{"seed": seed} for seed in scale.seeds])  # the grid, for the ETA
     for seed in scale.seeds:
         def run(seed=seed):
             # The baseline is loaded (or trained) only for an arm that runs here (not for
             # another shard's, nor after --merge).
-            base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print)
+            base = baseline("resnet", args, data, scale, seed, log=None if args.quiet else print,
+                            callbacks=runner.callbacks(folder=f"baseline_training_seed{seed}"))
             x, y = scoring_data(data, scale, seed)
             blocks = find_blocks(base)
             convs = [layer.name for layer in base.layers if type(layer).__name__ == "Conv2D"]

@@ -97,7 +97,12 @@ def build_parser(description: str, default_dataset: str, extra=()):
         dataset=default_dataset,
         out=os.path.join(ROOT, "runs", "layerprune"),
         figures=os.path.join(ROOT, "figures", "layerprune"),
-        helps={"max_train": "cap on training images (quick default 2000)", "figures": "figure/table directory"},
+        helps={"max_train": "cap on training images (quick default 2000)", "figures": "figure/table directory",
+               "tensorboard": "also write TensorBoard scalars under DIR/<script>_<dataset>_<scale>/, one folder per "
+               "arm (e.g. filter_l1_norm_iterative_ratio0.2_seed0/): its fine-tuning's epochs (loss, top1) and its "
+               "table's numbers (arm/accuracy, arm/latency_ratio, ...); the baseline's training in "
+               "baseline_training_seed<k>/; view with: tensorboard --logdir DIR"},
+        shared=kit.SHARED + ("tensorboard",),
         options=(
             option("--finetune-epochs", type=int, help="override the fine-tuning epochs"),
             option("--baseline-epochs", type=int, help="override the baseline's training epochs"),
@@ -221,8 +226,11 @@ def _save_model_atomic(model, path: str) -> None:
     os.replace(temporary, path)
 
 
-def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
-    """The trained baseline, loaded from ``--out`` if an earlier run saved it."""
+def baseline(model: str, args, data, scale: Scale, seed: int, log=print, callbacks=()):
+    """The trained baseline, loaded from ``--out`` if an earlier run saved it.
+
+    ``callbacks``: Keras callbacks given to its training's fit, when it trains here
+    (e.g. :meth:`Runner.callbacks`: a line per epoch, TensorBoard scalars)."""
     from dropnet_tf.core.backend import KERAS_MAJOR, keras
     from dropnet_tf.foresight.experiment import train_and_evaluate
 
@@ -234,7 +242,7 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
         start = time.perf_counter()
         trainee = build(model, data, scale, seed)
         trained = train_and_evaluate(trainee, data, baseline_protocol(scale, data), seed=seed,
-                                     strategy=kit.strategy_of(args))
+                                     strategy=kit.strategy_of(args), callbacks=callbacks)
         _save_model_atomic(trainee, path)
         log(f"baseline {model} seed {seed}: test accuracy {trained['top1']:.4f} "
             f"({time.perf_counter() - start:.0f} s, saved {os.path.relpath(path, ROOT)})")
@@ -245,14 +253,17 @@ def baseline(model: str, args, data, scale: Scale, seed: int, log=print):
     return net
 
 
-def finetune(model, data, scale: Scale, seed: int, args=None) -> float:
+def finetune(model, data, scale: Scale, seed: int, args=None, callbacks=()) -> float:
     """Supplement 1.1: fine-tune with SGD at 1e-3; returns the test accuracy.
 
-    ``args``: the parsed command line, for ``--strategy`` (None: one device)."""
+    ``args``: the parsed command line, for ``--strategy`` (None: one device).
+    ``callbacks``: Keras callbacks given to the fine-tuning's fit, which calls them at every
+    epoch (e.g. :meth:`Runner.callbacks`)."""
     from dropnet_tf.foresight.experiment import train_and_evaluate
 
     strategy = kit.strategy_of(args)
-    return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed, strategy=strategy)["top1"]
+    return train_and_evaluate(model, data, finetune_protocol(scale), seed=seed, strategy=strategy,
+                              callbacks=callbacks)["top1"]
 
 
 def copy_model(model):
@@ -374,6 +385,35 @@ def cost(model, scale: Scale, reference=None) -> dict:
 # --------------------------------------------------------------------------- runs and outputs
 
 
+def arm_folder(key: dict) -> str:
+    """An arm's folder name from its key: the text values, then ``<field><number>``, then ``seed<k>``
+    (``{"arm": "filter", "criterion": "l1_norm", "ratio": 0.2, "seed": 0}`` ->
+    ``filter_l1_norm_ratio0.2_seed0``)."""
+    parts = []
+    for name, value in key.items():
+        if name == "seed":
+            continue
+        parts.append(value if isinstance(value, str) else f"{name}{value:g}" if isinstance(value, (int, float))
+                     else f"{name}{value}")
+    if "seed" in key:
+        parts.append(f"seed{key['seed']}")
+    return "_".join(str(part) for part in parts) or "arm"
+
+
+class _KeysOnly:
+    """A stand-in runner that notes each arm's key and runs nothing (:meth:`Runner.expect`'s dry pass)."""
+
+    def __init__(self):
+        self.keys = []
+
+    def arm(self, key: dict, run):
+        self.keys.append(dict(key))
+        return None
+
+    def callbacks(self, *args, **kwargs) -> list:
+        return []
+
+
 class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable).
 
@@ -381,10 +421,17 @@ class Runner:
     record is the arm's key, its results and ``seconds``.  With ``--shard I/N`` it runs one
     shard's arms into that shard's file, after ``--merge`` none (:mod:`paper_experiments.kit.sharding`);
     :meth:`finish` is then True and the script draws nothing.
+
+    Progress (issue 16): after :meth:`expect`, each arm's line ends with the grid's
+    ``run i of n (r resumed), ETA ~ h:mm for the grid`` (:class:`dropnet_tf.core.eta.RunsETA`);
+    :meth:`callbacks` are the Keras callbacks of a training inside an arm (``--verbose 2``:
+    a line per epoch; ``--tensorboard DIR``: its epoch scalars), and with ``--tensorboard``
+    each finished arm's numbers are written as ``arm/<field>`` scalars in its folder.
     """
 
     def __init__(self, args, name: str):
         from dropnet_tf.core.grid import RunGrid
+        from dropnet_tf.core.progress import RunScalars
         from paper_experiments.kit import sharding
 
         os.makedirs(args.out, exist_ok=True)
@@ -392,23 +439,77 @@ class Runner:
         self.plan = sharding.plan(args, unsharded, sharding.settings_of(args, script=name))
         self.path = self.plan.results
         self.quiet = args.quiet
-        self.grid = RunGrid(self.path, log=None if self.quiet else self._show, order=self.plan.order)
+        self.verbose = getattr(args, "verbose", 0 if self.quiet else 1)
+        #: The TensorBoard experiment folder: the results file's name, so other settings never mix.
+        self.experiment = os.path.splitext(os.path.basename(unsharded))[0]
+        tensorboard = getattr(args, "tensorboard", None)
+        self.board = RunScalars(tensorboard) if tensorboard else None
+        self.eta = None
+        self.current: dict | None = None
+        self.grid = RunGrid(self.path, log=self._after, order=self.plan.order)
         self.results = self.grid.results
+
+    def expect(self, arms) -> None:
+        """The grid's arms in order, for the ETA (this shard's only): a list of keys, or the
+        script's own loop ``arms(runner)``, run once as a dry pass with a runner that runs no arm
+        (so the order is the one that runs)."""
+        from dropnet_tf.core.eta import RunsETA
+
+        if self.verbose < 1 or (self.plan.order is not None and not self.plan.order.run):
+            return
+        if callable(arms):
+            collector = _KeysOnly()
+            arms(collector)
+            arms = collector.keys
+        shard = self.plan.shard
+        self.eta = RunsETA([key for position, key in enumerate(arms) if shard is None or shard.owns(position)],
+                           self.results)
+        self.eta.start()
 
     def finish(self) -> bool:
         """True for a shard (its manifest now says finished): the tables come with ``--merge``."""
+        if self.board is not None:
+            self.board.close()
         return self.plan.finish()
 
+    def _after(self, record: dict) -> None:
+        if self.board is not None:
+            key = self.current if self.current is not None else record
+            numbers = {f"arm/{name}": value for name, value in record.items()
+                       if name not in key and isinstance(value, (int, float)) and not isinstance(value, bool)}
+            self.board.scalars(os.path.join(self.experiment, arm_folder(key)), numbers, step=0)
+        if not self.quiet:
+            self._show(record, "" if self.eta is None else self.eta.after_run(record))
+
     @staticmethod
-    def _show(record: dict) -> None:
+    def _show(record: dict, ending: str = "") -> None:
         shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k not in ("masks",)}
-        print(json.dumps(shown), flush=True)
+        print(json.dumps(shown) + (f" | {ending}" if ending else ""), flush=True)
+
+    def callbacks(self, part: str | None = None, folder: str | None = None) -> list:
+        """Keras callbacks of one training inside the arm running now (or of ``folder``, e.g. the
+        baseline's ``baseline_training_seed0``); ``part`` names one of several trainings of an arm."""
+        from dropnet_tf.core.progress import safe_folder
+
+        where = folder or (arm_folder(self.current) if self.current is not None else "training")
+        found = []
+        if self.verbose >= 2:
+            from dropnet_tf.core.progress import EpochLine
+
+            found.append(EpochLine(f"{where} {part}" if part else where, keys=("loss", "top1")))
+        if self.board is not None:
+            found += self.board.epoch_callbacks(safe_folder(self.experiment, where, *([part] if part else [])))
+        return found
 
     def done(self, **key) -> dict | None:
         return self.grid.done(key)
 
     def arm(self, key: dict, run) -> dict:
-        return self.grid.cell(key, run, timed="seconds")
+        self.current = dict(key)
+        try:
+            return self.grid.cell(key, run, timed="seconds")
+        finally:
+            self.current = None
 
     def records(self) -> list[dict]:
         return self.grid.records()
@@ -523,7 +624,8 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
     for seed in scale.seeds:
         # Loaded (or trained) when an arm first needs it: a shard without arms of this seed,
         # or a merge, trains no baseline.
-        base = lazy(lambda seed=seed: baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print))
+        base = lazy(lambda seed=seed: baseline(exp.model, args, data, scale, seed, log=None if args.quiet else print,
+                                               callbacks=runner.callbacks(folder=f"baseline_training_seed{seed}")))
 
         def run_baseline():
             found = {"accuracy": test_accuracy(base(), data)}
@@ -547,7 +649,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
                             found[name] = seconds
                         elif name == "architecture":
                             found[name] = architecture(model)
-                    found["accuracy"] = finetune(model, data, scale, seed, args)
+                    found["accuracy"] = finetune(model, data, scale, seed, args, callbacks=runner.callbacks())
                     return {**found, **cost(model, scale, reference=base())}
 
                 key = {"arm": "filter", "criterion": criterion}
@@ -568,7 +670,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
                     found = {"removed": removed}
                     if exp.layers.architecture:
                         found["architecture"] = with_zeros(base(), model, removed)
-                    found["accuracy"] = finetune(model, data, scale, seed, args)
+                    found["accuracy"] = finetune(model, data, scale, seed, args, callbacks=runner.callbacks())
                     return {**found, **cost(model, scale, reference=base())}
 
                 runner.arm({"arm": "layer", "n": n, "seed": seed}, run)
@@ -577,6 +679,7 @@ def run_arms(exp: LayerPruneExperiment, args, scale: Scale, data, runner) -> Non
 def run(exp: LayerPruneExperiment, outputs, argv=None):
     """A declared script's ``main``: set up, run every arm (resuming), then its ``outputs``."""
     args, scale, data, runner = setup(exp.description, exp.dataset, exp.script, argv)
+    runner.expect(lambda arms: run_arms(exp, args, scale, data, arms))  # the grid, for the ETA
     run_arms(exp, args, scale, data, runner)
     if runner.finish():
         return None
