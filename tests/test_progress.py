@@ -288,12 +288,18 @@ def test_scripts_take_verbose_and_keep_quiet_as_verbose_0():
     for bad in (["--quiet", "--verbose", "2"], ["--verbose", "3"]):
         with pytest.raises(SystemExit):
             parse(bad)
-    # only the DropNet scripts log to TensorBoard; every script has --verbose
+    # every family takes --verbose and --tensorboard, and --tensorboard is no setting a --merge compares
+    from paper_experiments.kit import sharding
+    from paper_experiments.layerprune import layerprune_protocol
+
     foresight_exp = _script("04_snip_table1_fig1_lenet300_mnist.py", "foresight").EXPERIMENT
     foresight = foresight_protocol.build_parser(foresight_exp)
+    layerprune = layerprune_protocol.build_parser("LayerPrune", "cifar10")
     assert foresight.parse_args(["--verbose", "0"]).quiet is True
-    with pytest.raises(SystemExit):
-        foresight.parse_args(["--tensorboard", "tb"])
+    for family in (parser, foresight, layerprune):
+        assert family.parse_args(["--tensorboard", "tb"]).tensorboard == "tb"
+        assert sharding.settings_of(family.parse_args(["--tensorboard", "tb"])) == sharding.settings_of(
+            family.parse_args([]))
 
 
 def _script(name, paper="dropnet"):

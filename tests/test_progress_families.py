@@ -228,3 +228,16 @@ def test_layerprune_finetune_gives_its_callbacks_every_epoch_and_verbose_2_print
     train = _scalars(tmp_path / "tb" / f"99_test_{lp.run_tag(args)}" / "layer_n2_seed0" / "train")
     assert train["epoch_loss"] == pytest.approx({e: entry["loss"] for e, entry in logs.logs}, rel=1e-6)
     assert logs.logs[0][1]["loss"] != pytest.approx(logs.logs[2][1]["loss"])  # it trained: the steps differ
+
+
+def test_layerprune_shard_eta_counts_only_its_own_arms(tmp_path, capsys):
+    lp, args, runner = _layerprune_runner(tmp_path, "--shard", "1/2")
+    keys = [{"n": n, "seed": 0} for n in (1, 2, 3, 4)]  # shard 1 of 2 owns positions 1 and 3: n = 2 and 4
+    runner.expect(keys)
+    capsys.readouterr()
+    for key in keys:
+        runner.arm(key, lambda: {"accuracy": 0.5})
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line.split(" | ")[0])["n"] for line in lines] == [2, 4]
+    assert re.search(r" \| run 1 of 2, ETA ~ \d+:\d\d for the grid$", lines[0])
+    assert lines[1].endswith(" | run 2 of 2, ETA ~ 0:00 for the grid")
