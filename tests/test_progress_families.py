@@ -241,3 +241,19 @@ def test_layerprune_shard_eta_counts_only_its_own_arms(tmp_path, capsys):
     assert [json.loads(line.split(" | ")[0])["n"] for line in lines] == [2, 4]
     assert re.search(r" \| run 1 of 2, ETA ~ \d+:\d\d for the grid$", lines[0])
     assert lines[1].endswith(" | run 2 of 2, ETA ~ 0:00 for the grid")
+
+
+def test_foresight_tensorboard_under_a_strategy_gets_the_distributed_trainer_s_epochs(tmp_path):
+    # Under strategy= the run trains with DistributedTrainer, whose epoch logs hold the loss only.
+    from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
+
+    data, build = _tiny_foresight()
+    records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, ["snip"], [2], [0],
+                                 TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32), log=None,
+                                 scoring_batch_size=32, tensorboard=tmp_path / "tb",
+                                 strategy=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    assert records[0]["train_top1"] == []  # the distributed path: no training top-1
+    run_dir = tmp_path / "tb" / "fs" / "snip_r2_seed0"
+    assert os.listdir(run_dir) == ["train"]  # no validation split, so no empty validation/
+    assert _scalars(run_dir / "train") == {"epoch_loss": pytest.approx(dict(enumerate(records[0]["train_loss"])),
+                                                                       rel=1e-6)}

@@ -266,12 +266,27 @@ def safe_folder(*parts) -> str:
     return os.path.join(*names)
 
 
-class _ClosingEpochScalars(EpochScalars):
-    """EpochScalars whose writers belong to one training call: closed when it ends."""
+class _OneTrainingScalars(EpochScalars):
+    """EpochScalars of one training call under ``folder``: each writer made when its first
+    value comes (a training without validation leaves no empty ``validation/``), closed
+    when the training ends."""
+
+    def __init__(self, folder: str):
+        super().__init__(None, None)
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.train_writer is None and any(not key.startswith("val_") for key in logs):
+            self.train_writer = tf.summary.create_file_writer(os.path.join(self.folder, "train"))
+        if self.validation_writer is None and any(key.startswith("val_") for key in logs):
+            self.validation_writer = tf.summary.create_file_writer(os.path.join(self.folder, "validation"))
+        super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
-        self.train_writer.close()
-        self.validation_writer.close()
+        for writer in (self.train_writer, self.validation_writer):
+            if writer is not None:
+                writer.close()
 
 
 class RunScalars:
@@ -298,9 +313,7 @@ class RunScalars:
 
     def epoch_callbacks(self, folder: str) -> list:
         """Keras callbacks of one training: its epoch logs under ``<log_dir>/<folder>/{train,validation}``."""
-        path = os.path.join(self.log_dir, folder)
-        return [_ClosingEpochScalars(tf.summary.create_file_writer(os.path.join(path, "train")),
-                                     tf.summary.create_file_writer(os.path.join(path, "validation")))]
+        return [_OneTrainingScalars(os.path.join(self.log_dir, folder))]
 
     def scalars(self, folder: str, values: Mapping, step: int) -> None:
         """``tf.summary.scalar(tag, value, step)`` for each item of ``values`` (None and NaN left out), flushed."""
