@@ -257,3 +257,25 @@ def test_foresight_tensorboard_under_a_strategy_gets_the_distributed_trainer_s_e
     assert os.listdir(run_dir) == ["train"]  # no validation split, so no empty validation/
     assert _scalars(run_dir / "train") == {"epoch_loss": pytest.approx(dict(enumerate(records[0]["train_loss"])),
                                                                        rel=1e-6)}
+
+
+def test_a_foresight_script_prints_the_grid_eta_with_a_resumed_run_and_logs_to_tensorboard(tmp_path, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "paper_experiments" / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py"
+    spec = importlib.util.spec_from_file_location("progress_families_04_snip", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    common = ["--scale", "quick", "--dataset", "digits", "--methods", "snip", "--seeds", "0", "--epochs", "1",
+              "--max-train", "300", "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    script.main(script.EXPERIMENT, common + ["--compressions", "2", "--quiet"])  # the run resumed below
+    capsys.readouterr()
+    script.main(script.EXPERIMENT, common + ["--compressions", "2", "4", "--tensorboard", str(tmp_path / "tb")])
+    lines = [line for line in capsys.readouterr().out.splitlines() if " seed=0 " in line]
+    assert len(lines) == 1 and " r=4 " in lines[0]
+    assert lines[0].endswith(" | run 2 of 2 (1 resumed), ETA ~ 0:00 for the grid")
+    experiment = tmp_path / "tb" / "snip_lenets"
+    assert sorted(os.listdir(experiment)) == ["snip_r4_seed0", "summary"]  # the resumed run trained nothing here
+    record = [json.loads(line) for line in open(tmp_path / "runs" / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick.jsonl")][-1]
+    assert _scalars(experiment / "summary" / "snip_seed0")["summary/top1"] == {4: pytest.approx(record["top1"])}
