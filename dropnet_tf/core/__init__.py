@@ -9,7 +9,7 @@
 ``selection``          global vs layer-wise selection of units and weights
 ``training``           GraphTrainer: many steps per call, driving Keras callbacks
 ``progress``           EpochLine, CycleCallback hooks, TensorBoardLogger (scalars per
-                       epoch and per cycle)
+                       epoch and per cycle), RunScalars (per run)
 ``eta``                the grid ETA every family prints: RateEstimator, grid_line,
                        RunsETA (one run per cell), format_duration
 ``distribute``         tf.distribute: strategy checks, scope, clone_in_scope (issue 16)

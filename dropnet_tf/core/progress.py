@@ -10,7 +10,9 @@ that work:
 * a :class:`CycleCallback` sees the runs and their cycles: when a run begins (its key,
   its first cycle, the epochs it has already trained), the Keras callbacks of each
   cycle's training, and each cycle's record.  :class:`TensorBoardLogger` is one: it
-  writes per-epoch and per-cycle scalars for ``tensorboard --logdir DIR``.
+  writes per-epoch and per-cycle scalars for ``tensorboard --logdir DIR``;
+* grids whose cells train once (foresight's runs, LayerPrune's arms) use :class:`RunScalars`:
+  each training's epoch scalars in its own folder, and each run's summary numbers.
 
 TensorBoard scalars are written with ``tf.summary.scalar`` (the ``tensorboard`` package is in
 ``requirements.txt``), in Keras' layout (``train/`` and ``validation/`` folders, ``epoch_<metric>``

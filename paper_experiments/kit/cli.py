@@ -188,14 +188,14 @@ def build_parser(
         "quiet": (("--quiet",), dict(action="store_true", help="no progress lines (--verbose 0)")),
         "verbose": (("--verbose",), dict(type=int, choices=VERBOSITY, default=None,
                                          help="0: no progress lines (as --quiet); 1 (default): a line per cycle or "
-                                         "run; 2: also a line per epoch (the DropNet and foresight scripts)")),
+                                         "run, ending with the grid's ETA; 2: also a line per epoch")),
         "strategy": (("--strategy",), dict(
             choices=STRATEGIES, default=None,
             help="train under tf.distribute: mirrored (every device of this machine) or multiworker (the cluster in "
             "TF_CONFIG, one process per worker); default: one device")),
         "tensorboard": (("--tensorboard",), dict(metavar="DIR", default=None,
                                                  help="also write TensorBoard scalars under DIR (per epoch and per "
-                                                 "cycle; view with: tensorboard --logdir DIR)")),
+                                                 "cycle or run; view with: tensorboard --logdir DIR)")),
         "shard": (("--shard",), dict(
             type=shard_argument, metavar="I/N",
             help="run only the cells of the grid at positions p with p mod N = I (0 <= I < N, I from 0; SLURM: "
