@@ -107,10 +107,42 @@ def mirrored(out: str) -> None:
         "means_of_means": {n: [(r[:k].mean(axis=0) + r[k:].mean(axis=0)).tolist() for k in (2, 3)]
                            for n, r in zip(stats.layer_names, reference)},
     }
+    report["batchnorm"] = batchnorm_state(strategy, data)
     report["step"] = one_step(strategy, data[0][0][:5], data[0][1][:5])
     report["foresight"] = foresight_training(strategy, data)
     with open(os.path.join(out, "mirrored.json"), "w") as handle:
         json.dump(report, handle)
+
+
+def batchnorm_state(strategy, data) -> dict:
+    """A conv + BatchNormalization model trained under the strategy twice from the same start,
+    the replicas' moving statistics averaged and not: each replica's copy, as lists."""
+    import tensorflow as tf
+
+    from dropnet_tf.core.backend import keras
+    from dropnet_tf.core.distributed_training import DistributedTrainer
+
+    (x, y), _, _ = data
+    x = x.copy()
+    x[(np.arange(len(x)) % 32) >= 16] += 5.0  # a batch of 32 splits 16 + 16: the replicas' statistics differ
+    copies = {}
+    for average in (False, True):
+        with strategy.scope():
+            keras.utils.set_random_seed(5)
+            inputs = keras.Input((8, 8, 1))
+            hidden = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+            outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(keras.layers.ReLU()(hidden)))
+            model = keras.Model(inputs, outputs)
+            optimizer = keras.optimizers.SGD(0.05)
+        trainer = DistributedTrainer(model, optimizer, "sparse_categorical_crossentropy", x, y, strategy, batch_size=32)
+        trainer.average_local_state = average
+        trainer.fit(epochs=1, shuffle=False)
+        moving = model.get_layer("bn").moving_mean
+        moving = moving.value if not isinstance(moving, tf.Variable) else moving
+        copies["averaged" if average else "separate"] = [np.asarray(v).tolist()
+                                                          for v in strategy.experimental_local_results(moving)]
+        copies["kernel_" + ("averaged" if average else "separate")] = np.asarray(model.get_layer("conv").kernel).tolist()
+    return copies
 
 
 def one_step(strategy, x5, y5) -> dict:
@@ -252,6 +284,7 @@ def foresight_multiworker(out: str) -> None:
         "index": index, "replicas": strategy.num_replicas_in_sync, "seconds": time.perf_counter() - started,
         "top1": outcome["top1"], "top5": outcome["top5"], "test_loss": outcome["test_loss"],
         "masks": {n: m.astype(int).tolist() for n, m in masks.items()},
+        "batchnorm": batchnorm_state(strategy, digits()),
         "masks_unchanged": all(np.array_equal(masks_before[n], masks[n]) for n in masks),
         "density": float(sum(m.sum() for m in masks.values()) / sum(m.size for m in masks.values())),
         "pruned_max_abs": max(float(np.max(np.abs(w * (1 - m)))) for w, m in kernels),

@@ -261,6 +261,15 @@ def test_mirrored_run_matches_one_device_and_reduces_statistics(tmp_path):
         for key in ("val_accuracy", "test_accuracy", "train_accuracy"):
             assert abs(one[key] - many[key]) <= 1 / 128 + 1e-12, (key, one, many)
         assert abs(one["val_loss"] - many["val_loss"]) < 1e-4
+    # BatchNormalization's moving statistics (Keras 3: aggregation "none", one copy per replica,
+    # each updated from its half of the batch): averaged, every replica holds the mean of the
+    # copies they drift to without it (a moving average is linear); training itself is the same.
+    bn = report["batchnorm"]
+    separate, averaged = np.asarray(bn["separate"]), np.asarray(bn["averaged"])
+    assert np.max(np.abs(separate[0] - separate[1])) > 1e-2  # the copies really drift apart
+    np.testing.assert_allclose(averaged[0], averaged[1], atol=0)
+    np.testing.assert_allclose(averaged[0], separate.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn["kernel_averaged"], bn["kernel_separate"], atol=1e-6)
     # One step on a batch of 5 split 3 + 2: the update of the global mean loss on one device,
     # which a mean of the replicas' means (each replica's mean loss / 2) misses.
     step = report["step"]
@@ -324,6 +333,12 @@ def test_two_process_multiworker_foresight_matches_one_device(tmp_path):
     for a, b in zip(first["weights"], second["weights"]):
         np.testing.assert_array_equal(a, b)  # one all-reduced update applied on both workers
     assert (first["top1"], first["top5"], first["test_loss"]) == (second["top1"], second["top5"], second["test_loss"])
+    # BatchNormalization's moving statistics (one copy per worker here): averaged, both workers
+    # hold the same values, the mean of the copies they reach without the averaging.
+    ones, twos = first["batchnorm"], second["batchnorm"]
+    np.testing.assert_array_equal(ones["averaged"], twos["averaged"])
+    separate = np.asarray(ones["separate"] + twos["separate"])
+    np.testing.assert_allclose(ones["averaged"][0], separate.mean(axis=0), rtol=1e-5, atol=1e-6)
     single = first["single"]
     assert single["moved"] > 1e-2  # the reference trained
     assert abs(single["top1"] - first["top1"]) <= 1 / 128 + 1e-12

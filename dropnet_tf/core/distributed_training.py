@@ -9,7 +9,12 @@ per-sample losses by the number of samples in the whole global batch (an all-red
 count), and the optimizer sums the replicas' gradients.  The update is therefore the
 gradient of the global batch's mean loss, up to summation order, also when a batch does
 not split evenly (a mean of per-replica means would weight the smaller share's samples
-more).  Evaluation adds per-sample loss sums, correct predictions and counts across
+more).  Non-trainable state that each replica updates on its own share of the batch
+(BatchNormalization's moving mean and variance, which Keras 3 creates with aggregation
+"none", so that every replica's copy drifts apart and a read returns the first one's) is
+averaged over every replica and worker after each block of steps; a moving average is
+linear in its updates, so this gives what averaging after every step would, and what
+Keras 2's on-read mean variables gave.  Evaluation adds per-sample loss sums, correct predictions and counts across
 replicas and workers before dividing; ``sample_metrics`` (e.g. foresight's top-5) are
 per-sample scores reduced the same way.
 
@@ -28,6 +33,21 @@ from dropnet_tf.core.backend import tf
 from dropnet_tf.core.training import fit_epochs, per_sample_loss
 
 _SUM = tf.distribute.ReduceOp.SUM
+
+
+def replica_local_state(model) -> list:
+    """The model's non-trainable mirrored variables with aggregation "none": each replica's copy
+    is updated from its own share of a batch (Keras 3's BatchNormalization moving statistics).
+    Keras 2's (on-read, mean) and variables that are never assigned in training need nothing."""
+    found = []
+    for variable in model.non_trainable_variables:
+        value = getattr(variable, "value", variable)
+        value = variable if callable(value) else value  # tf-keras: value() is a method
+        if (isinstance(value, tf.distribute.DistributedValues)
+                and getattr(value, "aggregation", None) == tf.VariableAggregation.NONE
+                and getattr(value, "synchronization", None) != tf.VariableSynchronization.ON_READ):
+            found.append(value)
+    return found
 
 
 def _distributable(dataset):
@@ -66,6 +86,9 @@ class DistributedTrainer:
         self.batch_size = int(batch_size)
         self.steps_per_call = int(steps_per_call)
         self._loss = per_sample_loss(loss)
+        self._local_state = replica_local_state(model)
+        #: False only in tests: shows the replicas' copies without the averaging.
+        self.average_local_state = True
         self._train_steps = tf.function(self._train_steps_python)
         self._evaluate_all = tf.function(self._evaluate_all_python, reduce_retracing=True)
         # Distributing a dataset costs about a second on a CPU: the evaluation sets (the same
@@ -110,7 +133,16 @@ class DistributedTrainer:
             x_batch, y_batch = next(iterator)
             per_replica = self.strategy.run(self._replica_train_step, args=(x_batch, y_batch))
             total += self.strategy.reduce(_SUM, per_replica, axis=None)
+        if self._local_state and self.average_local_state:
+            self.strategy.run(self._replica_average_local_state)
         return total
+
+    def _replica_average_local_state(self):
+        context = tf.distribute.get_replica_context()
+        for variable in self._local_state:
+            # tf.identity: this replica's copy as a tensor (all_reduce of the variable itself
+            # fails under MultiWorkerMirroredStrategy: "destinations can not be empty").
+            variable.assign(context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.identity(variable)))
 
     def _evaluate_all_python(self, dataset):
         loss_sum = tf.constant(0.0, tf.float64)
@@ -183,4 +215,4 @@ class DistributedTrainer:
                           max_steps)
 
 
-__all__ = ["DistributedTrainer"]
+__all__ = ["DistributedTrainer", "replica_local_state"]

@@ -538,6 +538,9 @@ def setup(description: str, default_dataset: str, script: str, argv=None):
     """
     args = parse_args(description, default_dataset, argv)
     load_tensorflow()
+    # tf.distribute's multi-worker strategy must exist before TensorFlow runs its first op
+    # (loading the data does): "Collective ops must be configured at program startup".
+    kit.strategy_of(args)
     scale = scale_of(args)
     data = prepare_data(args, scale)
     runner = Runner(args, script)
