@@ -259,17 +259,24 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
 
         def cell(key):
             text = f"{mean[key]:.2f}" if key in mean else ""
+            if len(error.get(key, ())) > 1:  # ± the standard deviation over seeds
+                values = error[key]
+                spread = (sum((v - mean[key]) ** 2 for v in values) / len(values)) ** 0.5
+                text += f" ± {spread:.2f}"
             if key in diverged:
                 text += (" + " if text else "") + f"diverged ×{diverged[key]}"
             return text or "–"
 
         header = "| | reference | " + " | ".join(_sparsity(r) for r in ratios) + " |"
         lines += [
-            f"### SNIP Table 1, {model}, on the real {rows[0]['dataset']}: test error (%) against the paper",
+            f"### SNIP Table 1, {model}, on the real {rows[0]['dataset']}, "
+            f"{'Section 5 protocol' if variant == 'paper' else 'public-code defaults'}: test error (%) against the paper",
             "",
             f"Trained with {SNIP_TABLE1_PROTOCOLS[variant]}. Seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(seeds)} of the paper's 20; from [`{csv_path.name}`]({csv_path.name})."
-            + (" \"diverged ×n\": n runs whose training loss became NaN, stopped there (chance error)."
+            f"{', '.join(seeds)} of the paper's 20 (a cell of several seeds: mean ± standard deviation); "
+            f"from [`{csv_path.name}`]({csv_path.name})."
+            + (" \"diverged ×n\": n runs whose training loss blew up (NaN, or 100× its first value), stopped there "
+               "(their error is chance, not a result)."
                if diverged else ""),
             "",
             header,

@@ -290,3 +290,23 @@ def test_top5_ranks_ties_by_class_index_like_the_thesis():
     reference = keras.metrics.SparseTopKCategoricalAccuracy(k=5)
     reference.update_state(np.arange(10), collapsed)
     assert float(reference.result()) == 1.0  # why Keras' own metric is not used
+
+
+def test_tables_and_curves_leave_diverged_runs_out(tmp_path):
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    exp = __import__("importlib").import_module("paper_experiments.foresight.05_snip_table1_fig1_lenet5_caffe_mnist").EXPERIMENT
+
+    def record(method, r, seed, top1, diverged=False):
+        return {"method": method, "compression": r, "seed": seed, "top1": top1, "top5": 0.5 if diverged else 0.99,
+                "empirical_ratio": r, "diverged": diverged}
+
+    records = [record(REFERENCE, 1.0, 0, 0.10, True), record(REFERENCE, 1.0, 1, 0.11, True),
+               record("snip", 50.0, 0, 0.98), record("snip", 100.0, 0, 0.10, True), record("snip", 100.0, 1, 0.97)]
+    table = (tmp_path / "t.md")
+    fp.write_table(exp, records, (50, 100), str(table))
+    text = table.read_text()
+    assert "Unpruned: diverged in all 2 runs" in text
+    assert "| SNIP | 99.00 | 98.00 | 50.0 | 99.00 | 97.00 | 100.0 |" in text  # the diverged r=100 run left out
+    curves = fp.summarise(records, "top1")
+    assert curves["snip"] == [(50.0, 0.98, 0.0, 1), (100.0, 0.97, 0.0, 1)]  # no chance-level reference at r = 1

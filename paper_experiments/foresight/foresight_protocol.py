@@ -229,6 +229,8 @@ def summarise(records: list[dict], y: str) -> dict[str, list[tuple[float, float,
     """{method: [(r, mean, std, n)]} with the unpruned reference at r = 1 for every method."""
     by = {}
     for record in records:
+        if record.get("diverged"):  # stopped when its loss blew up: chance, not a result (see write_table)
+            continue
         by.setdefault(record["method"], {}).setdefault(float(record["compression"]), []).append(record[y])
     reference = by.pop(REFERENCE, {})
     out = {}
@@ -286,16 +288,24 @@ def write_table(exp, records, ratios, path_md: str) -> str:
         cells = []
         for r in ratios:
             rows = [x for x in records if x["method"] == method and float(x["compression"]) == float(r)]
-            if rows:
+            diverged = [x for x in rows if x.get("diverged")]
+            rows = [x for x in rows if not x.get("diverged")]
+            if diverged and not rows:
+                cells += [f"diverged ×{len(diverged)}", "–", "–"]
+            elif rows:
                 cells += [f"{100 * np.mean([x['top5'] for x in rows]):.2f}", f"{100 * np.mean([x['top1'] for x in rows]):.2f}",
                           f"{np.mean([x['empirical_ratio'] for x in rows]):.1f}"]
             else:
                 cells += ["–", "–", "–"]
         lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
-    reference = [x for x in records if x["method"] == REFERENCE]
+    reference = [x for x in records if x["method"] == REFERENCE and not x.get("diverged")]
+    diverged = sum(1 for x in records if x["method"] == REFERENCE and x.get("diverged"))
     if reference:
         lines.append(f"\nUnpruned: top-5 {100 * np.mean([x['top5'] for x in reference]):.2f} %, "
-                     f"top-1 {100 * np.mean([x['top1'] for x in reference]):.2f} %.")
+                     f"top-1 {100 * np.mean([x['top1'] for x in reference]):.2f} %"
+                     + (f" ({diverged} diverged runs left out)." if diverged else "."))
+    elif diverged:
+        lines.append(f"\nUnpruned: diverged in all {diverged} runs (training stopped when its loss blew up).")
     return kit.write_markdown(path_md, lines)
 
 
