@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -12,11 +11,12 @@ import numpy as np
 import pytest
 
 import dropnet_tf
-from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.backend import keras
 from dropnet_tf.core.progress import CycleCallback, TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duration, grid_runs
 from dropnet_tf.core.training import TrainingConfig
 from dropnet_tf.models import model_a
+from progress_helpers import EpochLogs, scalars
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +26,6 @@ def digits():
 
 def _build(data, widths):
     return lambda seed: model_a(widths, input_shape=data.input_shape, num_classes=data.num_classes, seed=seed)
-
-
-def _scalars(folder) -> dict:
-    """{tag: {step: value}} of every event file under ``folder``, read with TensorFlow's own record reader."""
-    from tensorflow.core.util import event_pb2
-
-    found: dict = {}
-    for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
-        for raw in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                assert value.metadata.plugin_data.plugin_name == "scalars", value.tag  # TensorBoard's scalars plugin
-                found.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return found
 
 
 # ------------------------------------------------------------------------ expected cycles
@@ -148,17 +134,6 @@ def test_format_duration_rounds_minutes_up():
 # ------------------------------------------------------------------------ callbacks and TensorBoard
 
 
-class _Logs(keras.callbacks.Callback):
-    """A user's Keras callback: the epoch logs it is given, in order (the reference for the lines and scalars)."""
-
-    def __init__(self):
-        super().__init__()
-        self.logs = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.logs.append((epoch, dict(logs)))
-
-
 class _Hooks(CycleCallback):
     def __init__(self):
         self.calls = []
@@ -183,7 +158,7 @@ def test_verbose_2_and_tensorboard_show_the_epoch_logs_and_records_without_chang
     plain = dropnet_tf.iterative_prune(_build(digits, (6, 6))(0), digits, results=tmp_path / "plain.jsonl",
                                        verbose=0, **options)
     capsys.readouterr()
-    logs, hooks = _Logs(), _Hooks()
+    logs, hooks = EpochLogs(), _Hooks()
     eta = GridETA(grid_runs("tb", ["minimum"], [3], fraction=0.5), min_fraction=0.5)
     keras.utils.set_random_seed(0)
     watched = dropnet_tf.iterative_prune(
@@ -219,7 +194,7 @@ def test_verbose_2_and_tensorboard_show_the_epoch_logs_and_records_without_chang
     # TensorBoard: <dir>/<experiment>/<metric>_seed<k>_<init>/{train,validation,cycles}
     run_dir = tmp_path / "tb" / "tb" / "minimum_seed3_original"
     assert sorted(os.listdir(run_dir)) == ["cycles", "train", "validation"]
-    train, validation, cycles = (_scalars(run_dir / name) for name in ("train", "validation", "cycles"))
+    train, validation, cycles = (scalars(run_dir / name) for name in ("train", "validation", "cycles"))
     # epoch scalars at a step counting epochs over the whole run: cycle 1's epochs are steps 2 and 3
     assert sorted(train["epoch_loss"]) == [0, 1, 2, 3]
     expected_loss = [entry["loss"] for _, entry in logs.logs]
@@ -246,7 +221,7 @@ def test_a_resumed_run_continues_the_epoch_steps(tmp_path, digits):
     records = dropnet_tf.iterative_prune(_build(digits, (6, 6))(0), digits,
                                          callbacks=[TensorBoardLogger(tmp_path / "tb"), hooks], **options)
     assert hooks.calls[0] == ("begin", 1, first[0]["epochs"], 2)
-    train = _scalars(tmp_path / "tb" / "tb" / "minimum_seed0_original" / "train")
+    train = scalars(tmp_path / "tb" / "tb" / "minimum_seed0_original" / "train")
     total = sum(r["epochs"] for r in records)
     assert sorted(train["epoch_loss"]) == list(range(total))  # one curve, no step written twice
 
@@ -332,7 +307,7 @@ def test_a_script_prints_the_grid_eta_counting_resumed_runs_and_logs_to_tensorbo
     assert len([line for line in out if " epoch=1 " in line]) == 13  # one epoch per cycle at --max-epochs 1
     runs = os.listdir(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40")
     assert runs == ["minimum_layer_seed0_original"]  # the resumed run trained nothing here
-    cycles = _scalars(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40" / runs[0] / "cycles")
+    cycles = scalars(tmp_path / "tb" / "dropnet_04_1_1_model_a_fc40_fc40" / runs[0] / "cycles")
     assert sorted(cycles["cycle/fraction_remaining"]) == list(range(13))
     assert cycles["cycle/fraction_remaining"][12] == pytest.approx(0.1)
 
@@ -355,7 +330,7 @@ def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, 
         return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
                                  MaskedDense(4, activation="softmax", name="out")])
 
-    logs = _Logs()
+    logs = EpochLogs()
     records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, [REFERENCE, "snip"], [2], [0],
                                  TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32), log=None,
                                  scoring_batch_size=32, callbacks=[logs, EpochLine("fs", keys=("loss", "top1"))])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
@@ -12,6 +11,7 @@ import pytest
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.eta import RateEstimator, RunsETA, grid_line
+from progress_helpers import EpochLogs, scalars
 
 
 class _Clock:
@@ -20,27 +20,6 @@ class _Clock:
 
     def __call__(self):
         return self.now
-
-
-def _scalars(folder) -> dict:
-    """{tag: {step: value}} of the event files in ``folder``, read back with TensorFlow's summary_iterator."""
-    found: dict = {}
-    for path in sorted(glob.glob(os.path.join(str(folder), "events.out.tfevents.*"))):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                found.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return found
-
-
-class _Logs(keras.callbacks.Callback):
-    """A user's Keras callback: every epoch's logs, in order (the reference for lines and scalars)."""
-
-    def __init__(self):
-        super().__init__()
-        self.logs = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.logs.append((epoch, dict(logs)))
 
 
 # ------------------------------------------------------------------------ the estimator and the line
@@ -120,7 +99,7 @@ def test_foresight_grid_eta_and_tensorboard_of_the_runs_trained_here(tmp_path):
     options = dict(scoring_batch_size=32)
     results = tmp_path / "r.jsonl"
     run_foresight_grid(results, "fs", build, data, [REFERENCE], [2, 4], [0], protocol, log=None, **options)
-    lines, logs = [], _Logs()
+    lines, logs = [], EpochLogs()
     records = run_foresight_grid(results, "fs", build, data, [REFERENCE, "snip"], [2, 4], [0], protocol,
                                  log=lines.append, eta=True, tensorboard=tmp_path / "tb", callbacks=[logs], **options)
     # The reference was resumed: two runs here, each line ending with the grid's progress.
@@ -133,12 +112,12 @@ def test_foresight_grid_eta_and_tensorboard_of_the_runs_trained_here(tmp_path):
     assert sorted(os.listdir(tmp_path / "tb" / "fs")) == ["snip_r2_seed0", "snip_r4_seed0", "summary"]
     by_r = {float(r["compression"]): r for r in records if r["method"] == "snip"}
     for index, r in enumerate((2, 4)):
-        train = _scalars(tmp_path / "tb" / "fs" / f"snip_r{r}_seed0" / "train")
+        train = scalars(tmp_path / "tb" / "fs" / f"snip_r{r}_seed0" / "train")
         seen = [entry for _, entry in logs.logs[2 * index:2 * index + 2]]  # this run's two epochs
         assert train["epoch_loss"] == pytest.approx({0: seen[0]["loss"], 1: seen[1]["loss"]}, rel=1e-6)
         assert train["epoch_top1"] == pytest.approx({0: seen[0]["top1"], 1: seen[1]["top1"]}, rel=1e-6)
         assert [train["epoch_loss"][e] for e in (0, 1)] == pytest.approx(by_r[r]["train_loss"], rel=1e-6)
-    summary = _scalars(tmp_path / "tb" / "fs" / "summary" / "snip_seed0")
+    summary = scalars(tmp_path / "tb" / "fs" / "summary" / "snip_seed0")
     # step = r: each method's accuracy and empirical compression drawn against r
     for tag, field in (("summary/top1", "top1"), ("summary/top5", "top5"), ("summary/empirical_ratio", "empirical_ratio")):
         assert summary[tag] == pytest.approx({2: by_r[2.0][field], 4: by_r[4.0][field]}, rel=1e-6), tag
@@ -192,9 +171,9 @@ def test_layerprune_arms_end_with_the_grid_eta_and_write_their_numbers_to_tensor
     assert sorted(os.listdir(tmp_path / "tb" / experiment)) == ["filter_l1_norm_ratio0.2_seed0", "layer_n1_seed0"]
     records = {r["arm"]: r for r in runner.records()}
     for arm, folder in (("filter", "filter_l1_norm_ratio0.2_seed0"), ("layer", "layer_n1_seed0")):
-        scalars = _scalars(tmp_path / "tb" / experiment / folder)
+        found = scalars(tmp_path / "tb" / experiment / folder)
         # every number of the record but its key, at step 0; lists (the removed blocks) are no scalars
-        assert {tag: steps for tag, steps in scalars.items()} == {
+        assert {tag: steps for tag, steps in found.items()} == {
             "arm/accuracy": {0: pytest.approx(0.8125)}, "arm/latency_ratio": {0: pytest.approx(0.75)},
             "arm/seconds": {0: pytest.approx(records[arm]["seconds"])}}, arm
 
@@ -210,7 +189,7 @@ def test_layerprune_finetune_gives_its_callbacks_every_epoch_and_verbose_2_print
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
                               keras.layers.Dense(data.num_classes, activation="softmax")])
-    logs = _Logs()
+    logs = EpochLogs()
     key = {"arm": "layer", "n": 2, "seed": 0}
     runner.expect([key])
     capsys.readouterr()
@@ -225,7 +204,7 @@ def test_layerprune_finetune_gives_its_callbacks_every_epoch_and_verbose_2_print
     assert len(epoch_lines) == 3
     for line, (epoch, entry) in zip(epoch_lines, logs.logs):
         assert f"epoch={epoch + 1} loss={entry['loss']:.4f} top1={entry['top1']:.4f} " in line
-    train = _scalars(tmp_path / "tb" / f"99_test_{lp.run_tag(args)}" / "layer_n2_seed0" / "train")
+    train = scalars(tmp_path / "tb" / f"99_test_{lp.run_tag(args)}" / "layer_n2_seed0" / "train")
     assert train["epoch_loss"] == pytest.approx({e: entry["loss"] for e, entry in logs.logs}, rel=1e-6)
     assert logs.logs[0][1]["loss"] != pytest.approx(logs.logs[2][1]["loss"])  # it trained: the steps differ
 
@@ -255,7 +234,7 @@ def test_foresight_tensorboard_under_a_strategy_gets_the_distributed_trainer_s_e
     assert records[0]["train_top1"] == []  # the distributed path: no training top-1
     run_dir = tmp_path / "tb" / "fs" / "snip_r2_seed0"
     assert os.listdir(run_dir) == ["train"]  # no validation split, so no empty validation/
-    assert _scalars(run_dir / "train") == {"epoch_loss": pytest.approx(dict(enumerate(records[0]["train_loss"])),
+    assert scalars(run_dir / "train") == {"epoch_loss": pytest.approx(dict(enumerate(records[0]["train_loss"])),
                                                                        rel=1e-6)}
 
 
@@ -278,4 +257,4 @@ def test_a_foresight_script_prints_the_grid_eta_with_a_resumed_run_and_logs_to_t
     experiment = tmp_path / "tb" / "snip_lenets"
     assert sorted(os.listdir(experiment)) == ["snip_r4_seed0", "summary"]  # the resumed run trained nothing here
     record = [json.loads(line) for line in open(tmp_path / "runs" / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick.jsonl")][-1]
-    assert _scalars(experiment / "summary" / "snip_seed0")["summary/top1"] == {4: pytest.approx(record["top1"])}
+    assert scalars(experiment / "summary" / "snip_seed0")["summary/top1"] == {4: pytest.approx(record["top1"])}
