@@ -6,6 +6,8 @@ from __future__ import annotations
 import glob
 import os
 
+import numpy as np
+
 from dropnet_tf.core.backend import keras, tf
 
 
@@ -32,3 +34,20 @@ class EpochLogs(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.logs.append((epoch, dict(logs)))
+
+
+def tiny_foresight():
+    """A 96-sample, 4-class synthetic dataset and a masked two-layer MLP builder: the smallest foresight grid."""
+    from dropnet_tf.data import Dataset
+    from dropnet_tf.foresight import MaskedDense
+
+    rng = np.random.default_rng(0)
+    y = np.arange(96) % 4
+    x = rng.normal(size=(96, 6)).astype(np.float32) + y[:, None] * 0.3
+    data = Dataset("tiny", "synthetic", x, y, x[:8], y[:8], x[:40], y[:40], 4)
+
+    def build(seed, init):
+        return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
+                                 MaskedDense(4, activation="softmax", name="out")])
+
+    return data, build

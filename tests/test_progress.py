@@ -7,7 +7,6 @@ import math
 import os
 import re
 
-import numpy as np
 import pytest
 
 import dropnet_tf
@@ -16,7 +15,7 @@ from dropnet_tf.core.progress import CycleCallback, TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duration, grid_runs
 from dropnet_tf.core.training import TrainingConfig
 from dropnet_tf.models import model_a
-from progress_helpers import EpochLogs, scalars
+from progress_helpers import EpochLogs, scalars, tiny_foresight
 
 
 @pytest.fixture(scope="module")
@@ -317,18 +316,9 @@ def test_a_script_prints_the_grid_eta_counting_resumed_runs_and_logs_to_tensorbo
 
 def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, capsys):
     from dropnet_tf.core.progress import EpochLine
-    from dropnet_tf.data import Dataset
-    from dropnet_tf.foresight import MaskedDense
     from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
 
-    rng = np.random.default_rng(0)
-    y = np.arange(96) % 4
-    x = rng.normal(size=(96, 6)).astype(np.float32) + y[:, None] * 0.3
-    data = Dataset("tiny", "synthetic", x, y, x[:8], y[:8], x[:40], y[:40], 4)
-
-    def build(seed, init):
-        return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
-                                 MaskedDense(4, activation="softmax", name="out")])
+    data, build = tiny_foresight()
 
     logs = EpochLogs()
     records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, [REFERENCE, "snip"], [2], [0],

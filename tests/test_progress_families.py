@@ -11,7 +11,7 @@ import pytest
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.eta import RateEstimator, RunsETA, grid_line
-from progress_helpers import EpochLogs, scalars
+from progress_helpers import EpochLogs, scalars, tiny_foresight
 
 
 class _Clock:
@@ -75,26 +75,12 @@ def test_grid_line_words_and_the_estimator_before_any_timing():
 # ------------------------------------------------------------------------ foresight
 
 
-def _tiny_foresight():
-    from dropnet_tf.data import Dataset
-    from dropnet_tf.foresight import MaskedDense
-
-    rng = np.random.default_rng(0)
-    y = np.arange(96) % 4
-    x = rng.normal(size=(96, 6)).astype(np.float32) + y[:, None] * 0.3
-    data = Dataset("tiny", "synthetic", x, y, x[:8], y[:8], x[:40], y[:40], 4)
-
-    def build(seed, init):
-        return keras.Sequential([keras.Input((6,)), MaskedDense(8, activation="relu", name="hidden"),
-                                 MaskedDense(4, activation="softmax", name="out")])
-
-    return data, build
 
 
 def test_foresight_grid_eta_and_tensorboard_of_the_runs_trained_here(tmp_path):
     from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
 
-    data, build = _tiny_foresight()
+    data, build = tiny_foresight()
     protocol = TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32)
     options = dict(scoring_batch_size=32)
     results = tmp_path / "r.jsonl"
@@ -128,7 +114,7 @@ def test_foresight_grid_eta_counts_only_its_shard_s_cells(tmp_path):
     from dropnet_tf.core.shards import CellOrder, Shard
     from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
 
-    data, build = _tiny_foresight()
+    data, build = tiny_foresight()
     lines = []
     # Cells: reference s0, reference s1, snip r2 s0, snip r2 s1; shard 1 of 2 owns positions 1 and 3.
     records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, [REFERENCE, "snip"], [2], [0, 1],
@@ -226,7 +212,7 @@ def test_foresight_tensorboard_under_a_strategy_gets_the_distributed_trainer_s_e
     # Under strategy= the run trains with DistributedTrainer, whose epoch logs hold the loss only.
     from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
 
-    data, build = _tiny_foresight()
+    data, build = tiny_foresight()
     records = run_foresight_grid(tmp_path / "r.jsonl", "fs", build, data, ["snip"], [2], [0],
                                  TrainingProtocol(epochs=2, learning_rate=0.05, batch_size=32), log=None,
                                  scoring_batch_size=32, tensorboard=tmp_path / "tb",
