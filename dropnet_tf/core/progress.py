@@ -152,6 +152,21 @@ def write_scalar(writer, tag: str, value, step: int) -> None:
         tf.summary.scalar(tag, float(value), step=int(step))
 
 
+def write_scalars(writer, values: Mapping, step: int) -> None:
+    """:func:`write_scalar` for each ``tag: value``, leaving out None and NaN (a record's missing numbers)."""
+    for tag, value in values.items():
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            write_scalar(writer, tag, value, step)
+
+
+def _checked_log_dir(log_dir, owner: str) -> str:
+    if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
+        raise TypeError(f"{owner} log_dir must be a non-empty path, got {log_dir!r}.")
+    if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+        raise ValueError(f"{owner} log_dir must be a folder, but {os.fspath(log_dir)!r} is a file.")
+    return os.fspath(log_dir)
+
+
 class EpochScalars(keras.callbacks.Callback):
     """Epoch logs as TensorBoard scalars, laid out as Keras' ``TensorBoard`` callback does.
 
@@ -194,8 +209,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 def run_folder(key: Mapping) -> str:
     """``<experiment>/<metric>_seed<seed>_<init>`` of a run key (characters unsafe in a path become ``_``)."""
     experiment = str(key.get("experiment") or "dropnet")
-    name = f"{key.get('metric', 'run')}_seed{key.get('seed', 0)}_{key.get('init', 'original')}"
-    return os.path.join(_UNSAFE.sub("_", experiment), _UNSAFE.sub("_", name))
+    return safe_folder(experiment, f"{key.get('metric', 'run')}_seed{key.get('seed', 0)}_{key.get('init', 'original')}")
 
 
 class TensorBoardLogger(CycleCallback):
@@ -214,11 +228,7 @@ class TensorBoardLogger(CycleCallback):
     """
 
     def __init__(self, log_dir):
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"TensorBoardLogger log_dir must be a non-empty path, got {log_dir!r}.")
-        if os.path.exists(log_dir) and not os.path.isdir(log_dir):
-            raise ValueError(f"TensorBoardLogger log_dir must be a folder, but {os.fspath(log_dir)!r} is a file.")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = _checked_log_dir(log_dir, "TensorBoardLogger")
         self._writers: dict = {}
         self._epochs_done = 0
         self.folder = None
@@ -237,12 +247,9 @@ class TensorBoardLogger(CycleCallback):
 
     def on_cycle_end(self, record: Mapping) -> None:
         writer, cycle = self._writers["cycles"], int(record["cycle"])
-        for field in CYCLE_FIELDS:
-            value = record.get(field)
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                write_scalar(writer, f"cycle/{field}", value, cycle)
-        for layer, units in (record.get("units_per_layer") or {}).items():
-            write_scalar(writer, f"units/{layer}", units, cycle)
+        write_scalars(writer, {f"cycle/{field}": record.get(field) for field in CYCLE_FIELDS}, cycle)
+        write_scalars(writer, {f"units/{layer}": units for layer, units in (record.get("units_per_layer") or {}).items()},
+                      cycle)
         for each in self._writers.values():
             each.flush()
         self._epochs_done += int(record.get("epochs", 0))
@@ -306,11 +313,7 @@ class RunScalars:
     """
 
     def __init__(self, log_dir):
-        if not isinstance(log_dir, (str, os.PathLike)) or not os.fspath(log_dir):
-            raise TypeError(f"RunScalars log_dir must be a non-empty path, got {log_dir!r}.")
-        if os.path.exists(log_dir) and not os.path.isdir(log_dir):
-            raise ValueError(f"RunScalars log_dir must be a folder, but {os.fspath(log_dir)!r} is a file.")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = _checked_log_dir(log_dir, "RunScalars")
         self._writers: dict = {}
 
     def epoch_callbacks(self, folder: str) -> list:
@@ -323,9 +326,7 @@ class RunScalars:
         writer = self._writers.get(path)
         if writer is None:
             writer = self._writers[path] = tf.summary.create_file_writer(path)
-        for tag, value in values.items():
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                write_scalar(writer, tag, value, step)
+        write_scalars(writer, values, step)
         writer.flush()
 
     def close(self) -> None:
@@ -336,5 +337,5 @@ class RunScalars:
 
 __all__ = [
     "CYCLE_FIELDS", "CycleCallback", "EpochLine", "EpochScalars", "RunScalars", "TensorBoardLogger", "run_folder",
-    "safe_folder", "split_callbacks", "write_scalar",
+    "safe_folder", "split_callbacks", "write_scalar", "write_scalars",
 ]
