@@ -639,6 +639,12 @@ class StopOnDivergence(keras.callbacks.Callback):
             self.diverged_at = (self.epoch, int(batch))
             self.model.stop_training = True
 
+    def verdict(self, losses) -> dict:
+        """A record's ``diverged`` and ``diverged_at``: stopped by this guard, or any of ``losses``
+        (the epochs' training losses, the test loss) not finite."""
+        return {"diverged": self.diverged_at is not None or not all(math.isfinite(float(v)) for v in losses),
+                "diverged_at": list(self.diverged_at) if self.diverged_at else None}
+
 
 def _xy(data, what: str):
     if isinstance(data, Mapping):

@@ -10,7 +10,6 @@ run is never redone or lost.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -149,9 +148,9 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     # A run that blows up never recovers: stop it at once instead of spending the rest of a
     # 100k-iteration protocol on it (the dense LeNet-5-Caffe does this at SNIP's momentum
     # 0.9 / lr 0.1 within about 20 steps); the record says so (``diverged``, ``diverged_at``).
-    guard = StopOnDivergence() if strategy is None else None
+    guard = StopOnDivergence()
     start = time.perf_counter()
-    history = trainer.fit(seed=seed, callbacks=list(callbacks) + ([guard] if guard else []))
+    history = trainer.fit(seed=seed, callbacks=list(callbacks) + ([guard] if strategy is None else []))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     if trainee is not model:
@@ -166,8 +165,7 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
         "train_loss": train_loss,
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
-        "diverged": bool(guard and guard.diverged_at) or not all(math.isfinite(v) for v in train_loss + [float(loss)]),
-        "diverged_at": list(guard.diverged_at) if guard and guard.diverged_at else None,
+        **guard.verdict(train_loss + [loss]),
     }
 
 
