@@ -59,11 +59,14 @@ def snip_protocol(dataset: str, iterations: int | None = None):
     step = 25_000 if mnist else 30_000
     batch = 100 if mnist else 128
     drops = tuple((step * k, 0.1) for k in (1, 2, 3))
-    train_size = 54_000 if mnist else 45_000
-    total = iterations or 4 * step
-    epochs = max(1, round(total * batch / train_size))
-    return TrainingProtocol(epochs=epochs, learning_rate=0.1, batch_size=batch, momentum=0.9, nesterov=False,
-                            weight_decay=5e-4, learning_rate_drops=drops)
+    return TrainingProtocol(epochs=_epochs_of(iterations or 4 * step, batch, dataset), learning_rate=0.1,
+                            batch_size=batch, momentum=0.9, nesterov=False, weight_decay=5e-4, learning_rate_drops=drops)
+
+
+def _epochs_of(iterations: int, batch: int, dataset: str) -> int:
+    """Whole epochs nearest to ``iterations`` steps of ``batch`` on SNIP's 90 % training split."""
+    train_size = 54_000 if "mnist" in dataset else 45_000
+    return max(1, round(iterations * batch / train_size))
 
 
 def snip_code_protocol(dataset: str):
@@ -75,10 +78,8 @@ def snip_code_protocol(dataset: str):
     here (docs/foresight.md), so ``--snip-protocol code`` is offered as the other reading."""
     from dropnet_tf.foresight.experiment import TrainingProtocol
 
-    train_size = 54_000 if "mnist" in dataset else 45_000
-    epochs = max(1, round(10_000 * 100 / train_size))
-    return TrainingProtocol(epochs=epochs, learning_rate=0.1, batch_size=100, momentum=0.0, nesterov=False,
-                            weight_decay=5e-4)
+    return TrainingProtocol(epochs=_epochs_of(10_000, 100, dataset), learning_rate=0.1, batch_size=100, momentum=0.0,
+                            nesterov=False, weight_decay=5e-4)
 
 
 #: ``--snip-protocol``: SNIP's Section 5 as written, or its public code's defaults.
