@@ -15,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "distribute_worker.py")
@@ -189,15 +190,6 @@ def test_population_and_compact_training_are_refused_under_a_strategy(tmp_path):
 # ----------------------------------------------------------------------------- --strategy of the scripts
 
 
-def _load_script(path: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"distribute_{os.path.basename(path)[:-3]}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_scripts_take_strategy_and_refuse_what_cannot_run(tmp_path, monkeypatch, capsys):
     from argparse import Namespace
@@ -205,7 +197,7 @@ def test_scripts_take_strategy_and_refuse_what_cannot_run(tmp_path, monkeypatch,
     from paper_experiments import kit
     from paper_experiments.dropnet import dropnet_protocol
 
-    script = _load_script(os.path.join(ROOT, "paper_experiments", "dropnet", "C_4_1_figC17_figC16_resnet18_tiny_imagenet.py"))
+    script = load_script(os.path.join(ROOT, "paper_experiments", "dropnet", "C_4_1_figC17_figC16_resnet18_tiny_imagenet.py"))
     parser = dropnet_protocol.build_parser(script.EXPERIMENT)
     assert parser.parse_args([]).strategy is None  # default: one device, nothing changes
     assert parser.parse_args(["--strategy", "multiworker"]).strategy == "multiworker"

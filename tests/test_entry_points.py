@@ -6,7 +6,6 @@ builder, one dataset-choice list, one scale base, one set of writers.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,19 +14,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ROOT / "paper_experiments"
 SCRIPTS = sorted(p for p in EXPERIMENTS.glob("*/[0-9A-Z]*_*.py") if p.name != "quick_results_table.py")
 
 
-def _load(path: Path):
-    """Import a script (or protocol module) by path; it imports the kit as ``paper_experiments.kit``."""
-    spec = importlib.util.spec_from_file_location(f"entry_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+_load = load_script  # a script (or protocol module) by path; it imports the kit as paper_experiments.kit
 
 
 def test_every_script_answers_help_without_importing_tensorflow():

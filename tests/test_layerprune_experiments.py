@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from script_helpers import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(ROOT, "paper_experiments", "layerprune")
@@ -95,10 +96,7 @@ def test_standin_is_cut_to_the_scale_before_it_is_converted(protocol, monkeypatc
 
 def _script(name):
     """A script's module, imported by path (it imports its protocol as ``paper_experiments.layerprune``)."""
-    spec = importlib.util.spec_from_file_location(f"layerprune_script_{name}", os.path.join(FOLDER, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(FOLDER, f"{name}.py"))
 
 
 def _run(script, out, *extra):

@@ -13,7 +13,6 @@ rule's possible outcomes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -30,6 +29,7 @@ from dropnet_tf.metrics import update_masks
 from dropnet_tf.models import model_a
 from dropnet_tf.selection import select_units
 from dropnet_tf.statistics import UnitStatistics
+from script_helpers import load_script
 
 pytestmark = pytest.mark.filterwarnings("ignore:Layer collapse:UserWarning")
 
@@ -359,10 +359,7 @@ SCRIPTS_DIR = Path(__file__).resolve().parents[1] / "paper_experiments" / "dropn
 def _script(name: str):
     from paper_experiments.dropnet import dropnet_protocol
 
-    spec = importlib.util.spec_from_file_location(f"script_{Path(name).stem}", SCRIPTS_DIR / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dropnet_protocol, module.EXPERIMENT
+    return dropnet_protocol, load_script(SCRIPTS_DIR / name).EXPERIMENT
 
 
 def test_cli_protocol_option_and_separate_names():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from dropnet_tf.metrics import METRICS
 from dropnet_tf.models import MODELS
+from script_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = ROOT / "paper_experiments" / "dropnet"
@@ -28,11 +28,7 @@ PAPER_FIGURES = (
 )
 
 
-def _load(path: Path):
-    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_load = load_script
 
 
 @pytest.fixture(scope="module")

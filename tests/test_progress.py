@@ -16,6 +16,7 @@ from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duratio
 from dropnet_tf.core.training import TrainingConfig
 from dropnet_tf.models import model_a
 from progress_helpers import EpochLogs, scalars, tiny_foresight
+from script_helpers import EXPERIMENTS, load_script
 
 
 @pytest.fixture(scope="module")
@@ -277,14 +278,7 @@ def test_scripts_take_verbose_and_keep_quiet_as_verbose_0():
 
 
 def _script(name, paper="dropnet"):
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "paper_experiments" / paper / name
-    spec = importlib.util.spec_from_file_location(f"progress_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXPERIMENTS / paper / name)
 
 
 @pytest.mark.slow

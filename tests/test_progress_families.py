@@ -12,6 +12,7 @@ import pytest
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.eta import RateEstimator, RunsETA, grid_line
 from progress_helpers import EpochLogs, scalars, tiny_foresight
+from script_helpers import EXPERIMENTS, load_script
 
 
 class _Clock:
@@ -225,13 +226,7 @@ def test_foresight_tensorboard_under_a_strategy_gets_the_distributed_trainer_s_e
 
 
 def test_a_foresight_script_prints_the_grid_eta_with_a_resumed_run_and_logs_to_tensorboard(tmp_path, capsys):
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "paper_experiments" / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py"
-    spec = importlib.util.spec_from_file_location("progress_families_04_snip", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(EXPERIMENTS / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py")
     common = ["--scale", "quick", "--dataset", "digits", "--methods", "snip", "--seeds", "0", "--epochs", "1",
               "--max-train", "300", "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
     script.main(script.EXPERIMENT, common + ["--compressions", "2", "--quiet"])  # the run resumed below

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from script_helpers import EXPERIMENTS, load_script
 
 
 @pytest.fixture(scope="module")
 def fig06():
-    import importlib.util
-    from pathlib import Path
-
     from paper_experiments.dropnet import dropnet_protocol as protocol
 
-    root = Path(__file__).resolve().parents[1]
-    path = next((root / "paper_experiments" / "dropnet").glob("04_2_1_fig06_*.py"))
-    spec = importlib.util.spec_from_file_location("fig06_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return protocol, module.EXPERIMENT
+    path = next((EXPERIMENTS / "dropnet").glob("04_2_1_fig06_*.py"))
+    return protocol, load_script(path).EXPERIMENT
 
 
 @pytest.mark.parametrize(
