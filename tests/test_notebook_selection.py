@@ -14,6 +14,7 @@ rule's possible outcomes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -226,21 +227,80 @@ def test_metrics_follow_the_rule(metric, scope, descending, seed):
         assert len(lost) == expected["losses"][name]
 
 
-@pytest.mark.parametrize("metric", ["random", "random_layer"])
-def test_random_metrics_draw_random_scores(metric):
-    """All-equal scores would let every unit qualify and empty the first layers first."""
-    masks = {"a": np.ones(10, np.float32), "b": np.ones(10, np.float32)}
-    stats = _stats({"a": np.zeros(10), "b": np.zeros(10)})
-    losses = []
-    for seed in range(20):
-        new = update_masks(masks, stats, metric, fraction=0.5, rng=seed, min_units_per_layer=0, selection="notebook")
-        losses.append((int(10 - new["a"].sum()), int(10 - new["b"].sum())))
-    assert all(a + b == 10 for a, b in losses)
-    assert min(b for _, b in losses) < 10 and max(b for _, b in losses) > 0
-    if metric == "random_layer":
-        assert set(losses) == {(5, 5)}
-    else:
-        assert len(set(losses)) > 1
+def _hypergeometric_pmf(population: int, successes: int, draws: int) -> np.ndarray:
+    """P(X = x) for x = 0..successes: x of ``draws`` uniform picks land in a subset of ``successes``."""
+    total = math.comb(population, draws)
+    return np.array([math.comb(successes, x) * math.comb(population - successes, draws - x) / total
+                     for x in range(successes + 1)])
+
+
+def test_notebook_random_is_uniform_over_all_active_units():
+    """The authors' ``random``: k = int(p·R) of all active units, uniformly, wherever they fall.
+
+    Layer ``a`` has 6 active units (4 already pruned), ``b`` 30: R = 36, k = int(0.5·36) = 18.
+    Uniform draws make ``a``'s loss hypergeometric(36, 6, 18); the threshold-and-quota rule
+    on random scores (the previous notebook ``random``) visits ``a`` first and so takes
+    more from it.  The pmf is computed with math.comb, not with the library.
+    """
+    masks = {"a": np.array([1] * 6 + [0] * 4, np.float32), "b": np.ones(30, np.float32)}
+    stats = _stats({"a": np.zeros(10), "b": np.zeros(30)})
+    draws = 3000
+    lost_a = np.zeros(draws, np.int64)
+    per_unit = {"a": np.zeros(10), "b": np.zeros(30)}
+    for seed in range(draws):
+        new = update_masks(masks, stats, "random", fraction=0.5, rng=seed, min_units_per_layer=0, selection="notebook")
+        dropped = {name: (masks[name] > 0) & (new[name] == 0) for name in masks}
+        assert np.all(new["a"][6:] == 0)  # pruned units are never candidates again
+        assert dropped["a"].sum() + dropped["b"].sum() == 18
+        lost_a[seed] = dropped["a"].sum()
+        for name in masks:
+            per_unit[name] += dropped[name]
+    observed = np.bincount(lost_a, minlength=7) / draws
+    expected = _hypergeometric_pmf(36, 6, 18)
+    assert np.abs(observed - expected).max() < 0.03, (observed.round(3), expected.round(3))
+    # The mean tells the rules apart: uniform gives 6·18/36 = 3.0 (standard error 0.021 over
+    # 3000 draws); the threshold rule on random scores takes all k+1 = 19 qualifiers of
+    # ``a`` first, for a mean of 6·19/36 = 3.17.
+    assert abs(lost_a.mean() - 3.0) < 0.07
+    # Every active unit is dropped with probability k / R = 0.5, the pruned ones never.
+    assert np.abs(per_unit["a"][:6] / draws - 0.5).max() < 0.04
+    assert np.abs(per_unit["b"] / draws - 0.5).max() < 0.04
+    assert per_unit["a"][6:].sum() == 0
+
+
+def test_notebook_random_can_empty_a_layer_and_the_guard_stops_it():
+    """No layer guard in the notebooks: a 2-unit layer beside a 38-unit one, p = 0.5, loses
+    both of its units with probability C(38, 18) / C(40, 20) = 0.2436."""
+    masks = {"a": np.ones(2, np.float32), "b": np.ones(38, np.float32)}
+    stats = _stats({"a": np.zeros(2), "b": np.zeros(38)})
+    draws = 1500
+    emptied = 0
+    for seed in range(draws):
+        new = update_masks(masks, stats, "random", fraction=0.5, rng=seed, min_units_per_layer=0, selection="notebook")
+        emptied += int(new["a"].sum() == 0)
+        guarded = update_masks(masks, stats, "random", fraction=0.5, rng=seed, min_units_per_layer=1, selection="notebook")
+        assert guarded["a"].sum() >= 1 and (40 - guarded["a"].sum() - guarded["b"].sum()) == 20
+    expected = math.comb(38, 18) / math.comb(40, 20)
+    assert abs(expected - 0.2436) < 1e-4
+    assert abs(emptied / draws - expected) < 0.035
+
+
+def test_notebook_random_layer_draws_int_p_r_of_each_layer_uniformly():
+    masks = {"a": np.array([1] * 7 + [0] * 3, np.float32), "b": np.ones(20, np.float32)}
+    stats = _stats({"a": np.zeros(10), "b": np.zeros(20)})
+    draws = 2000
+    per_unit = {"a": np.zeros(10), "b": np.zeros(20)}
+    for seed in range(draws):
+        new = update_masks(masks, stats, "random_layer", fraction=0.3, rng=seed, min_units_per_layer=0,
+                           selection="notebook")
+        dropped = {name: (masks[name] > 0) & (new[name] == 0) for name in masks}
+        assert dropped["a"].sum() == max(1, int(0.3 * 7)) == 2
+        assert dropped["b"].sum() == int(0.3 * 20) == 6
+        for name in masks:
+            per_unit[name] += dropped[name]
+    assert np.abs(per_unit["a"][:7] / draws - 2 / 7).max() < 0.04
+    assert np.abs(per_unit["b"] / draws - 6 / 20).max() < 0.04
+    assert per_unit["a"][7:].sum() == 0
 
 
 def test_exact_stays_the_default():

@@ -63,8 +63,8 @@ class UnitScorer:
         inputs_only: the scorer reads only the inputs, so ``data`` may be ``x`` alone (or
             a ``tf.data.Dataset`` of inputs) as well as ``(x, y)``.
         random_scores: the scores are all equal by design (random pruning), so the
-            notebooks' selection rule replaces them with uniform draws (see
-            :func:`select_and_drop`).
+            notebooks' selection rule draws the units uniformly instead of applying its
+            threshold (see :func:`dropnet_tf.core.selection.notebook_random_drop`).
         default_count: units dropped per step when the caller gives neither a fraction nor
             a count (the oracle drops one at a time); None means a fraction is needed.
     """
@@ -232,16 +232,14 @@ def select_and_drop(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Select and drop: ``(new masks, {layer: bool array of the units dropped})``.
 
-    ``count`` wins over ``fraction``.  With ``selection="notebook"`` and
-    ``random_scores`` the scores are replaced by uniform draws from ``rng`` (the
-    notebooks' random metrics), drawn before the selection's own tie-breaking.
+    ``count`` wins over ``fraction``.  ``random_scores`` marks scores that rank nothing
+    (the random metrics): under ``selection="notebook"`` the units are then drawn as the
+    authors' code draws them, uniformly over the active units (``select_units(uniform=True)``).
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
     scores = {name: scores[name] for name in masks}
     rng = as_generator(rng)
-    if selection == "notebook" and random_scores:
-        scores = {name: rng.random(np.shape(value)) for name, value in scores.items()}
     drop = select_units(
         scores,
         masks,
@@ -251,6 +249,7 @@ def select_and_drop(
         count=count,
         min_units_per_layer=min_units_per_layer,
         selection=selection,
+        uniform=random_scores,
     )
     return apply_drop(masks, drop), drop
 

@@ -16,7 +16,8 @@ Two selection rules (``selection=``):
     model order, each layer's qualifiers in random order, until the quota k is used up.
     The unit left over is in the last layer that has a qualifier (global metrics) or is a
     random one of the layer's qualifiers (layer-wise metrics); with ties the earlier layers
-    lose theirs first.
+    lose theirs first.  The random metrics (``uniform=True``) skip the threshold: the
+    notebooks draw k of the active units uniformly (:func:`notebook_random_drop`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,45 @@ def notebook_drop(
     return {name: np.asarray(units, dtype=np.int64) for name, units in dropped.items()}
 
 
+def notebook_random_drop(
+    active: Mapping[str, np.ndarray],
+    fraction: float,
+    scope: str,
+    rng: np.random.Generator,
+    spare: Mapping[str, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """The authors' notebooks' ``random`` and ``random_layer``: indices of the units to drop.
+
+    No scores, no threshold and no layer order.  ``scope="global"`` permutes the indices of
+    every active unit of every layer together and drops the first k = max(1, int(p·R)) of
+    them, wherever they fall, so a layer can lose all of its units; ``"layer"`` drops
+    max(1, int(p·R_l)) uniformly drawn active units of each layer.  The number each layer
+    loses under ``"global"`` is therefore hypergeometric.  ``spare`` (the
+    ``min_units_per_layer`` guard, which the notebooks do not have) passes over a unit of a
+    layer at its minimum and takes the next one of the permutation instead.
+    """
+    names = list(active)
+    spare = dict(spare) if spare is not None else {name: active[name].size for name in names}
+    groups = [names] if scope == "global" else [[name] for name in names]
+    dropped = {name: [] for name in names}
+    for group in groups:
+        layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(group)])
+        unit_of = np.concatenate([active[name] for name in group])
+        if unit_of.size == 0:
+            continue
+        quota = prune_count(fraction, unit_of.size)
+        for position in rng.permutation(unit_of.size):
+            if quota == 0:
+                break
+            name = group[layer_of[position]]
+            if spare[name] == 0:
+                continue
+            dropped[name].append(int(unit_of[position]))
+            spare[name] -= 1
+            quota -= 1
+    return {name: np.asarray(units, dtype=np.int64) for name, units in dropped.items()}
+
+
 def _ranked(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``candidates`` ordered by ascending score, ties in random order."""
     tie_break = rng.random(candidates.size)
@@ -138,6 +178,7 @@ def select_units(
     count: int | None = None,
     min_units_per_layer: int = 1,
     selection: str = "exact",
+    uniform: bool = False,
 ) -> dict[str, np.ndarray]:
     """Boolean arrays (per layer) of the active units to remove.
 
@@ -161,6 +202,10 @@ def select_units(
             needs ``fraction``; ``count`` has only the exact rule.  The guard still applies:
             a layer at ``min_units_per_layer`` keeps its qualifiers, and if no qualifier may
             go, NothingToPruneError is raised.
+        uniform: the scores rank nothing (the random metrics).  Under "exact" the random
+            tie-break then decides alone; under "notebook" the units are drawn as the
+            notebooks' random metrics draw them (:func:`notebook_random_drop`), not through
+            the threshold rule.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
@@ -200,9 +245,12 @@ def select_units(
     drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
 
     if selection == "notebook":
-        chosen = notebook_drop(
-            {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
-        )
+        if uniform:
+            chosen = notebook_random_drop(active, fraction, scope, rng, spare)
+        else:
+            chosen = notebook_drop(
+                {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
+            )
         if not any(units.size for units in chosen.values()):
             raise NothingToPruneError(
                 f"No qualifying unit can be removed under selection='notebook': every unit at or below "

@@ -62,8 +62,10 @@ class MaximumActivation(StatisticScorer):
 class RandomScore(StatisticScorer):
     """Score 0 for every unit, so the random tie-break alone decides (Table 1).
 
-    Under ``selection="notebook"`` the scores are uniform random draws instead, as in the
-    authors' notebooks, whose rule would otherwise let every tied unit qualify.
+    Under ``selection="notebook"`` the scores are not used: as in the authors' code, k of
+    the active units of all layers are drawn uniformly, with no threshold, layer order or
+    layer guard (:func:`dropnet_tf.core.selection.notebook_random_drop`); ``random_layer``
+    draws k_l uniformly within each layer.
     """
 
     name = "random"
@@ -135,8 +137,9 @@ def update_masks(
         min_units_per_layer: the layer-collapse guard (default 1; 0 allows collapse).
         selection: "exact" (default) drops exactly the k lowest-scoring units, ties at
             random; "notebook" applies the authors' notebooks' rule
-            (:func:`dropnet_tf.core.selection.notebook_drop`), with random draws as the scores of
-            the random metrics.  "notebook" needs ``fraction`` (not ``count``).
+            (:func:`dropnet_tf.core.selection.notebook_drop`); the random metrics draw their
+            units uniformly, as the notebooks do (``notebook_random_drop``).  "notebook"
+            needs ``fraction`` (not ``count``).
 
     Returns:
         New masks.  Layers left with no unit are listed by
