@@ -387,6 +387,32 @@ def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str
     return callbacks
 
 
+def _run_grid(exp, args, scale, data, build, names, grid_path, training, callbacks, plan, strategy) -> None:
+    """Every p of the experiment into the grid's results file (resuming)."""
+    import dropnet_tf
+
+    for fraction, name in zip(exp.fractions, names):
+        dropnet_tf.run_experiment(
+            build,
+            data,
+            metrics=exp.metrics,
+            seeds=scale.seeds,
+            results=grid_path,
+            experiment=name,
+            inits=exp.inits,
+            fraction=fraction,
+            count=exp.count,
+            min_fraction=0.1,
+            training=training,
+            protocol=args.protocol,
+            verbose=args.verbose,
+            callbacks=callbacks,
+            order=plan.order,  # one numbering over every p of this results file
+            population=args.population,
+            strategy=strategy,
+        )
+
+
 @command
 def main(exp: Experiment, argv=None) -> dict:
     """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
@@ -415,7 +441,7 @@ def main(exp: Experiment, argv=None) -> dict:
     results_path = os.path.join(out, "results.jsonl")
     # --shard I/N: this process runs one shard of the grid into its own file; --merge: the
     # shards' files are merged into results_path first and nothing runs (kit.sharding).
-    from paper_experiments.kit import sharding
+    from paper_experiments.kit import sharding, sittings
 
     plan = sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script),
                          check=shard_fingerprint_difference)
@@ -448,26 +474,9 @@ def main(exp: Experiment, argv=None) -> dict:
         partial_note="each cycle is saved as it finishes, so the run in progress resumes after its last cycle",
     )
     callbacks = _progress_callbacks(exp, args, scale, names, grid_path, plan.shard)
-    for fraction, name in zip(exp.fractions, names):
-        dropnet_tf.run_experiment(
-            build,
-            data,
-            metrics=exp.metrics,
-            seeds=scale.seeds,
-            results=grid_path,
-            experiment=name,
-            inits=exp.inits,
-            fraction=fraction,
-            count=exp.count,
-            min_fraction=0.1,
-            training=training,
-            protocol=args.protocol,
-            verbose=args.verbose,
-            callbacks=callbacks,
-            order=plan.order,  # one numbering over every p of this results file
-            population=args.population,
-            strategy=strategy,
-        )
+    with sittings.sitting(results_path, population=args.population,
+                          shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
+        _run_grid(exp, args, scale, data, build, names, grid_path, training, callbacks, plan, strategy)
     if plan.finish():  # a shard holds part of the grid: the figures come with --merge
         return {"shard": str(plan.shard), "results": grid_path}
     store = ResultsFile(results_path)
@@ -555,6 +564,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "paper_ordering": exp.paper_ordering,
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
+        "grid_time": sittings.summarise(sittings.read_sittings(results_path)),
     }
     summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{suffix}.json")
     kit.write_json(summary_path, summary)
