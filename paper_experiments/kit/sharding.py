@@ -28,7 +28,10 @@ from dropnet_tf.core.shards import CellOrder, Shard, describe_difference, merge_
 from .entry import UserError
 
 #: Options that do not change what is computed, left out of the settings shards must share.
-NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet", "verbose", "tensorboard")
+#: ``population`` only groups runs into one computation (the same records up to summation
+#: order), so a shard may resume, or run beside another, with a size its memory allows.
+NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet", "verbose", "tensorboard",
+                "population")
 
 
 def settings_of(args, **extra) -> dict:
