@@ -22,7 +22,7 @@ from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_str
 from dropnet_tf.core.eta import RunsETA
 from dropnet_tf.core.grid import RunGrid
 from dropnet_tf.core.progress import RunScalars, safe_folder, split_callbacks
-from dropnet_tf.core.training import StopOnDivergence, Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.core.training import WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -35,6 +35,12 @@ class TrainingProtocol:
 
     ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
     at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
+
+    ``weight_decay_mode`` (:data:`dropnet_tf.core.training.WEIGHT_DECAY_MODES`):
+    ``"decoupled"`` (default; Keras' ``SGD(weight_decay=...)``, outside the momentum, what
+    every protocol here used before the option existed) or ``"coupled"`` (``g + wd*w``
+    through the momentum, as SNIP's TF 1 code, Caffe and PyTorch do).  Each paper
+    protocol in ``paper_experiments`` states its choice.
     """
 
     epochs: int
@@ -45,6 +51,7 @@ class TrainingProtocol:
     weight_decay: float = 0.0
     optimizer: str = "sgd"
     learning_rate_drops: tuple = ()
+    weight_decay_mode: str = "decoupled"
 
     def __post_init__(self):
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
@@ -55,13 +62,15 @@ class TrainingProtocol:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
+        if self.weight_decay_mode not in WEIGHT_DECAY_MODES:
+            raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {self.weight_decay_mode!r}.")
 
     def to_training_config(self) -> TrainingConfig:
         """The protocol as the one training config (engine "keras": no early stopping, reshuffled
         epochs, evaluation at batch 512)."""
         return TrainingConfig(
             optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
-            nesterov=self.nesterov, weight_decay=self.weight_decay,
+            nesterov=self.nesterov, weight_decay=self.weight_decay, weight_decay_mode=self.weight_decay_mode,
             learning_rate_drops=tuple(tuple(drop) for drop in self.learning_rate_drops),
             batch_size=self.batch_size, max_epochs=self.epochs, early_stopping=False, shuffle=True,
             loss="sparse_categorical_crossentropy", eval_batch_size=512,
