@@ -82,3 +82,32 @@ def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tm
     assert "| random | – | – | – | – | – | 0.761 ± 0.020 (14) | ≈0.76 |" in lines
     assert "Exact grid: 50 min 00 s wall clock over 2 sitting(s), 1 h 38 min of process time, up to 2 processes at once, population auto." in lines
     assert not any("0.100" in line for line in lines)
+
+
+def test_snip_table1_public_preset_adds_the_best_of_the_last_five_checkpoints(pages, tmp_path):
+    """Issue 24: a --snip-protocol public CSV gets its own table, headed as such, with the public
+    code's number (best of the last five checkpoints) beside the final iterate's."""
+    header = "experiment,method,compression,seed,model,dataset,top1,top1_best_of_last5\n"
+    rows = ["snip_lenets,reference,1.0,0,lenet_300_100,mnist,0.980,0.984",
+            "snip_lenets,snip,20.0,0,lenet_300_100,mnist,0.9700,0.9750"]
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_snippublic"
+    (tmp_path / f"{stem}.csv").write_text(header + "\n".join(rows))
+    (tmp_path / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_std.csv").write_text(header + rows[1])
+    lines = pages._snip_table1_against_paper(tmp_path)
+    titles = sorted(line for line in lines if line.startswith("### "))
+    assert titles == [
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 protocol, one public-code option (std): "
+        "test error (%) against the paper",
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 schedule as the public code runs it: "
+        "test error (%) against the paper"]
+    assert "--snip-protocol" not in pages._foresight_command(
+        {"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick", "dataset": "digits",
+         "snip_protocol": "paper", "snip_options": {"inputs": "scaled"}}, {})
+    assert "| ours, SNIP | 2.00 | 3.00 | – |" in lines  # final iterate
+    assert "| ours, SNIP, best of the last five checkpoints | 1.60 | 2.50 | – |" in lines
+    command = pages._foresight_command({"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick",
+                                        "dataset": "digits", "snip_protocol": "public",
+                                        "snip_options": {"weight_decay_mode": "decoupled", "inputs": "standardised",
+                                                         "weights_init": "tf1_variance_scaling",
+                                                         "train_draw": "fresh", "biases": "pruned"}}, {})
+    assert "--snip-protocol public --weight-decay-mode decoupled" in command
