@@ -39,7 +39,6 @@ ALLOWED = {
     ("population.py", "train_population"),
     ("iterative.py", "IterativePruner._run"),
     ("pruning.py", "gradual_magnitude_pruning"),
-    ("iterative.py", "IterativePruner.__init__"),
     ("selection.py", "select_units"),
     ("experiment.py", "run_experiment"),
     ("child.py", "run_in_tf_keras"),

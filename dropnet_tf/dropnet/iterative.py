@@ -129,15 +129,29 @@ class IterativePruner:
             seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
             training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
         )
-        # Under a tf.distribute strategy the model must already live in its scope (checked
-        # before anything is trained or written); see dropnet_tf.core.distribute.
+        # The set-up in checked parts, in this order (each may refuse before anything is
+        # trained or written): the strategy, the settings, the data, θ0 and the optimizer,
+        # the training engine, compacted training.
+        self._set_strategy(model, strategy, args["training"])
+        self._set_settings(model, metric, args, protocol=protocol, experiment=experiment, verbose=verbose)
+        self._set_data(model, data, results)
+        optimizer = self._set_initial_state(model)
+        self._set_engine(model, optimizer)
+        self._set_compact_mode(model, optimizer)
+
+    def _set_strategy(self, model, strategy, training) -> None:
+        """Under a tf.distribute strategy the model must already live in its scope (checked
+        before anything is trained or written); see dropnet_tf.core.distribute."""
         self.strategy = check_strategy(strategy)
         require_built_in_scope(model, strategy)
-        if strategy is not None and args["training"].train_transform is not None:
+        if strategy is not None and training.train_transform is not None:
             raise ValueError(
                 "TrainingConfig.train_transform (augmentation) is applied by the single-device graph engine only; "
                 "it cannot be combined with strategy=... (pass strategy=None, or no train_transform)."
             )
+
+    def _set_settings(self, model, metric, args, *, protocol, experiment, verbose) -> None:
+        """The checked arguments, the mask layers and the scorer; the run's key."""
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
@@ -162,6 +176,8 @@ class IterativePruner:
         self._run_began = False
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
+    def _set_data(self, model, data, results) -> None:
+        """The checked splits (also as tensors), the results file and the statistics pass."""
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
@@ -177,16 +193,18 @@ class IterativePruner:
         self._statistics_pass = None
         # Under a strategy the statistics come from the distribution-aware collector
         # (summed across replicas and workers); the fused pass is single-device.
-        if (strategy is None and isinstance(self.scorer, StatisticScorer)
+        if (self.strategy is None and isinstance(self.scorer, StatisticScorer)
                 and type(self.scorer).statistics is StatisticScorer.statistics):
             self._statistics_pass = StatisticsPass(model, self.training.loss)
         self._cycle_statistics = None
 
+    def _set_initial_state(self, model):
+        """θ0, the optimizer (checked to be a Keras one) and the run's fingerprint; returns the optimizer."""
         mask_ids = {id(layer.mask) for layer in self.mask_layers}
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        with distribute_scope(strategy):  # optimizer state mirrored like the model's
+        with distribute_scope(self.strategy):  # optimizer state mirrored like the model's
             optimizer = make_optimizer(self.training)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
@@ -196,14 +214,21 @@ class IterativePruner:
             model=model, splits=self.splits, optimizer=optimizer, training=self.training,
             pruning=self._pruning_settings(),
         )
+        return optimizer
+
+    def _set_engine(self, model, optimizer) -> None:
+        """The Trainer, and the optimizer's initial state that every cycle's reset restores."""
         # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
         # Under a strategy, DistributedTrainer (the same loop over replicas and workers).
-        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer,
-                               strategy=strategy)
+        self.trainer = Trainer(model, self.training, self.splits["train"], engine="graph", optimizer=optimizer,
+                               strategy=self.strategy)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
-        # Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
-        # where it would not be the masked computation; the cycle's compact model, if any.
+
+    def _set_compact_mode(self, model, optimizer) -> None:
+        """Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
+        where it would not be the masked computation; the cycle's compact model, if any."""
+        strategy = self.strategy
         mode = self.training.compact_training
         self._compact_mode = mode if isinstance(mode, str) else bool(mode)
         if strategy is not None and self._compact_mode is True:
