@@ -36,7 +36,6 @@ ALLOWED = {
     ("experiment.py", "run_foresight_grid"),
     # still to be split into steps on this branch (each commit that splits one drops it)
     ("dropnet_protocol.py", "main"),
-    ("population.py", "train_population"),
     ("pruning.py", "gradual_magnitude_pruning"),
     ("selection.py", "select_units"),
     ("experiment.py", "run_experiment"),
