@@ -37,7 +37,6 @@ ALLOWED = {
     # still to be split into steps on this branch (each commit that splits one drops it)
     ("dropnet_protocol.py", "main"),
     ("pruning.py", "gradual_magnitude_pruning"),
-    ("experiment.py", "run_experiment"),
     ("child.py", "run_in_tf_keras"),
     ("results_pages.py", "dropnet_page"),
     ("filter_pruning.py", "prune_filters"),
