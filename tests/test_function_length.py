@@ -42,7 +42,6 @@ ALLOWED = {
     ("09_snip_fig4_random_labels_lenet5_caffe_mnist.py", "main"),
     ("cli.py", "build_parser"),
     ("compare_selection_rules.py", "main"),
-    ("plotting.py", "make_figure"),
 }
 
 
