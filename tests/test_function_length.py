@@ -38,7 +38,6 @@ ALLOWED = {
     ("dropnet_protocol.py", "main"),
     ("pruning.py", "gradual_magnitude_pruning"),
     ("child.py", "run_in_tf_keras"),
-    ("results_pages.py", "dropnet_page"),
     ("09_snip_fig4_random_labels_lenet5_caffe_mnist.py", "main"),
     ("cli.py", "build_parser"),
     ("compare_selection_rules.py", "main"),
