@@ -39,7 +39,6 @@ ALLOWED = {
     ("pruning.py", "gradual_magnitude_pruning"),
     ("child.py", "run_in_tf_keras"),
     ("09_snip_fig4_random_labels_lenet5_caffe_mnist.py", "main"),
-    ("compare_selection_rules.py", "main"),
 }
 
 
