@@ -36,7 +36,6 @@ ALLOWED = {
     ("experiment.py", "run_foresight_grid"),
     # still to be split into steps on this branch (each commit that splits one drops it)
     ("dropnet_protocol.py", "main"),
-    ("child.py", "run_in_tf_keras"),
     ("09_snip_fig4_random_labels_lenet5_caffe_mnist.py", "main"),
 }
 
