@@ -141,6 +141,22 @@ def _dropnet_levels(figures_dir: Path) -> list[str]:
     return lines
 
 
+def _dropnet_levels_section(figures_dir: Path) -> list[str]:
+    """The level-for-level section (heading, legend, a table per figure), or nothing without paper-scale levels."""
+    levels = _dropnet_levels(figures_dir)
+    if not levels:
+        return []
+    return [
+        "## Level for level: both protocols at 50, 25 and 10 % remaining",
+        "",
+        "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
+        "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
+        "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
+        "",
+        *levels,
+    ]
+
+
 def dropnet_page(figures_dir: Path) -> str:
     tables = _dropnet_tables()
     lines = _header(
@@ -173,17 +189,7 @@ def dropnet_page(figures_dir: Path) -> str:
         tables.paper_table(figures_dir),
         "",
     ]
-    levels = _dropnet_levels(figures_dir)
-    if levels:
-        lines += [
-            "## Level for level: both protocols at 50, 25 and 10 % remaining",
-            "",
-            "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
-            "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
-            "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
-            "",
-            *levels,
-        ]
+    lines += _dropnet_levels_section(figures_dir)
     lines += [
         "## Quick scale on the offline stand-ins",
         "",
@@ -200,6 +206,13 @@ def dropnet_page(figures_dir: Path) -> str:
         "## How each summary was made",
         "",
     ]
+    lines += _dropnet_how_made(figures_dir)
+    return "\n".join(lines) + "\n"
+
+
+def _dropnet_how_made(figures_dir: Path) -> list[str]:
+    """A line per DropNet summary (what ran, its command, its figures), then the selection-rule figures."""
+    lines = []
     for path in sorted(figures_dir.glob("*.json")):
         summary = json.loads(path.read_text())
         if "scale" not in summary or "script" not in summary:
@@ -227,7 +240,7 @@ def dropnet_page(figures_dir: Path) -> str:
             "`python paper_experiments/dropnet/compare_selection_rules.py --dataset mnist`: "
             + ", ".join(f"[{p.name}]({p.name})" for p in selection) + ".",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # --------------------------------------------------------------------------- foresight

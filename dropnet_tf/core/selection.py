@@ -207,6 +207,39 @@ def select_units(
             notebooks' random metrics draw them (:func:`notebook_random_drop`), not through
             the threshold rule.
     """
+    fraction = _check_selection_arguments(scores, masks, fraction, scope, count, min_units_per_layer, selection)
+    rng = as_generator(rng)
+    names = list(masks)
+    active = {name: np.flatnonzero(np.asarray(masks[name]) > 0) for name in names}
+    for name in names:
+        if np.shape(scores[name]) != np.shape(masks[name]):
+            raise ValueError(
+                f"Scores for layer '{name}' have shape {np.shape(scores[name])}, mask has {np.shape(masks[name])}."
+            )
+    spare = {name: max(0, active[name].size - min_units_per_layer) for name in names}
+    if sum(spare.values()) == 0:
+        raise NothingToPruneError(
+            f"No unit can be removed: every layer is at min_units_per_layer={min_units_per_layer}."
+        )
+    drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
+    # Each rule marks the units it drops in ``drop`` and uses up ``spare``.
+    if selection == "notebook":
+        _drop_notebook(drop, scores, active, spare, fraction, scope, rng, uniform, min_units_per_layer)
+    elif scope == "layer" and count is None:
+        _drop_per_layer(drop, scores, active, spare, fraction, rng)
+    elif scope == "layer":
+        _drop_count_per_layer(drop, scores, masks, active, spare, count, rng)
+    else:
+        _drop_global(drop, scores, active, spare, fraction, count, rng)
+
+    collapsed = [name for name in names if active[name].size and active[name].size == drop[name].sum()]
+    if collapsed:
+        warnings.warn(f"Layer collapse: every unit of {collapsed} is being removed.", stacklevel=2)
+    return drop
+
+
+def _check_selection_arguments(scores, masks, fraction, scope, count, min_units_per_layer, selection):
+    """select_units' argument checks, before anything is drawn; returns the checked fraction."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
     if selection not in SELECTIONS:
@@ -229,73 +262,68 @@ def select_units(
             f"Scores and masks must cover the same layers; scores have {sorted(scores)}, "
             f"masks have {sorted(masks)}."
         )
-    rng = as_generator(rng)
-    names = list(masks)
-    active = {name: np.flatnonzero(np.asarray(masks[name]) > 0) for name in names}
-    for name in names:
-        if np.shape(scores[name]) != np.shape(masks[name]):
-            raise ValueError(
-                f"Scores for layer '{name}' have shape {np.shape(scores[name])}, mask has {np.shape(masks[name])}."
-            )
-    spare = {name: max(0, active[name].size - min_units_per_layer) for name in names}
-    if sum(spare.values()) == 0:
-        raise NothingToPruneError(
-            f"No unit can be removed: every layer is at min_units_per_layer={min_units_per_layer}."
-        )
-    drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
+    return fraction
 
-    if selection == "notebook":
-        if uniform:
-            chosen = notebook_random_drop(active, fraction, scope, rng, spare)
-        else:
-            chosen = notebook_drop(
-                {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
-            )
-        if not any(units.size for units in chosen.values()):
-            raise NothingToPruneError(
-                f"No qualifying unit can be removed under selection='notebook': every unit at or below "
-                f"the threshold is in a layer at min_units_per_layer={min_units_per_layer}."
-            )
-        for name in names:
-            drop[name][chosen[name]] = True
-    elif scope == "layer" and count is None:
-        for name in names:
-            wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
-            chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]
-            drop[name][chosen] = True
-    elif scope == "layer":
-        sizes = {name: np.size(masks[name]) for name in names}
-        remaining = {name: list(_ranked(np.asarray(scores[name], np.float64), active[name], rng)) for name in names}
-        for _ in range(min(count, sum(spare.values()))):
-            open_layers = [name for name in names if spare[name] > 0]
-            fractions = np.array([len(remaining[name]) / sizes[name] for name in open_layers])
-            best = np.flatnonzero(fractions == fractions.max())
-            name = open_layers[int(rng.choice(best))]
-            drop[name][remaining[name].pop(0)] = True
-            spare[name] -= 1
+
+def _drop_notebook(drop, scores, active, spare, fraction, scope, rng, uniform, min_units_per_layer) -> None:
+    """selection="notebook": the notebooks' threshold rule, or their random draw (uniform)."""
+    names = list(drop)
+    if uniform:
+        chosen = notebook_random_drop(active, fraction, scope, rng, spare)
     else:
-        total_active = sum(a.size for a in active.values())
-        wanted = count if count is not None else prune_count(fraction, total_active)
-        layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(names)])
-        unit_of = np.concatenate([active[name] for name in names])
-        all_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in names])
-        order = np.lexsort((rng.random(all_scores.size), all_scores))
-        taken = 0
-        for position in order:
-            if taken == wanted:
-                break
-            name = names[layer_of[position]]
-            if spare[name] == 0:
-                continue  # this layer is at its minimum; the next-lowest unit elsewhere goes
-            drop[name][unit_of[position]] = True
-            spare[name] -= 1
-            taken += 1
+        chosen = notebook_drop(
+            {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
+        )
+    if not any(units.size for units in chosen.values()):
+        raise NothingToPruneError(
+            f"No qualifying unit can be removed under selection='notebook': every unit at or below "
+            f"the threshold is in a layer at min_units_per_layer={min_units_per_layer}."
+        )
+    for name in names:
+        drop[name][chosen[name]] = True
 
-    collapsed = [name for name in names if active[name].size and active[name].size == drop[name].sum()]
-    if collapsed:
-        warnings.warn(f"Layer collapse: every unit of {collapsed} is being removed.", stacklevel=2)
-    return drop
 
+def _drop_per_layer(drop, scores, active, spare, fraction, rng) -> None:
+    """Layer-wise with a fraction: floor(p·R_l) of each layer's lowest, within its spare units."""
+    for name in drop:
+        wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
+        chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]
+        drop[name][chosen] = True
+
+
+def _drop_count_per_layer(drop, scores, masks, active, spare, count, rng) -> None:
+    """Layer-wise with a count: each unit from the layer with the largest fraction remaining (ties at random)."""
+    names = list(drop)
+    sizes = {name: np.size(masks[name]) for name in names}
+    remaining = {name: list(_ranked(np.asarray(scores[name], np.float64), active[name], rng)) for name in names}
+    for _ in range(min(count, sum(spare.values()))):
+        open_layers = [name for name in names if spare[name] > 0]
+        fractions = np.array([len(remaining[name]) / sizes[name] for name in open_layers])
+        best = np.flatnonzero(fractions == fractions.max())
+        name = open_layers[int(rng.choice(best))]
+        drop[name][remaining[name].pop(0)] = True
+        spare[name] -= 1
+
+
+def _drop_global(drop, scores, active, spare, fraction, count, rng) -> None:
+    """Global: the lowest-scoring active units of all layers, skipping layers at their minimum."""
+    names = list(drop)
+    total_active = sum(a.size for a in active.values())
+    wanted = count if count is not None else prune_count(fraction, total_active)
+    layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(names)])
+    unit_of = np.concatenate([active[name] for name in names])
+    all_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in names])
+    order = np.lexsort((rng.random(all_scores.size), all_scores))
+    taken = 0
+    for position in order:
+        if taken == wanted:
+            break
+        name = names[layer_of[position]]
+        if spare[name] == 0:
+            continue  # this layer is at its minimum; the next-lowest unit elsewhere goes
+        drop[name][unit_of[position]] = True
+        spare[name] -= 1
+        taken += 1
 
 def apply_drop(masks: Mapping[str, np.ndarray], drop: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """New masks with the chosen units set to zero (the inputs are not modified)."""
