@@ -344,6 +344,31 @@ def _foresight_made_with(summary: dict) -> str:
     return "; ".join(bits)
 
 
+def _table1_errors(rows, column: str) -> tuple[dict, dict]:
+    """Test errors (%) of ``column`` per (method, r or "reference"), and the diverged runs' counts."""
+    error, diverged = {}, {}
+    for row in rows:
+        key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
+        if row.get("diverged") == "True":
+            diverged[key] = diverged.get(key, 0) + 1
+        else:
+            error.setdefault(key, []).append(100 * (1 - float(row[column])))
+    return error, diverged
+
+
+def _table1_cell(values, diverged: int) -> str:
+    """Mean error, ± the standard deviation over seeds where there are several, and the diverged runs."""
+    text = ""
+    if values:
+        mean = sum(values) / len(values)
+        text = f"{mean:.2f}"
+        if len(values) > 1:
+            text += f" ± {(sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5:.2f}"
+    if diverged:
+        text += (" + " if text else "") + f"diverged ×{diverged}"
+    return text or "–"
+
+
 def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
     lines = []
     for csv_path in sorted(figures_dir.glob("0[45]_snip_table1_*_paper*.csv")):
@@ -357,24 +382,10 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
         if paper:
             ratios = sorted(set(ratios) | {r for r in paper if r != "reference"})
         seeds = sorted({row["seed"] for row in rows}, key=int)
-        error, diverged = {}, {}
-        for row in rows:
-            key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
-            if row.get("diverged") == "True":
-                diverged[key] = diverged.get(key, 0) + 1
-            else:
-                error.setdefault(key, []).append(100 * (1 - float(row["top1"])))
-        mean = {key: sum(values) / len(values) for key, values in error.items()}
+        error, diverged = _table1_errors(rows, "top1")
 
         def cell(key):
-            text = f"{mean[key]:.2f}" if key in mean else ""
-            if len(error.get(key, ())) > 1:  # ± the standard deviation over seeds
-                values = error[key]
-                spread = (sum((v - mean[key]) ** 2 for v in values) / len(values)) ** 0.5
-                text += f" ± {spread:.2f}"
-            if key in diverged:
-                text += (" + " if text else "") + f"diverged ×{diverged[key]}"
-            return text or "–"
+            return _table1_cell(error.get(key, ()), diverged.get(key, 0))
 
         header = "| | reference | " + " | ".join(_sparsity(r) for r in ratios) + " |"
         lines += [
@@ -400,11 +411,9 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
             first = cell(("reference", "reference")) if method == "snip" else "–"
             cells = [cell((method, r)) for r in ratios]
             lines.append(f"| ours, {METHOD_NAMES.get(method, method)} | {first} | " + " | ".join(cells) + " |")
-        best = {}
-        for row in rows:  # SNIP's public code's number, where the runs recorded it
-            if row.get("top1_best_of_last5") not in (None, "", "None") and row.get("diverged") != "True":
-                key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
-                best.setdefault(key, []).append(100 * (1 - float(row["top1_best_of_last5"])))
+        # SNIP's public code's number, where the runs recorded it
+        best, _ = _table1_errors([row for row in rows if row.get("top1_best_of_last5") not in (None, "", "None")],
+                                 "top1_best_of_last5")
         if any(method in ("snip", "reference") for method, _ in best):
             def best_cell(key):
                 return f"{sum(best[key]) / len(best[key]):.2f}" if key in best else "–"

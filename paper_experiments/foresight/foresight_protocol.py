@@ -525,7 +525,6 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     load_tensorflow()
     strategy = kit.strategy_of(args)  # made before the first model
     from dropnet_tf.foresight.experiment import grid_cells, run_foresight_grid
-    from dropnet_tf.models.foresight import build_foresight_model
 
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
@@ -536,19 +535,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     plan = shard_plan(exp, args, results_path)
     model_kwargs = {"input_shape": data.input_shape, "num_classes": data.num_classes}
     options = snip_options(exp, args) if exp.protocol == "snip" else None
-    prune_biases = bool(options) and options["biases"] == "pruned"
-
-    def build(seed, init):
-        if prune_biases:  # SNIP's code: the biases are in the pruned set (masked like the weights)
-            from dropnet_tf.foresight import add_weight_masks
-
-            return add_weight_masks(build_foresight_model(args.model, init=init, seed=seed, masked=False,
-                                                          **model_kwargs), prune_bias=True)
-        return build_foresight_model(args.model, init=init, seed=seed, **model_kwargs)
-
-    init_for = (lambda method: exp.init) if exp.init else thesis_init
-    if options:
-        init_for = lambda method: options["weights_init"]  # noqa: E731
+    build, init_for = _model_builder(exp, args, options, model_kwargs)
     external = {}
     if "tfmot_gmp" in methods:
         external["tfmot_gmp"] = tfmot_runner(args, data, model_kwargs, protocol, name)
@@ -582,15 +569,41 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         "script": exp.script, "source": exp.source, "model": args.model, "dataset": args.dataset,
         "scale": args.scale, "seeds": list(seeds), "methods": list(methods), "compressions": list(ratios),
         "snip_protocol": getattr(args, "snip_protocol", None), "snip_options": options,
-        "max_train": args.max_train, "epochs_override": args.epochs,
-        "diverged_runs": sum(1 for record in records if record.get("diverged")),
+        "max_train": args.max_train, "epochs_override": args.epochs, **_record_totals(records),
         "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
-        "runs": len(records), "seconds_this_call": seconds,
-        "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
-        "outputs": written,
+        "seconds_this_call": seconds, "outputs": written,
     }
     kit.write_json(os.path.join(args.figures, f"{name}.json"), summary)
     return summary
+
+
+def _model_builder(exp, args, options, model_kwargs):
+    """``(build(seed, init), init_for(method))`` for the grid: SNIP's public-code options
+    (biases in the pruned set, TF 1's initialiser) where they are set."""
+    from dropnet_tf.models.foresight import build_foresight_model
+
+    prune_biases = bool(options) and options["biases"] == "pruned"
+
+    def build(seed, init):
+        if prune_biases:  # SNIP's code: the biases are in the pruned set (masked like the weights)
+            from dropnet_tf.foresight import add_weight_masks
+
+            return add_weight_masks(build_foresight_model(args.model, init=init, seed=seed, masked=False,
+                                                          **model_kwargs), prune_bias=True)
+        return build_foresight_model(args.model, init=init, seed=seed, **model_kwargs)
+
+    init_for = (lambda method: exp.init) if exp.init else thesis_init
+    if options:
+        init_for = lambda method: options["weights_init"]  # noqa: E731
+    return build, init_for
+
+
+def _record_totals(records) -> dict:
+    return {
+        "runs": len(records),
+        "diverged_runs": sum(1 for record in records if record.get("diverged")),
+        "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
+    }
 
 
 def tfmot_runner(args, data, model_kwargs, protocol, name):
