@@ -85,6 +85,11 @@ def snip_code_protocol(dataset: str):
 #: ``--snip-protocol``: SNIP's Section 5 as written, or its public code's defaults.
 SNIP_PROTOCOLS = ("paper", "code")
 
+#: ``--selection`` (the thesis' scripts): dropnet_tf.core.selection.WEIGHT_SELECTIONS, written
+#: out so that the scripts load without TensorFlow.  ``exact`` keeps round(n/r) weights, ties
+#: at random; ``thesis`` keeps every weight tied at the threshold (its under-pruning, Fig. 4.13).
+SELECTIONS = ("exact", "thesis")
+
 
 def thesis_init(method: str) -> str:
     """Thesis 4.1.3: PyTorch's default init for every method, Xavier for SNIP only."""
@@ -156,7 +161,13 @@ def build_parser(exp: ForesightExperiment):
                       help="paper (default): SNIP Section 5, SGD momentum 0.9, lr 0.1 x0.1 every 25k "
                            "iterations, 100k iterations; code: the defaults of SNIP's public code, plain "
                            "SGD, constant lr 0.1, 10k iterations (outputs named ..._snipcode)"),)
-             if exp.protocol == "snip" else ()),
+             if exp.protocol == "snip" else ())
+        + ((option("--selection", choices=SELECTIONS, default="exact",
+                   help="how scores tied at the threshold fall: exact (default) keeps exactly round(n/r) "
+                        "weights, ties at random; thesis keeps every weight tied with the last one kept "
+                        "(pruned only when strictly below it), the thesis' rule behind its under-pruning of "
+                        "GraSP and OBD (Fig. 4.13); outputs named ..._thesisties"),)
+           if exp.protocol == "thesis" else ()),
         checks=(checks,),
     )
 
@@ -212,10 +223,12 @@ def label(method: str) -> str:
 def stem(exp: ForesightExperiment, args) -> str:
     """The outputs' common name.  A paper-scale run made another way (SNIP's code defaults,
     fewer training examples or epochs) says so in its name, e.g. ``..._mnist_paper_snipcode``
-    or ``..._paper_train5000_epochs20``, so that it never shares a results file with, or is
+    or ``..._paper_train5000_epochs20``, and the thesis' tie rule ``..._paper_thesisties``, so that it never shares a results file with, or is
     mistaken for, a run at the paper's own protocol."""
     model = "" if args.model == exp.model else f"_{args.model}"
     scale = args.scale
+    if getattr(args, "selection", "exact") == "thesis":
+        scale += "_thesisties"
     if args.scale == "paper":
         if getattr(args, "snip_protocol", "paper") == "code":
             scale += "_snipcode"
@@ -397,7 +410,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment), order=plan.order,
-        strategy=strategy,
+        strategy=strategy, selection=getattr(args, "selection", "exact"),
         # issue 16: the grid's ETA on each run's line; --tensorboard DIR
         eta=grid_eta(args, plan, grid_cells(experiment, methods, ratios, seeds)), tensorboard=args.tensorboard,
     )
@@ -408,7 +421,8 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     summary = {
         "script": exp.script, "source": exp.source, "model": args.model, "dataset": args.dataset,
         "scale": args.scale, "seeds": list(seeds), "methods": list(methods), "compressions": list(ratios),
-        "snip_protocol": getattr(args, "snip_protocol", None), "max_train": args.max_train, "epochs_override": args.epochs,
+        "snip_protocol": getattr(args, "snip_protocol", None), "selection": getattr(args, "selection", "exact"),
+        "max_train": args.max_train, "epochs_override": args.epochs,
         "diverged_runs": sum(1 for record in records if record.get("diverged")),
         "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
         "runs": len(records), "seconds_this_call": seconds,
@@ -438,12 +452,23 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
     return run
 
 
+#: The options a caption's regenerate line repeats when set (a cut run says it is one).
+CAPTION_OPTIONS = (("data_dir", None, "DIR"), ("methods", None), ("compressions", None), ("seeds", None),
+                   ("epochs", None), ("max_train", None), ("snip_protocol", "paper"), ("selection", "exact"))
+
+SELECTION_CAPTIONS = {
+    "exact": "selection: exact, round(n/r) weights kept, ties at random",
+    "thesis": "selection: thesis, every weight tied at the threshold kept (pruned only when strictly below it)",
+}
+
+
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
-        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
-        f"Regenerate: {kit.command_line('foresight', exp.script, args)}"
+        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds; "
+        f"{SELECTION_CAPTIONS[getattr(args, 'selection', 'exact')]}). "
+        f"Regenerate: {kit.command_line('foresight', exp.script, args, CAPTION_OPTIONS)}"
     )
     written = []
     for figure_label, y in exp.figures:
