@@ -281,6 +281,56 @@ def _foresight_made_with(summary: dict, csv_path: Path | None = None) -> str:
     return "; ".join(bits)
 
 
+THESIS_STEM = "01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist_thesis_cnn_mnist_paper"
+
+
+def _thesis_tie_rule_beside_exact(figures_dir: Path) -> list[str]:
+    """Thesis Figs. 4.11-4.13 under both tie rules: which masks the thesis rule changes (from
+    ``tie_rules_masks.py``'s CSV) and each cell rerun with it next to the exact rule's run."""
+    masks_path = figures_dir / f"{THESIS_STEM}_tie_rules_masks.csv"
+    ties_path, exact_path = figures_dir / f"{THESIS_STEM}_thesisties.csv", figures_dir / f"{THESIS_STEM}.csv"
+    if not (masks_path.exists() and ties_path.exists() and exact_path.exists()):
+        return []
+    from dropnet_tf.foresight import THESIS_LABELS
+
+    def read(path):
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    masks, ties, exact = read(masks_path), read(ties_path), read(exact_path)
+    changed = [row for row in masks if row["same_masks"] != "True"]
+    lines = [
+        "### Thesis Figs. 4.11-4.13: the thesis' tie rule beside the exact rule (mnist, paper)",
+        "",
+        f"Masks of both rules for every method and r (`paper_experiments/foresight/tie_rules_masks.py`, no training, "
+        f"seed {masks[0]['seed']}): the thesis rule (every weight tied at the threshold kept) changes "
+        f"{len(changed)} of {len(masks)} masks"
+        + (": " + ", ".join(f"{THESIS_LABELS.get(row['method'], row['method'])} at r = {float(row['compression']):g} "
+                            f"(r_e {float(row['thesis_empirical_ratio']):.2f}, compression error "
+                            f"{100 * float(row['thesis_compression_error']):.1f} %)" for row in changed) if changed else "")
+        + "; every other cell has the exact rule's mask, and so its run. The cells rerun with the thesis rule:",
+        "",
+        "| Method | r | top-1 (%), thesis rule | top-1 (%), exact rule | r_e, thesis rule | r_e, exact rule | same mask |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    same = {(row["method"], float(row["compression"])): row["same_masks"] == "True" for row in masks}
+    for row in ties:
+        key = (row["method"], float(row["compression"]))
+        match = [other for other in exact if (other["method"], float(other["compression"])) == key
+                 and other["seed"] == row["seed"]]
+        name = THESIS_LABELS.get(row["method"], "Unpruned" if row["method"] == "reference" else row["method"])
+        lines.append(
+            f"| {name} | {key[1]:g} | {100 * float(row['top1']):.2f} | "
+            + (f"{100 * float(match[0]['top1']):.2f}" if match else "–")
+            + f" | {float(row['empirical_ratio']):.2f} | "
+            + (f"{float(match[0]['empirical_ratio']):.2f}" if match else "–")
+            + f" | {'yes' if row['method'] == 'reference' or same.get(key) else 'no'} |"
+        )
+    figure = f"{THESIS_STEM}_tie_rules_masks_fig4_13_compression_error.png"
+    lines += ["", f"Fig. 4.13 with the thesis rule, all methods: [{figure}]({figure}).", ""]
+    return lines
+
+
 def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
     lines = []
     for csv_path in sorted(figures_dir.glob("0[45]_snip_table1_*_paper*.csv")):
@@ -364,6 +414,7 @@ def foresight_page(figures_dir: Path) -> str:
         lines += [f"## {title}", ""]
         if scale == "paper":
             lines += _snip_table1_against_paper(figures_dir)
+            lines += _thesis_tie_rule_beside_exact(figures_dir)
         for path, summary in chosen:
             stem = path.stem
             name = summary.get("source") or summary["script"]

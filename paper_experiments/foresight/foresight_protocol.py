@@ -473,7 +473,8 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
     written = []
     for figure_label, y in exp.figures:
         path = os.path.join(args.figures, f"{name}_{figure_label}_{y}.png")
-        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale)"
+        rule = ", thesis tie rule" if getattr(args, "selection", "exact") == "thesis" else ""
+        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale{rule})"
         written.append(draw_curves(records, y, title, caption, path))
     csv_rows = [{k: v for k, v in r.items() if k not in ("per_weight_density", "train_loss", "train_top1", "protocol")}
                 for r in records]

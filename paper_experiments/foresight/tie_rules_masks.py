@@ -6,9 +6,10 @@ with the same scoring batch as script 01's runs would (its seed, init and 128-ex
 batch; :func:`dropnet_tf.foresight.experiment.run_foresight_grid` builds its runs the same
 way), once with ``selection="exact"`` and once with ``"thesis"``, and writes:
 
-- ``<stem>.csv``: method, r, each rule's kept weights, r_e and compression error, and
-  whether the two masks are identical (then the trained runs are identical too: same
-  initialisation, same mask, same training);
+- ``<stem>.csv``: method, r, each rule's kept weights, r_e and compression error, whether
+  the two masks are identical (then the trained runs are identical too: same
+  initialisation, same mask, same training), and how many of the method's scores (its first
+  round, before any pruning) are exactly 0, above 0 and below 0: the ties the rules differ on;
 - ``<stem>_fig4_13_compression_error.png``: the thesis rule's compression error (r − r_e)/r
   against r, the thesis' Fig. 4.13.
 
@@ -48,22 +49,33 @@ def main(argv=None) -> dict:
     load_tensorflow()
     from dropnet_tf.core.backend import keras
     from dropnet_tf.foresight.experiment import scoring_batch
-    from dropnet_tf.foresight.prune import prune_at_init
-    from dropnet_tf.foresight.weights import get_weight_masks
+    from dropnet_tf.foresight.prune import prune_at_init, resolve_method
+    from dropnet_tf.foresight.weights import get_weight_masks, prunable_weights
     from dropnet_tf.models.foresight import build_foresight_model
 
     data = load_data(args.dataset, data_dir=args.data_dir)
     stem = f"{SCRIPT}_thesis_cnn_{args.dataset}_paper_tie_rules_masks"
     rows, started = [], time.perf_counter()
+
+    def fresh(method):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(args.seed)
+        return build_foresight_model("thesis_cnn", init=thesis_init(method), seed=args.seed,
+                                     input_shape=data.input_shape, num_classes=data.num_classes)
+
     for method in args.methods:
+        model = fresh(method)
+        scorer, _ = resolve_method(method)
+        scores = scorer.score(model, prunable_weights(model), scoring_batch(data.x_train, data.y_train, 128, args.seed),
+                              np.random.default_rng(args.seed))
+        flat = np.concatenate([np.asarray(v, np.float64).ravel() for v in scores.values()])
+        counts = {"scores_zero": int(np.sum(flat == 0)), "scores_positive": int(np.sum(flat > 0)),
+                  "scores_negative": int(np.sum(flat < 0))}
         for compression in args.compressions:
-            row = {"method": method, "compression": compression, "seed": args.seed}
+            row = {"method": method, "compression": compression, "seed": args.seed, **counts}
             masks = {}
             for selection in ("exact", "thesis"):
-                keras.backend.clear_session()
-                keras.utils.set_random_seed(args.seed)
-                model = build_foresight_model("thesis_cnn", init=thesis_init(method), seed=args.seed,
-                                              input_shape=data.input_shape, num_classes=data.num_classes)
+                model = fresh(method)
                 batch = scoring_batch(data.x_train, data.y_train, 128, args.seed)
                 report = prune_at_init(model, method, compression, data=batch, seed=args.seed, selection=selection)
                 masks[selection] = get_weight_masks(model)
