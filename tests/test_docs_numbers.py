@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FORESIGHT = ROOT / "figures" / "foresight"
 DROPNET = ROOT / "figures" / "dropnet"
 
-NUMBER = r"(-?\d+(?:\.\d+)?)"
+NUMBER = r"(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?)"  # 70,785 or 70785 or 0.184
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,6 +87,17 @@ LENET300_CODE = FORESIGHT / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnis
 LENET5 = FORESIGHT / "05_snip_table1_fig1_lenet5_caffe_mnist_snip_lenets_mnist_paper.csv"
 LENET5_CODE = FORESIGHT / "05_snip_table1_fig1_lenet5_caffe_mnist_snip_lenets_mnist_paper_snipcode.csv"
 RATIOS = (2, 4, 8, 16, 32, 64)
+THESIS_TIES = FORESIGHT / "01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist_thesis_cnn_mnist_paper_thesisties.csv"
+TIE_MASKS = FORESIGHT / "01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist_thesis_cnn_mnist_paper_tie_rules_masks.csv"
+
+
+def masks_cell(column: str, method: str, compression: float = 2, scale: float = 1.0) -> Callable[[], float]:
+    return lambda: scale * values(TIE_MASKS, column, method=method, compression=compression)[0]
+
+
+def masks_share(column: str, method: str, compression: float = 2) -> Callable[[], float]:
+    """``column`` as a % of the prunable weights."""
+    return lambda: 100 * masks_cell(column, method, compression)() / masks_cell("prunable", method, compression)()
 
 FIG9 = "04_3_1_{}_model_c_conv64_64_128_128_cifar10_jpeg_paper_train4000_epochs10"
 FIG9_TEST = DROPNET / (FIG9.format("fig09_figA5") + "_test_accuracy.csv")
@@ -137,6 +148,29 @@ CLAIMS = [
                 ("synflow", "global_gradient", "lamp", "global_lap", "global_magnitude", "global_activation"))),
     Claim("docs/foresight.md", "at chance already at r = 2** ({} % and {} %)",
           (top1(THESIS, method="random", compression=2), top1(THESIS, method="obd", compression=2))),
+    # docs/foresight.md, the thesis' tie rule (masks of both rules; the cut rerun)
+    Claim("docs/foresight.md", "The thesis rule changes {} of the {} masks",
+          (lambda: sum(row["same_masks"] == "False" for row in rows(TIE_MASKS)), lambda: len(rows(TIE_MASKS)))),
+    Claim("docs/foresight.md", "GraSP at r = 2 keeps enough to reach only r_e = {} (compression error {} %)",
+          (masks_cell("thesis_empirical_ratio", "grasp"), masks_cell("thesis_compression_error", "grasp", scale=100))),
+    Claim("docs/foresight.md", "and OBD at r = 2 r_e = {} ({} %)",
+          (masks_cell("thesis_empirical_ratio", "obd"), masks_cell("thesis_compression_error", "obd", scale=100))),
+    Claim("docs/foresight.md", "whole scoring batch: {} for GraSP and {} for OBD",
+          (masks_cell("scores_zero", "grasp"), masks_cell("scores_zero", "obd"))),
+    Claim("docs/foresight.md", "Only {} of GraSP's scores are above 0, fewer than the {} weights kept at r = 2",
+          (masks_cell("scores_positive", "grasp"), masks_cell("exact_nonzero", "grasp"))),
+    Claim("docs/foresight.md", "{} of OBD's scores are below 0, and {} above",
+          (masks_cell("scores_negative", "obd"), masks_cell("scores_positive", "obd"))),
+    Claim("docs/foresight.md", "whose noise makes {} % of the scores negative", (masks_share("scores_negative", "obd"),)),
+    Claim("docs/foresight.md", "OBD keeps {} % of the weights at r = 2", (masks_share("thesis_nonzero", "obd"),)),
+    Claim("docs/foresight.md", "It is smaller and shorter here: {} % and {} % at r = 2",
+          (masks_cell("thesis_compression_error", "grasp", scale=100), masks_cell("thesis_compression_error", "obd", scale=100))),
+    Claim("docs/foresight.md", "GraSP at r = 2 reaches {} % top-1 (exact rule: {} %), OBD at r = 2 {} % (exact rule: {} %)",
+          (top1(THESIS_TIES, method="grasp", compression=2), top1(THESIS, method="grasp", compression=2),
+           top1(THESIS_TIES, method="obd", compression=2), top1(THESIS, method="obd", compression=2))),
+    Claim("docs/foresight.md", "unpruned {} %, GraSP at r = 64 {} %, OBD at r = 64 {} % top-1 under both rules",
+          (top1(THESIS_TIES, method="reference"), top1(THESIS_TIES, method="grasp", compression=64),
+           top1(THESIS_TIES, method="obd", compression=64))),
     # docs/foresight.md, SNIP Table 1
     Claim("docs/foresight.md", "Seeds 0-2 give {} ± {} % at 95 % and {} ± {} % at 98 %",
           (error(LENET300, method="snip", compression=20), error_std(LENET300, method="snip", compression=20),
@@ -183,7 +217,8 @@ def stated_numbers(doc_text: str, template: str) -> list[str]:
     pattern = NUMBER.join(re.escape(_normalise(part)) for part in template.split("{}"))
     found = re.findall(pattern, _normalise(doc_text))
     assert len(found) == 1, f"{template!r} occurs {len(found)} times, not once"
-    return [found[0]] if isinstance(found[0], str) else list(found[0])
+    numbers = [found[0]] if isinstance(found[0], str) else list(found[0])
+    return [number.replace(",", "") for number in numbers]
 
 
 def agrees(stated: str, value: float) -> bool:
@@ -202,11 +237,29 @@ def test_a_stated_number_is_its_data_rounded(claim):
     assert not wrong, f"{claim.doc}: {claim.template!r} states {stated}, the data has {[round(v, 4) for v in data]}"
 
 
+def test_the_thesis_rule_rerun_is_the_exact_rule_run_wherever_their_masks_agree():
+    # docs/foresight.md lets the exact rule's curves stand for the 80 cells the thesis rule
+    # does not change: the cells rerun under the thesis rule must then give the exact rule's
+    # numbers to the last digit, and the two it changes must not.
+    same = {(row["method"], float(row["compression"])): row["same_masks"] == "True" for row in rows(TIE_MASKS)}
+    assert sum(not s for s in same.values()) == 2
+    for row in rows(THESIS_TIES):
+        key = (row["method"], float(row["compression"]))
+        exact = values(THESIS, "top1", method=row["method"], compression=key[1])[0]
+        if row["method"] == "reference" or same[key]:
+            assert float(row["top1"]) == exact, key
+            assert float(row["compression_error"]) == values(THESIS, "compression_error", method=row["method"],
+                                                             compression=key[1])[0], key
+        else:
+            assert float(row["compression_error"]) > 0.1, key
+
+
 def test_the_checks_themselves_discriminate():
     # Rounding: 43.35 may be 43.3 or 43.4; 36.76 may be 36.8, not 36.9 (issue 24's example).
     assert agrees("43.3", 43.35) and agrees("43.4", 43.35) and agrees("36.8", 36.76)
     assert not agrees("36.9", 36.76) and not agrees("70.3", 70.24) and not agrees("11", 10.9 - 0.6)
     assert agrees("0.184", 0.1843) and not agrees("0.100", 0.1843)
+    assert stated_numbers("70,785 for GraSP", "{} for GraSP") == ["70785"]
     # A template matches its own sentence once, through line breaks, and nothing else.
     text = "top-1 at\n  r = 2 is 84.8 / 76.5 % for SNIP and 82.2 / 80.8 % for GraSP."
     assert stated_numbers(text, "is {} / {} % for SNIP") == ["84.8", "76.5"]
