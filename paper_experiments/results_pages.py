@@ -79,6 +79,68 @@ def _dropnet_command(summary: dict) -> str:
     return " ".join(parts)
 
 
+#: Levels of the paper's Model A curves at 10 % of units remaining, as read from its figures
+#: (issue 23 quotes them; the paper prints no table): {script: {arm: accuracy}}.
+DROPNET_PAPER_LEVELS = {
+    "04_1_1_fig03_model_a_fc40_fc40_mnist.py": {"minimum": 0.82, "random": 0.76},
+    "06_1_fig15_init_model_a_fc20_fc20_mnist.py": {"minimum, init=original": 0.55, "minimum, init=random": 0.46},
+    "07_1_fig18_pruning_fraction_model_a_fc20_fc20_mnist.py": {"minimum, pruning_fraction=0.2": 0.51},
+}
+
+
+def _level_cell(cell: dict | None) -> str:
+    if not cell:
+        return "–"
+    return f"{cell['mean']:.3f} ± {cell['ci95']:.3f} ({cell['n']})"
+
+
+def _dropnet_levels(figures_dir: Path) -> list[str]:
+    """One table per figure: each arm at 50 / 25 / 10 % remaining under both protocols,
+    next to the paper's level where its figure gives one."""
+    by_script: dict = {}
+    for path in sorted(figures_dir.glob("*.json")):
+        summary = json.loads(path.read_text())
+        if summary.get("scale", {}).get("name") != "paper" or "test_accuracy_at_levels" not in summary:
+            continue  # levels are compared for full paper-scale runs only, not for cuts
+        by_script.setdefault(summary["script"], {})[summary.get("protocol", "paper")] = summary
+    lines = []
+    for script, runs in sorted(by_script.items()):
+        protocols = [p for p in ("paper", "notebook") if p in runs]
+        first = runs[protocols[0]]
+        paper_levels = DROPNET_PAPER_LEVELS.get(script, {})
+        arms = sorted({arm for p in protocols for level in runs[p]["test_accuracy_at_levels"].values() for arm in level})
+        header = ["arm"] + [f"{'exact' if p == 'paper' else p} at {int(float(level) * 100)} %"
+                            for p in protocols for level in runs[p]["test_accuracy_at_levels"]]
+        header.append("paper at 10 %")
+        lines += [
+            f"### § {first['section']} {first['title']} (`{script}`)",
+            "",
+            "Seeds: " + "; ".join(f"{'exact' if p == 'paper' else p} {len(runs[p]['scale']['seeds'])}" for p in protocols)
+            + f". Paper: {first['paper_ordering']}. Ours (area measure): "
+            + "; ".join(f"{'exact' if p == 'paper' else p} "
+                        + " > ".join(arm for arm, _ in runs[p]["ordering_by_mean_test_accuracy"]) for p in protocols)
+            + ".",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + " --- |" * len(header),
+        ]
+        for arm in arms:
+            cells = [_level_cell(runs[p]["test_accuracy_at_levels"][level].get(arm))
+                     for p in protocols for level in runs[p]["test_accuracy_at_levels"]]
+            paper = paper_levels.get(arm)
+            lines.append(f"| {arm} | " + " | ".join(cells) + f" | {'≈%.2f' % paper if paper else '–'} |")
+        for p in protocols:
+            grid = runs[p].get("grid_time")
+            if grid:
+                lines.append("")
+                lines.append(f"{'Exact' if p == 'paper' else p.capitalize()} grid: {_seconds(grid['wall_clock_seconds'])} "
+                             f"wall clock over {grid['sittings']} sitting(s), {_seconds(grid['process_seconds'])} of "
+                             f"process time, up to {grid['most_processes_at_once']} processes at once, population "
+                             f"{', '.join(grid['population_sizes'])}.")
+        lines.append("")
+    return lines
+
+
 def dropnet_page(figures_dir: Path) -> str:
     tables = _dropnet_tables()
     lines = _header(
@@ -112,6 +174,19 @@ def dropnet_page(figures_dir: Path) -> str:
         "",
         tables.paper_table(figures_dir),
         "",
+    ]
+    levels = _dropnet_levels(figures_dir)
+    if levels:
+        lines += [
+            "## Level for level: both protocols at 50, 25 and 10 % remaining",
+            "",
+            "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
+            "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
+            "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
+            "",
+            *levels,
+        ]
+    lines += [
         "## Quick scale on the offline stand-ins",
         "",
         "`--scale quick` (fewer seeds, samples and epochs: the scales are in "
@@ -168,7 +243,20 @@ SNIP_TABLE1_PROTOCOLS = {
              "batch 100, 100k iterations)",
     "paper_snipcode": "the defaults of SNIP's public code (plain SGD, constant lr 0.1, weight decay 5e-4, "
                       "batch 100, 10k iterations; `--snip-protocol code`)",
+    "paper_snippublic": "SNIP's Section 5 schedule run as its public code runs it (`--snip-protocol public`: coupled "
+                        "weight decay, standardised inputs, TF 1 variance-scaling initialisation, a fresh draw "
+                        "trained under the mask scored on another, biases in the pruned set)",
+    # issue 24's ablation: Section 5's protocol with one of the public code's options
+    "paper_wdcoupled": "SNIP's Section 5 protocol with coupled weight decay (`--weight-decay-mode coupled`)",
+    "paper_std": "SNIP's Section 5 protocol with standardised inputs (`--inputs standardised`)",
+    "paper_tf1vs": "SNIP's Section 5 protocol with TF 1 variance-scaling initialisation "
+                   "(`--weights-init tf1_variance_scaling`)",
+    "paper_fresh": "SNIP's Section 5 protocol, a fresh draw trained under the mask (`--train-draw fresh`)",
+    "paper_biasespruned": "SNIP's Section 5 protocol with biases in the pruned set (`--biases pruned`)",
 }
+#: The heading of each variant's table.
+SNIP_TABLE1_TITLES = {"paper": "Section 5 protocol", "paper_snipcode": "public-code defaults",
+                      "paper_snippublic": "Section 5 schedule as the public code runs it"}
 METHOD_NAMES = {"snip": "SNIP", "tfmot_gmp": "TFMOT gradual magnitude", "random": "random",
                 "global_magnitude": "global magnitude"}
 MULTI_MODEL_SCRIPTS = ("06_snip_table2_modern_architectures", "08_snip_table3_initialisations")
@@ -189,8 +277,16 @@ def _foresight_command(summary: dict, quick_methods: dict) -> str:
              "--dataset", summary["dataset"]]
     if summary["script"] in MULTI_MODEL_SCRIPTS and "model" in summary:
         parts += ["--model", summary["model"]]
-    if summary.get("snip_protocol") == "code":
-        parts += ["--snip-protocol", "code"]
+    if summary.get("snip_protocol") in ("code", "public"):
+        parts += ["--snip-protocol", summary["snip_protocol"]]
+    if summary.get("snip_options"):  # issue 24: each option where it is not the preset's value
+        from paper_experiments.foresight.foresight_protocol import PUBLIC_CODE_OPTIONS
+
+        public = summary.get("snip_protocol") == "public"
+        for name, (today, code_value) in PUBLIC_CODE_OPTIONS.items():
+            value = summary["snip_options"].get(name)
+            if value is not None and value != (code_value if public else today):
+                parts += ["--" + name.replace("_", "-"), value]
     if summary.get("selection", "exact") != "exact":
         parts += ["--selection", summary["selection"]]
     if summary["scale"] == "paper":
@@ -366,7 +462,8 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
         header = "| | reference | " + " | ".join(_sparsity(r) for r in ratios) + " |"
         lines += [
             f"### SNIP Table 1, {model}, on the real {rows[0]['dataset']}, "
-            f"{'Section 5 protocol' if variant == 'paper' else 'public-code defaults'}: test error (%) against the paper",
+            f"{SNIP_TABLE1_TITLES.get(variant, 'Section 5 protocol, one public-code option (' + variant[6:] + ')')}: "
+            "test error (%) against the paper",
             "",
             f"Trained with {SNIP_TABLE1_PROTOCOLS[variant]}. Seed{'s' if len(seeds) > 1 else ''} "
             f"{', '.join(seeds)} of the paper's 20 (a cell of several seeds: mean ± standard deviation); "
@@ -386,6 +483,17 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
             first = cell(("reference", "reference")) if method == "snip" else "–"
             cells = [cell((method, r)) for r in ratios]
             lines.append(f"| ours, {METHOD_NAMES.get(method, method)} | {first} | " + " | ".join(cells) + " |")
+        best = {}
+        for row in rows:  # SNIP's public code's number, where the runs recorded it
+            if row.get("top1_best_of_last5") not in (None, "", "None") and row.get("diverged") != "True":
+                key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
+                best.setdefault(key, []).append(100 * (1 - float(row["top1_best_of_last5"])))
+        if any(method in ("snip", "reference") for method, _ in best):
+            def best_cell(key):
+                return f"{sum(best[key]) / len(best[key]):.2f}" if key in best else "–"
+
+            lines.append(f"| ours, SNIP, best of the last five checkpoints | {best_cell(('reference', 'reference'))} | "
+                         + " | ".join(best_cell(("snip", r)) for r in ratios) + " |")
         lines.append("")
     return lines
 

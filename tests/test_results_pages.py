@@ -83,3 +83,55 @@ def test_thesis_tie_rule_rows_put_each_rerun_cell_beside_the_exact_rule_run(page
     assert "| GraSP | 64 | 22.93 | 22.93 | 64.00 | 64.00 | yes |" in lines
     (tmp_path / f"{stem}_thesisties.csv").unlink()
     assert pages._thesis_tie_rule_beside_exact(tmp_path) == []  # no rerun, no section
+
+
+def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tmp_path):
+    def summary(protocol, seeds, levels, scale="paper"):
+        return {"script": "04_1_1_fig03_model_a_fc40_fc40_mnist.py", "section": "4.1", "title": "Model A: FC40-FC40",
+                "protocol": protocol, "scale": {"name": scale, "seeds": list(range(seeds))},
+                "paper_ordering": "minimum_layer ≥ minimum", "ordering_by_mean_test_accuracy": [["minimum", 0.9], ["random", 0.8]],
+                "test_accuracy_at_levels": {"0.5": {"minimum": {"mean": 0.95, "ci95": 0.001, "n": seeds}},
+                                            "0.25": {}, "0.1": levels},
+                "grid_time": {"sittings": 2, "wall_clock_seconds": 3000.0, "process_seconds": 5900.0,
+                              "most_processes_at_once": 2, "population_sizes": ["auto"]}}
+
+    (tmp_path / "a.json").write_text(json.dumps(summary("paper", 15, {"minimum": {"mean": 0.857, "ci95": 0.005, "n": 15}})))
+    (tmp_path / "b.json").write_text(json.dumps(summary("notebook", 15, {"random": {"mean": 0.761, "ci95": 0.02, "n": 14}})))
+    # A cut of the paper scale is not compared level for level.
+    (tmp_path / "c.json").write_text(json.dumps(summary("paper", 1, {"minimum": {"mean": 0.1, "ci95": 0.0, "n": 1}},
+                                                        scale="paper_train3000")))
+    lines = pages._dropnet_levels(tmp_path)
+    assert "| arm | exact at 50 % | exact at 25 % | exact at 10 % | notebook at 50 % | notebook at 25 % | notebook at 10 % | paper at 10 % |" in lines
+    assert "| minimum | 0.950 ± 0.001 (15) | – | 0.857 ± 0.005 (15) | 0.950 ± 0.001 (15) | – | – | ≈0.82 |" in lines
+    assert "| random | – | – | – | – | – | 0.761 ± 0.020 (14) | ≈0.76 |" in lines
+    assert "Exact grid: 50 min 00 s wall clock over 2 sitting(s), 1 h 38 min of process time, up to 2 processes at once, population auto." in lines
+    assert not any("0.100" in line for line in lines)
+
+
+def test_snip_table1_public_preset_adds_the_best_of_the_last_five_checkpoints(pages, tmp_path):
+    """Issue 24: a --snip-protocol public CSV gets its own table, headed as such, with the public
+    code's number (best of the last five checkpoints) beside the final iterate's."""
+    header = "experiment,method,compression,seed,model,dataset,top1,top1_best_of_last5\n"
+    rows = ["snip_lenets,reference,1.0,0,lenet_300_100,mnist,0.980,0.984",
+            "snip_lenets,snip,20.0,0,lenet_300_100,mnist,0.9700,0.9750"]
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_snippublic"
+    (tmp_path / f"{stem}.csv").write_text(header + "\n".join(rows))
+    (tmp_path / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_std.csv").write_text(header + rows[1])
+    lines = pages._snip_table1_against_paper(tmp_path)
+    titles = sorted(line for line in lines if line.startswith("### "))
+    assert titles == [
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 protocol, one public-code option (std): "
+        "test error (%) against the paper",
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 schedule as the public code runs it: "
+        "test error (%) against the paper"]
+    assert "--snip-protocol" not in pages._foresight_command(
+        {"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick", "dataset": "digits",
+         "snip_protocol": "paper", "snip_options": {"inputs": "scaled"}}, {})
+    assert "| ours, SNIP | 2.00 | 3.00 | – |" in lines  # final iterate
+    assert "| ours, SNIP, best of the last five checkpoints | 1.60 | 2.50 | – |" in lines
+    command = pages._foresight_command({"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick",
+                                        "dataset": "digits", "snip_protocol": "public",
+                                        "snip_options": {"weight_decay_mode": "decoupled", "inputs": "standardised",
+                                                         "weights_init": "tf1_variance_scaling",
+                                                         "train_draw": "fresh", "biases": "pruned"}}, {})
+    assert "--snip-protocol public --weight-decay-mode decoupled" in command

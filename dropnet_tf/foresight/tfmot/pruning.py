@@ -48,7 +48,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.core.training import OPTIMIZER_FIELDS, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.core.training import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
 from dropnet_tf.core.training import make_optimizer as build_optimizer
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
@@ -71,6 +71,9 @@ DEFAULT_OPTIMIZER_SPEC = {
     "nesterov": True,
     "weight_decay": 0.0,
     "learning_rate_drops": [],
+    # How weight_decay acts: "decoupled" (Keras' option, the default) or "coupled" (through the
+    # gradient); a foresight grid passes its protocol's, so the baseline trains as the grid does.
+    "weight_decay_mode": "decoupled",
 }
 
 _LEGACY_ERROR = (
@@ -117,6 +120,8 @@ def normalise_optimizer_spec(spec) -> dict:
     out["momentum"] = float(out["momentum"])
     out["nesterov"] = bool(out["nesterov"])
     out["weight_decay"] = float(out["weight_decay"] or 0.0)
+    if out["weight_decay_mode"] not in WEIGHT_DECAY_MODES:
+        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {out['weight_decay_mode']!r}.")
     out["learning_rate_drops"] = [[int(step), float(factor)] for step, factor in (out["learning_rate_drops"] or ())]
     return out
 
