@@ -61,6 +61,30 @@ def test_main_refuses_an_unknown_paper(pages):
         pages.main(["snipp"])
 
 
+def test_thesis_tie_rule_rows_put_each_rerun_cell_beside_the_exact_rule_run(pages, tmp_path):
+    stem = pages.THESIS_STEM
+    (tmp_path / f"{stem}_tie_rules_masks.csv").write_text(
+        "method,compression,seed,same_masks,thesis_empirical_ratio,thesis_compression_error\n"
+        "grasp,2.0,42,False,1.6885,0.15574\n"
+        "grasp,64.0,42,True,64.0,0.0\n"
+        "snip,2.0,42,True,2.0,0.0\n")
+    (tmp_path / f"{stem}_thesisties.csv").write_text(
+        "method,compression,seed,top1,empirical_ratio\n"
+        "grasp,2.0,42,0.8232,1.6885\n"
+        "grasp,64.0,42,0.2293,64.0\n")
+    (tmp_path / f"{stem}.csv").write_text(
+        "method,compression,seed,top1,empirical_ratio\n"
+        "grasp,2.0,7,0.5,2.0\n"  # another seed, listed first: not the rerun's counterpart
+        "grasp,2.0,42,0.8215,2.0\n"
+        "grasp,64.0,42,0.2293,64.0\n")
+    lines = pages._thesis_tie_rule_beside_exact(tmp_path)
+    assert "changes 1 of 3 masks: GraSP at r = 2 (r_e 1.69, compression error 15.6 %)" in lines[2]
+    assert "| GraSP | 2 | 82.32 | 82.15 | 1.69 | 2.00 | no |" in lines
+    assert "| GraSP | 64 | 22.93 | 22.93 | 64.00 | 64.00 | yes |" in lines
+    (tmp_path / f"{stem}_thesisties.csv").unlink()
+    assert pages._thesis_tie_rule_beside_exact(tmp_path) == []  # no rerun, no section
+
+
 def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tmp_path):
     def summary(protocol, seeds, levels, scale="paper"):
         return {"script": "04_1_1_fig03_model_a_fc40_fc40_mnist.py", "section": "4.1", "title": "Model A: FC40-FC40",

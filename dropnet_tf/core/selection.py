@@ -30,6 +30,10 @@ import numpy as np
 
 SCOPES = ("global", "layer")
 SELECTIONS = ("exact", "notebook")
+#: Weight selection rules of :func:`select_weights` (foresight pruning): ``"exact"`` keeps
+#: exactly round(n/r) weights, ties at the threshold at random; ``"thesis"`` keeps every
+#: weight tied with the last one kept (the thesis' under-pruning, its Section 4.2.3).
+WEIGHT_SELECTIONS = ("exact", "thesis")
 
 
 class NothingToPruneError(ValueError):
@@ -345,8 +349,13 @@ def keep_count(size: int, density: float) -> int:
     return int(math.floor(size * density + 0.5))
 
 
-def _top_k(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask of the k largest values; ties at the threshold broken at random.
+def _top_k(values: np.ndarray, k: int, rng: np.random.Generator, selection: str = "exact") -> np.ndarray:
+    """Boolean mask of the k largest values.
+
+    ``"exact"``: exactly k, ties at the threshold (the k-th largest value) broken at random.
+    ``"thesis"``: every value at least the k-th largest, so all ties at the threshold stay
+    (k or more kept); put the other way, a value is pruned only when it is strictly below
+    the (n − k + 1)-th smallest, the smallest value the exact rule could keep.
 
     O(n) with ``np.partition`` (no full sort), so that iterating SynFlow 100 times over
     millions of weights stays cheap.
@@ -358,6 +367,8 @@ def _top_k(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         keep[:] = True
         return keep
     threshold = np.partition(values, values.size - k)[values.size - k]
+    if selection == "thesis":
+        return values >= threshold
     keep = values > threshold
     needed = k - int(keep.sum())
     if needed > 0:
@@ -372,6 +383,7 @@ def select_weights(
     density: float,
     scope: str,
     rng,
+    selection: str = "exact",
 ) -> dict[str, np.ndarray]:
     """New 0/1 masks keeping the highest-scoring active weights (lower scores are pruned).
 
@@ -383,13 +395,30 @@ def select_weights(
             (SNIP eq. 7: the top-κ of all connections); ``layer`` keeps round(n_l·density)
             of each tensor on its own (thesis Section 2.2).
         scope: "global" or "layer".
-        rng: numpy Generator or seed; breaks ties at the threshold.
+        rng: numpy Generator or seed; breaks ties at the threshold (``"exact"`` only).
+        selection: how ties at the threshold fall, with K = round(n·density) the weights to
+            keep (n = all weights of the group: the network for ``global``, the tensor for
+            ``layer``) and t the K-th largest active score:
+
+            ``"exact"`` (default)
+                exactly K weights kept: every score above t, and as many of those equal to t
+                as fill K, drawn at random.  r_e = r up to rounding.
+            ``"thesis"``
+                every score at least t is kept, so a weight is pruned only when its score is
+                strictly below t; all ties at t stay.  The thesis' under-pruning (its Section
+                4.2.3, Fig. 4.13): when many scores are equal, e.g. the exact zeros of OBD's
+                and GraSP's second-order scores, "the algorithm, not wanting to over-prune,
+                decides not to prune all the zero scores".  Without ties both rules keep the
+                same K weights; with ties it keeps more, and the compression error
+                (r − r_e) / r is positive.
 
     A tensor can lose every weight (layer collapse, thesis Section 3.6); it is not
     prevented, because measuring it is part of the comparison.  ``weight_collapse`` finds it.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if selection not in WEIGHT_SELECTIONS:
+        raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
     if isinstance(density, bool) or not isinstance(density, (int, float, np.floating, np.integer)):
         raise TypeError(f"density must be a number in (0, 1], got {density!r}.")
     density = float(density)
@@ -418,13 +447,13 @@ def select_weights(
             k = min(keep_count(active[name].size, density), int(active[name].sum()))
             keep = np.zeros(active[name].size, dtype=bool)
             candidates = np.flatnonzero(active[name])
-            keep[candidates[_top_k(flat_scores[name][candidates], k, rng)]] = True
+            keep[candidates[_top_k(flat_scores[name][candidates], k, rng, selection)]] = True
             new[name] = keep.reshape(np.shape(masks[name])).astype(np.float32)
         return new
     total = sum(a.size for a in active.values())
     candidates_scores = np.concatenate([flat_scores[n][active[n]] for n in names])
     k = min(keep_count(total, density), candidates_scores.size)
-    chosen = _top_k(candidates_scores, k, rng)
+    chosen = _top_k(candidates_scores, k, rng, selection)
     start = 0
     for name in names:
         count = int(active[name].sum())

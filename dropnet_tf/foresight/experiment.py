@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from dropnet_tf.core.backend import keras
+from dropnet_tf.core.selection import WEIGHT_SELECTIONS
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
@@ -268,6 +269,7 @@ def run_foresight_grid(
     strategy=None,
     eta: bool = False,
     tensorboard=None,
+    selection: str = "exact",
     train_draw: str = "same",
     checkpoints=None,
 ) -> list[dict]:
@@ -319,11 +321,24 @@ def run_foresight_grid(
             ``<dir>/<experiment>/summary/<method>_seed<k>`` (tags ``summary/top1``,
             ``summary/top5``, ``summary/empirical_ratio``) at step = r rounded to an integer,
             so that TensorBoard draws each method's accuracy against r.
+        selection: the weight selection of every pruned run, ``"exact"`` or ``"thesis"``
+            (:func:`~dropnet_tf.foresight.prune.prune_at_init`); each record says which.
+            A results file holds one rule: records of the other are refused.
     """
     check_strategy(strategy)
+    if selection not in WEIGHT_SELECTIONS:
+        raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
     if train_draw not in TRAIN_DRAWS:
         raise ValueError(f"train_draw must be one of {TRAIN_DRAWS}, got {train_draw!r}.")
     grid = RunGrid(results, order=order)
+    other = [record for record in grid.records(experiment=experiment)
+             if record.get("method") != REFERENCE and record.get("selection", "exact") != selection]
+    if other:
+        raise ValueError(
+            f"{grid.path} holds {len(other)} {experiment!r} run(s) pruned with selection="
+            f"{other[0].get('selection', 'exact')!r}; this call asks for selection={selection!r}. "
+            "Write each rule's runs to its own results file."
+        )
     compressions = [check_compression(r) for r in compressions]
     seeds = [int(s) for s in seeds]
     methods = list(methods)
@@ -382,7 +397,8 @@ def run_foresight_grid(
         if method == REFERENCE:
             report = compression_report(model, target_ratio=1.0)
         else:
-            report = prune_at_init(model, method, compression, data=batch, seed=seed, **method_options.get(method, {}))
+            report = prune_at_init(model, method, compression, data=batch, seed=seed, selection=selection,
+                                   **method_options.get(method, {}))
         scoring_seconds = time.perf_counter() - start
         if train_init is not None or train_draw == "fresh":
             masks = get_weight_masks(model)
@@ -402,6 +418,7 @@ def run_foresight_grid(
             "train_init": train_init or init,
             "train_draw": train_draw,
             "random_labels": bool(random_labels),
+            "selection": selection,
             "scoring_seconds": scoring_seconds,
             "prunable": summary["prunable"],
             "nonzero": summary["nonzero"],

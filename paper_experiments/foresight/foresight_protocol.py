@@ -184,6 +184,11 @@ def snip_schedule(args) -> str:
     ``paper`` and ``public``."""
     return "code" if getattr(args, "snip_protocol", "paper") == "code" else "paper"
 
+#: ``--selection`` (the thesis' scripts): dropnet_tf.core.selection.WEIGHT_SELECTIONS, written
+#: out so that the scripts load without TensorFlow.  ``exact`` keeps round(n/r) weights, ties
+#: at random; ``thesis`` keeps every weight tied at the threshold (its under-pruning, Fig. 4.13).
+SELECTIONS = ("exact", "thesis")
+
 
 def thesis_init(method: str) -> str:
     """Thesis 4.1.3: PyTorch's default init for every method, Xavier for SNIP only."""
@@ -274,7 +279,13 @@ def build_parser(exp: ForesightExperiment):
                      help="kept: biases are not pruned (default, except under public); pruned: biases are "
                           "scored, selected and counted with the weights, as SNIP's code (token biasespruned)"),
               )
-             if exp.protocol == "snip" else ()),
+             if exp.protocol == "snip" else ())
+        + ((option("--selection", choices=SELECTIONS, default="exact",
+                   help="how scores tied at the threshold fall: exact (default) keeps exactly round(n/r) "
+                        "weights, ties at random; thesis keeps every weight tied with the last one kept "
+                        "(pruned only when strictly below it), the thesis' rule behind its under-pruning of "
+                        "GraSP and OBD (Fig. 4.13); outputs named ..._thesisties"),)
+           if exp.protocol == "thesis" else ()),
         checks=(checks,),
     )
 
@@ -351,11 +362,14 @@ def stem(exp: ForesightExperiment, args) -> str:
     """The outputs' common name.  A run made another way (SNIP's code defaults or any of its
     public-code options, :func:`snip_suffix`; at paper scale fewer training examples or
     epochs) says so in its name, e.g. ``..._mnist_paper_snipcode``,
-    ``..._mnist_paper_wdcoupled_std`` or ``..._paper_train5000_epochs20``, so that it never
-    shares a results file with, or is mistaken for, a run at the paper's own protocol."""
+    ``..._mnist_paper_wdcoupled_std`` or ``..._paper_train5000_epochs20``, and the thesis' tie
+    rule ``..._paper_thesisties``, so that it never shares a results file with, or is
+    mistaken for, a run at the paper's own protocol."""
     model = "" if args.model == exp.model else f"_{args.model}"
     # The SNIP protocol and options at every scale: each changes the training (snip_suffix).
     scale = args.scale + snip_suffix(exp, args)
+    if getattr(args, "selection", "exact") == "thesis":
+        scale += "_thesisties"
     if args.scale == "paper":
         if args.max_train:
             scale += f"_train{args.max_train}"
@@ -557,7 +571,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         checkpoints=(CHECKPOINT_INTERVAL, CHECKPOINTS_KEPT) if options and strategy is None else None,
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment), order=plan.order,
-        strategy=strategy,
+        strategy=strategy, selection=getattr(args, "selection", "exact"),
         # issue 16: the grid's ETA on each run's line; --tensorboard DIR
         eta=grid_eta(args, plan, grid_cells(experiment, methods, ratios, seeds)), tensorboard=args.tensorboard,
     )
@@ -569,6 +583,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         "script": exp.script, "source": exp.source, "model": args.model, "dataset": args.dataset,
         "scale": args.scale, "seeds": list(seeds), "methods": list(methods), "compressions": list(ratios),
         "snip_protocol": getattr(args, "snip_protocol", None), "snip_options": options,
+        "selection": getattr(args, "selection", "exact"),
         "max_train": args.max_train, "epochs_override": args.epochs, **_record_totals(records),
         "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
         "seconds_this_call": seconds, "outputs": written,
@@ -632,17 +647,31 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
     return run
 
 
+#: The options a caption's regenerate line repeats when set (a cut run says it is one).
+CAPTION_OPTIONS = (("data_dir", None, "DIR"), ("methods", None), ("compressions", None), ("seeds", None),
+                   ("epochs", None), ("max_train", None), ("snip_protocol", "paper"), ("weight_decay_mode", None),
+                   ("inputs", None), ("weights_init", None), ("train_draw", None), ("biases", None),
+                   ("selection", "exact"))
+
+SELECTION_CAPTIONS = {
+    "exact": "selection: exact, round(n/r) weights kept, ties at random",
+    "thesis": "selection: thesis, every weight tied at the threshold kept (pruned only when strictly below it)",
+}
+
+
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
-        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
-        f"Regenerate: {kit.command_line('foresight', exp.script, args)}"
+        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds; "
+        f"{SELECTION_CAPTIONS[getattr(args, 'selection', 'exact')]}). "
+        f"Regenerate: {kit.command_line('foresight', exp.script, args, CAPTION_OPTIONS)}"
     )
     written = []
     for figure_label, y in exp.figures:
         path = os.path.join(args.figures, f"{name}_{figure_label}_{y}.png")
-        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale)"
+        rule = ", thesis tie rule" if getattr(args, "selection", "exact") == "thesis" else ""
+        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale{rule})"
         written.append(draw_curves(records, y, title, caption, path))
     csv_rows = [{k: v for k, v in r.items()
                  if k not in ("per_weight_density", "train_loss", "train_top1", "protocol", "checkpoints")}
