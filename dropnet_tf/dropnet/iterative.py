@@ -176,16 +176,24 @@ class IterativePruner:
         self._run_began = False
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
+    def _split_tensors(self) -> dict:
+        """Every split as tensors once, not converted again each cycle (the training inputs
+        also feed the statistics of scorers that read no more than them).  Made on first
+        use: a population's members never use them (the population evaluates and collects
+        statistics for them), and a copy per member was 0.22 GB of MNIST each, which is
+        what filled the memory of a 45-run population."""
+        if self._tensors is None:
+            self._tensors = {name: (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
+                             for name, (x, y) in self.splits.items()}
+        return self._tensors
+
     def _set_data(self, model, data, results) -> None:
         """The checked splits (also as tensors), the results file and the statistics pass."""
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
         self.results = ResultsFile(results) if isinstance(results, (str, os.PathLike)) else results
-        # Every split as tensors once, not converted again each cycle; the training inputs
-        # also feed the statistics of scorers that read no more than them.
-        self._split_tensors = {name: (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
-                               for name, (x, y) in self.splits.items()}
+        self._tensors = None  # the splits as tensors, made on first use (_split_tensors)
         self._statistics_data = None  # batched on first use, see _statistics_dataset
         # A statistic scorer (E|a|, APoZ) scores from the training pass of evaluate(), whose
         # statistics are kept for next_masks; a scorer that collects its own statistics keeps
@@ -349,7 +357,7 @@ class IterativePruner:
         """
         trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
-        for split, (x, y) in self._split_tensors.items():
+        for split, (x, y) in self._split_tensors().items():
             if split == "train" and self._statistics_pass is not None:
                 result, statistics = self._train_statistics(x, y)
                 self._cycle_statistics = (self._statistics_key(), statistics)
@@ -391,7 +399,7 @@ class IterativePruner:
 
     def _statistics_dataset(self):
         if self._statistics_data is None:
-            self._statistics_data = tf.data.Dataset.from_tensor_slices(self._split_tensors["train"][0]).batch(
+            self._statistics_data = tf.data.Dataset.from_tensor_slices(self._split_tensors()["train"][0]).batch(
                 self.training.statistics_batch_size
             )
         return self._statistics_data
