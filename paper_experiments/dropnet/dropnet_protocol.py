@@ -338,6 +338,11 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     )
 
 
+def run_finished(records: list[dict]) -> bool:
+    """Whether a run's records end in its final cycle (the merge's test of a shard's cell)."""
+    return bool(records) and bool(records[-1].get("stop_reason"))
+
+
 def shard_fingerprint_difference(shard_a: str, shard_b: str) -> str | None:
     """For ``--merge``: the first difference between two shards' runs beyond the command line.
 
@@ -444,7 +449,7 @@ def main(exp: Experiment, argv=None) -> dict:
     from paper_experiments.kit import sharding, sittings
 
     plan = sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script),
-                         check=shard_fingerprint_difference)
+                         check=shard_fingerprint_difference, finished=run_finished)
     grid_path = plan.results
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
@@ -502,6 +507,7 @@ def main(exp: Experiment, argv=None) -> dict:
         + kit.command_line("dropnet", os.path.basename(sys.argv[0]), args,
                            (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None),
                             ("max_train", None), ("max_epochs", None), ("metrics", None)))
+        + kit.partial_caption()
     )
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
@@ -565,6 +571,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
         "grid_time": sittings.summarise(sittings.read_sittings(results_path)),
+        **kit.merge_summary(),
     }
     summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{suffix}.json")
     kit.write_json(summary_path, summary)

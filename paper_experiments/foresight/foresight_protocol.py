@@ -414,6 +414,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         "runs": len(records), "seconds_this_call": seconds,
         "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
         "outputs": written,
+        **kit.merge_summary(),
     }
     kit.write_json(os.path.join(args.figures, f"{name}.json"), summary)
     return summary
@@ -443,7 +444,7 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
         f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
-        f"Regenerate: {kit.command_line('foresight', exp.script, args)}"
+        f"Regenerate: {kit.command_line('foresight', exp.script, args)}{kit.partial_caption()}"
     )
     written = []
     for figure_label, y in exp.figures:

@@ -116,6 +116,7 @@ class Progress:
     before: int = 0
     partial_note: str = ""  # what happens to the run in progress when interrupted
     active: bool = False
+    merged: object = None  # a MergeReport after --merge: nothing runs, so say what was merged
 
     def start(self, path: str, count: Callable[[], int], total: int | None = None, unit: str = "runs",
               partial_note: str = "", describe: str = "", redraw: str = "redrawing the figures") -> str:
@@ -135,6 +136,12 @@ class Progress:
 
     def describe_start(self, describe: str = "", redraw: str = "redrawing the figures") -> str:
         what = f" ({describe})" if describe else ""
+        if self.merged is not None:  # a merge runs nothing: "Resuming ... to go" would promise runs
+            of = f" of {self.total}" if self.total is not None else ""
+            partial = (f"; PARTIAL (--allow-partial): {self.merged.missing_text()}"
+                       if self.merged.partial else "")
+            return (f"Merged: {self.before}{of} {self.unit}{what} finished in {self.path}; nothing runs, "
+                    f"only {redraw}{partial}.")
         if self.total is not None and self.before >= self.total:
             return f"All {self.total} {self.unit}{what} are already done in {self.path}; only {redraw}."
         if self.before:

@@ -526,7 +526,8 @@ def provenance(args, scale: Scale, data, script: str) -> str:
     return (f"{args.dataset}, {len(data.x_train)} train / {len(data.x_test)} test images, scale {args.scale} "
             f"(ResNet-{scale.resnet_depth}, VGG19-BN width ×{scale.vgg_width:g}, baseline {scale.baseline_epochs} "
             f"epochs, fine-tune {scale.finetune_epochs} epochs SGD {scale.finetune_lr:g}), seeds {list(scale.seeds)}; "
-            f"latency: median of {scale.latency_repeats} calls at batch {scale.latency_batch} on this machine; `{command}`")
+            f"latency: median of {scale.latency_repeats} calls at batch {scale.latency_batch} on this machine; `{command}`"
+            f"{kit.partial_caption()}")
 
 
 def setup(description: str, default_dataset: str, script: str, argv=None):
