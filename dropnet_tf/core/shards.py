@@ -494,7 +494,7 @@ def _assess(report: MergeReport, manifests, grid, union: _Union, file_problems, 
         if index in manifests and (lacking or notes):
             report.unfinished.append(index)
         if lacking or notes or index in report.missing:
-            of = f" lacks {len(lacking)} of {len(owned)} cells" if grid else ""
+            of = f" lacks {len(lacking)} of {len(owned)} cells" if grid and lacking else ""
             cells = f": {_cell_names(lacking, grid)}" if lacking else ""
             report.problems[index] = (f"shard {index}{of}"
                                       + (f" ({'; '.join(notes)})" if notes else "") + cells)

@@ -371,7 +371,6 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
     os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.figures, exist_ok=True)
     name = stem(exp, args)
     results_path = os.path.join(args.out, f"{name}.jsonl")
     plan = shard_plan(exp, args, results_path)
@@ -403,6 +402,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     )
     if plan.finish():  # a shard holds part of the grid: the figures and tables come with --merge
         return {"shard": str(plan.shard), "results": plan.results}
+    os.makedirs(args.figures, exist_ok=True)  # not before: a refused merge or a shard draws nothing
     seconds = time.perf_counter() - started
     written = outputs(exp, args, records, protocol, seeds, data, name)
     summary = {
