@@ -25,9 +25,12 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -170,25 +173,99 @@ class Progress:
 progress = Progress()
 
 
+class _Interrupts:
+    """SIGINT while a command runs: noted, raised as KeyboardInterrupt, and sent again every
+    ``every`` seconds until the command ends on it.
+
+    Why again: TensorFlow can swallow the KeyboardInterrupt (autograph runs a function as it
+    is when converting it raised, so a Ctrl-C landing while a step is traced is lost and the
+    grid goes on), or turn it into another exception (see :func:`command`).  Only the main
+    thread receives signals; elsewhere, or where SIGINT is ignored, nothing is installed.
+    """
+
+    def __init__(self, every: float = 0.5):
+        self.every = every
+        self.arrived = False
+        self.previous = None
+        self._settled = False
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        previous = signal.getsignal(signal.SIGINT)
+        if previous not in (signal.SIG_IGN, signal.SIG_DFL, None) and threading.current_thread() is threading.main_thread():
+            self.previous = previous
+            signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if not self.arrived:
+            self.arrived = True
+            threading.Thread(target=self._repeat, daemon=True).start()
+        if callable(self.previous) and self.previous is not signal.default_int_handler:
+            return self.previous(signum, frame)
+        raise KeyboardInterrupt
+
+    def _repeat(self):
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                if self._settled:
+                    return
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def settle(self) -> None:
+        """No more interrupts from here on: the command is ending (a pending one is ignored)."""
+        while True:
+            try:
+                with self._lock:
+                    self._settled = True
+                if self.previous is not None:
+                    signal.signal(signal.SIGINT, lambda signum, frame: None)
+                return
+            except KeyboardInterrupt:  # one sent before the lock was taken: it is this interrupt
+                continue
+
+    def __exit__(self, *exc_info):
+        self.settle()
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _end_interrupted(interrupts: _Interrupts):
+    interrupts.settle()
+    print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
+    raise SystemExit(INTERRUPTED) from None
+
+
 def command(main: Callable) -> Callable:
     """Decorate an entry point's ``main``: Ctrl-C and :class:`UserError` end with a message.
 
-    Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130; a
-    :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
+    Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130, whatever
+    exception it surfaces as: TensorFlow turns a ``KeyboardInterrupt`` raised while it traces,
+    compiles or runs a ``tf.data`` pipeline into another error (a ``TypeError`` from a shape
+    conversion, say), so any exception raised after SIGINT arrived counts as the interrupt;
+    and where TensorFlow swallows it, SIGINT is sent again every half second until the
+    command has ended on it (:class:`_Interrupts`).
+    A :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
     unconverted) prints its message as one wrapped paragraph and exits with status 1.
     Everything else (a bug) still shows its traceback.
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except KeyboardInterrupt:
-            print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
-            raise SystemExit(INTERRUPTED) from None
-        except UserError as error:
-            print(paragraph(str(error)), file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
+        with _Interrupts() as interrupts:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                _end_interrupted(interrupts)
+            except Exception as error:
+                if interrupts.arrived:
+                    _end_interrupted(interrupts)
+                if not isinstance(error, UserError):
+                    raise
+                print(paragraph(str(error)), file=sys.stderr, flush=True)
+                raise SystemExit(1) from None
 
     return wrapper
 
