@@ -431,6 +431,7 @@ def main(exp: Experiment, argv=None) -> dict:
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
     from dropnet_tf.dropnet.iterative import TrainingConfig
     from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.dropnet.state import ResumeRefusedError
 
     scale = resolve_scale(exp, args)
     started = time.perf_counter()
@@ -481,7 +482,10 @@ def main(exp: Experiment, argv=None) -> dict:
     callbacks = _progress_callbacks(exp, args, scale, names, grid_path, plan.shard)
     with sittings.sitting(results_path, population=args.population,
                           shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
-        _run_grid(exp, args, scale, data, build, names, grid_path, training, callbacks, plan, strategy)
+        try:
+            _run_grid(exp, args, scale, data, build, names, grid_path, training, callbacks, plan, strategy)
+        except ResumeRefusedError as error:  # a stored run of other settings: the user picks --out
+            raise kit.UserError(f"{error} (With this script: use another --out.)") from error
     if plan.finish():  # a shard holds part of the grid: the figures come with --merge
         return {"shard": str(plan.shard), "results": grid_path}
     store = ResultsFile(results_path)
