@@ -203,7 +203,10 @@ def _sgd(scale: Scale, epochs: int, learning_rate: float, drops=()) -> TrainingP
 def baseline_protocol(scale: Scale, data) -> TrainingProtocol:
     """Training from scratch: SGD, momentum 0.9, ×0.1 after each of ``scale.baseline_drops`` epochs."""
     steps = int(np.ceil(len(data.x_train) / scale.batch_size))
-    drops = tuple((epoch * steps, 0.1) for epoch in scale.baseline_drops)
+    # The rate at step counter b is the old one (PiecewiseConstantDecay: step <= b), so the
+    # boundary is the last step of epoch e: every step of epoch e + 1 runs at the new rate,
+    # as PyTorch's MultiStepLR([81, 122]) in the supplement's setup does.
+    drops = tuple((epoch * steps - 1, 0.1) for epoch in scale.baseline_drops)
     return _sgd(scale, scale.baseline_epochs, scale.baseline_lr, drops)
 
 
