@@ -50,6 +50,7 @@ from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
 from dropnet_tf.dropnet.progress import expected_cycles
 from dropnet_tf.dropnet.state import (
+    ResumeRefusedError,
     _UNCHECKED_WARNED,
     _describe_difference,
     first_difference,
@@ -458,7 +459,7 @@ class IterativePruner:
         changed = {key: (stored[key], value) for key, value in current.items() if stored[key] != value}
         if changed:
             details = "; ".join(f"{key}: stored {old!r}, now {new!r}" for key, (old, new) in changed.items())
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} already holds records for {self.key} made with other settings "
                 f"({details}). Use another results file or experiment name, or the same settings."
             )
@@ -470,7 +471,7 @@ class IterativePruner:
         try:
             return load_npz(path)
         except ValueError as error:
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"The state file {path} of the run {self.key} cannot be read ({error}). It was damaged outside "
                 f"dropnet_tf (its writes are atomic). To start this run afresh, delete that file and this run's "
                 f"records from {self.results.path}; to start every run afresh, delete {os.path.dirname(path)} "
@@ -494,7 +495,7 @@ class IterativePruner:
             difference = first_difference(stored, self.fingerprint)
             if difference is not None:
                 section = difference[0].split(".")[0].split("[")[0]
-                raise ValueError(
+                raise ResumeRefusedError(
                     f"{self.results.path} {what} of {self.key} with a different {section} than the one given now "
                     f"(first difference: {_describe_difference(difference)}); its state file is {path}. {remedy}"
                 )
@@ -505,7 +506,7 @@ class IterativePruner:
             where = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
             stored_shape = shapes[where] if where < len(shapes) else "<absent>"
             model_shape = expected[where] if where < len(expected) else "<absent>"
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} {what} of {self.key} with another architecture: the state file {path} holds "
                 f"{len(shapes)} weight arrays, the model has {len(expected)}; weight {where} is {stored_shape} there "
                 f"and {model_shape} in the model. {remedy}"
@@ -513,7 +514,7 @@ class IterativePruner:
         names = {key[len("masks_0000_"):] for key in state if key.startswith("masks_")}
         unknown = sorted(names - {layer.name for layer in self.mask_layers})
         if unknown:
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} {what} of {self.key} with other mask layers: the state file {path} has masks "
                 f"for {unknown}, which the model lacks (its mask layers are "
                 f"{[layer.name for layer in self.mask_layers]}). {remedy}"
@@ -634,7 +635,7 @@ class IterativePruner:
     def _settled_run(self, records, verdict, at_cycle, reason) -> list[dict]:
         """A run the stop rules settle before any cycle: refused, finished, or finished now."""
         if verdict == "refuse":
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} holds a run of {self.key} that went on past cycle {at_cycle}, where "
                 f"kappa={self.kappa} and min_fraction={self.min_fraction} stop it ({reason}): it was made with other "
                 "stop rules. Use those values again, or another results file or experiment name."
