@@ -277,6 +277,7 @@ def dependency_groups(model, layer_types=None, exclude=()) -> GroupReport:
     for node in graph:
         spaces.setdefault(plan.space(node.name), []).append(node.name)
     reasons = _pin_reasons(plan)
+    _pin_through_derived(plan, reasons)
     transparent = _transparent_concats(plan, spaces)
     groups, pinned = [], {}
     taken = {node.name for node in graph}
@@ -316,6 +317,29 @@ def dependency_groups(model, layer_types=None, exclude=()) -> GroupReport:
         taken.add(mask)
         groups.append(DependencyGroup(mask, int(plan.channels[producers[0]]), producers, members, exits))
     return GroupReport(groups, pinned)
+
+
+def _pin_through_derived(plan, reasons) -> None:
+    """A Flatten's or Concatenate's output space that is pinned pins its inputs' spaces too
+    (MobileNetV3's class logits are a Conv2D whose output is flattened into the model output):
+    those channels are the pinned channels, at other indices."""
+    graph, changed = plan.graph, True
+    derived = {space: [name] for space, name in plan.derived.items()}
+    for space, name in plan.concats.items():
+        derived.setdefault(space, []).append(name)
+    while changed:
+        changed = False
+        for space, names in derived.items():
+            if space not in plan.pinned:
+                continue
+            for name in names:
+                for source in graph[name].inbound:
+                    inner = plan.space(source)
+                    if inner not in plan.pinned:
+                        plan.pinned.add(inner)
+                        reasons.setdefault(inner, f"'{name}' ({graph[name].class_name}) passes it on to: "
+                                           + reasons.get(space, "pinned channels"))
+                        changed = True
 
 
 def _transparent_concats(plan, spaces) -> dict:
