@@ -23,6 +23,13 @@ How it works (all from the model's public config and ``get_weights``; see
    does not understand (which pins every channel: correct, only less compact).  Model
    inputs are pinned too.
 
+Beyond Dense/Conv2D and channel-wise layers it understands SeparableConv2D (a producer),
+DepthwiseConv2D (channel-wise), ``Multiply`` (tied like an ``Add``; zero where any factor
+is), a ``Reshape`` that only adds axes of size 1, Cropping, a channel ``Concatenate`` (its
+output's channels are its inputs' at offsets) and Keras 3 operations with scalar constants
+(``x + 3.0``).  A MaskLayer called at several places (a dependency group's, see
+:mod:`dropnet_tf.compaction.groups`) is planned as one mask per call.
+
 **Residual Add: the union.**  The kept channels of an ``Add`` are the union of the
 channels its inputs keep: a channel that survives in one branch must survive in the sum,
 so it is kept in every branch (an identity shortcut cannot drop channels, and aligning the
