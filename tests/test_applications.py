@@ -275,3 +275,30 @@ def test_one_dropnet_cycle_on_a_grouped_model():
     small = compact(masked)
     np.testing.assert_allclose(np.asarray(small(x[:4])), np.asarray(masked(x[:4])), rtol=1e-5, atol=1e-5)
     assert small.get_layer("e").filters == small.get_layer("g").filters == int(masks["e_mask"].sum())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, kwargs, size", [
+    ("MobileNetV3Small", {"alpha": 0.75}, 32), ("EfficientNetB0", {}, 32), ("ConvNeXtTiny", {}, 32),
+])
+def test_dropnet_cycles_on_a_family(name, kwargs, size):
+    """Two DropNet cycles (train, score, drop 30 % of every group, train) on a family's smallest
+    member, then compact: the cycle's masks are honoured exactly."""
+    from dropnet_tf.dropnet.iterative import TrainingConfig, iterative_prune
+
+    masked = add_masks(_build(name, kwargs, size), groups=True)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 255, (40, size, size, 3)).astype("float32")
+    y = rng.integers(0, 10, 40)
+    data = ((x[:24], y[:24]), (x[24:32], y[24:32]), (x[32:], y[32:]))
+    records = iterative_prune(masked, data, "minimum_layer", fraction=0.3, max_cycles=2, verbose=0,
+                              training=TrainingConfig(max_epochs=1, patience=1, batch_size=8, optimizer="adam"))
+    assert len(records) == 2 and records[1]["fraction_remaining"] < 0.8
+    masks = get_masks(masked)
+    small = compact(masked)
+    reference = np.asarray(masked(x[:2]))
+    assert np.abs(np.asarray(small(x[:2])) - reference).max() <= 1e-5 * max(1.0, np.abs(reference).max())
+    for group in masked.dependency_groups.groups:
+        for producer in group.producers:
+            layer = small.get_layer(producer)
+            assert (layer.units if isinstance(layer, keras.layers.Dense) else layer.filters) == masks[group.mask].sum()

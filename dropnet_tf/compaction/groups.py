@@ -88,13 +88,18 @@ def _set_history(ref, name: str, node: int, index: int) -> None:
     ref["config"]["keras_history"] = [name, node, index]
 
 
-def mask_outputs(layer) -> list:
-    """Every output tensor of ``layer`` in its model: one per call of a shared MaskLayer.
+def mask_outputs(layer, model=None) -> list:
+    """Every output tensor of ``layer`` in ``model``: one per call of a shared MaskLayer.
 
     A group's mask is one layer called at each of the group's exits; its statistics are
-    summed over all of them.  ``layer.output`` raises for a layer called more than once.
+    summed over all of them (``layer.output`` is only the first call's).  Calls made in
+    other models (a masked model called on new inputs inside a bigger one) are left out.
     """
-    nodes = getattr(layer, "_inbound_nodes", None) or []
+    nodes = list(getattr(layer, "_inbound_nodes", None) or [])
+    own = getattr(model, "_nodes", None)
+    if own is not None and len(nodes) > 1:
+        # Keras 3 keys a functional model's nodes as "<id(operation)>_ib-<node index>".
+        nodes = [node for index, node in enumerate(nodes) if f"{id(layer)}_ib-{index}" in own] or nodes[:1]
     if len(nodes) <= 1:
         return [layer.output]
     outputs = []
@@ -104,10 +109,6 @@ def mask_outputs(layer) -> list:
             tensors = node.output_tensors
         outputs.append(keras.tree.flatten(tensors)[0] if hasattr(keras, "tree") else list(tensors)[0])
     return outputs
-
-
-def _entry_layer_config(entry: dict) -> dict:
-    return {key: entry[key] for key in ("module", "class_name", "config", "registered_name") if key in entry}
 
 
 # -------------------------------------------------------------------------- flattening
@@ -152,8 +153,7 @@ def _inline(model, input_tensors, taken, copies, prefix):
     config = functional_config(model, "flatten_model")
     by_name = {layer.name: layer for layer in getattr(model, "operations", model.layers)}
     made: dict[tuple[str, int, int], object] = {}
-    input_names = [ref_layer(ref) for ref in references(config["input_layers"])] if not isinstance(
-        config["input_layers"][0], str) else [config["input_layers"][0]]
+    input_names = [ref[0] for ref in _output_refs(config["input_layers"])]
     for name, tensor in zip(input_names, input_tensors):
         made[(name, 0, 0)] = tensor
     pending = [entry for entry in config["layers"] if entry["class_name"] != "InputLayer"]

@@ -394,7 +394,7 @@ def _unmapped_layers(model) -> list[str]:
     kinds = sorted({type(layer).__name__ for layer in _all_layers(model)} & {"DepthwiseConv2D", "SeparableConv2D"})
     if kinds:
         reasons.append(f"compacted training does not write {kinds} weights back yet")
-    if any(len(mask_outputs(layer)) > 1 for layer in mask_layers(model)):
+    if any(len(mask_outputs(layer, model)) > 1 for layer in mask_layers(model)):
         reasons.append("dependency-group masks (one MaskLayer called at several places) are trained masked")
     return reasons
 

@@ -139,7 +139,7 @@ class StatisticsCollector:
         self._model = model
         self.layer_names = [layer.name for layer in layers]
         # A dependency group's mask is called at several places: its sums add over all of them.
-        places = [mask_outputs(layer) for layer in layers]
+        places = [mask_outputs(layer, model) for layer in layers]
         self._segments = [len(tensors) for tensors in places]
         strategy = model_strategy(model)
         with distribute_scope(strategy):

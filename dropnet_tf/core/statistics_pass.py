@@ -51,7 +51,7 @@ class StatisticsPass:
         if units is None:
             from dropnet_tf.compaction.groups import mask_outputs  # the calls of a shared (group) mask
 
-            units = {layer.name: mask_outputs(layer) for layer in require_mask_layers(model)}
+            units = {layer.name: mask_outputs(layer, model) for layer in require_mask_layers(model)}
         elif not units:
             raise ValueError("StatisticsPass got units={}: name at least one tensor whose units to reduce.")
         self.layer_names = list(units)
