@@ -510,27 +510,7 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
         layers += [new_layers[node.name] for node in graph if node.name in new_layers]
         new_model = keras.Sequential(layers, name=new_name)
     else:
-        tensors = {}
-        for node in graph:
-            if plan.kind[node.name] == "input":
-                shape = tuple(node.layer.output.shape[1:])
-                tensors[node.name] = keras.Input(shape=shape, name=node.name, dtype=node.layer.output.dtype)
-            elif node.name not in new_layers:  # a removed MaskLayer passes its input through
-                tensors[node.name] = tensors[node.inbound[0]]
-            elif is_operation(node) and node.call is not None:
-                # An operation keeps its constants (the 3.0 of x + 3.0): replay the recorded call.
-                args = _replayed(node.call.get("args", []), tensors)
-                kwargs = _replayed(node.call.get("kwargs", {}), tensors)
-                tensors[node.name] = new_layers[node.name](*args, **kwargs)
-            else:
-                args = [tensors[source] for source in node.inbound]
-                takes_list = plan.kind[node.name] == "add" or len(args) > 1
-                tensors[node.name] = new_layers[node.name](args if takes_list else args[0])
-        inputs = [tensors[name] for name in graph.inputs]
-        outputs = [tensors[name] for name in graph.outputs]
-        new_model = keras.Model(
-            inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0], name=new_name
-        )
+        new_model = _functional(plan, new_layers, new_name)
 
     for node in graph:
         if node.name in new_layers and not is_operation(node):
@@ -538,6 +518,29 @@ def compact(model, name: str | None = None, *, channel_multiple: int = 1):
             if weights:
                 new_layers[node.name].set_weights(weights)
     return new_model
+
+
+def _functional(plan: ChannelPlan, new_layers: dict, name: str):
+    """The compacted functional model: ``new_layers`` called as the masked model's graph says."""
+    graph, tensors = plan.graph, {}
+    for node in graph:
+        if plan.kind[node.name] == "input":
+            shape = tuple(node.layer.output.shape[1:])
+            tensors[node.name] = keras.Input(shape=shape, name=node.name, dtype=node.layer.output.dtype)
+        elif node.name not in new_layers:  # a removed MaskLayer passes its input through
+            tensors[node.name] = tensors[node.inbound[0]]
+        elif is_operation(node) and node.call is not None:
+            # An operation keeps its constants (the 3.0 of x + 3.0): replay the recorded call.
+            args = _replayed(node.call.get("args", []), tensors)
+            kwargs = _replayed(node.call.get("kwargs", {}), tensors)
+            tensors[node.name] = new_layers[node.name](*args, **kwargs)
+        else:
+            args = [tensors[source] for source in node.inbound]
+            takes_list = plan.kind[node.name] == "add" or len(args) > 1
+            tensors[node.name] = new_layers[node.name](args if takes_list else args[0])
+    inputs = [tensors[name] for name in graph.inputs]
+    outputs = [tensors[name] for name in graph.outputs]
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0], name=name)
 
 
 def _replayed(structure, tensors):
