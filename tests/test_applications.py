@@ -84,7 +84,7 @@ def test_family_masks_compact_exactly_and_small(name, kwargs, size):
     masked = add_masks(model, groups=True)
     groups = masked.dependency_groups.groups
     layers = mask_layers(masked)
-    assert layers and [layer.name for layer in layers] == [group.mask for group in groups]
+    assert layers and sorted(layer.name for layer in layers) == sorted(group.mask for group in groups)
     # All ones: the masked model is the plain model's function.
     plain_out = np.asarray(model(x))
     np.testing.assert_allclose(np.asarray(masked(x)), plain_out, rtol=1e-5, atol=1e-5 * np.abs(plain_out).max())
@@ -98,7 +98,8 @@ def test_family_masks_compact_exactly_and_small(name, kwargs, size):
     tensors = probe(x)
     tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
     flat = np.concatenate([np.abs(np.asarray(t, np.float64)).reshape(-1, widest.units) for t in tensors])
-    np.testing.assert_allclose(statistics.mean_abs[widest.mask], flat.mean(axis=0), rtol=1e-5, atol=1e-12)
+    # float32 activations summed in float64 in two orders: 1e-4 (a mean over one place only is off by far more)
+    np.testing.assert_allclose(statistics.mean_abs[widest.mask], flat.mean(axis=0), rtol=1e-4, atol=1e-12)
 
     # 30 % of every group's units dropped at random: outputs equal, weights down by 20 % or more.
     masks = _random_masks(masked, 0.3, seed=2)
