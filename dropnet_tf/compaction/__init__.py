@@ -2,6 +2,9 @@
 
 =================  ================================================================
 ``compact``        compact(model): masked units physically removed, same outputs
+``groups``         dependency groups: add_masks(model, groups=True) puts one mask on the
+                   channels residual Adds, depthwise/separable convolutions, SE blocks and
+                   Concatenates tie together (keras.applications); flatten_model
 ``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv);
                    lives in dropnet_tf.core.counting, re-exported here
 ``latency``        measure_latency (warm-up, median of repeats), export_tflite
