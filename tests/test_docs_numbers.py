@@ -134,11 +134,15 @@ def fig9_epochs() -> tuple[list, list]:
 FIG3_NOTEBOOK = DROPNET / "04_1_1_model_a_fc40_fc40_mnist_paper_notebook.json"
 
 
-def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1") -> Callable[[], float]:
-    """A Fig. 3 notebook-protocol arm at a level, from the summary JSON the script writes."""
+FIG15_NOTEBOOK = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper_notebook.json"
+
+
+def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1", summary: Path = FIG3_NOTEBOOK
+                  ) -> Callable[[], float]:
+    """A notebook-protocol arm at a level, from the summary JSON the script writes."""
     import json
 
-    return lambda: json.loads(FIG3_NOTEBOOK.read_text())["test_accuracy_at_levels"][level][metric][field]
+    return lambda: json.loads(summary.read_text())["test_accuracy_at_levels"][level][metric][field]
 
 
 def fig3_notebook_band() -> float:
@@ -158,6 +162,13 @@ CLAIMS = [
           (fig3_notebook("minimum_layer"), fig3_notebook("random_layer"), fig3_notebook("maximum_layer"),
            fig3_notebook("maximum"), fig3_notebook("maximum", "ci95"))),
     Claim("docs/dropnet.md", "the first five arms lie within {} of each other", (fig3_notebook_band,)),
+    # docs/dropnet.md, Fig. 15 under the notebook protocol, 15 seeds (summary JSON)
+    Claim("docs/dropnet.md", "original {} ± {} (paper ≈ 0.55) and random re-initialisation\n  {} ± {} (paper ≈ 0.46)",
+          tuple(fig3_notebook(f"minimum, init={init}", field, summary=FIG15_NOTEBOOK)
+                for init in ("original", "random") for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "down to 25 % remaining\n  ({} vs {})",
+          tuple(fig3_notebook(f"minimum, init={init}", level="0.25", summary=FIG15_NOTEBOOK)
+                for init in ("original", "random"))),
     # docs/foresight.md, thesis Figs. 4.11-4.13 at the paper's protocol (seed 42)
     Claim("docs/foresight.md", "**Unpruned:** {} % top-1", (top1(THESIS, method="reference"),)),
     Claim("docs/foresight.md", "r = 2 / 4 / 8 / 16 / 32 / 64 is {} / {} / {} / {} / {} / {} % for SNIP",
