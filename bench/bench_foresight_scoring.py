@@ -25,7 +25,7 @@ from _report import machine, report
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight import prunable_weights
 from dropnet_tf.models.foresight import build_foresight_model
-from dropnet_tf.foresight.objective import cross_entropy
+from dropnet_tf.core.objective import cross_entropy
 from dropnet_tf.foresight.scorers import SCORERS
 
 

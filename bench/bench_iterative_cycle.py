@@ -11,9 +11,9 @@ default batch size, then ``predict`` every mask output for the whole training se
 average |a| in numpy.
 
 dropnet_tf: one compiled model; each cycle assigns θ0, the mask and the optimizer state,
-trains many steps per call into TensorFlow (dropnet_tf.core.training.GraphTrainer), then
+trains many steps per call into TensorFlow (dropnet_tf.engines.training.GraphTrainer), then
 reads the training set once for its loss, accuracy and unit statistics
-(dropnet_tf.core.statistics_pass) and validation and test through the evaluation traced
+(dropnet_tf.engines.statistics_pass) and validation and test through the evaluation traced
 for the validation of every epoch.
 
 The headline "speedup" is the ratio of the median cycles; "speedup_all_cycles" the ratio of

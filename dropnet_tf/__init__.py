@@ -65,13 +65,13 @@ _aliases.install()
 
 from dropnet_tf import compaction, data, foresight, layerprune, models  # noqa: E402
 from dropnet_tf.compaction import compact  # noqa: E402
-from dropnet_tf.core import results  # noqa: E402
+from dropnet_tf.harness import results  # noqa: E402
 from dropnet_tf.core.layers import MaskLayer  # noqa: E402
 from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks  # noqa: E402
-from dropnet_tf.core.results import ResultsFile  # noqa: E402
+from dropnet_tf.harness.results import ResultsFile  # noqa: E402
 from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer  # noqa: E402
 from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units  # noqa: E402
-from dropnet_tf.core.training import GraphTrainer  # noqa: E402
+from dropnet_tf.engines.training import GraphTrainer  # noqa: E402
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset  # noqa: E402
 from dropnet_tf.dropnet.experiment import run_experiment  # noqa: E402
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune  # noqa: E402

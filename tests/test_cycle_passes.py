@@ -9,8 +9,8 @@ import pytest
 from dropnet_tf._keras import keras
 from dropnet_tf.core.masking import add_masks, get_masks, set_masks
 from dropnet_tf.core.statistics import StatisticsCollector
-from dropnet_tf.core.statistics_pass import StatisticsPass
-from dropnet_tf.core.training import GraphTrainer
+from dropnet_tf.engines.statistics_pass import StatisticsPass
+from dropnet_tf.engines.training import GraphTrainer
 from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig, iterative_prune
 from dropnet_tf.dropnet.metrics import MinimumActivation
 from dropnet_tf.models import model_a, model_b

@@ -152,7 +152,7 @@ def test_a_diverging_run_stops_at_once_and_says_so(tmp_path):
 
 
 def test_divergence_guard_catches_a_finite_blow_up_and_spares_a_noisy_healthy_run():
-    from dropnet_tf.core.training import StopOnDivergence
+    from dropnet_tf.engines.training import StopOnDivergence
 
     class FakeModel:
         stop_training = False

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf._keras import KERAS_MAJOR, keras
-from dropnet_tf.foresight.masked_layers import MaskedGRU, MaskedLSTM, WeightMaskMixin
+from dropnet_tf.core.masked_layers import MaskedGRU, MaskedLSTM, WeightMaskMixin
 from dropnet_tf.foresight.models import (
     CIFAR_IMAGE,
     FORESIGHT_INPUTS,

@@ -20,7 +20,7 @@ from dropnet_tf.foresight import (
     prune_at_init,
     set_weight_masks,
 )
-from dropnet_tf.foresight.objective import cross_entropy
+from dropnet_tf.core.objective import cross_entropy
 from dropnet_tf.foresight.scorers import SCORERS
 from dropnet_tf.foresight.scorers.grasp import GraSPScorer, balanced_indices
 from dropnet_tf.foresight.scorers.obd import OBDScorer, second_order_cross_entropy

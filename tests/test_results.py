@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from dropnet_tf import results as results_module
+from dropnet_tf.harness import results as results_module
 from dropnet_tf.results import (
     ResultsFile,
     atomic_write_bytes,

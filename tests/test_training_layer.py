@@ -9,7 +9,7 @@ from dropnet_tf import TrainingConfig
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight import TrainingProtocol
 from dropnet_tf.dropnet.iterative import TrainingConfig as IterativeTrainingConfig
-from dropnet_tf.core.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
+from dropnet_tf.engines.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(96, 6)).astype("float32")

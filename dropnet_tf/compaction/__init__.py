@@ -2,8 +2,7 @@
 
 =================  ================================================================
 ``compact``        compact(model): masked units physically removed, same outputs
-``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv);
-                   lives in dropnet_tf.core.counting, re-exported here
+``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv)
 ``latency``        measure_latency (warm-up, median of repeats), export_tflite
 ``training``       CompactedCycle: DropNet's cycles train the compacted model and write it
                    back (TrainingConfig(compact_training=...)); import it from there
@@ -11,8 +10,7 @@
 """
 
 from dropnet_tf.compaction.compact import ChannelPlan, compact, plan_compaction
-from dropnet_tf.core.aliases import alias_getattr
-from dropnet_tf.core.counting import count_flops, count_parameters, layer_flops
+from dropnet_tf.compaction.counting import count_flops, count_parameters, layer_flops
 from dropnet_tf.compaction.latency import (
     LatencyResult,
     compare_latency,
@@ -40,6 +38,3 @@ __all__ = [
     "tflite_latency",
     "tflite_predict",
 ]
-
-# dropnet_tf.compaction.counting: the former module, now dropnet_tf.core.counting.
-__getattr__ = alias_getattr(__name__)

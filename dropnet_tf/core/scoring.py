@@ -160,7 +160,7 @@ class StatisticScorer(UnitScorer):
             return self.from_statistics(model)
         if isinstance(data, UnitStatistics):
             # Collected already, e.g. by the pass that evaluated the training set
-            # (dropnet_tf.core.statistics_pass): nothing is read again.
+            # (dropnet_tf.engines.statistics_pass): nothing is read again.
             return self.from_statistics(data)
         return self.from_statistics(self.statistics(model, data, batch_size=batch_size))
 

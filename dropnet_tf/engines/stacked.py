@@ -38,7 +38,7 @@ import numpy as np
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.statistics import UnitStatistics
-from dropnet_tf.core.training import _xla_pays_off, per_sample_loss
+from dropnet_tf.engines.training import _xla_pays_off, per_sample_loss
 
 class _ExpectedRetraces(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning about StackedTrainer's own
@@ -260,7 +260,7 @@ class StackedTrainer:
         loss: a Keras loss (name, function or object), mean over each run's batch.
         learning_rate, momentum, nesterov: the SGD settings.
         jit_compile: True, False or "auto" (XLA on a GPU, or on the CPU without convolutions,
-            as :class:`dropnet_tf.core.training.GraphTrainer`).
+            as :class:`dropnet_tf.engines.training.GraphTrainer`).
         model: the template model ("auto" looks at its layers).
     """
 

@@ -12,7 +12,7 @@ the batches of (x, y) and adds up the per-sample losses, the correct top-1 predi
 for every mask layer, the sums of :func:`dropnet_tf.core.statistics.unit_sums` (Σ|a|, zero
 counts, values per unit).  Sums and counts, not means of batch means, so the result is the
 same as :class:`dropnet_tf.core.statistics.StatisticsCollector` and
-:meth:`dropnet_tf.core.training.GraphTrainer.evaluate` give separately, to float round-off.
+:meth:`dropnet_tf.engines.training.GraphTrainer.evaluate` give separately, to float round-off.
 
 The function is traced once per dtype and per-sample shape, with the number of samples left
 open, and reused by every call: weights and masks are variables, read when it runs.
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.statistics import UnitStatistics, statistics_from_sums, unit_sums
-from dropnet_tf.core.training import loss_and_correct, per_sample_loss, traced_for
+from dropnet_tf.engines.training import loss_and_correct, per_sample_loss, traced_for
 from dropnet_tf.core.validation import check_int
 
 

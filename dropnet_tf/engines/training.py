@@ -3,7 +3,7 @@
 Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
 foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
 ``Model.fit``); under a ``tf.distribute`` strategy (``Trainer(strategy=...)``) engine "graph"
-is :mod:`dropnet_tf.core.distributed_training` (what every method trains with under a
+is :mod:`dropnet_tf.engines.distributed_training` (what every method trains with under a
 strategy) and engine "keras" Keras' distributed ``fit``.  One
 :class:`TrainingConfig` describes a training run for both engines, and
 :func:`make_optimizer` is the one place an optimizer is built from a config or from the
@@ -240,7 +240,7 @@ class GraphTrainer:
 def fit_epochs(model, callbacks, epochs: int, blocks, evaluate, validation_data=None, eval_batch_size: int = 1024,
                max_steps: int | None = None) -> dict[str, list]:
     """The epoch loop of the graph trainers (:class:`GraphTrainer`, and
-    :class:`~dropnet_tf.core.distributed_training.DistributedTrainer` under a strategy).
+    :class:`~dropnet_tf.engines.distributed_training.DistributedTrainer` under a strategy).
 
     ``blocks(epoch)`` yields one callable per block of training steps: ``run(limit)`` trains
     the block, cut to at most ``limit`` steps when ``limit`` is not None, and returns (summed
@@ -679,7 +679,7 @@ class Trainer:
         metrics: compiled metrics (engine "keras": what ``history`` and :meth:`evaluate` report).
         strategy: a ``tf.distribute.Strategy`` to train and evaluate under (the model must
             have been built in its scope), or None (default: one device).  Engine "graph"
-            then runs :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (the
+            then runs :class:`dropnet_tf.engines.distributed_training.DistributedTrainer` (the
             same loop over replicas and workers), engine "keras" Keras' distribution-aware
             ``Model.fit`` (Keras 3's fails under ``MultiWorkerMirroredStrategy``, so that
             combination is refused); the optimizer is built in the strategy's scope here.
@@ -724,8 +724,8 @@ class Trainer:
 
     def _init_distributed(self, optimizer, metrics) -> None:
         """Compile and build the optimizer in ``self.strategy``'s scope; engine "graph" gets a
-        :class:`~dropnet_tf.core.distributed_training.DistributedTrainer`."""
-        from dropnet_tf.core.distributed_training import DistributedTrainer  # it imports this module
+        :class:`~dropnet_tf.engines.distributed_training.DistributedTrainer`."""
+        from dropnet_tf.engines.distributed_training import DistributedTrainer  # it imports this module
 
         cfg = self.config
         if cfg.train_transform is not None:

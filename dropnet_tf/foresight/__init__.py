@@ -18,7 +18,7 @@
 
 from dropnet_tf.core.aliases import alias_getattr
 from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid
-from dropnet_tf.foresight.masked_layers import (
+from dropnet_tf.core.masked_layers import (
     MaskedBatchNormalization,
     MaskedConv1D,
     MaskedConv2D,

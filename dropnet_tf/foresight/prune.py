@@ -20,7 +20,7 @@ from dropnet_tf.foresight.weights import (
     prunable_weights,
     set_weight_masks,
 )
-from dropnet_tf.foresight.objective import as_batch
+from dropnet_tf.core.objective import as_batch
 from dropnet_tf.core.selection import SCOPES, as_generator, select_weights
 from dropnet_tf.core.validation import check_xy
 

@@ -30,7 +30,7 @@ The weight criteria read the kernel of the Dense / Conv2D that produced a mask's
 whole k×k×C_in filter of a Conv2D, the incoming weights of a Dense node); biases are not
 part of it.  The data criteria use the softmax cross-entropy of integer labels on the
 model's output (log of the probabilities when the model ends in a softmax, as in
-:mod:`dropnet_tf.foresight.objective`) and run the model in **inference mode**: BatchNorm
+:mod:`dropnet_tf.core.objective`) and run the model in **inference mode**: BatchNorm
 uses its moving statistics and nothing about the model changes while it is scored, and
 samples do not interact, which the per-sample gradients of ``feature_maps`` rely on.
 Their gradient passes are traced once per model (``tf.function`` with the batch axis left
@@ -44,7 +44,7 @@ import weakref
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.foresight.objective import as_batch, outputs_are_probabilities
+from dropnet_tf.core.objective import as_batch, outputs_are_probabilities
 from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
 from dropnet_tf.core.graph import mask_sources
 from dropnet_tf.core.masking import require_mask_layers

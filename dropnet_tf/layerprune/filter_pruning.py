@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from dropnet_tf.foresight.objective import as_batch
+from dropnet_tf.core.objective import as_batch
 from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
 from dropnet_tf.core.masking import get_masks, require_mask_layers
 from dropnet_tf.core.scoring import prune_step

@@ -21,7 +21,7 @@ Every builder returns a functional :class:`keras.Model` and takes the same keywo
     two builds with the same seed are identical and different tensors are not correlated.
 ``masked``
     True (default): the prunable layers are the masked twins of
-    :mod:`dropnet_tf.foresight.masked_layers` (MaskedDense, MaskedConv2D, MaskedLSTM,
+    :mod:`dropnet_tf.core.masked_layers` (MaskedDense, MaskedConv2D, MaskedLSTM,
     MaskedGRU).  False: plain Keras layers, e.g. for tensorflow-model-optimization under
     tf-keras.  BatchNormalization layers are never masked (neither paper prunes them).
 

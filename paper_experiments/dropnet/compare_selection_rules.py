@@ -52,7 +52,7 @@ def main(argv=None):
 
     from dropnet_tf.dropnet.metrics import PAPER_METRICS
     from dropnet_tf.plotting import summarize
-    from dropnet_tf.core.results import ResultsFile, write_csv
+    from dropnet_tf.harness.results import ResultsFile, write_csv
     from dropnet_tf.core.io import atomic_write_bytes
 
     exact_path = args.exact or os.path.join(RUNS, f"{args.dataset}_paper", "results.jsonl")

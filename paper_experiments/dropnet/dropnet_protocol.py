@@ -322,7 +322,7 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     """
     if not os.path.exists(results_path):
         return 0
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     last = {}
     for record in ResultsFile(results_path).records():
@@ -372,7 +372,7 @@ def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str
     ``shard``: the ETA counts only that shard's runs (the grid's positions p ≡ I mod N).
     """
     import dropnet_tf
-    from dropnet_tf.core.progress import TensorBoardLogger
+    from dropnet_tf.harness.progress import TensorBoardLogger
     from dropnet_tf.dropnet.progress import GridETA, grid_runs
 
     callbacks = []
@@ -425,7 +425,7 @@ def main(exp: Experiment, argv=None) -> dict:
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
     from dropnet_tf.dropnet.iterative import TrainingConfig
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     scale = resolve_scale(exp, args)
     started = time.perf_counter()

@@ -68,7 +68,7 @@ def write_json(path: str, summary: dict) -> str:
 
 def write_csv(path: str, rows) -> str:
     """Rows (dicts) as CSV, written atomically; returns the path."""
-    from dropnet_tf.core.results import write_csv as _write_csv
+    from dropnet_tf.harness.results import write_csv as _write_csv
 
     return _write_csv(path, rows)
 

@@ -48,8 +48,8 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.core.training import OPTIMIZER_FIELDS, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
-from dropnet_tf.core.training import make_optimizer as build_optimizer
+from dropnet_tf.engines.training import OPTIMIZER_FIELDS, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.engines.training import make_optimizer as build_optimizer
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
     _check_fraction,
