@@ -20,8 +20,8 @@ A shared core below three sibling method packages; ``models`` and ``data`` serve
                      so ``import dropnet_tf`` does not import matplotlib)
 
 A method package imports the core, ``models`` and ``data`` by their public names only.  The
-former flat module paths (``dropnet_tf.iterative``, ``dropnet_tf.foresight.models``,
-``dropnet_tf._keras`` ...) remain importable as aliases of the new modules
+former flat module paths (``dropnet_tf.dropnet.iterative``, ``dropnet_tf.models.foresight``,
+``dropnet_tf.core.backend`` ...) remain importable as aliases of the new modules
 (:data:`dropnet_tf.core.aliases.ALIASES`).
 
 Vocabulary
@@ -59,29 +59,31 @@ One set of words across the library; the packages' older words remain as aliases
     network).
 """
 
-from dropnet_tf.core import aliases as _aliases
+from dropnet_tf import compaction, data, foresight, layerprune, models
+from dropnet_tf.compaction import compact
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer
+from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
+from dropnet_tf.engines.training import GraphTrainer
+from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
+from dropnet_tf.dropnet.experiment import run_experiment
+from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
+from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
+from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 
-_aliases.install()
 
-from dropnet_tf import compaction, data, foresight, layerprune, models  # noqa: E402
-from dropnet_tf.compaction import compact  # noqa: E402
-from dropnet_tf.harness import results  # noqa: E402
-from dropnet_tf.core.layers import MaskLayer  # noqa: E402
-from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks  # noqa: E402
-from dropnet_tf.harness.results import ResultsFile  # noqa: E402
-from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer  # noqa: E402
-from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units  # noqa: E402
-from dropnet_tf.engines.training import GraphTrainer  # noqa: E402
-from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset  # noqa: E402
-from dropnet_tf.dropnet.experiment import run_experiment  # noqa: E402
-from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune  # noqa: E402
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks  # noqa: E402
-from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores  # noqa: E402
-from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics  # noqa: E402
 
-# dropnet_tf.plotting (matplotlib) on first use, and the former modules (dropnet_tf.iterative,
-# dropnet_tf.metrics ...) as attributes, as when this file imported each of them.
-__getattr__ = _aliases.alias_getattr(__name__, lazy={"plotting": "dropnet_tf.plotting"})
+def __getattr__(name: str):
+    """``dropnet_tf.plotting`` (matplotlib) is imported on first use, not with the package."""
+    if name == "plotting":
+        import importlib
+
+        return importlib.import_module("dropnet_tf.plotting")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MaskLayer",
@@ -125,6 +127,5 @@ __all__ = [
     "layerprune",
     "models",
     "plotting",
-    "results",
 ]
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import add_masks, get_masks, set_masks
 from dropnet_tf.core.statistics import StatisticsCollector
 from dropnet_tf.engines.statistics_pass import StatisticsPass

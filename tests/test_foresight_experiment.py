@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.data import Dataset
 from dropnet_tf.foresight import MaskedDense, get_weight_masks
 from dropnet_tf.foresight import experiment as fe
@@ -221,7 +221,7 @@ def _run(script: str, tmp_path: Path, *extra: str) -> str:
 
 
 def test_every_script_declares_a_known_model_and_methods():
-    from dropnet_tf.foresight.models import FORESIGHT_MODELS
+    from dropnet_tf.models.foresight import FORESIGHT_MODELS
     from dropnet_tf.foresight.scorers import METHODS
 
     import importlib

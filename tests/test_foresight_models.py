@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.foresight.models: parameter counts, layouts, masks, initialisers, seeds.
+"""Tests of dropnet_tf.models.foresight: parameter counts, layouts, masks, initialisers, seeds.
 
 Run under Keras 3 with ``pytest tests/test_foresight_models.py`` and under tf-keras with
 ``TF_USE_LEGACY_KERAS=1 pytest -m both_keras tests/test_foresight_models.py``.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import KERAS_MAJOR, keras
+from dropnet_tf.core.backend import KERAS_MAJOR, keras
 from dropnet_tf.core.masked_layers import MaskedGRU, MaskedLSTM, WeightMaskMixin
-from dropnet_tf.foresight.models import (
+from dropnet_tf.models.foresight import (
     CIFAR_IMAGE,
     FORESIGHT_INPUTS,
     FORESIGHT_MODELS,

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight import MaskedConv2D, MaskedDense, MaskedLSTM, prune_at_init, prunable_weights
 from dropnet_tf.foresight.scorers import SCORERS
 from dropnet_tf.foresight.scorers.activation import ActivationScorer

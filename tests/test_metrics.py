@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.metrics and dropnet_tf.selection on hand-made statistics and masks."""
+"""Tests of dropnet_tf.dropnet.metrics and dropnet_tf.core.selection on hand-made statistics and masks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, collapsed_layers, get_metric, update_masks
-from dropnet_tf.selection import NothingToPruneError, apply_drop, prune_count, select_units
-from dropnet_tf.statistics import UnitStatistics
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, collapsed_layers, get_metric, update_masks
+from dropnet_tf.core.selection import NothingToPruneError, apply_drop, prune_count, select_units
+from dropnet_tf.core.statistics import UnitStatistics
 
 # Not marked both_keras: selection runs on numpy statistics and masks, with no Keras involved.
 

@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.results: atomic writes, NPZ without pickle, the JSON-lines ResultsFile."""
+"""Tests of dropnet_tf.harness.results: atomic writes, NPZ without pickle, the JSON-lines ResultsFile."""
 
 import csv
 import json
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf.harness import results as results_module
-from dropnet_tf.results import (
+from dropnet_tf.harness.results import (
     ResultsFile,
     atomic_write_bytes,
     atomic_write_text,

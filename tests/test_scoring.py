@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from dropnet_tf import add_masks, collect_statistics, get_masks, set_masks
-from dropnet_tf._keras import keras
-from dropnet_tf.iterative import TrainingConfig, iterative_prune
+from dropnet_tf.core.backend import keras
+from dropnet_tf.dropnet.iterative import TrainingConfig, iterative_prune
 from dropnet_tf.layerprune import FILTER_CRITERIA, get_filter_criterion, prune_filters
-from dropnet_tf.metrics import METRICS, UnitMetric, get_metric, update_masks
-from dropnet_tf.oracle import oracle_scores
+from dropnet_tf.dropnet.metrics import METRICS, UnitMetric, get_metric, update_masks
+from dropnet_tf.dropnet.oracle import oracle_scores
 from dropnet_tf.core.scoring import (
     SCORERS,
     StatisticScorer,
@@ -25,7 +25,7 @@ from dropnet_tf.core.scoring import (
     register_scorer,
     select_and_drop,
 )
-from dropnet_tf.selection import apply_drop, select_units
+from dropnet_tf.core.selection import apply_drop, select_units
 
 BUILT_IN = {
     "minimum", "minimum_layer", "maximum", "maximum_layer", "random", "random_layer", "apoz", "apoz_layer",

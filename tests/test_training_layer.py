@@ -1,4 +1,4 @@
-"""The one training layer (dropnet_tf.training): TrainingConfig, make_optimizer, fit, evaluate."""
+"""The one training layer (dropnet_tf.engines.training): TrainingConfig, make_optimizer, fit, evaluate."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@
 ``results``            ResultsFile (JSON lines), flatten_record, write_csv
 ``grid``               RunGrid: one resumable grid of keyed cells over a results file
 ``shards``             a grid's shard per process (--shard I/N) and the merge of the shards
-``aliases``            the former module paths (dropnet_tf.iterative ...) as aliases
+``aliases``            the former module paths (dropnet_tf.dropnet.iterative ...) as aliases
 =====================  ==========================================================
 
 Importing ``dropnet_tf.core`` imports none of these; import the module you need.

@@ -16,7 +16,7 @@ One registry, :data:`SCORERS` (:func:`register_scorer`, :func:`get_scorer`), hol
 built-in scorer under its paper name.  DropNet's ``*_layer`` metrics are aliases binding
 ``default_scope="layer"`` to the same scorer; LayerPrune's ``mean_activation`` is an alias
 of DropNet's ``minimum`` (one implementation).  The built-ins register themselves where
-they are defined (:mod:`dropnet_tf.metrics`, :mod:`dropnet_tf.oracle`,
+they are defined (:mod:`dropnet_tf.dropnet.metrics`, :mod:`dropnet_tf.dropnet.oracle`,
 :mod:`dropnet_tf.layerprune.criteria`), which importing ``dropnet_tf`` always does.
 
 A scorer of one's own is a ten-line subclass::

@@ -61,7 +61,7 @@ from dropnet_tf.dropnet.state import (
 
 # The argument checks (dropnet.arguments) and the resume state (dropnet.state) were defined
 # here; their public names, and the core names this module imported then, stay importable
-# from it (``from dropnet_tf.iterative import run_masks, PROTOCOLS, TrainingConfig``).
+# from it (``from dropnet_tf.dropnet.iterative import run_masks, PROTOCOLS, TrainingConfig``).
 from dropnet_tf.core.selection import SELECTIONS, validate_fraction  # noqa: F401
 from dropnet_tf.engines.training import ADDED_FIELDS, check_config  # noqa: F401
 from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_xy  # noqa: F401
@@ -686,7 +686,7 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
             the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
-            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
+            raises before anything is trained or written (:mod:`dropnet_tf.core.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -737,6 +737,6 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             multi-worker run needs its own ``results`` path (or None).
 
     Returns:
-        One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.
+        One record (dict) per cycle; see ``dropnet_tf.harness.results`` for the fields.
     """
     return IterativePruner(model, data, metric, **kwargs).run()

@@ -3,7 +3,7 @@
 Every experiment of the library is a grid of cells (DropNet: metric × seed × init;
 foresight: method × compression × seed; LayerPrune: named arms), each identified by a
 *key*, a dict of JSON-able values stored in its record.  :class:`RunGrid` runs a cell only
-when the results file (a :class:`~dropnet_tf.results.ResultsFile`, JSON lines rewritten
+when the results file (a :class:`~dropnet_tf.harness.results.ResultsFile`, JSON lines rewritten
 atomically) holds no record with that key, and appends the cell's record atomically as
 soon as it finishes.  So an interrupted grid resumes where it stopped, a finished cell is
 never redone or lost, and an exception in one cell keeps every earlier cell's record::
@@ -37,7 +37,7 @@ class RunGrid:
     """Cells of an experiment over one results file (see the module docstring).
 
     Args:
-        results: a path or a :class:`~dropnet_tf.results.ResultsFile`.
+        results: a path or a :class:`~dropnet_tf.harness.results.ResultsFile`.
         log: optional ``record -> None`` called after each record a cell appends.
         order: a :class:`~dropnet_tf.harness.shards.CellOrder`: which cells this process runs
             (default: all).

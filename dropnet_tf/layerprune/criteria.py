@@ -26,7 +26,7 @@ of units that are already masked do not matter to the selection (only active uni
 candidates) but are always finite.
 
 The weight criteria read the kernel of the Dense / Conv2D that produced a mask's units
-(:func:`dropnet_tf.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
+(:func:`dropnet_tf.core.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
 whole k×k×C_in filter of a Conv2D, the incoming weights of a Dense node); biases are not
 part of it.  The data criteria use the softmax cross-entropy of integer labels on the
 model's output (log of the probabilities when the model ends in a softmax, as in

@@ -68,7 +68,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dropnet_tf.core.backend import keras
-# The shared builder helpers stay importable from here (dropnet_tf.foresight.models.INIT_OPTIONS ...).
+# The shared builder helpers stay importable from here (dropnet_tf.models.foresight.INIT_OPTIONS ...).
 from dropnet_tf.models.builders import (
     INIT_ALIASES,
     INIT_OPTIONS,

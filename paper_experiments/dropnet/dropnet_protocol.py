@@ -122,7 +122,7 @@ class Experiment:
     section: str  # e.g. "4.1"
     title: str  # e.g. "Model A: FC40-FC40"
     slug: str  # e.g. "model_a_fc40_fc40"
-    model: str  # a name in dropnet_tf.MODELS
+    model: str  # a name in dropnet_tf.models.MODELS
     dataset: str  # the paper's dataset
     family: str  # "mlp", "conv" or "deep": which quick scale
     figures: tuple[Figure, ...]

@@ -1,6 +1,6 @@
 """The one writer of the scripts' outputs: provenance text, figures, tables, summaries.
 
-Every file is written atomically (:mod:`dropnet_tf.results`), so an interrupted script never
+Every file is written atomically (:mod:`dropnet_tf.harness.results`), so an interrupted script never
 leaves half a PNG or table behind.  dropnet_tf is imported inside the functions.
 """
 

@@ -417,7 +417,7 @@ class _KeysOnly:
 class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable).
 
-    A thin face of :class:`dropnet_tf.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
+    A thin face of :class:`dropnet_tf.harness.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
     record is the arm's key, its results and ``seconds``.  With ``--shard I/N`` it runs one
     shard's arms into that shard's file, after ``--merge`` none (:mod:`paper_experiments.kit.sharding`);
     :meth:`finish` is then True and the script draws nothing.

@@ -1,7 +1,7 @@
 """Entry point of the tf-keras child process, and the module's former single-file home.
 
 ``TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot.baseline --help`` (or through
-the former path ``dropnet_tf.foresight.tfmot_baseline``, an alias of this module) runs
+the former path ``dropnet_tf.foresight.tfmot.baseline``, an alias of this module) runs
 :func:`dropnet_tf.foresight.tfmot.child.main`; :func:`run_in_tf_keras` starts its child
 process with this command.  Every name the module used to define is re-exported here, so
 ``from dropnet_tf.foresight.tfmot.baseline import run_in_tf_keras`` keeps working.  The code

@@ -126,7 +126,7 @@ def _check_optimizer(obj):
         module = type(obj).__module__
         hint = (
             " It looks like a Keras 3 optimizer; TFMOT trains with tf-keras, so build it from "
-            "`dropnet_tf._keras.keras` inside the tf-keras process (pass a factory or a spec)."
+            "`dropnet_tf.core.backend.keras` inside the tf-keras process (pass a factory or a spec)."
             if module.startswith("keras") else ""
         )
         raise TypeError(f"Expected a tf-keras optimizer, got {module}.{type(obj).__name__}.{hint}")
