@@ -1,4 +1,4 @@
-"""The rest of a DropNet cycle (core.statistics_pass, IterativePruner.evaluate / next_masks, GraphTrainer.evaluate):
+"""The rest of a DropNet cycle (engines.statistics_pass, IterativePruner.evaluate / next_masks, GraphTrainer.evaluate):
 one pass over the training set per cycle, nothing traced twice per run (issue 15, section 3)."""
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ class GridETA(CycleCallback):
             raise ValueError(f"runs has duplicate keys: {sorted({k for k in keys if keys.count(k) > 1})}.")
         self.min_fraction = check_real("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
         self.min_units_per_layer = check_int("min_units_per_layer", min_units_per_layer, 0)
-        # the pace of this call's cycles: the one estimator every family's ETA uses (core.eta)
+        # the pace of this call's cycles: the one estimator every family's ETA uses (harness.eta)
         self.rate = RateEstimator(clock)
         self.units = None
         self.current = None

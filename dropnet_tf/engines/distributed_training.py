@@ -30,7 +30,7 @@ import math
 from typing import Sequence
 
 from dropnet_tf.core.backend import tf
-from dropnet_tf.engines.training import fit_epochs, per_sample_loss
+from dropnet_tf.engines.loop import fit_epochs, per_sample_loss
 
 _SUM = tf.distribute.ReduceOp.SUM
 

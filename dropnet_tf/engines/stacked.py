@@ -38,7 +38,8 @@ import numpy as np
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.statistics import UnitStatistics
-from dropnet_tf.engines.training import _xla_pays_off, per_sample_loss
+from dropnet_tf.engines.loop import per_sample_loss
+from dropnet_tf.engines.training import _xla_pays_off
 
 class _ExpectedRetraces(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning about StackedTrainer's own

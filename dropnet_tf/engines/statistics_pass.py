@@ -23,7 +23,7 @@ from __future__ import annotations
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.statistics import UnitStatistics, statistics_from_sums, unit_sums
-from dropnet_tf.engines.training import loss_and_correct, per_sample_loss, traced_for
+from dropnet_tf.engines.loop import loss_and_correct, per_sample_loss, traced_for
 from dropnet_tf.core.validation import check_int
 
 
