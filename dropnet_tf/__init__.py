@@ -1,32 +1,21 @@
 """dropnet_tf: DropNet and related neural-network pruning for Keras / TensorFlow.
 
-Concept map
------------
-A shared core below three sibling method packages; ``models`` and ``data`` serve them all::
+Layers
+------
+The packages form layers, each importing only from its own package and the layers below it
+(at module level and inside functions alike); packages of one layer never import each
+other, so the three method packages share only what lies beneath them.  Bottom to top::
 
-    dropnet_tf
-    ├── core/        shared machinery: backend (keras, tf), layers (MaskLayer), masking,
-    │                graph (LayerGraph, config editing), selection, training (GraphTrainer),
-    │                counting, caching, validation, io, results, aliases
-    ├── data/        load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
-    ├── models/      builders grouped by paper: builders (shared), dropnet, foresight, layerprune
-    ├── dropnet/     DropNet: statistics, metrics, oracle, augmentation, iterative
-    │                (Algorithm 1: iterative_prune), experiment (run_experiment)
-    ├── foresight/   pruning at initialisation, weight by weight: SNIP, GraSP, SynFlow, OBD,
-    │                LAP, LAMP and baselines; tfmot/ (TFMOT's gradual magnitude pruning)
-    ├── layerprune/  LayerPrune: filter criteria vs removing whole layers and blocks
-    ├── compaction/  compact(): masked units physically removed; latency, TFLite export
-    └── plotting     accuracy vs fraction remaining with 95% CI error bars (imported lazily,
-                     so ``import dropnet_tf`` does not import matplotlib)
+    core < data, models < engines < harness < compaction < dropnet, foresight, layerprune < plotting
 
-A method package imports the core, ``models`` and ``data`` by their public names only.  The
-former flat module paths (``dropnet_tf.dropnet.iterative``, ``dropnet_tf.models.foresight``,
-``dropnet_tf.core.backend`` ...) remain importable as aliases of the new modules
-(:data:`dropnet_tf.core.aliases.ALIASES`).
+``core`` holds the pruning primitives, ``engines`` the training loops, ``harness`` the
+machinery of a grid of runs; ``paper_experiments/`` and ``bench/`` sit above the library.
+``tests/test_architecture.py`` enforces this order, and that no import cycle exists.  What
+each package and module holds is listed once, in the README's Layout section.
 
 Vocabulary
 ----------
-One set of words across the library; the packages' older words remain as aliases of these.
+One set of words across the library.
 
 *unit*
     A node of a Dense layer or a filter (output channel) of a convolution: what DropNet,

@@ -12,7 +12,7 @@ from dropnet_tf.core.statistics import StatisticsCollector
 from dropnet_tf.engines.statistics_pass import StatisticsPass
 from dropnet_tf.engines.training import GraphTrainer
 from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.dropnet.metrics import MinimumActivation
+from dropnet_tf.core.statistic_scorers import MinimumActivation
 from dropnet_tf.models import model_a, model_b
 
 

@@ -44,11 +44,11 @@ import weakref
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.caching import PerModelCache, tf_variables
 from dropnet_tf.core.objective import as_batch, outputs_are_probabilities
-from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
 from dropnet_tf.core.graph import mask_sources
 from dropnet_tf.core.masking import require_mask_layers
-from dropnet_tf.dropnet.metrics import MinimumActivation
+from dropnet_tf.core.statistic_scorers import MinimumActivation
 from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
 
 
