@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, collapsed_layers, get_metric, update_masks
+from dropnet_tf.core.scoring import StatisticScorer
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, collapsed_layers, get_metric, update_masks
 from dropnet_tf.core.selection import NothingToPruneError, apply_drop, prune_count, select_units
 from dropnet_tf.core.statistics import UnitStatistics
 
@@ -98,7 +99,7 @@ def test_metric_table():
 
 
 def test_custom_metric_instance():
-    class Reverse(UnitMetric):
+    class Reverse(StatisticScorer):
         def score(self, statistics):
             return {name: -np.arange(np.size(v), dtype=float) for name, v in statistics.mean_abs.items()}
 

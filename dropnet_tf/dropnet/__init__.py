@@ -16,7 +16,7 @@
 
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
 from dropnet_tf.dropnet.population import population_prune
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
@@ -29,7 +29,6 @@ __all__ = [
     "iterative_prune",
     "METRICS",
     "PAPER_METRICS",
-    "UnitMetric",
     "get_metric",
     "update_masks",
     "mask_similarity",

@@ -42,7 +42,7 @@ from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
 from dropnet_tf.harness.progress import EpochLine, split_callbacks
 from dropnet_tf.harness.results import ResultsFile
-from dropnet_tf.core.scoring import SCORERS, StatisticScorer, get_scorer, prune_step
+from dropnet_tf.core.scoring import UNIT_SCORERS, StatisticScorer, get_scorer, prune_step
 from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
 from dropnet_tf.engines.statistics_pass import StatisticsPass
 from dropnet_tf.engines.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
@@ -679,7 +679,7 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         model: a functional or Sequential model with MaskLayers (see ``add_masks``).
         data: a :class:`dropnet_tf.data.Dataset` or ((x_train, y_train), (x_val, y_val),
             (x_test, y_test)).
-        metric: a name in ``dropnet_tf.core.scoring.SCORERS`` (DropNet's ``METRICS``, "oracle", the
+        metric: a name in ``dropnet_tf.core.scoring.UNIT_SCORERS`` (DropNet's ``METRICS``, "oracle", the
             LayerPrune criteria, a registered scorer of ones own) or a ``UnitScorer``.
         fraction: p ∈ (0, 1], default 0.2 (Section 3.2).
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's

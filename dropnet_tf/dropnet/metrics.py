@@ -35,10 +35,6 @@ from dropnet_tf.core.selection import SELECTIONS, collapsed_layers
 from dropnet_tf.core import statistic_scorers  # noqa: F401  (registers the scorers METRICS views)
 from dropnet_tf.core.statistics import UnitStatistics
 
-#: The old name of :class:`dropnet_tf.core.scoring.StatisticScorer`: ``UnitMetric(name, scope)``,
-#: and a subclass may still override ``score(statistics)``.
-UnitMetric = StatisticScorer
-
 
 #: DropNet's statistic metrics (Table 1 and APoZ), a view of the scorer registry.
 METRICS: dict[str, StatisticScorer] = {
@@ -113,7 +109,6 @@ def update_masks(
 
 
 __all__ = [
-    "UnitMetric",
     "METRICS",
     "PAPER_METRICS",
     "get_metric",

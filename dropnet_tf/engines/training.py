@@ -38,7 +38,7 @@ from dropnet_tf.core.backend import KERAS_MAJOR, keras, tf
 from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
 from dropnet_tf.core.validation import check_int
 from dropnet_tf.engines.distributed_training import DistributedTrainer
-from dropnet_tf.engines.loop import fit_epochs, per_sample_loss
+from dropnet_tf.engines.loop import fit_epochs, loss_and_correct, per_sample_loss, traced_for
 
 
 def _xla_pays_off(model) -> bool:

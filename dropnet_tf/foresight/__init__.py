@@ -15,7 +15,7 @@ from dropnet_tf.core.masked_layers import (
     WeightMaskConstraint,
 )
 from dropnet_tf.foresight.prune import density_schedule, prune_at_init, resolve_method
-from dropnet_tf.foresight.scorers import METHODS, SCORERS, THESIS_LABELS, WeightScorer
+from dropnet_tf.foresight.scorers import METHODS, WEIGHT_SCORERS, THESIS_LABELS, WeightScorer
 from dropnet_tf.foresight.weights import (
     CompressionReport,
     PrunableWeight,
@@ -48,7 +48,7 @@ __all__ = [
     "resolve_method",
     "density_schedule",
     "WeightScorer",
-    "SCORERS",
+    "WEIGHT_SCORERS",
     "METHODS",
     "THESIS_LABELS",
 ]

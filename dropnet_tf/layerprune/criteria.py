@@ -49,7 +49,7 @@ from dropnet_tf.core.objective import as_batch, outputs_are_probabilities
 from dropnet_tf.core.graph import mask_sources
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.statistic_scorers import MinimumActivation
-from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
+from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, UNIT_SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
 
 
 # --------------------------------------------------------------------------- helpers
@@ -353,7 +353,7 @@ register_scorer(get_scorer("minimum"), "mean_activation")
 
 #: LayerPrune's filter criteria, a view of the scorer registry.
 FILTER_CRITERIA: dict[str, UnitScorer] = {
-    name: SCORERS[name]
+    name: UNIT_SCORERS[name]
     for name in ("l1_norm", "l2_norm", "taylor", "feature_maps", "mean_activation", "bn_scale", "geometric_median")
 }
 

@@ -99,7 +99,7 @@ def prune_filters(
     Args:
         model: a model with MaskLayers; its masks are updated with ``set_masks``.
         criterion: a name from ``FILTER_CRITERIA`` (or any name of the scorer registry,
-            :data:`dropnet_tf.core.scoring.SCORERS`) or a :class:`~dropnet_tf.core.scoring.UnitScorer`.
+            :data:`dropnet_tf.core.scoring.UNIT_SCORERS`) or a :class:`~dropnet_tf.core.scoring.UnitScorer`.
         data: ``(x, y)`` for the data criteria (taylor, feature_maps, mean_activation).
         fraction: prune ``floor(fraction · R)`` units in total (at least one), R the
             units active when the call starts; in (0, 1].
