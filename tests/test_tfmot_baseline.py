@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
-from dropnet_tf.foresight.tfmot import baseline as gmp
+from dropnet_tf.foresight import tfmot as gmp
 from dropnet_tf.foresight.experiment import TrainingProtocol
 from dropnet_tf.harness.results import save_npz_atomic
 

@@ -88,7 +88,7 @@ def test_snip_protocol_optimizer():
                    "name": "PiecewiseConstant"}}}
     _same(expected, _config(make_optimizer(protocol)))
     # the TFMOT baseline's JSON spec goes through the same factory
-    from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec
+    from dropnet_tf.foresight.tfmot.pruning import normalise_optimizer_spec
 
     _same(expected, _config(make_optimizer(normalise_optimizer_spec(protocol))))
 

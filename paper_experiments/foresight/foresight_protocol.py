@@ -421,7 +421,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
 
 def tfmot_runner(args, data, model_kwargs, protocol, name):
     """The TFMOT gradual-magnitude baseline on the same data and protocol, in a tf-keras process."""
-    from dropnet_tf.foresight.tfmot.baseline import run_in_tf_keras, save_data_npz
+    from dropnet_tf.foresight.tfmot.child import run_in_tf_keras, save_data_npz
 
     npz = os.path.join(args.out, f"{name}_data.npz")
 

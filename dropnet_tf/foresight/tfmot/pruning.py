@@ -78,7 +78,7 @@ _LEGACY_ERROR = (
     "support Keras 3, but this process imported Keras {version}. Set TF_USE_LEGACY_KERAS=1 in "
     "the environment before Python starts (e.g. `TF_USE_LEGACY_KERAS=1 python -m "
     "dropnet_tf.foresight.tfmot.baseline ...`), or call "
-    "dropnet_tf.foresight.tfmot.baseline.run_in_tf_keras(...), which runs it in a tf-keras "
+    "dropnet_tf.foresight.tfmot.run_in_tf_keras(...), which runs it in a tf-keras "
     "child process from a Keras-3 program."
 )
 
