@@ -23,13 +23,17 @@ One set of words across the library.
     what foresight removes.
 *mask layer*
     :class:`MaskLayer`, a non-trainable 0/1 vector multiplied into a layer's output, one entry
-    per unit; ``add_masks`` puts one after every hidden Dense/Conv2D.  (Foresight's weight
-    masks live inside its ``Masked*`` layers instead, one entry per weight.)
+    per unit; ``add_masks`` puts one after every hidden Dense/Conv2D.  (Weight masks,
+    foresight's, live inside the ``Masked*`` layers of :mod:`dropnet_tf.core.masked_layers`
+    instead, one entry per weight.)
 *scorer*
-    Anything that gives units or weights a score, the lowest being pruned first.  DropNet's
-    *metrics* (``METRICS``, ``UnitMetric``), LayerPrune's filter *criteria*
-    (``FILTER_CRITERIA``) and foresight's *methods* (``METHODS``, ``SCORERS``,
-    ``WeightScorer``) are all named scorers; the old names stay.
+    Anything that gives units or weights a score, the lowest being pruned first.  A unit
+    scorer is a :class:`UnitScorer`, registered by name in
+    :data:`dropnet_tf.core.scoring.UNIT_SCORERS` (``register_scorer``): DropNet's *metrics*
+    (``METRICS``, ``get_metric``) and LayerPrune's filter *criteria* (``FILTER_CRITERIA``)
+    are views of that registry.  A weight scorer is a foresight ``WeightScorer``, its classes
+    in :data:`dropnet_tf.foresight.scorers.WEIGHT_SCORERS`, and foresight's *methods*
+    (``METHODS``) pair one with a scope.
 *fraction* (p)
     Of the units still active, the fraction dropped in one pruning cycle (DropNet's
     ``pruning_fraction``, e.g. 0.2).
@@ -53,16 +57,15 @@ from dropnet_tf.compaction import compact
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks
 from dropnet_tf.harness.results import ResultsFile
-from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer
+from dropnet_tf.core.scoring import UnitScorer, register_scorer
 from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
 from dropnet_tf.engines.training import GraphTrainer
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
-
 
 
 def __getattr__(name: str):
@@ -86,12 +89,8 @@ __all__ = [
     "UnitStatistics",
     "METRICS",
     "PAPER_METRICS",
-    "UnitMetric",
     "UnitScorer",
-    "SCORERS",
-    "get_scorer",
     "register_scorer",
-    "prune_step",
     "get_metric",
     "update_masks",
     "select_units",

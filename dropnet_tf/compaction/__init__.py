@@ -1,12 +1,7 @@
 """Physically smaller models: compaction of masked models, parameter/FLOP counting, latency.
 
-=================  ================================================================
-``compact``        compact(model): masked units physically removed, same outputs
-``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv)
-``latency``        measure_latency (warm-up, median of repeats), export_tflite
-``training``       CompactedCycle: DropNet's cycles train the compacted model and write it
-                   back (TrainingConfig(compact_training=...)); import it from there
-=================  ================================================================
+Its modules are listed, with what each holds, in the README's Layout section;
+``compaction.training`` (DropNet's cycles on the compacted model) is imported from there.
 """
 
 from dropnet_tf.compaction.compact import ChannelPlan, compact, plan_compaction

@@ -1,4 +1,5 @@
-"""The training engines: how a model is trained and evaluated (see the README's Layout).
+"""The training engines: how a model is trained and evaluated.
 
-Importing ``dropnet_tf.engines`` imports none of its modules; import the one you need.
+Its modules are listed, with what each holds, in the README's Layout section.  Importing
+``dropnet_tf.engines`` imports none of them; import the module you need.
 """

@@ -1,6 +1,6 @@
 """Foresight (pruning at initialisation) weight pruning: SNIP and the methods the thesis compares.
 
-Its modules are listed in the README's Layout section.
+Its modules are listed, with what each holds, in the README's Layout section.
 """
 
 from dropnet_tf.foresight.experiment import TrainingProtocol, run_foresight_grid

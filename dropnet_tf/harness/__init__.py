@@ -1,5 +1,5 @@
-"""The run harness: resumable grids of runs, their results files, shards, progress and ETA
-(see the README's Layout).
+"""The run harness: resumable grids of runs, their results files, shards, progress and ETA.
 
-Importing ``dropnet_tf.harness`` imports none of its modules; import the one you need.
+Its modules are listed, with what each holds, in the README's Layout section.  Importing
+``dropnet_tf.harness`` imports none of them; import the module you need.
 """

@@ -1,6 +1,6 @@
 """LayerPrune (Elkerdawy et al., ACCV 2020): filter criteria versus removing layers and blocks.
 
-Its modules are listed in the README's Layout section.
+Its modules are listed, with what each holds, in the README's Layout section.
 """
 
 from dropnet_tf.layerprune.blocks import (
