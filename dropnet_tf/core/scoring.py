@@ -16,8 +16,10 @@ One registry, :data:`UNIT_SCORERS` (:func:`register_scorer`, :func:`get_scorer`)
 built-in scorer under its paper name.  DropNet's ``*_layer`` metrics are aliases binding
 ``default_scope="layer"`` to the same scorer; LayerPrune's ``mean_activation`` is an alias
 of DropNet's ``minimum`` (one implementation).  The built-ins register themselves where
-they are defined (:mod:`dropnet_tf.dropnet.metrics`, :mod:`dropnet_tf.dropnet.oracle`,
-:mod:`dropnet_tf.layerprune.criteria`), which importing ``dropnet_tf`` always does.
+they are defined (:mod:`dropnet_tf.core.statistic_scorers`, :mod:`dropnet_tf.dropnet.oracle`,
+:mod:`dropnet_tf.layerprune.criteria`), which importing ``dropnet_tf`` always does.  Foresight's
+weight scorers are another kind, with their own registry
+(:data:`dropnet_tf.foresight.scorers.WEIGHT_SCORERS`).
 
 A scorer of one's own is a ten-line subclass::
 
