@@ -381,9 +381,9 @@ def test_flatten_record_and_to_csv(tmp_path):
 
 
 def test_results_module_imports_neither_tensorflow_nor_keras():
-    # results.py and the file helpers it uses (core/io.py), loaded from their files without
-    # the package (whose __init__ imports Keras for the rest of the library).
-    io_file = os.path.join(os.path.dirname(results_module.__file__), "io.py")
+    # results.py (harness/) and the file helpers it uses (core/io.py), loaded from their files
+    # without the package (whose __init__ imports Keras for the rest of the library).
+    io_file = os.path.join(os.path.dirname(os.path.dirname(results_module.__file__)), "core", "io.py")
     code = (
         "import importlib.util, sys\n"
         f"io_spec = importlib.util.spec_from_file_location('dropnet_tf.core.io', {io_file!r})\n"
