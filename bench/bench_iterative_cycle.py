@@ -36,7 +36,8 @@ from _report import machine, report
 
 from dropnet_tf import load_dataset
 from dropnet_tf.core.backend import keras
-from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig
+from dropnet_tf.dropnet.iterative import IterativePruner
+from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.core.masking import mask_layers, set_masks
 from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a

@@ -59,10 +59,11 @@ from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks
 from dropnet_tf.harness.results import ResultsFile
 from dropnet_tf.core.scoring import UnitScorer, register_scorer
 from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
-from dropnet_tf.engines.training import GraphTrainer
 from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.dropnet.experiment import run_experiment
-from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune
+from dropnet_tf.dropnet.arguments import PROTOCOLS
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import GraphTrainer, TrainingConfig
 from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics

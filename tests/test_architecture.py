@@ -3,6 +3,8 @@
 * every ``dropnet_tf`` module path that is imported (by the library, the scripts, the tests,
   and the Python code blocks of every Markdown page) or named in a docstring or page exists
   on disk: there are no aliases of former paths;
+* a name is imported from the module that defines it (or from a package's ``__init__``), not
+  through a module that only imports it;
 * the layer order written in ``dropnet_tf/__init__``'s docstring holds: no module imports
   from a layer above its own, nor from another package of its own layer (the method
   packages never import each other), at module level or inside a function; the library
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import pathlib
 import re
@@ -58,6 +61,7 @@ MODULES = {_module_name(path): path for path in _library_files()}
 PACKAGES = {name for name, path in MODULES.items() if path.name == "__init__.py"}
 
 
+@functools.lru_cache(maxsize=None)
 def _bound_names(package: str) -> set[str]:
     """Names a package's ``__init__`` binds at its top (imports, definitions, assignments)."""
     tree = ast.parse(MODULES[package].read_text(encoding="utf-8"))
@@ -196,6 +200,77 @@ def test_the_path_check_catches_former_paths():
     assert "probe.py:3" in text and "dropnet_tf.foresight.models" in text
     assert "probe.py:4" not in text and "probe.py:5" not in text and "probe.py:7" not in text
     assert "probe.py:6: names 'dropnet_tf.selection'" in text and "'dropnet_tf/standins.py'" in text
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions(module: str) -> tuple[set[str], dict[str, tuple[str, str]]]:
+    """(names a module defines at its top, {name it imports: (from module, original name)})."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    defined: set[str] = set()
+    imported: dict[str, tuple[str, str]] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module and statement.level == 0:
+            for alias in statement.names:
+                imported[alias.asname or alias.name] = (statement.module, alias.name)
+            continue
+        for node in ast.walk(statement):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not statement:
+                break
+    return defined, imported
+
+
+def _home(module: str, name: str) -> str | None:
+    """The module that defines ``name``, following the imports of the modules on the way."""
+    for _ in range(20):
+        defined, imported = _definitions(module)
+        if name in defined or name not in imported:
+            return module if name in defined else None
+        module, name = imported[name]
+        if module not in MODULES:
+            return None
+    return None
+
+
+def _reexport_findings(path: pathlib.Path, source: str) -> list[str]:
+    """``from <plain module> import <name>`` where the module only imported the name itself.
+
+    A package's ``__init__`` may gather public names (``from dropnet_tf import add_masks``);
+    a plain module is imported for what it defines.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in MODULES
+                and node.module not in PACKAGES):
+            continue
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            home = _home(node.module, alias.name)
+            if home is not None and home != node.module:
+                found.append(f"{_where(path, node.lineno)}: imports {alias.name} from {node.module}; it lives in {home}")
+    return found
+
+
+def test_names_are_imported_from_the_module_that_defines_them():
+    found = [f for top in CHECKED + ("tests",) for path in sorted((ROOT / top).rglob("*.py"))
+             for f in _reexport_findings(path, path.read_text(encoding="utf-8"))]
+    assert not found, "Names imported through a module that only imports them:\n" + "\n".join(found)
+
+
+def test_the_reexport_check_catches_a_second_path():
+    probe = ROOT / "tests" / "probe.py"  # never written; only its source is parsed
+    source = (
+        "from dropnet_tf.dropnet.iterative import TrainingConfig, iterative_prune\n"  # TrainingConfig: engines
+        "from dropnet_tf.engines.training import TrainingConfig\n"                   # its home
+        "from dropnet_tf import TrainingConfig\n"                                    # a package's public name
+    )
+    text = "\n".join(_reexport_findings(probe, source))
+    assert "probe.py:1: imports TrainingConfig from dropnet_tf.dropnet.iterative; it lives in dropnet_tf.engines.training" in text
+    assert "iterative_prune" not in text and "probe.py:2" not in text and "probe.py:3" not in text
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,7 +91,8 @@ def test_the_training_transform_is_what_the_network_trains_on():
     """A transform that zeroes the images and relabels everything as class 0, given through
     TrainingConfig: with zero inputs the first kernel gets zero gradient (it must stay exactly
     θ0 under plain SGD) while biases move, and the trained network predicts class 0."""
-    from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig
+    from dropnet_tf.dropnet.iterative import IterativePruner
+    from dropnet_tf.engines.training import TrainingConfig
     from dropnet_tf.core.masking import get_masks
     from dropnet_tf.models import model_b
 

@@ -15,12 +15,8 @@ from dropnet_tf.models.foresight import (
     CIFAR_IMAGE,
     FORESIGHT_INPUTS,
     FORESIGHT_MODELS,
-    INIT_ALIASES,
-    INIT_OPTIONS,
     MNIST_IMAGE,
     MNIST_ROWS,
-    NORMAL_INIT_STDDEV,
-    PyTorchDefaultUniform,
     _canonical,
     alexnet_s,
     build_foresight_model,
@@ -38,6 +34,7 @@ from dropnet_tf.models.foresight import (
     wrn,
     wrn_16_8,
 )
+from dropnet_tf.models.builders import INIT_ALIASES, INIT_OPTIONS, NORMAL_INIT_STDDEV, PyTorchDefaultUniform
 from dropnet_tf.models import derive_layer_seed
 from graph_helpers import producers
 

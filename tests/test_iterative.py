@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig, iterative_prune
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.core.masking import get_masks
 from dropnet_tf.models import model_a
 
@@ -208,7 +209,7 @@ def test_same_seed_same_records_and_different_seed_differs():
 
 
 def test_different_seeds_drop_different_units(tmp_path):
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
 
     kwargs = dict(fraction=0.3, max_cycles=2, training=FAST, verbose=0, results=tmp_path / "r.jsonl", experiment="e")
     for seed in (3, 4):
@@ -328,7 +329,7 @@ _SHIFTED = (DATA[0], (DATA[1][0] * 3.0 + 2.0, DATA[1][1]), DATA[2])
 ])
 def test_each_cycle_drops_the_lowest_mean_activation_of_the_trained_network_on_training_data(
         tmp_path, metric, scope, counts):
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
 
     model = _model()
     weights = _TrainedWeights()
@@ -355,7 +356,7 @@ def test_each_cycle_drops_the_lowest_mean_activation_of_the_trained_network_on_t
 def test_the_oracle_drops_the_unit_whose_removal_least_raises_the_training_loss(tmp_path):
     """Section 5: each cycle drops the argmin over active units of the training loss of the
     trained network without that unit, here measured with one plain Keras evaluate per candidate."""
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.core.masking import set_masks
 
     model = _model(widths=(4, 4))
@@ -457,7 +458,7 @@ def test_every_metric_of_a_seed_starts_from_the_same_theta0(tmp_path):
     """run_experiment sets Keras' seed before building, so a builder that relies on the global
     seed gives each metric of a seed the same θ0, and another seed another θ0."""
     from dropnet_tf.dropnet.experiment import run_experiment
-    from dropnet_tf.harness.results import load_npz
+    from dropnet_tf.core.io import load_npz
 
     def build(seed):
         return model_a((6, 6), input_shape=(12,), num_classes=3)  # no seed: the global one decides

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.scoring import StatisticScorer
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, collapsed_layers, get_metric, update_masks
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
+from dropnet_tf.core.selection import collapsed_layers
 from dropnet_tf.core.selection import NothingToPruneError, apply_drop, prune_count, select_units
 from dropnet_tf.core.statistics import UnitStatistics
 

@@ -12,7 +12,8 @@ import pytest
 import dropnet_tf
 from dropnet_tf.core.backend import keras
 from dropnet_tf.harness.progress import CycleCallback, TensorBoardLogger
-from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duration, grid_runs
+from dropnet_tf.dropnet.progress import GridETA, expected_cycles, grid_runs
+from dropnet_tf.harness.eta import format_duration
 from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.models import model_a
 from progress_helpers import EpochLogs, scalars, tiny_foresight

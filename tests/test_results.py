@@ -13,15 +13,8 @@ import numpy as np
 import pytest
 
 from dropnet_tf.harness import results as results_module
-from dropnet_tf.harness.results import (
-    ResultsFile,
-    atomic_write_bytes,
-    atomic_write_text,
-    flatten_record,
-    load_npz,
-    save_npz_atomic,
-    to_jsonable,
-)
+from dropnet_tf.harness.results import ResultsFile, flatten_record
+from dropnet_tf.core.io import atomic_write_bytes, atomic_write_text, load_npz, save_npz_atomic, to_jsonable
 
 
 def _record(metric="minimum", seed=0, cycle=0, **extra):

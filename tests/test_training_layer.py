@@ -8,7 +8,7 @@ import pytest
 from dropnet_tf import TrainingConfig
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight import TrainingProtocol
-from dropnet_tf.dropnet.iterative import TrainingConfig as IterativeTrainingConfig
+from dropnet_tf.engines.training import TrainingConfig as EngineTrainingConfig
 from dropnet_tf.engines.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
 
 RNG = np.random.default_rng(0)
@@ -50,7 +50,7 @@ def _config(optimizer):
 
 
 def test_public_names_are_one_type():
-    assert TrainingConfig is IterativeTrainingConfig
+    assert TrainingConfig is EngineTrainingConfig  # the top level exports the engines' class
     defaults = TrainingConfig()
     assert (defaults.batch_size, defaults.max_epochs, defaults.patience, defaults.restore_best_weights,
             defaults.shuffle, defaults.optimizer) == (32, 100, 5, True, True, None)

@@ -59,15 +59,6 @@ from dropnet_tf.dropnet.state import (
     stop_rule_verdict,
 )
 
-# The argument checks (dropnet.arguments) and the resume state (dropnet.state) were defined
-# here; their public names, and the core names this module imported then, stay importable
-# from it (``from dropnet_tf.dropnet.iterative import run_masks, PROTOCOLS, TrainingConfig``).
-from dropnet_tf.core.selection import SELECTIONS, validate_fraction  # noqa: F401
-from dropnet_tf.engines.training import ADDED_FIELDS, check_config  # noqa: F401
-from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_xy  # noqa: F401
-from dropnet_tf.dropnet.arguments import INITS, PROTOCOLS, check_training, resolve_protocol  # noqa: F401
-from dropnet_tf.dropnet.state import run_masks  # noqa: F401
-
 
 def derive_seed(*parts) -> int:
     """A stable 31-bit seed from ints and strings (same inputs, same seed, every process)."""

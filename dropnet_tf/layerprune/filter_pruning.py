@@ -26,7 +26,8 @@ from typing import Callable
 import numpy as np
 
 from dropnet_tf.core.objective import as_batch
-from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
+from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE
+from dropnet_tf.layerprune.criteria import get_filter_criterion
 from dropnet_tf.core.masking import get_masks, require_mask_layers
 from dropnet_tf.core.scoring import prune_step
 from dropnet_tf.core.selection import SCOPES, NothingToPruneError, as_generator, prune_count, validate_fraction

@@ -231,7 +231,7 @@ def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, pr
 
 def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
     """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.dropnet.oracle import mask_similarity
 
     name = exp.experiment_name(exp.fractions[0])
@@ -424,7 +424,7 @@ def main(exp: Experiment, argv=None) -> dict:
     strategy = kit.strategy_of(args)  # made before the first model, as tf.distribute requires
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
-    from dropnet_tf.dropnet.iterative import TrainingConfig
+    from dropnet_tf.engines.training import TrainingConfig
     from dropnet_tf.harness.results import ResultsFile
 
     scale = resolve_scale(exp, args)

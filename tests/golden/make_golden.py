@@ -44,7 +44,7 @@ def record() -> dict:
     from dropnet_tf.core.backend import keras
     from dropnet_tf.foresight import add_weight_masks, get_weight_masks, prune_at_init
     from dropnet_tf.models.foresight import lenet_300_100
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.layerprune import prune_filters
     from dropnet_tf.models import model_a, model_b
 
