@@ -79,6 +79,68 @@ def _dropnet_command(summary: dict) -> str:
     return " ".join(parts)
 
 
+#: Levels of the paper's Model A curves at 10 % of units remaining, as read from its figures
+#: (issue 23 quotes them; the paper prints no table): {script: {arm: accuracy}}.
+DROPNET_PAPER_LEVELS = {
+    "04_1_1_fig03_model_a_fc40_fc40_mnist.py": {"minimum": 0.82, "random": 0.76},
+    "06_1_fig15_init_model_a_fc20_fc20_mnist.py": {"minimum, init=original": 0.55, "minimum, init=random": 0.46},
+    "07_1_fig18_pruning_fraction_model_a_fc20_fc20_mnist.py": {"minimum, pruning_fraction=0.2": 0.51},
+}
+
+
+def _level_cell(cell: dict | None) -> str:
+    if not cell:
+        return "–"
+    return f"{cell['mean']:.3f} ± {cell['ci95']:.3f} ({cell['n']})"
+
+
+def _dropnet_levels(figures_dir: Path) -> list[str]:
+    """One table per figure: each arm at 50 / 25 / 10 % remaining under both protocols,
+    next to the paper's level where its figure gives one."""
+    by_script: dict = {}
+    for path in sorted(figures_dir.glob("*.json")):
+        summary = json.loads(path.read_text())
+        if summary.get("scale", {}).get("name") != "paper" or "test_accuracy_at_levels" not in summary:
+            continue  # levels are compared for full paper-scale runs only, not for cuts
+        by_script.setdefault(summary["script"], {})[summary.get("protocol", "paper")] = summary
+    lines = []
+    for script, runs in sorted(by_script.items()):
+        protocols = [p for p in ("paper", "notebook") if p in runs]
+        first = runs[protocols[0]]
+        paper_levels = DROPNET_PAPER_LEVELS.get(script, {})
+        arms = sorted({arm for p in protocols for level in runs[p]["test_accuracy_at_levels"].values() for arm in level})
+        header = ["arm"] + [f"{'exact' if p == 'paper' else p} at {int(float(level) * 100)} %"
+                            for p in protocols for level in runs[p]["test_accuracy_at_levels"]]
+        header.append("paper at 10 %")
+        lines += [
+            f"### § {first['section']} {first['title']} (`{script}`)",
+            "",
+            "Seeds: " + "; ".join(f"{'exact' if p == 'paper' else p} {len(runs[p]['scale']['seeds'])}" for p in protocols)
+            + f". Paper: {first['paper_ordering']}. Ours (area measure): "
+            + "; ".join(f"{'exact' if p == 'paper' else p} "
+                        + " > ".join(arm for arm, _ in runs[p]["ordering_by_mean_test_accuracy"]) for p in protocols)
+            + ".",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + " --- |" * len(header),
+        ]
+        for arm in arms:
+            cells = [_level_cell(runs[p]["test_accuracy_at_levels"][level].get(arm))
+                     for p in protocols for level in runs[p]["test_accuracy_at_levels"]]
+            paper = paper_levels.get(arm)
+            lines.append(f"| {arm} | " + " | ".join(cells) + f" | {'≈%.2f' % paper if paper else '–'} |")
+        for p in protocols:
+            grid = runs[p].get("grid_time")
+            if grid:
+                lines.append("")
+                lines.append(f"{'Exact' if p == 'paper' else p.capitalize()} grid: {_seconds(grid['wall_clock_seconds'])} "
+                             f"wall clock over {grid['sittings']} sitting(s), {_seconds(grid['process_seconds'])} of "
+                             f"process time, up to {grid['most_processes_at_once']} processes at once, population "
+                             f"{', '.join(grid['population_sizes'])}.")
+        lines.append("")
+    return lines
+
+
 def dropnet_page(figures_dir: Path) -> str:
     tables = _dropnet_tables()
     lines = _header(
@@ -110,6 +172,19 @@ def dropnet_page(figures_dir: Path) -> str:
         "",
         tables.paper_table(figures_dir),
         "",
+    ]
+    levels = _dropnet_levels(figures_dir)
+    if levels:
+        lines += [
+            "## Level for level: both protocols at 50, 25 and 10 % remaining",
+            "",
+            "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
+            "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
+            "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
+            "",
+            *levels,
+        ]
+    lines += [
         "## Quick scale on the offline stand-ins",
         "",
         "`--scale quick` (fewer seeds, samples and epochs: the scales are in "

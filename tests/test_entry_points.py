@@ -263,3 +263,32 @@ def test_command_line_names_only_the_options_given():
     assert command_line("dropnet", "a.py", args, options) == (
         "python paper_experiments/dropnet/a.py --scale quick --dataset digits --data-dir DIR --seeds 0 1")
     assert command_line("layerprune", "b", args) == "python paper_experiments/layerprune/b.py --scale quick --dataset digits"
+
+
+@pytest.mark.parametrize("signum, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_background_job_stops_on_sigint_or_sigterm_with_the_resume_message(tmp_path, signum, status):
+    """``nohup script &`` from a non-interactive shell starts with SIGINT *ignored*, and a
+    batch system stops a job with SIGTERM: both used to end the run without a word (or not
+    at all).  The child here inherits SIGINT ignored, as such a job does."""
+    import signal
+    import time
+
+    script = EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
+    argv = [sys.executable, str(script), "--scale", "quick", "--dataset", "digits", "--seeds", "0", "1", "2",
+            "--max-epochs", "50", "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        for line in child.stdout:  # wait until the grid has started
+            if line.startswith(("Running", "Resuming")):
+                break
+        time.sleep(1.0)
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == status, err[-2000:]
+    assert "Interrupted after" in err and "Run the same command again to continue." in err
+    assert "Traceback" not in err

@@ -276,6 +276,10 @@ def test_scripts_take_verbose_and_keep_quiet_as_verbose_0():
         assert family.parse_args(["--tensorboard", "tb"]).tensorboard == "tb"
         assert sharding.settings_of(family.parse_args(["--tensorboard", "tb"])) == sharding.settings_of(
             family.parse_args([]))
+    # nor is DropNet's population size (how many runs train as one computation), while the
+    # pruning fraction's metrics are
+    assert sharding.settings_of(parse(["--population", "15"])) == sharding.settings_of(parse(["--population", "auto"]))
+    assert sharding.settings_of(parse(["--metrics", "minimum"])) != sharding.settings_of(parse([]))
 
 
 def _script(name, paper="dropnet"):

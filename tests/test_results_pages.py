@@ -59,3 +59,26 @@ def test_foresight_page_says_how_each_summary_was_made(pages, tmp_path):
 def test_main_refuses_an_unknown_paper(pages):
     with pytest.raises(SystemExit):
         pages.main(["snipp"])
+
+
+def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tmp_path):
+    def summary(protocol, seeds, levels, scale="paper"):
+        return {"script": "04_1_1_fig03_model_a_fc40_fc40_mnist.py", "section": "4.1", "title": "Model A: FC40-FC40",
+                "protocol": protocol, "scale": {"name": scale, "seeds": list(range(seeds))},
+                "paper_ordering": "minimum_layer ≥ minimum", "ordering_by_mean_test_accuracy": [["minimum", 0.9], ["random", 0.8]],
+                "test_accuracy_at_levels": {"0.5": {"minimum": {"mean": 0.95, "ci95": 0.001, "n": seeds}},
+                                            "0.25": {}, "0.1": levels},
+                "grid_time": {"sittings": 2, "wall_clock_seconds": 3000.0, "process_seconds": 5900.0,
+                              "most_processes_at_once": 2, "population_sizes": ["auto"]}}
+
+    (tmp_path / "a.json").write_text(json.dumps(summary("paper", 15, {"minimum": {"mean": 0.857, "ci95": 0.005, "n": 15}})))
+    (tmp_path / "b.json").write_text(json.dumps(summary("notebook", 15, {"random": {"mean": 0.761, "ci95": 0.02, "n": 14}})))
+    # A cut of the paper scale is not compared level for level.
+    (tmp_path / "c.json").write_text(json.dumps(summary("paper", 1, {"minimum": {"mean": 0.1, "ci95": 0.0, "n": 1}},
+                                                        scale="paper_train3000")))
+    lines = pages._dropnet_levels(tmp_path)
+    assert "| arm | exact at 50 % | exact at 25 % | exact at 10 % | notebook at 50 % | notebook at 25 % | notebook at 10 % | paper at 10 % |" in lines
+    assert "| minimum | 0.950 ± 0.001 (15) | – | 0.857 ± 0.005 (15) | 0.950 ± 0.001 (15) | – | – | ≈0.82 |" in lines
+    assert "| random | – | – | – | – | – | 0.761 ± 0.020 (14) | ≈0.76 |" in lines
+    assert "Exact grid: 50 min 00 s wall clock over 2 sitting(s), 1 h 38 min of process time, up to 2 processes at once, population auto." in lines
+    assert not any("0.100" in line for line in lines)

@@ -343,3 +343,18 @@ def test_a_layerprune_script_in_two_shards_trains_only_its_baselines_and_merges_
         {k: v for k, v in r.items() if k != "seconds"} for r in one]
     csv_name = "05_figs2_3_block_importance_resnet56_fashion_mnist_rgb32_quick.csv"
     assert _rows(tmp_path / "sharded" / "figures" / csv_name) == _rows(tmp_path / "one" / "figures" / csv_name)
+
+
+def test_a_shard_resumes_with_another_population_and_an_older_manifest_that_stored_it(tmp_path):
+    from paper_experiments.kit import UserError, sharding
+
+    results = str(tmp_path / "results.jsonl")
+    old = argparse.Namespace(shard=(0, 2), merge=False, allow_partial=False, population="auto", seeds=[0, 1])
+    # A manifest written when the population was still compared.
+    write_manifest(results, Shard(0, 2), {**sharding.settings_of(old), "population": "auto"})
+    new = argparse.Namespace(**{**vars(old), "population": 15})
+    assert sharding.plan(new, results, log=None).shard == Shard(0, 2)
+    # A setting that changes results is still refused, named.
+    other = argparse.Namespace(**{**vars(old), "seeds": [0, 1, 2]})
+    with pytest.raises(UserError, match=r"other settings \(seeds has 2 vs 3 entries"):
+        sharding.plan(other, results, log=None)

@@ -289,6 +289,10 @@ def ordering(records: list[dict], group_by: str, y: str = "test_accuracy") -> li
     return sorted(scores, key=lambda item: -item[1])
 
 
+#: Fractions of units remaining at which the results page reads every arm against the paper.
+LEVELS = (0.5, 0.25, 0.1)
+
+
 def accuracy_at(records: list[dict], group_by: str, fraction: float = 0.1, y: str = "test_accuracy") -> dict:
     """Each arm's ``y`` at ``fraction`` of units remaining: mean over seeds and 95% CI.
 
@@ -561,6 +565,10 @@ def main(exp: Experiment, argv=None) -> dict:
         "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
         "ordering_measure": "mean test accuracy over 10%-100% of units remaining (curve interpolated)",
         "test_accuracy_at_10_percent": accuracy_at(records, exp.group_by) if records else {},
+        # The levels the results page compares with the paper's curves, level for level.
+        "test_accuracy_at_levels": {
+            str(level): accuracy_at(records, exp.group_by, fraction=level) if records else {} for level in LEVELS
+        },
         "paper_ordering": exp.paper_ordering,
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),

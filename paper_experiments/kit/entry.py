@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
 import tempfile
 import textwrap
@@ -36,6 +37,41 @@ QUIET_LEVEL = "3"
 
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
+
+#: Exit status after SIGTERM (128 + SIGTERM): what a batch system sends before it kills a job.
+TERMINATED = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (the run stops between saves and says how to resume)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _listen_for_stops() -> dict:
+    """Ctrl-C and SIGTERM raise in the main thread whatever the process inherited.
+
+    A job started in the background by a non-interactive shell (``nohup ... &``, many batch
+    scripts) inherits SIGINT *ignored*, so Python installs no KeyboardInterrupt handler
+    and ``kill -INT`` does nothing; SIGTERM's default kills the process before it can say
+    where it stopped.  Both now end through :func:`command`'s interrupt path.  Returns the
+    handlers it replaced, for :func:`_restore` (a script's ``main`` called from Python, as
+    the tests do, leaves the caller's handlers as they were).
+    """
+    replaced = {}
+    try:
+        replaced[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+        replaced[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (e.g. a script's main called from a worker thread)
+        pass
+    return replaced
+
+
+def _restore(replaced: dict) -> None:
+    for signum, handler in replaced.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 # absl's "before InitializeLog" preamble and its I/W/E lines ("I0000 00:00:17... file.cc:31] ...").
 _PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
@@ -166,7 +202,8 @@ progress = Progress()
 def command(main: Callable) -> Callable:
     """Decorate an entry point's ``main``: Ctrl-C and :class:`UserError` end with a message.
 
-    Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130; a
+    Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130 (SIGTERM:
+    the same message, status 143, see :func:`_listen_for_stops`); a
     :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
     unconverted) prints its message as one wrapped paragraph and exits with status 1.
     Everything else (a bug) still shows its traceback.
@@ -174,14 +211,17 @@ def command(main: Callable) -> Callable:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        replaced = _listen_for_stops()
         try:
             return main(*args, **kwargs)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
-            raise SystemExit(INTERRUPTED) from None
+            raise SystemExit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED) from None
         except UserError as error:
             print(paragraph(str(error)), file=sys.stderr, flush=True)
             raise SystemExit(1) from None
+        finally:
+            _restore(replaced)
 
     return wrapper
 

@@ -28,7 +28,10 @@ from dropnet_tf.harness.shards import CellOrder, Shard, describe_difference, mer
 from .entry import UserError
 
 #: Options that do not change what is computed, left out of the settings shards must share.
-NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet", "verbose", "tensorboard")
+#: ``population`` only groups runs into one computation (the same records up to summation
+#: order), so a shard may resume, or run beside another, with a size its memory allows.
+NOT_SETTINGS = ("shard", "merge", "allow_partial", "out", "figures", "data_dir", "quiet", "verbose", "tensorboard",
+                "population")
 
 
 def settings_of(args, **extra) -> dict:
@@ -82,9 +85,12 @@ def plan(args, results: str, settings: dict | None = None, *, check=None, log: C
             stored = None
         except ValueError as error:
             raise UserError(str(error)) from error
-        if stored is not None and stored["settings"] != settings:
+        # A manifest written before an option joined NOT_SETTINGS may still hold it.
+        stored_settings = None if stored is None else {
+            name: value for name, value in stored["settings"].items() if name not in NOT_SETTINGS}
+        if stored is not None and stored_settings != settings:
             raise UserError(f"{manifest} holds runs made with other settings "
-                            f"({describe_difference(stored['settings'], settings)}, "
+                            f"({describe_difference(stored_settings, settings)}, "
                             f"stored vs now). Use another --out, or remove that shard's files.")
         write_manifest(results, shard, settings, complete=False)
         return Plan(shard.path(results), results, shard, CellOrder(shard), settings)
