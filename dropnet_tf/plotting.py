@@ -270,28 +270,7 @@ def make_figure(
     if panel_titles is None:
         panel_titles = [_pretty(y) for y in ys] if n_panels > 1 else [None]
     for i, (ax, y) in enumerate(zip(axes, ys)):
-        rows = summaries[y]
-        groups: list[Any] = []
-        for row in rows:
-            if row[group_by] not in groups:
-                groups.append(row[group_by])
-        others = [group for group in groups if str(group) not in PALETTE]
-        for group in groups:
-            cell = [row for row in rows if row[group_by] == group]
-            fallback = others.index(group) if group in others else None
-            ax.errorbar(
-                np.array([row["fraction_remaining"] for row in cell], dtype=np.float64),
-                np.array([row[f"{y}_mean"] for row in cell], dtype=np.float64),
-                yerr=clipped_errors(
-                    [row[f"{y}_mean"] for row in cell], [row[f"{y}_ci95"] for row in cell], valid_range(y)
-                ),
-                label=str(group),
-                capsize=3,
-                markersize=3.5,
-                linewidth=1.4,
-                elinewidth=0.9,
-                **style_for(group, fallback),
-            )
+        _draw_groups(ax, summaries[y], y, group_by)
         ax.invert_xaxis()
         ax.grid(True, alpha=0.3)
         ax.set_xlabel(xlabel)
@@ -305,6 +284,31 @@ def make_figure(
 
     _layout_header(fig, axes, title, note)
     return fig, summaries
+
+
+def _draw_groups(ax, rows: list[dict], y: str, group_by: str) -> None:
+    """One error-bar line per group of ``rows`` (in their order), in the group's style."""
+    groups: list[Any] = []
+    for row in rows:
+        if row[group_by] not in groups:
+            groups.append(row[group_by])
+    others = [group for group in groups if str(group) not in PALETTE]
+    for group in groups:
+        cell = [row for row in rows if row[group_by] == group]
+        fallback = others.index(group) if group in others else None
+        ax.errorbar(
+            np.array([row["fraction_remaining"] for row in cell], dtype=np.float64),
+            np.array([row[f"{y}_mean"] for row in cell], dtype=np.float64),
+            yerr=clipped_errors(
+                [row[f"{y}_mean"] for row in cell], [row[f"{y}_ci95"] for row in cell], valid_range(y)
+            ),
+            label=str(group),
+            capsize=3,
+            markersize=3.5,
+            linewidth=1.4,
+            elinewidth=0.9,
+            **style_for(group, fallback),
+        )
 
 
 def _layout_header(fig: Figure, axes: Sequence[Any], title: str | None, note: str | None) -> None:

@@ -141,6 +141,22 @@ def _dropnet_levels(figures_dir: Path) -> list[str]:
     return lines
 
 
+def _dropnet_levels_section(figures_dir: Path) -> list[str]:
+    """The level-for-level section (heading, legend, a table per figure), or nothing without paper-scale levels."""
+    levels = _dropnet_levels(figures_dir)
+    if not levels:
+        return []
+    return [
+        "## Level for level: both protocols at 50, 25 and 10 % remaining",
+        "",
+        "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
+        "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
+        "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
+        "",
+        *levels,
+    ]
+
+
 def dropnet_page(figures_dir: Path) -> str:
     tables = _dropnet_tables()
     lines = _header(
@@ -153,13 +169,15 @@ def dropnet_page(figures_dir: Path) -> str:
         "scripts is in [`paper_experiments/README.md`](../../paper_experiments/README.md).",
     )
     lines += [
-        "## Paper protocol on the papers' own data",
+        "## Paper protocol on the papers' own data, in full or cut",
         "",
         "`--scale paper` on the exact MNIST IDX files (`--dataset mnist --data-dir DIR`; for "
         "CIFAR-10 the JPEG copy, always called `cifar10_jpeg`). The split is the paper's: 90/10 "
         "stratified of the official training set (seed 42), and the official test set. Where "
         "fewer than the paper's 15 seeds ran, the seed count is in the table and in every "
-        "figure's caption. Columns:",
+        "figure's caption. A row marked **cut** is not the paper's protocol: it trained on fewer "
+        "examples (`train…`) and/or for fewer epochs (`epochs…`, `--max-train` / `--max-epochs`) "
+        "to fit a 2-core CPU, as its column says. Columns:",
         "",
         "- **ordering**: mean test accuracy between 100 % and 10 % of units remaining (each "
         "arm's seed-mean curve interpolated linearly on 19 fractions, so that arms with "
@@ -173,17 +191,7 @@ def dropnet_page(figures_dir: Path) -> str:
         tables.paper_table(figures_dir),
         "",
     ]
-    levels = _dropnet_levels(figures_dir)
-    if levels:
-        lines += [
-            "## Level for level: both protocols at 50, 25 and 10 % remaining",
-            "",
-            "Each cell: mean test accuracy ± 95 % CI (seeds), each seed's curve interpolated at the "
-            "level. *exact* is the paper's text (`--protocol paper`), *notebook* the authors' "
-            "notebook (`--protocol notebook`). The paper's levels are read from its figures.",
-            "",
-            *levels,
-        ]
+    lines += _dropnet_levels_section(figures_dir)
     lines += [
         "## Quick scale on the offline stand-ins",
         "",
@@ -200,6 +208,13 @@ def dropnet_page(figures_dir: Path) -> str:
         "## How each summary was made",
         "",
     ]
+    lines += _dropnet_how_made(figures_dir)
+    return "\n".join(lines) + "\n"
+
+
+def _dropnet_how_made(figures_dir: Path) -> list[str]:
+    """A line per DropNet summary (what ran, its command, its figures), then the selection-rule figures."""
+    lines = []
     for path in sorted(figures_dir.glob("*.json")):
         summary = json.loads(path.read_text())
         if "scale" not in summary or "script" not in summary:
@@ -227,7 +242,7 @@ def dropnet_page(figures_dir: Path) -> str:
             "`python paper_experiments/dropnet/compare_selection_rules.py --dataset mnist`: "
             + ", ".join(f"[{p.name}]({p.name})" for p in selection) + ".",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 # --------------------------------------------------------------------------- foresight
@@ -241,7 +256,20 @@ SNIP_TABLE1_PROTOCOLS = {
              "batch 100, 100k iterations)",
     "paper_snipcode": "the defaults of SNIP's public code (plain SGD, constant lr 0.1, weight decay 5e-4, "
                       "batch 100, 10k iterations; `--snip-protocol code`)",
+    "paper_snippublic": "SNIP's Section 5 schedule run as its public code runs it (`--snip-protocol public`: coupled "
+                        "weight decay, standardised inputs, TF 1 variance-scaling initialisation, a fresh draw "
+                        "trained under the mask scored on another, biases in the pruned set)",
+    # issue 24's ablation: Section 5's protocol with one of the public code's options
+    "paper_wdcoupled": "SNIP's Section 5 protocol with coupled weight decay (`--weight-decay-mode coupled`)",
+    "paper_std": "SNIP's Section 5 protocol with standardised inputs (`--inputs standardised`)",
+    "paper_tf1vs": "SNIP's Section 5 protocol with TF 1 variance-scaling initialisation "
+                   "(`--weights-init tf1_variance_scaling`)",
+    "paper_fresh": "SNIP's Section 5 protocol, a fresh draw trained under the mask (`--train-draw fresh`)",
+    "paper_biasespruned": "SNIP's Section 5 protocol with biases in the pruned set (`--biases pruned`)",
 }
+#: The heading of each variant's table.
+SNIP_TABLE1_TITLES = {"paper": "Section 5 protocol", "paper_snipcode": "public-code defaults",
+                      "paper_snippublic": "Section 5 schedule as the public code runs it"}
 METHOD_NAMES = {"snip": "SNIP", "tfmot_gmp": "TFMOT gradual magnitude", "random": "random",
                 "global_magnitude": "global magnitude"}
 MULTI_MODEL_SCRIPTS = ("06_snip_table2_modern_architectures", "08_snip_table3_initialisations")
@@ -262,8 +290,18 @@ def _foresight_command(summary: dict, quick_methods: dict) -> str:
              "--dataset", summary["dataset"]]
     if summary["script"] in MULTI_MODEL_SCRIPTS and "model" in summary:
         parts += ["--model", summary["model"]]
-    if summary.get("snip_protocol") == "code":
-        parts += ["--snip-protocol", "code"]
+    if summary.get("snip_protocol") in ("code", "public"):
+        parts += ["--snip-protocol", summary["snip_protocol"]]
+    if summary.get("snip_options"):  # issue 24: each option where it is not the preset's value
+        from paper_experiments.foresight.foresight_protocol import PUBLIC_CODE_OPTIONS
+
+        public = summary.get("snip_protocol") == "public"
+        for name, (today, code_value) in PUBLIC_CODE_OPTIONS.items():
+            value = summary["snip_options"].get(name)
+            if value is not None and value != (code_value if public else today):
+                parts += ["--" + name.replace("_", "-"), value]
+    if summary.get("selection", "exact") != "exact":
+        parts += ["--selection", summary["selection"]]
     if summary["scale"] == "paper":
         methods = summary.get("methods")
         if methods and methods != quick_methods.get(summary["script"], methods):
@@ -277,11 +315,53 @@ def _foresight_command(summary: dict, quick_methods: dict) -> str:
     return " ".join(parts)
 
 
-def _foresight_made_with(summary: dict) -> str:
+def _csv_seeds(csv_path: Path) -> dict[str, list[str]]:
+    """{method: its seeds, in order} of the runs in a results CSV (empty without one)."""
+    if not csv_path.exists():
+        return {}
+    seeds: dict[str, list[str]] = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if "seed" in row and row["seed"] not in seeds.setdefault(row["method"], []):
+                seeds[row["method"]].append(row["seed"])
+    return {method: sorted(found, key=int) for method, found in seeds.items()}
+
+
+def _seed_list(seeds) -> str:
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
+def _foresight_seeds(summary: dict, csv_path: Path | None) -> tuple[str, bool]:
+    """The seeds the CSV's runs used (a table cell is the mean over them), and whether the
+    CSV holds seeds or methods the summary's last call did not run: a results file gathers
+    every call made on it."""
+    last = [str(s) for s in summary.get("seeds", [summary["seed"]] if "seed" in summary else [])]
+    by_method = _csv_seeds(csv_path) if csv_path is not None else {}
+    if not by_method:
+        return (_seed_list(last) if last else ""), False
+    distinct = {tuple(seeds) for seeds in by_method.values()}
+    if len(distinct) == 1:
+        text = _seed_list(next(iter(distinct)))
+    else:
+        from dropnet_tf.foresight import THESIS_LABELS
+
+        def name(method):
+            return THESIS_LABELS.get(method, {"reference": "Unpruned", "tfmot_gmp": "TFMOT gradual magnitude"}.get(method, method))
+
+        text = "seeds by method (a cell is the mean over its method's seeds): " + "; ".join(
+            f"{name(method)} {', '.join(seeds)}" for method, seeds in by_method.items())
+    methods = summary.get("methods")
+    return text, (any(set(seeds) - set(last) for seeds in by_method.values())
+                  or (methods is not None and bool(set(by_method) - set(methods))))
+
+
+def _foresight_made_with(summary: dict, csv_path: Path | None = None) -> str:
     bits = [f"{summary['dataset']}, scale {summary['scale']}"]
-    seeds = summary.get("seeds", [summary["seed"]] if "seed" in summary else [])
+    if summary.get("selection", "exact") != "exact":
+        bits.append(f"selection {summary['selection']}")
+    seeds, _ = _foresight_seeds(summary, csv_path)
     if seeds:
-        bits.append(f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+        bits.append(seeds)
     if "train_examples" in summary:
         bits.append(f"{summary['train_examples']} training / {summary['test_examples']} test examples")
     protocol = summary.get("protocol")
@@ -310,6 +390,81 @@ def _foresight_made_with(summary: dict) -> str:
     return "; ".join(bits)
 
 
+def _table1_errors(rows, column: str) -> tuple[dict, dict]:
+    """Test errors (%) of ``column`` per (method, r or "reference"), and the diverged runs' counts."""
+    error, diverged = {}, {}
+    for row in rows:
+        key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
+        if row.get("diverged") == "True":
+            diverged[key] = diverged.get(key, 0) + 1
+        else:
+            error.setdefault(key, []).append(100 * (1 - float(row[column])))
+    return error, diverged
+
+
+def _table1_cell(values, diverged: int) -> str:
+    """Mean error, ± the standard deviation over seeds where there are several, and the diverged runs."""
+    text = ""
+    if values:
+        mean = sum(values) / len(values)
+        text = f"{mean:.2f}"
+        if len(values) > 1:
+            text += f" ± {(sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5:.2f}"
+    if diverged:
+        text += (" + " if text else "") + f"diverged ×{diverged}"
+    return text or "–"
+
+
+THESIS_STEM = "01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist_thesis_cnn_mnist_paper"
+
+
+def _thesis_tie_rule_beside_exact(figures_dir: Path) -> list[str]:
+    """Thesis Figs. 4.11-4.13 under both tie rules: which masks the thesis rule changes (from
+    ``tie_rules_masks.py``'s CSV) and each cell rerun with it next to the exact rule's run."""
+    masks_path = figures_dir / f"{THESIS_STEM}_tie_rules_masks.csv"
+    ties_path, exact_path = figures_dir / f"{THESIS_STEM}_thesisties.csv", figures_dir / f"{THESIS_STEM}.csv"
+    if not (masks_path.exists() and ties_path.exists() and exact_path.exists()):
+        return []
+    from dropnet_tf.foresight import THESIS_LABELS
+
+    def read(path):
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    masks, ties, exact = read(masks_path), read(ties_path), read(exact_path)
+    changed = [row for row in masks if row["same_masks"] != "True"]
+    lines = [
+        "### Thesis Figs. 4.11-4.13: the thesis' tie rule beside the exact rule (mnist, paper)",
+        "",
+        f"Masks of both rules for every method and r (`paper_experiments/foresight/tie_rules_masks.py`, no training, "
+        f"seed {masks[0]['seed']}): the thesis rule (every weight tied at the threshold kept) changes "
+        f"{len(changed)} of {len(masks)} masks"
+        + (": " + ", ".join(f"{THESIS_LABELS.get(row['method'], row['method'])} at r = {float(row['compression']):g} "
+                            f"(r_e {float(row['thesis_empirical_ratio']):.2f}, compression error "
+                            f"{100 * float(row['thesis_compression_error']):.1f} %)" for row in changed) if changed else "")
+        + "; every other cell has the exact rule's mask, and so its run. The cells rerun with the thesis rule:",
+        "",
+        "| Method | r | top-1 (%), thesis rule | top-1 (%), exact rule | r_e, thesis rule | r_e, exact rule | same mask |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    same = {(row["method"], float(row["compression"])): row["same_masks"] == "True" for row in masks}
+    for row in ties:
+        key = (row["method"], float(row["compression"]))
+        match = [other for other in exact if (other["method"], float(other["compression"])) == key
+                 and other["seed"] == row["seed"]]
+        name = THESIS_LABELS.get(row["method"], "Unpruned" if row["method"] == "reference" else row["method"])
+        lines.append(
+            f"| {name} | {key[1]:g} | {100 * float(row['top1']):.2f} | "
+            + (f"{100 * float(match[0]['top1']):.2f}" if match else "–")
+            + f" | {float(row['empirical_ratio']):.2f} | "
+            + (f"{float(match[0]['empirical_ratio']):.2f}" if match else "–")
+            + f" | {'yes' if row['method'] == 'reference' or same.get(key) else 'no'} |"
+        )
+    figure = f"{THESIS_STEM}_tie_rules_masks_fig4_13_compression_error.png"
+    lines += ["", f"Fig. 4.13 with the thesis rule, all methods: [{figure}]({figure}).", ""]
+    return lines
+
+
 def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
     lines = []
     for csv_path in sorted(figures_dir.glob("0[45]_snip_table1_*_paper*.csv")):
@@ -323,29 +478,16 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
         if paper:
             ratios = sorted(set(ratios) | {r for r in paper if r != "reference"})
         seeds = sorted({row["seed"] for row in rows}, key=int)
-        error, diverged = {}, {}
-        for row in rows:
-            key = (row["method"], "reference" if row["method"] == "reference" else float(row["compression"]))
-            if row.get("diverged") == "True":
-                diverged[key] = diverged.get(key, 0) + 1
-            else:
-                error.setdefault(key, []).append(100 * (1 - float(row["top1"])))
-        mean = {key: sum(values) / len(values) for key, values in error.items()}
+        error, diverged = _table1_errors(rows, "top1")
 
         def cell(key):
-            text = f"{mean[key]:.2f}" if key in mean else ""
-            if len(error.get(key, ())) > 1:  # ± the standard deviation over seeds
-                values = error[key]
-                spread = (sum((v - mean[key]) ** 2 for v in values) / len(values)) ** 0.5
-                text += f" ± {spread:.2f}"
-            if key in diverged:
-                text += (" + " if text else "") + f"diverged ×{diverged[key]}"
-            return text or "–"
+            return _table1_cell(error.get(key, ()), diverged.get(key, 0))
 
         header = "| | reference | " + " | ".join(_sparsity(r) for r in ratios) + " |"
         lines += [
             f"### SNIP Table 1, {model}, on the real {rows[0]['dataset']}, "
-            f"{'Section 5 protocol' if variant == 'paper' else 'public-code defaults'}: test error (%) against the paper",
+            f"{SNIP_TABLE1_TITLES.get(variant, 'Section 5 protocol, one public-code option (' + variant[6:] + ')')}: "
+            "test error (%) against the paper",
             "",
             f"Trained with {SNIP_TABLE1_PROTOCOLS[variant]}. Seed{'s' if len(seeds) > 1 else ''} "
             f"{', '.join(seeds)} of the paper's 20 (a cell of several seeds: mean ± standard deviation); "
@@ -365,6 +507,15 @@ def _snip_table1_against_paper(figures_dir: Path) -> list[str]:
             first = cell(("reference", "reference")) if method == "snip" else "–"
             cells = [cell((method, r)) for r in ratios]
             lines.append(f"| ours, {METHOD_NAMES.get(method, method)} | {first} | " + " | ".join(cells) + " |")
+        # SNIP's public code's number, where the runs recorded it
+        best, _ = _table1_errors([row for row in rows if row.get("top1_best_of_last5") not in (None, "", "None")],
+                                 "top1_best_of_last5")
+        if any(method in ("snip", "reference") for method, _ in best):
+            def best_cell(key):
+                return f"{sum(best[key]) / len(best[key]):.2f}" if key in best else "–"
+
+            lines.append(f"| ours, SNIP, best of the last five checkpoints | {best_cell(('reference', 'reference'))} | "
+                         + " | ".join(best_cell(("snip", r)) for r in ratios) + " |")
         lines.append("")
     return lines
 
@@ -393,17 +544,22 @@ def foresight_page(figures_dir: Path) -> str:
         lines += [f"## {title}", ""]
         if scale == "paper":
             lines += _snip_table1_against_paper(figures_dir)
+            lines += _thesis_tie_rule_beside_exact(figures_dir)
         for path, summary in chosen:
             stem = path.stem
             name = summary.get("source") or summary["script"]
             model = f", {summary['model']}" if "model" in summary else ""
+            csv_path = figures_dir / f"{stem}.csv"
+            _, several_calls = _foresight_seeds(summary, csv_path)
             lines += [
                 f"### {name}{model} ({summary['dataset']}, {summary['scale']}"
-                f"{', SNIP code defaults' if summary.get('snip_protocol') == 'code' else ''})",
+                f"{', SNIP code defaults' if summary.get('snip_protocol') == 'code' else ''}"
+                f"{', thesis tie rule' if summary.get('selection') == 'thesis' else ''})",
                 "",
-                f"Made with: {_foresight_made_with(summary)}.",
+                f"Made with: {_foresight_made_with(summary, csv_path)}.",
                 "",
-                f"`{_foresight_command(summary, quick_methods)}`",
+                ("The last of the calls that wrote this results file (others ran other seeds or methods): "
+                 if several_calls else "") + f"`{_foresight_command(summary, quick_methods)}`",
                 "",
             ]
             for table in sorted(figures_dir.glob(f"{stem}_table*.md")):

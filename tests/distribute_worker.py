@@ -15,6 +15,9 @@ Logical devices must be set before TensorFlow initialises, and ``TF_CONFIG`` bef
     one worker of a two-process run: SNIP on LeNet-300-100, then foresight training under
     ``MultiWorkerMirroredStrategy``; writes OUT/foresight<index>.json (worker 0 adds the
     one-device reference).
+``python tests/distribute_worker.py weight_decay OUT``
+    coupled and decoupled weight decay, one and two momentum steps under ``MirroredStrategy``
+    over two logical CPUs; writes OUT/weight_decay.json.
 """
 
 from __future__ import annotations
@@ -300,6 +303,42 @@ def foresight_multiworker(out: str) -> None:
         json.dump(report, handle)
 
 
+def weight_decay(out: str) -> None:
+    """Issue 24: SGD with momentum and weight decay in each mode, one and two steps of a softmax
+    layer under MirroredStrategy over two logical CPUs (each batch of 8 split 4 + 4), on the
+    distributed graph trainer and Keras' distributed fit; OUT/weight_decay.json holds the
+    start and end weights for tests/weight_decay_reference.py."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from weight_decay_reference import BATCH, DECAY, LEARNING_RATE, MOMENTUM, X, Y
+
+    from dropnet_tf import TrainingConfig
+    from dropnet_tf.core.backend import keras
+    from dropnet_tf.engines.training import Trainer
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    report = {"replicas": strategy.num_replicas_in_sync, "runs": []}
+    for engine in ("graph", "keras"):
+        for mode in ("coupled", "decoupled"):
+            for steps in (1, 2):
+                keras.utils.set_random_seed(3)
+                with strategy.scope():
+                    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+                    model.layers[-1].bias.assign(np.array([0.3, -0.2, 0.5], "float32"))
+                start = [w.tolist() for w in model.get_weights()]
+                config = TrainingConfig(max_epochs=1, batch_size=BATCH, shuffle=False, early_stopping=False,
+                                        learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=DECAY,
+                                        weight_decay_mode=mode)
+                Trainer(model, config, (X[:steps * BATCH], Y[:steps * BATCH]), engine=engine, strategy=strategy).fit()
+                report["runs"].append({"engine": engine, "mode": mode, "steps": steps, "start": start,
+                                       "end": [w.tolist() for w in model.get_weights()]})
+    with open(os.path.join(out, "weight_decay.json"), "w") as handle:
+        json.dump(report, handle)
+
+
 if __name__ == "__main__":
-    {"mirrored": mirrored, "multiworker": multiworker,
+    {"mirrored": mirrored, "multiworker": multiworker, "weight_decay": weight_decay,
      "foresight_multiworker": foresight_multiworker}[sys.argv[1]](sys.argv[2])

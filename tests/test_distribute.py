@@ -337,3 +337,25 @@ def test_two_process_multiworker_foresight_matches_one_device(tmp_path):
     assert abs(single["test_loss"] - first["test_loss"]) < 1e-4
     for a, b in zip(single["weights"], first["weights"]):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.both_keras
+def test_weight_decay_modes_under_mirrored_strategy_match_a_hand_computed_step(tmp_path):
+    """Issue 24: under MirroredStrategy over two replicas (each batch split 4 + 4) both engines
+    (the distributed graph trainer, Keras' distributed fit) give numpy's update for each
+    weight-decay mode, one step and two: the coupled term enters once per step after the
+    replicas' gradients are summed, not once per replica (which would double it)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from weight_decay_reference import assert_matches
+
+    done = subprocess.run([sys.executable, WORKER, "weight_decay", str(tmp_path)], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "weight_decay.json").read_text())
+    assert report["replicas"] == 2
+    runs = report["runs"]
+    assert sorted((r["engine"], r["mode"], r["steps"]) for r in runs) == sorted(
+        (e, m, s) for e in ("graph", "keras") for m in ("coupled", "decoupled") for s in (1, 2))
+    for run in runs:
+        w0, b0 = (np.asarray(v) for v in run["start"])
+        assert_matches([np.asarray(v) for v in run["end"]], w0, b0, run["mode"], run["steps"])

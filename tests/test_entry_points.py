@@ -71,7 +71,11 @@ def test_names_offered_before_the_library_loads_are_the_library_s():
 
     assert kit.DATASETS == dropnet_tf.data.DATASETS
     assert kit.STANDIN_NAMES == tuple(standins.STANDINS)
-    assert _load(EXPERIMENTS / "foresight" / "foresight_protocol.py").REFERENCE == REFERENCE
+    foresight = _load(EXPERIMENTS / "foresight" / "foresight_protocol.py")
+    assert foresight.REFERENCE == REFERENCE
+    from dropnet_tf.core.selection import WEIGHT_SELECTIONS
+
+    assert foresight.SELECTIONS == WEIGHT_SELECTIONS  # --selection's choices, written out to load without TF
     assert set(_load(EXPERIMENTS / "layerprune" / "layerprune_protocol.py").FILTER_CRITERIA) == set(FILTER_CRITERIA)
 
 

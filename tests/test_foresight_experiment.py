@@ -310,3 +310,226 @@ def test_tables_and_curves_leave_diverged_runs_out(tmp_path):
     assert "| SNIP | 99.00 | 98.00 | 50.0 | 99.00 | 97.00 | 100.0 |" in text  # the diverged r=100 run left out
     curves = fp.summarise(records, "top1")
     assert curves["snip"] == [(50.0, 0.98, 0.0, 1), (100.0, 0.97, 0.0, 1)]  # no chance-level reference at r = 1
+
+
+# --------------------------------------------------------------------------------------------
+# SNIP as its public code runs it (issue 24, point 2)
+# --------------------------------------------------------------------------------------------
+
+
+def _snip_script(number: str = "04"):
+    import importlib
+
+    name = {"04": "04_snip_table1_fig1_lenet300_mnist", "05": "05_snip_table1_fig1_lenet5_caffe_mnist"}[number]
+    return importlib.import_module(f"paper_experiments.foresight.{name}")
+
+
+def test_public_code_options_one_name_per_combination_and_the_public_preset():
+    """Every combination of the five options and the two schedules gets its own output name
+    (64 names); --snip-protocol public is Section 5's schedule with all five at the code's
+    value, and so is paper with the five flags (the same training, the same file)."""
+    import itertools
+
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    exp = _snip_script().EXPERIMENT
+    flags = {"weight_decay_mode": "--weight-decay-mode", "inputs": "--inputs", "weights_init": "--weights-init",
+             "train_draw": "--train-draw", "biases": "--biases"}
+    names = {}
+    for schedule in ("paper", "code"):
+        for values in itertools.product(*fp.PUBLIC_CODE_OPTIONS.values()):
+            argv = ["--scale", "paper", "--snip-protocol", schedule]
+            for name, value in zip(fp.PUBLIC_CODE_OPTIONS, values):
+                argv += [flags[name], value]
+            args = fp.parse_args(exp, argv)
+            assert fp.snip_options(exp, args) == dict(zip(fp.PUBLIC_CODE_OPTIONS, values))
+            names[(schedule, values)] = fp.stem(exp, args)
+    assert len(set(names.values())) == 64
+    today = tuple(v[0] for v in fp.PUBLIC_CODE_OPTIONS.values())
+    public = tuple(v[1] for v in fp.PUBLIC_CODE_OPTIONS.values())
+    assert names[("paper", today)].endswith("_mnist_paper")  # today's names are unchanged
+    assert names[("code", today)].endswith("_mnist_paper_snipcode")
+    assert names[("paper", public)].endswith("_mnist_paper_snippublic")
+    alone = {name: names[("paper", tuple(p if n == name else t for n, t, p in
+                                         zip(fp.PUBLIC_CODE_OPTIONS, today, public)))]
+             for name in fp.PUBLIC_CODE_OPTIONS}
+    assert {n: s.rsplit("_paper", 1)[1] for n, s in alone.items()} == {
+        "weight_decay_mode": "_wdcoupled", "inputs": "_std", "weights_init": "_tf1vs", "train_draw": "_fresh",
+        "biases": "_biasespruned"}
+
+    def resolved(*argv):
+        args = fp.parse_args(exp, ["--scale", "paper", *argv])
+        return args, fp.resolve(exp, args)[0], fp.stem(exp, args)
+
+    args, protocol, name = resolved("--snip-protocol", "public")
+    assert name == names[("paper", public)]
+    assert fp.snip_options(exp, args) == dict(zip(fp.PUBLIC_CODE_OPTIONS, public))
+    assert protocol.weight_decay_mode == "coupled" and protocol.momentum == 0.9  # Section 5's schedule
+    assert [step for step, _ in protocol.learning_rate_drops] == [25_000, 50_000, 75_000]
+    # the preset with one option set back is that combination's name, not the preset's
+    args, protocol, name = resolved("--snip-protocol", "public", "--weight-decay-mode", "decoupled")
+    assert protocol.weight_decay_mode == "decoupled" and name.endswith("_paper_std_tf1vs_fresh_biasespruned")
+    assert resolved()[1].weight_decay_mode == "decoupled"  # Section 5 as before issue 24
+    assert resolved("--weight-decay-mode", "coupled")[1].weight_decay_mode == "coupled"
+    # quick-scale runs say so too (before, code and paper shared ..._quick)
+    assert fp.stem(exp, fp.parse_args(exp, ["--scale", "quick", "--inputs", "standardised"])).endswith("_quick_std")
+    with pytest.raises(SystemExit):
+        fp.parse_args(exp, ["--biases", "dropped"])
+    thesis = __import__("importlib").import_module("paper_experiments.foresight.01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist")
+    with pytest.raises(SystemExit):  # SNIP's options belong to the SNIP scripts only
+        fp.parse_args(thesis.EXPERIMENT, ["--inputs", "standardised"])
+
+
+def test_standardised_inputs_use_one_mean_and_std_of_all_training_images():
+    """SNIP's mnist.py: /255, then (x - m) / s with m, s the mean and std of every pixel of the
+    official training set (train + validation splits here), the same two numbers for test."""
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    data = tiny_data()
+    data = Dataset("tiny", "synthetic", data.x_train, data.y_train, data.x_val + 1.0, data.y_val,
+                   data.x_test * 3.0 + 2.0, data.y_test, data.num_classes)
+    everything = np.concatenate([data.x_train.ravel(), data.x_val.ravel()]).astype(np.float64)
+    mean, std = everything.mean(), everything.std()
+    out = fp.standardise(data)
+    for split in ("train", "val", "test"):
+        np.testing.assert_allclose(getattr(out, f"x_{split}"), (getattr(data, f"x_{split}") - mean) / std,
+                                   rtol=1e-5, atol=1e-5)
+        assert getattr(out, f"x_{split}").dtype == np.float32
+    # discriminates: the training split alone, or each split's own statistics, are other numbers
+    assert abs(data.x_train.mean() - mean) > 0.05 and abs(out.x_test.std() - 1.0) > 0.5
+    assert abs(out.x_train.mean()) > 0.01
+    exp = _snip_script().EXPERIMENT
+    args = fp.parse_args(exp, ["--scale", "quick", "--dataset", "digits", "--inputs", "standardised"])
+    digits = fp.prepare_data(exp, args)
+    plain = fp.prepare_data(exp, fp.parse_args(exp, ["--scale", "quick", "--dataset", "digits"]))
+    assert plain.x_train.min() == 0.0 and digits.x_train.min() < -0.5
+
+
+def test_fresh_draw_scores_one_draw_and_trains_another_under_its_mask(tmp_path):
+    """train_draw="fresh" (SNIP's weights_bp / weights_ap): the mask is SNIP's on the draw of
+    build(seed), the trained weights are another draw (build(fresh_seed(seed))) under that
+    mask; "same" trains the scored draw."""
+    from dropnet_tf.foresight import prune_at_init
+
+    data = tiny_data()
+    built = []
+
+    def seeded_build(seed, init):
+        keras.utils.set_random_seed(1000 + seed)  # the draw follows the seed passed in
+        model = build(seed, init)
+        built.append((seed, model))
+        return model
+
+    protocol = TrainingProtocol(epochs=0, learning_rate=0.05, batch_size=32)  # no training: see the draw itself
+    records = run_foresight_grid(str(tmp_path / "r.jsonl"), "fresh", seeded_build, data, ["snip"], [4], [0], protocol,
+                                 scoring_batch_size=60, log=None, train_draw="fresh")
+    assert records[0]["train_draw"] == "fresh"
+    assert [seed for seed, _ in built] == [0, fe.fresh_seed(0)]
+    scored, trained = built[0][1], built[1][1]
+    masks = get_weight_masks(trained)
+    assert get_weight_masks(scored).keys() == masks.keys()
+    for name, mask in get_weight_masks(scored).items():
+        np.testing.assert_array_equal(masks[name], mask)
+    # the mask is SNIP's on the scored draw, not on the trained one
+    again = seeded_build(0, "glorot_uniform")
+    prune_at_init(again, "snip", 4, data=fe.scoring_batch(data.x_train, data.y_train, 60, 0), seed=0)
+    on_trained = seeded_build(fe.fresh_seed(0), "glorot_uniform")
+    prune_at_init(on_trained, "snip", 4, data=fe.scoring_batch(data.x_train, data.y_train, 60, 0), seed=0)
+    for name in masks:
+        np.testing.assert_array_equal(get_weight_masks(again)[name], masks[name])
+    assert any(not np.array_equal(get_weight_masks(on_trained)[n], masks[n]) for n in masks)
+    kernel, fresh = scored.get_layer("hidden").kernel.numpy(), trained.get_layer("hidden").kernel.numpy()
+    mask = masks[next(n for n in masks if n.startswith("hidden"))]
+    assert np.all(fresh[mask == 0] == 0) and not np.allclose(fresh[mask == 1], kernel[mask == 1])
+    built.clear()
+    same = run_foresight_grid(str(tmp_path / "s.jsonl"), "same", seeded_build, data, ["snip"], [4], [0], protocol,
+                              scoring_batch_size=60, log=None)
+    assert same[0]["train_draw"] == "same" and [seed for seed, _ in built] == [0]
+    with pytest.raises(ValueError, match=r"train_draw must be one of \('same', 'fresh'\), got 'new'"):
+        run_foresight_grid(str(tmp_path / "x.jsonl"), "x", seeded_build, data, ["snip"], [4], [0], protocol,
+                           log=None, train_draw="new")
+
+
+@pytest.mark.both_keras
+def test_test_checkpoints_keep_the_last_ones_and_the_best_of_them():
+    """SNIP's test.py: test top-1 of a checkpoint every `interval` steps, the last `keep` kept;
+    each value against a separately trained copy stopped at that step (numpy argmax)."""
+    from dropnet_tf.engines.training import Trainer, TrainingConfig
+
+    data = tiny_data()
+    x, y = data.x_train[:64], data.y_train[:64]
+
+    def trained(steps, callbacks=()):
+        keras.utils.set_random_seed(4)
+        model = build(0, "glorot_uniform")
+        config = TrainingConfig(max_epochs=steps // 2, batch_size=32, shuffle=False, early_stopping=False,
+                                learning_rate=0.5, momentum=0.9)
+        Trainer(model, config, (x, y), engine="keras").fit(callbacks=list(callbacks))
+        return model
+
+    def accuracy(model):
+        return float(np.mean(np.asarray(model(data.x_test)).argmax(axis=1) == data.y_test))
+
+    tests = fe.TestCheckpoints(data.x_test, data.y_test, interval=2, keep=2, batch_size=7)
+    trained(8, [tests])
+    expected = [[6, accuracy(trained(6))], [8, accuracy(trained(8))]]
+    assert tests.found == expected
+    record = tests.record()
+    assert record["top1_best_of_last5"] == max(a for _, a in expected) and record["checkpoint_interval"] == 2
+    assert len({accuracy(trained(s)) for s in (2, 4, 6, 8)}) > 1  # the steps really differ
+    with pytest.raises(ValueError, match=r"TestCheckpoints interval must be a positive integer, got 0"):
+        fe.TestCheckpoints(data.x_test, data.y_test, interval=0)
+
+
+def test_public_preset_end_to_end_records_every_option(tmp_path):
+    """--snip-protocol public through the script's main() (digits, quick scale, 1 epoch): every
+    record says which options it ran with, and they took effect: the coupled optimizer,
+    LeNet-300-100's 410 biases counted among the prunable weights and all pruned by SNIP
+    (zero biases score 0), kept in the reference, TF 1 variance scaling, a fresh draw,
+    standardised inputs and the checkpoint fields."""
+    module = _snip_script("04")
+    out, figures = tmp_path / "runs", tmp_path / "figures"
+    summary = module.main(module.EXPERIMENT, [
+        "--scale", "quick", "--dataset", "digits", "--out", str(out), "--figures", str(figures), "--quiet",
+        "--methods", "reference", "snip", "--compressions", "10", "--epochs", "1", "--seeds", "0",
+        "--snip-protocol", "public"])
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick_snippublic"
+    records = [json.loads(line) for line in (out / f"{stem}.jsonl").read_text().splitlines()]
+    assert summary["snip_options"] == {"weight_decay_mode": "coupled", "inputs": "standardised",
+                                       "weights_init": "tf1_variance_scaling", "train_draw": "fresh",
+                                       "biases": "pruned"}
+    weights = 64 * 300 + 300 * 100 + 100 * 10
+    by_method = {r["method"]: r for r in records}
+    for record in records:
+        assert record["snip_protocol"] == "public" and record["snip_options"] == summary["snip_options"]
+        assert record["protocol"]["weight_decay_mode"] == "coupled"
+        assert record["init"] == record["train_init"] == "tf1_variance_scaling"
+        assert record["train_draw"] == "fresh"
+        assert record["prunable"] == weights + 410  # biases are in the pruned set
+        assert "top1_best_of_last5" in record and record["checkpoint_interval"] == 1000
+    assert by_method["reference"]["nonzero"] == weights + 410
+    snip = by_method["snip"]
+    assert snip["nonzero"] == round((weights + 410) / 10)
+    density = snip["per_weight_density"]
+    biases = {name: d for name, d in density.items() if "bias" in name}
+    assert len(biases) == 3 and all(d == 0.0 for d in biases.values())  # every zero bias scored 0, removed
+
+
+def test_table_adds_the_best_of_the_last_five_checkpoints_when_recorded(tmp_path):
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    exp = _snip_script().EXPERIMENT
+    records = [
+        {"method": "reference", "compression": 1.0, "top1": 0.98, "top5": 1.0, "empirical_ratio": 1.0,
+         "top1_best_of_last5": 0.985},
+        {"method": "snip", "compression": 10.0, "top1": 0.97, "top5": 1.0, "empirical_ratio": 10.0,
+         "top1_best_of_last5": 0.9725},
+        {"method": "snip", "compression": 10.0, "top1": 0.96, "top5": 1.0, "empirical_ratio": 10.0,
+         "top1_best_of_last5": 0.9675},
+    ]
+    text = Path(fp.write_table(exp, records, (10,), str(tmp_path / "t.md"))).read_text()
+    assert "| SNIP | 100.00 | 96.50 | 10.0 |" in text  # final iterate, mean of two seeds
+    assert "| SNIP | 97.00 |" in text  # best of the last five checkpoints, mean of 97.25 and 96.75
+    assert "Unpruned, best of the last five checkpoints: top-1 98.50 %." in text
+    plain = [{k: v for k, v in r.items() if k != "top1_best_of_last5"} for r in records]
+    assert "checkpoints" not in Path(fp.write_table(exp, plain, (10,), str(tmp_path / "p.md"))).read_text()

@@ -617,3 +617,23 @@ def test_unmasked_models_are_accepted_by_tfmot(name):
 
     pruned = tfmot.sparsity.keras.prune_low_magnitude(model)
     assert forward(pruned).shape == (2, 10)
+
+
+@pytest.mark.both_keras
+def test_tf1_variance_scaling_is_snip_codes_lecun_truncated_normal():
+    """Issue 24: SNIP's public code initialises with TF 1's variance_scaling_initializer() defaults:
+    scale 1, fan_in, a normal truncated at 2 sigma with sigma = sqrt(1/fan_in)/0.8796 (so that
+    the truncated values keep variance 1/fan_in).  Glorot uniform (std sqrt(2/(784+300)) =
+    0.043) and He normal (0.0505) would fail the std; an untruncated normal the bound."""
+    model = lenet_300_100(init="tf1_variance_scaling", seed=21)
+    for name, fan_in in (("fc1", 784), ("fc2", 300)):
+        w = kernel(model, name)
+        target = np.sqrt(1.0 / fan_in)
+        assert w.std() == pytest.approx(target, rel=0.015)
+        assert abs(w.mean()) < 0.01 * target
+        sigma = target / 0.87962566103423978
+        assert np.abs(w).max() <= 2 * sigma * (1 + 1e-6)
+        assert np.abs(w).max() > 1.9 * sigma  # reaches the bound: not a narrower distribution
+        assert np.all(model.get_layer(name).bias.numpy() == 0)  # biases start at zero, as in SNIP's code
+    conv = lenet5_caffe(init="tf1_vs", seed=21).get_layer("conv1").kernel.numpy()
+    assert conv.std() == pytest.approx(np.sqrt(1 / 25), rel=0.1)  # fan-in of a 5x5x1 kernel

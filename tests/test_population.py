@@ -292,3 +292,42 @@ def test_only_the_stacked_trainers_own_retracing_warnings_are_dropped():
         logger.removeHandler(handler)
     assert kept == ["5 out of the last 6 calls to <function user_step at 0x1>" + advice,
                     "StackedTrainer.something else entirely"]
+
+
+@pytest.mark.both_keras
+@pytest.mark.parametrize("mode", ["coupled", "decoupled"])
+def test_stacked_weight_decay_modes_match_a_hand_computed_momentum_step(mode):
+    """Issue 24: the stacked trainer's SGD with weight decay, one step and then a second (momentum
+    carries the first), against numpy (tests/weight_decay_reference.py), for two rows from
+    different starts; sgd_settings reads the mode off the optimizer a TrainingConfig builds."""
+    from weight_decay_reference import BATCH, DECAY, LEARNING_RATE, MOMENTUM, X, Y, assert_matches
+
+    from dropnet_tf.engines.stacked import sgd_settings
+    from dropnet_tf.engines.training import make_optimizer
+
+    config = TrainingConfig(learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=DECAY, weight_decay_mode=mode)
+    settings = sgd_settings(make_optimizer(config))
+    assert settings == {"learning_rate": pytest.approx(LEARNING_RATE), "momentum": pytest.approx(MOMENTUM),
+                        "nesterov": False, "weight_decay": pytest.approx(DECAY), "weight_decay_mode": mode}
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    network = StackedNetwork(model)
+    rng = np.random.default_rng(5)
+    starts = [[rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=3).astype("float32")] for _ in range(2)]
+    for steps in (1, 2):
+        x, y = X[:steps * BATCH], Y[:steps * BATCH]
+        trainer = StackedTrainer(network, 2, x, y, "sparse_categorical_crossentropy", jit_compile=False, **settings)
+        for row, start in enumerate(starts):
+            trainer.set_row(row, start, [])
+            trainer.set_active(row, True)
+        trainer.train_epoch([0, 0], [0, 0], batch_size=BATCH, shuffle=False)
+        for row, (w0, b0) in enumerate(starts):
+            assert_matches(trainer.row_weights(row), w0, b0, mode, steps)
+
+
+def test_stacked_weight_decay_mode_error_names_the_value():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    with pytest.raises(ValueError, match=r"weight_decay_mode must be one of \('decoupled', 'coupled'\), got 'l2'"):
+        StackedTrainer(StackedNetwork(model), 1, np.zeros((2, 6), "float32"), np.zeros(2, "int64"),
+                       "sparse_categorical_crossentropy", learning_rate=0.1, weight_decay=1e-4, weight_decay_mode="l2")

@@ -61,6 +61,30 @@ def test_main_refuses_an_unknown_paper(pages):
         pages.main(["snipp"])
 
 
+def test_thesis_tie_rule_rows_put_each_rerun_cell_beside_the_exact_rule_run(pages, tmp_path):
+    stem = pages.THESIS_STEM
+    (tmp_path / f"{stem}_tie_rules_masks.csv").write_text(
+        "method,compression,seed,same_masks,thesis_empirical_ratio,thesis_compression_error\n"
+        "grasp,2.0,42,False,1.6885,0.15574\n"
+        "grasp,64.0,42,True,64.0,0.0\n"
+        "snip,2.0,42,True,2.0,0.0\n")
+    (tmp_path / f"{stem}_thesisties.csv").write_text(
+        "method,compression,seed,top1,empirical_ratio\n"
+        "grasp,2.0,42,0.8232,1.6885\n"
+        "grasp,64.0,42,0.2293,64.0\n")
+    (tmp_path / f"{stem}.csv").write_text(
+        "method,compression,seed,top1,empirical_ratio\n"
+        "grasp,2.0,7,0.5,2.0\n"  # another seed, listed first: not the rerun's counterpart
+        "grasp,2.0,42,0.8215,2.0\n"
+        "grasp,64.0,42,0.2293,64.0\n")
+    lines = pages._thesis_tie_rule_beside_exact(tmp_path)
+    assert "changes 1 of 3 masks: GraSP at r = 2 (r_e 1.69, compression error 15.6 %)" in lines[2]
+    assert "| GraSP | 2 | 82.32 | 82.15 | 1.69 | 2.00 | no |" in lines
+    assert "| GraSP | 64 | 22.93 | 22.93 | 64.00 | 64.00 | yes |" in lines
+    (tmp_path / f"{stem}_thesisties.csv").unlink()
+    assert pages._thesis_tie_rule_beside_exact(tmp_path) == []  # no rerun, no section
+
+
 def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tmp_path):
     def summary(protocol, seeds, levels, scale="paper"):
         return {"script": "04_1_1_fig03_model_a_fc40_fc40_mnist.py", "section": "4.1", "title": "Model A: FC40-FC40",
@@ -82,3 +106,32 @@ def test_dropnet_levels_put_both_protocols_side_by_side_with_the_paper(pages, tm
     assert "| random | – | – | – | – | – | 0.761 ± 0.020 (14) | ≈0.76 |" in lines
     assert "Exact grid: 50 min 00 s wall clock over 2 sitting(s), 1 h 38 min of process time, up to 2 processes at once, population auto." in lines
     assert not any("0.100" in line for line in lines)
+
+
+def test_snip_table1_public_preset_adds_the_best_of_the_last_five_checkpoints(pages, tmp_path):
+    """Issue 24: a --snip-protocol public CSV gets its own table, headed as such, with the public
+    code's number (best of the last five checkpoints) beside the final iterate's."""
+    header = "experiment,method,compression,seed,model,dataset,top1,top1_best_of_last5\n"
+    rows = ["snip_lenets,reference,1.0,0,lenet_300_100,mnist,0.980,0.984",
+            "snip_lenets,snip,20.0,0,lenet_300_100,mnist,0.9700,0.9750"]
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_snippublic"
+    (tmp_path / f"{stem}.csv").write_text(header + "\n".join(rows))
+    (tmp_path / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_std.csv").write_text(header + rows[1])
+    lines = pages._snip_table1_against_paper(tmp_path)
+    titles = sorted(line for line in lines if line.startswith("### "))
+    assert titles == [
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 protocol, one public-code option (std): "
+        "test error (%) against the paper",
+        "### SNIP Table 1, lenet_300_100, on the real mnist, Section 5 schedule as the public code runs it: "
+        "test error (%) against the paper"]
+    assert "--snip-protocol" not in pages._foresight_command(
+        {"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick", "dataset": "digits",
+         "snip_protocol": "paper", "snip_options": {"inputs": "scaled"}}, {})
+    assert "| ours, SNIP | 2.00 | 3.00 | – |" in lines  # final iterate
+    assert "| ours, SNIP, best of the last five checkpoints | 1.60 | 2.50 | – |" in lines
+    command = pages._foresight_command({"script": "04_snip_table1_fig1_lenet300_mnist", "scale": "quick",
+                                        "dataset": "digits", "snip_protocol": "public",
+                                        "snip_options": {"weight_decay_mode": "decoupled", "inputs": "standardised",
+                                                         "weights_init": "tf1_variance_scaling",
+                                                         "train_draw": "fresh", "biases": "pruned"}}, {})
+    assert "--snip-protocol public --weight-decay-mode decoupled" in command

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -57,7 +59,7 @@ def test_public_names_are_one_type():
     protocol = TrainingProtocol(epochs=3, learning_rate=0.1)
     assert protocol.as_dict() == {"epochs": 3, "learning_rate": 0.1, "batch_size": 128, "momentum": 0.9,
                                   "nesterov": True, "weight_decay": 0.0, "optimizer": "sgd",
-                                  "learning_rate_drops": ()}
+                                  "learning_rate_drops": (), "weight_decay_mode": "decoupled"}
     assert isinstance(protocol.to_training_config(), TrainingConfig)
 
 
@@ -160,3 +162,92 @@ def test_same_seed_same_weights():
         runs.append(model.get_weights())
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- weight decay modes (issue 24, point 1)
+
+from weight_decay_reference import BATCH, DECAY, LEARNING_RATE, MOMENTUM, X as WD_X, Y as WD_Y, assert_matches  # noqa: E402
+
+
+def _softmax_layer(seed=3):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    # a non-zero bias, so that its decay is seen too
+    model.layers[-1].bias.assign(np.array([0.3, -0.2, 0.5], "float32"))
+    return model
+
+
+def _decay_config(mode, epochs=1, **changes):
+    return TrainingConfig(max_epochs=epochs, batch_size=BATCH, shuffle=False, early_stopping=False,
+                          learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=DECAY,
+                          weight_decay_mode=mode, **changes)
+
+
+@pytest.mark.both_keras
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("mode", ["coupled", "decoupled"])
+def test_weight_decay_modes_match_a_hand_computed_momentum_step(engine, mode):
+    """One step, then a second (momentum carries the first), against numpy (weight_decay_reference):
+    coupled adds wd*w to the gradient, decoupled shrinks w by lr*wd*w outside the momentum."""
+    for steps in (1, 2):
+        model = _softmax_layer()
+        w0, b0 = (w.copy() for w in model.get_weights())
+        x, y = WD_X[:steps * BATCH], WD_Y[:steps * BATCH]
+        Trainer(model, _decay_config(mode), (x, y), engine=engine).fit()
+        assert_matches(model.get_weights(), w0, b0, mode, steps)
+
+
+def test_weight_decay_mode_default_is_todays_decoupled_option():
+    """The default keeps what a config with weight_decay built before the option existed:
+    Keras' SGD(weight_decay=...), not the coupled optimizer."""
+    assert TrainingConfig().weight_decay_mode == "decoupled"
+    optimizer = make_optimizer(TrainingConfig(learning_rate=0.1, momentum=0.9, weight_decay=5e-4))
+    assert type(optimizer).__name__ == "SGD" and optimizer.get_config()["weight_decay"] == pytest.approx(5e-4)
+    coupled = make_optimizer(TrainingConfig(learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
+                                            weight_decay_mode="coupled"))
+    assert type(coupled).__name__ == "CoupledSGD" and coupled.get_config()["weight_decay"] is None
+    assert coupled.get_config()["coupled_weight_decay"] == pytest.approx(5e-4)
+    adam = make_optimizer(TrainingConfig(optimizer="adam", weight_decay=1e-4, weight_decay_mode="coupled"))
+    assert type(adam).__name__ == "CoupledAdam"
+    # the protocols carry the mode into the optimizer
+    protocol = TrainingProtocol(epochs=1, learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
+                                weight_decay_mode="coupled")
+    assert type(protocol.make_optimizer()).__name__ == "CoupledSGD"
+    from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec
+
+    spec = normalise_optimizer_spec(protocol)
+    assert spec["weight_decay_mode"] == "coupled"
+    assert type(make_optimizer(spec)).__name__ == "CoupledSGD"
+
+
+@pytest.mark.both_keras
+def test_coupled_adam_matches_a_hand_computed_step():
+    """Adam with coupled decay (PyTorch's Adam(weight_decay)): the moments see g + wd*w."""
+    model = _softmax_layer()
+    w0, b0 = (w.copy().astype(np.float64) for w in model.get_weights())
+    config = TrainingConfig(optimizer="adam", learning_rate=0.01, weight_decay=DECAY, weight_decay_mode="coupled",
+                            max_epochs=1, batch_size=BATCH, shuffle=False, early_stopping=False)
+    Trainer(model, config, (WD_X, WD_Y), engine="graph").fit()
+    from weight_decay_reference import gradient
+
+    params, m, v = [w0, b0], [0.0, 0.0], [0.0, 0.0]
+    for t in (1, 2):
+        xb, yb = WD_X[(t - 1) * BATCH:t * BATCH], WD_Y[(t - 1) * BATCH:t * BATCH]
+        grads = gradient(params[0], params[1], xb, yb)
+        for i in range(2):
+            g = grads[i] + DECAY * params[i]
+            m[i] = 0.9 * m[i] + 0.1 * g
+            v[i] = 0.999 * v[i] + 0.001 * g * g
+            rate = 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+            params[i] = params[i] - rate * m[i] / (np.sqrt(v[i]) + 1e-7)
+    for actual, expected in zip(model.get_weights(), params):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["L2", "Coupled", None, 1])
+def test_weight_decay_mode_error_names_the_value_and_the_modes(bad):
+    with pytest.raises(ValueError, match=r"TrainingConfig.weight_decay_mode must be one of \('decoupled', 'coupled'\), "
+                                         rf"got {re.escape(repr(bad))}"):
+        check_config(TrainingConfig(weight_decay=1e-4, weight_decay_mode=bad))
+    with pytest.raises(ValueError, match=r"sets \['weight_decay_mode'\], which build the optimizer only"):
+        check_config(TrainingConfig(optimizer=keras.optimizers.SGD(0.1), weight_decay_mode="coupled"))

@@ -58,7 +58,7 @@ from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import mask_layers
 from dropnet_tf.core.statistics import UnitStatistics
 from dropnet_tf.engines.statistics_pass import StatisticsPass
-from dropnet_tf.engines.training import Trainer
+from dropnet_tf.engines.training import Trainer, weight_decay_of
 
 #: Optimizer classes whose update of a weight is exactly zero while its gradient and its slots
 #: are zero (the slots start at zero every cycle): SGD (v ← μv − ηg), Adam/Adamax/Nadam
@@ -95,9 +95,9 @@ def inexact_settings(model, config, optimizer) -> list[str]:
     name = type(optimizer).__name__
     if name not in EXACT_OPTIMIZERS:
         reasons.append(f"optimizer {name} is not one of {EXACT_OPTIMIZERS}, whose step is zero for a zero gradient")
-    decay = getattr(optimizer, "weight_decay", None)
+    decay, mode = weight_decay_of(optimizer)
     if decay:
-        reasons.append(f"weight decay {float(decay)!r} changes masked weights")
+        reasons.append(f"weight decay {decay!r} changes masked weights" + (" (coupled)" if mode == "coupled" else ""))
     for layer in _all_layers(model):
         try:
             layer_config = layer.get_config()

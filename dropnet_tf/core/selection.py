@@ -30,6 +30,10 @@ import numpy as np
 
 SCOPES = ("global", "layer")
 SELECTIONS = ("exact", "notebook")
+#: Weight selection rules of :func:`select_weights` (foresight pruning): ``"exact"`` keeps
+#: exactly round(n/r) weights, ties at the threshold at random; ``"thesis"`` keeps every
+#: weight tied with the last one kept (the thesis' under-pruning, its Section 4.2.3).
+WEIGHT_SELECTIONS = ("exact", "thesis")
 
 
 class NothingToPruneError(ValueError):
@@ -207,6 +211,39 @@ def select_units(
             notebooks' random metrics draw them (:func:`notebook_random_drop`), not through
             the threshold rule.
     """
+    fraction = _check_selection_arguments(scores, masks, fraction, scope, count, min_units_per_layer, selection)
+    rng = as_generator(rng)
+    names = list(masks)
+    active = {name: np.flatnonzero(np.asarray(masks[name]) > 0) for name in names}
+    for name in names:
+        if np.shape(scores[name]) != np.shape(masks[name]):
+            raise ValueError(
+                f"Scores for layer '{name}' have shape {np.shape(scores[name])}, mask has {np.shape(masks[name])}."
+            )
+    spare = {name: max(0, active[name].size - min_units_per_layer) for name in names}
+    if sum(spare.values()) == 0:
+        raise NothingToPruneError(
+            f"No unit can be removed: every layer is at min_units_per_layer={min_units_per_layer}."
+        )
+    drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
+    # Each rule marks the units it drops in ``drop`` and uses up ``spare``.
+    if selection == "notebook":
+        _drop_notebook(drop, scores, active, spare, fraction, scope, rng, uniform, min_units_per_layer)
+    elif scope == "layer" and count is None:
+        _drop_per_layer(drop, scores, active, spare, fraction, rng)
+    elif scope == "layer":
+        _drop_count_per_layer(drop, scores, masks, active, spare, count, rng)
+    else:
+        _drop_global(drop, scores, active, spare, fraction, count, rng)
+
+    collapsed = [name for name in names if active[name].size and active[name].size == drop[name].sum()]
+    if collapsed:
+        warnings.warn(f"Layer collapse: every unit of {collapsed} is being removed.", stacklevel=2)
+    return drop
+
+
+def _check_selection_arguments(scores, masks, fraction, scope, count, min_units_per_layer, selection):
+    """select_units' argument checks, before anything is drawn; returns the checked fraction."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
     if selection not in SELECTIONS:
@@ -229,73 +266,68 @@ def select_units(
             f"Scores and masks must cover the same layers; scores have {sorted(scores)}, "
             f"masks have {sorted(masks)}."
         )
-    rng = as_generator(rng)
-    names = list(masks)
-    active = {name: np.flatnonzero(np.asarray(masks[name]) > 0) for name in names}
-    for name in names:
-        if np.shape(scores[name]) != np.shape(masks[name]):
-            raise ValueError(
-                f"Scores for layer '{name}' have shape {np.shape(scores[name])}, mask has {np.shape(masks[name])}."
-            )
-    spare = {name: max(0, active[name].size - min_units_per_layer) for name in names}
-    if sum(spare.values()) == 0:
-        raise NothingToPruneError(
-            f"No unit can be removed: every layer is at min_units_per_layer={min_units_per_layer}."
-        )
-    drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
+    return fraction
 
-    if selection == "notebook":
-        if uniform:
-            chosen = notebook_random_drop(active, fraction, scope, rng, spare)
-        else:
-            chosen = notebook_drop(
-                {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
-            )
-        if not any(units.size for units in chosen.values()):
-            raise NothingToPruneError(
-                f"No qualifying unit can be removed under selection='notebook': every unit at or below "
-                f"the threshold is in a layer at min_units_per_layer={min_units_per_layer}."
-            )
-        for name in names:
-            drop[name][chosen[name]] = True
-    elif scope == "layer" and count is None:
-        for name in names:
-            wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
-            chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]
-            drop[name][chosen] = True
-    elif scope == "layer":
-        sizes = {name: np.size(masks[name]) for name in names}
-        remaining = {name: list(_ranked(np.asarray(scores[name], np.float64), active[name], rng)) for name in names}
-        for _ in range(min(count, sum(spare.values()))):
-            open_layers = [name for name in names if spare[name] > 0]
-            fractions = np.array([len(remaining[name]) / sizes[name] for name in open_layers])
-            best = np.flatnonzero(fractions == fractions.max())
-            name = open_layers[int(rng.choice(best))]
-            drop[name][remaining[name].pop(0)] = True
-            spare[name] -= 1
+
+def _drop_notebook(drop, scores, active, spare, fraction, scope, rng, uniform, min_units_per_layer) -> None:
+    """selection="notebook": the notebooks' threshold rule, or their random draw (uniform)."""
+    names = list(drop)
+    if uniform:
+        chosen = notebook_random_drop(active, fraction, scope, rng, spare)
     else:
-        total_active = sum(a.size for a in active.values())
-        wanted = count if count is not None else prune_count(fraction, total_active)
-        layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(names)])
-        unit_of = np.concatenate([active[name] for name in names])
-        all_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in names])
-        order = np.lexsort((rng.random(all_scores.size), all_scores))
-        taken = 0
-        for position in order:
-            if taken == wanted:
-                break
-            name = names[layer_of[position]]
-            if spare[name] == 0:
-                continue  # this layer is at its minimum; the next-lowest unit elsewhere goes
-            drop[name][unit_of[position]] = True
-            spare[name] -= 1
-            taken += 1
+        chosen = notebook_drop(
+            {name: np.asarray(scores[name]) for name in names}, active, fraction, scope, rng, spare
+        )
+    if not any(units.size for units in chosen.values()):
+        raise NothingToPruneError(
+            f"No qualifying unit can be removed under selection='notebook': every unit at or below "
+            f"the threshold is in a layer at min_units_per_layer={min_units_per_layer}."
+        )
+    for name in names:
+        drop[name][chosen[name]] = True
 
-    collapsed = [name for name in names if active[name].size and active[name].size == drop[name].sum()]
-    if collapsed:
-        warnings.warn(f"Layer collapse: every unit of {collapsed} is being removed.", stacklevel=2)
-    return drop
 
+def _drop_per_layer(drop, scores, active, spare, fraction, rng) -> None:
+    """Layer-wise with a fraction: floor(p·R_l) of each layer's lowest, within its spare units."""
+    for name in drop:
+        wanted = min(prune_count(fraction, active[name].size), spare[name]) if active[name].size else 0
+        chosen = _ranked(np.asarray(scores[name], np.float64), active[name], rng)[:wanted]
+        drop[name][chosen] = True
+
+
+def _drop_count_per_layer(drop, scores, masks, active, spare, count, rng) -> None:
+    """Layer-wise with a count: each unit from the layer with the largest fraction remaining (ties at random)."""
+    names = list(drop)
+    sizes = {name: np.size(masks[name]) for name in names}
+    remaining = {name: list(_ranked(np.asarray(scores[name], np.float64), active[name], rng)) for name in names}
+    for _ in range(min(count, sum(spare.values()))):
+        open_layers = [name for name in names if spare[name] > 0]
+        fractions = np.array([len(remaining[name]) / sizes[name] for name in open_layers])
+        best = np.flatnonzero(fractions == fractions.max())
+        name = open_layers[int(rng.choice(best))]
+        drop[name][remaining[name].pop(0)] = True
+        spare[name] -= 1
+
+
+def _drop_global(drop, scores, active, spare, fraction, count, rng) -> None:
+    """Global: the lowest-scoring active units of all layers, skipping layers at their minimum."""
+    names = list(drop)
+    total_active = sum(a.size for a in active.values())
+    wanted = count if count is not None else prune_count(fraction, total_active)
+    layer_of = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(names)])
+    unit_of = np.concatenate([active[name] for name in names])
+    all_scores = np.concatenate([np.asarray(scores[name], np.float64)[active[name]] for name in names])
+    order = np.lexsort((rng.random(all_scores.size), all_scores))
+    taken = 0
+    for position in order:
+        if taken == wanted:
+            break
+        name = names[layer_of[position]]
+        if spare[name] == 0:
+            continue  # this layer is at its minimum; the next-lowest unit elsewhere goes
+        drop[name][unit_of[position]] = True
+        spare[name] -= 1
+        taken += 1
 
 def apply_drop(masks: Mapping[str, np.ndarray], drop: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """New masks with the chosen units set to zero (the inputs are not modified)."""
@@ -317,8 +349,13 @@ def keep_count(size: int, density: float) -> int:
     return int(math.floor(size * density + 0.5))
 
 
-def _top_k(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Boolean mask of the k largest values; ties at the threshold broken at random.
+def _top_k(values: np.ndarray, k: int, rng: np.random.Generator, selection: str = "exact") -> np.ndarray:
+    """Boolean mask of the k largest values.
+
+    ``"exact"``: exactly k, ties at the threshold (the k-th largest value) broken at random.
+    ``"thesis"``: every value at least the k-th largest, so all ties at the threshold stay
+    (k or more kept); put the other way, a value is pruned only when it is strictly below
+    the (n − k + 1)-th smallest, the smallest value the exact rule could keep.
 
     O(n) with ``np.partition`` (no full sort), so that iterating SynFlow 100 times over
     millions of weights stays cheap.
@@ -330,6 +367,8 @@ def _top_k(values: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         keep[:] = True
         return keep
     threshold = np.partition(values, values.size - k)[values.size - k]
+    if selection == "thesis":
+        return values >= threshold
     keep = values > threshold
     needed = k - int(keep.sum())
     if needed > 0:
@@ -344,6 +383,7 @@ def select_weights(
     density: float,
     scope: str,
     rng,
+    selection: str = "exact",
 ) -> dict[str, np.ndarray]:
     """New 0/1 masks keeping the highest-scoring active weights (lower scores are pruned).
 
@@ -355,13 +395,30 @@ def select_weights(
             (SNIP eq. 7: the top-κ of all connections); ``layer`` keeps round(n_l·density)
             of each tensor on its own (thesis Section 2.2).
         scope: "global" or "layer".
-        rng: numpy Generator or seed; breaks ties at the threshold.
+        rng: numpy Generator or seed; breaks ties at the threshold (``"exact"`` only).
+        selection: how ties at the threshold fall, with K = round(n·density) the weights to
+            keep (n = all weights of the group: the network for ``global``, the tensor for
+            ``layer``) and t the K-th largest active score:
+
+            ``"exact"`` (default)
+                exactly K weights kept: every score above t, and as many of those equal to t
+                as fill K, drawn at random.  r_e = r up to rounding.
+            ``"thesis"``
+                every score at least t is kept, so a weight is pruned only when its score is
+                strictly below t; all ties at t stay.  The thesis' under-pruning (its Section
+                4.2.3, Fig. 4.13): when many scores are equal, e.g. the exact zeros of OBD's
+                and GraSP's second-order scores, "the algorithm, not wanting to over-prune,
+                decides not to prune all the zero scores".  Without ties both rules keep the
+                same K weights; with ties it keeps more, and the compression error
+                (r − r_e) / r is positive.
 
     A tensor can lose every weight (layer collapse, thesis Section 3.6); it is not
     prevented, because measuring it is part of the comparison.  ``weight_collapse`` finds it.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if selection not in WEIGHT_SELECTIONS:
+        raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
     if isinstance(density, bool) or not isinstance(density, (int, float, np.floating, np.integer)):
         raise TypeError(f"density must be a number in (0, 1], got {density!r}.")
     density = float(density)
@@ -390,13 +447,13 @@ def select_weights(
             k = min(keep_count(active[name].size, density), int(active[name].sum()))
             keep = np.zeros(active[name].size, dtype=bool)
             candidates = np.flatnonzero(active[name])
-            keep[candidates[_top_k(flat_scores[name][candidates], k, rng)]] = True
+            keep[candidates[_top_k(flat_scores[name][candidates], k, rng, selection)]] = True
             new[name] = keep.reshape(np.shape(masks[name])).astype(np.float32)
         return new
     total = sum(a.size for a in active.values())
     candidates_scores = np.concatenate([flat_scores[n][active[n]] for n in names])
     k = min(keep_count(total, density), candidates_scores.size)
-    chosen = _top_k(candidates_scores, k, rng)
+    chosen = _top_k(candidates_scores, k, rng, selection)
     start = 0
     for name in names:
         count = int(active[name].sum())

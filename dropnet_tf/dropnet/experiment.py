@@ -81,6 +81,35 @@ def run_experiment(
         Every record of this experiment in the results file.
     """
     check_strategy(strategy)
+    metrics, seeds, inits = _check_grid(build_model, results, experiment, metrics, seeds, inits, prune_kwargs)
+    checked = _check_runs(metrics, seeds, inits, results, experiment, prune_kwargs)
+    splits = _check_data(data, checked)
+    store = ResultsFile(results)
+    grid = RunGrid(store, order=order)
+    finished = _skip_rule(store, splits, experiment)
+    run = _run_rule(build_model, data, store, experiment, strategy, prune_kwargs)
+    if population is not None and strategy is not None:
+        raise ValueError(
+            f"population={population!r} and strategy={strategy!r} cannot be combined: a population stacks the runs "
+            "on one device. Use one of them (population for many small runs, a strategy for one large run)."
+        )
+    if population is not None:
+        _run_population(store, grid, build_model, data, metrics, seeds, inits, checked, finished, experiment,
+                        population, prune_kwargs)
+        return store.records(experiment=experiment)
+
+    for metric in metrics:
+        for seed in seeds:
+            for init in inits:
+                args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
+                key = {"experiment": experiment, "metric": metric, "seed": seed, "init": init}
+                grid.cell(key, lambda: run(metric, seed, init),
+                          skip=lambda done: finished(done, metric, seed, init, args))  # skipped without building a model
+    return store.records(experiment=experiment)
+
+
+def _check_grid(build_model, results, experiment, metrics, seeds, inits, prune_kwargs):
+    """run_experiment's own arguments; returns the grid's metrics, seeds and inits as lists."""
     if not callable(build_model):
         raise TypeError(f"build_model must be a callable seed -> masked model, got {type(build_model).__name__}.")
     check_path("results", results)
@@ -101,7 +130,11 @@ def run_experiment(
     unknown = sorted(set(prune_kwargs) - allowed)
     if unknown:
         raise TypeError(f"run_experiment got unknown argument(s) {unknown}; iterative_prune takes {sorted(allowed)}.")
-    # Every run's arguments are checked before the first model is built.
+    return metrics, seeds, inits
+
+
+def _check_runs(metrics, seeds, inits, results, experiment, prune_kwargs) -> dict:
+    """Every run's arguments, checked before the first model is built; keyed by (metric, seed, init)."""
     checked = {}
     for metric in metrics:
         for seed in seeds:
@@ -109,17 +142,24 @@ def run_experiment(
                 checked[metric if isinstance(metric, str) else id(metric), seed, init] = check_prune_arguments(
                     metric, seed=seed, init=init, results=results, experiment=experiment, **prune_kwargs
                 )
+    return checked
+
+
+def _check_data(data, checked) -> dict:
+    """The checked train/val/test splits (labels as the first run's loss wants them)."""
     x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
     splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
     first = next(iter(checked.values()))
     check_splits(splits, num_classes=getattr(data, "num_classes", None), labels=_sparse_labels(first["training"].loss))
+    return splits
 
-    store = ResultsFile(results)
-    grid = RunGrid(store, order=order)
+
+def _skip_rule(store, splits, experiment):
+    """``finished(done, metric, seed, init, args)``: whether a stored run is finished and made
+    with the same settings (then skipped); the data's fingerprint is computed on first need."""
     data_fingerprint = None
 
     def finished(done, metric, seed, init, args) -> bool:
-        """Whether the stored run is finished and made with the same settings (then skipped)."""
         nonlocal data_fingerprint
         if not (done and done[-1].get("stop_reason")):
             return False
@@ -136,6 +176,12 @@ def run_experiment(
         # When not, iterative_prune continues the run, or refuses it with the difference named.
         return _finished_and_same(store, done, metric, args, data_fingerprint)
 
+    return finished
+
+
+def _run_rule(build_model, data, store, experiment, strategy, prune_kwargs):
+    """``run(metric, seed, init)``: builds the run's model from its seed and prunes it."""
+
     def run(metric, seed, init) -> None:
         keras.backend.clear_session()  # free the previous run's graph; keeps names stable
         keras.utils.set_random_seed(seed)
@@ -145,25 +191,7 @@ def run_experiment(
         iterative_prune(model, data, metric, seed=seed, init=init, results=store, experiment=experiment,
                         strategy=strategy, **prune_kwargs)
 
-    if population is not None and strategy is not None:
-        raise ValueError(
-            f"population={population!r} and strategy={strategy!r} cannot be combined: a population stacks the runs "
-            "on one device. Use one of them (population for many small runs, a strategy for one large run)."
-        )
-    if population is not None:
-        _run_population(store, grid, build_model, data, metrics, seeds, inits, checked, finished, experiment,
-                        population, prune_kwargs)
-        return store.records(experiment=experiment)
-
-    for metric in metrics:
-        for seed in seeds:
-            for init in inits:
-                args = checked[metric if isinstance(metric, str) else id(metric), seed, init]
-                key = {"experiment": experiment, "metric": metric, "seed": seed, "init": init}
-                grid.cell(key, lambda: run(metric, seed, init),
-                          skip=lambda done: finished(done, metric, seed, init, args))  # skipped without building a model
-    return store.records(experiment=experiment)
-
+    return run
 
 def _finished_and_same(store, records, metric, args, data_fingerprint) -> bool:
     """Whether a stored finished run stays finished under ``args`` with the same data, optimizer and settings.

@@ -120,15 +120,29 @@ class IterativePruner:
             seed=seed, count=count, min_units_per_layer=min_units_per_layer, selection=selection, protocol=protocol,
             training=training, results=results, experiment=experiment, verbose=verbose, callbacks=callbacks,
         )
-        # Under a tf.distribute strategy the model must already live in its scope (checked
-        # before anything is trained or written); see dropnet_tf.core.distribute.
+        # The set-up in checked parts, in this order (each may refuse before anything is
+        # trained or written): the strategy, the settings, the data, θ0 and the optimizer,
+        # the training engine, compacted training.
+        self._set_strategy(model, strategy, args["training"])
+        self._set_settings(model, metric, args, protocol=protocol, experiment=experiment, verbose=verbose)
+        self._set_data(model, data, results)
+        optimizer = self._set_initial_state(model)
+        self._set_engine(model, optimizer)
+        self._set_compact_mode(model, optimizer)
+
+    def _set_strategy(self, model, strategy, training) -> None:
+        """Under a tf.distribute strategy the model must already live in its scope (checked
+        before anything is trained or written); see dropnet_tf.core.distribute."""
         self.strategy = check_strategy(strategy)
         require_built_in_scope(model, strategy)
-        if strategy is not None and args["training"].train_transform is not None:
+        if strategy is not None and training.train_transform is not None:
             raise ValueError(
                 "TrainingConfig.train_transform (augmentation) is applied by the single-device graph engine only; "
                 "it cannot be combined with strategy=... (pass strategy=None, or no train_transform)."
             )
+
+    def _set_settings(self, model, metric, args, *, protocol, experiment, verbose) -> None:
+        """The checked arguments, the mask layers and the scorer; the run's key."""
         self.model = model
         self.mask_layers = require_mask_layers(model)
         self.metric_name = metric if isinstance(metric, str) else getattr(metric, "name", str(metric))
@@ -153,6 +167,8 @@ class IterativePruner:
         self._run_began = False
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
+    def _set_data(self, model, data, results) -> None:
+        """The checked splits (also as tensors), the results file and the statistics pass."""
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
@@ -168,16 +184,18 @@ class IterativePruner:
         self._statistics_pass = None
         # Under a strategy the statistics come from the distribution-aware collector
         # (summed across replicas and workers); the fused pass is single-device.
-        if (strategy is None and isinstance(self.scorer, StatisticScorer)
+        if (self.strategy is None and isinstance(self.scorer, StatisticScorer)
                 and type(self.scorer).statistics is StatisticScorer.statistics):
             self._statistics_pass = StatisticsPass(model, self.training.loss)
         self._cycle_statistics = None
 
+    def _set_initial_state(self, model):
+        """θ0, the optimizer (checked to be a Keras one) and the run's fingerprint; returns the optimizer."""
         mask_ids = {id(layer.mask) for layer in self.mask_layers}
         self._weights = [w for w in model.weights if id(w) not in mask_ids]
         self.theta0 = [w.numpy() for w in self._weights]
 
-        with distribute_scope(strategy):  # optimizer state mirrored like the model's
+        with distribute_scope(self.strategy):  # optimizer state mirrored like the model's
             optimizer = make_optimizer(self.training)
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
@@ -187,14 +205,21 @@ class IterativePruner:
             model=model, splits=self.splits, optimizer=optimizer, training=self.training,
             pruning=self._pruning_settings(),
         )
+        return optimizer
+
+    def _set_engine(self, model, optimizer) -> None:
+        """The Trainer, and the optimizer's initial state that every cycle's reset restores."""
         # Compiled (by the Trainer) so that the model is ready for model.evaluate / predict
         # afterwards; training itself runs in the graph engine, traced once for every cycle.
         # Under a strategy, DistributedTrainer (the same loop over replicas and workers).
-        self.trainer = Trainer(model, self.training, (x_train, y_train), engine="graph", optimizer=optimizer,
-                               strategy=strategy)
+        self.trainer = Trainer(model, self.training, self.splits["train"], engine="graph", optimizer=optimizer,
+                               strategy=self.strategy)
         self._optimizer_state0 = [v.numpy() for v in optimizer_variables(optimizer)]
-        # Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
-        # where it would not be the masked computation; the cycle's compact model, if any.
+
+    def _set_compact_mode(self, model, optimizer) -> None:
+        """Compacted training (dropnet_tf.compaction.training): refused here, before any cycle,
+        where it would not be the masked computation; the cycle's compact model, if any."""
+        strategy = self.strategy
         mode = self.training.compact_training
         self._compact_mode = mode if isinstance(mode, str) else bool(mode)
         if strategy is not None and self._compact_mode is True:
@@ -536,13 +561,61 @@ class IterativePruner:
         return records
 
     def _run(self) -> list[dict]:
+        """Resume (or start) the run, then cycle: reset, train (the yield), evaluate, prune, record."""
+        records, state = self._checked_records_and_state()
+        verdict, at_cycle, reason = stop_rule_verdict(records, self.kappa, self.min_fraction)
+        if verdict in ("refuse", "finished", "stop_here"):
+            return self._settled_run(records, verdict, at_cycle, reason)
+        if records and not state:
+            raise RuntimeError(
+                f"{self.results.path} has records for {self.key} but the state file "
+                f"{self._state_path()} is missing; delete those records or restore the file to resume."
+            )
+        replacing = self._reopened_record(records, at_cycle) if verdict == "continue" else None
+        cycle, masks_by_cycle = self._restored_masks(state, records)
+        masks = masks_by_cycle[cycle]
+        baseline = records[0]["val_accuracy"] if records else None
+        cycles_this_call = 0
+        self._records = records
+        self._begin_run(cycle, records)
+        while True:
+            started = time.perf_counter()
+            self.reset(cycle, masks)
+            epochs = yield cycle
+            scores = self.evaluate()
+            units = {name: int(np.sum(mask > 0)) for name, mask in masks.items()}
+            fraction_remaining = sum(units.values()) / sum(layer.units for layer in self.mask_layers)
+            if baseline is None:
+                baseline = scores["val_accuracy"]
+            reason = stop_reason(self.kappa, self.min_fraction, cycle, scores["val_accuracy"], baseline,
+                                 fraction_remaining)
+            if reason is None:
+                reason = self._prune_and_save(cycle, masks, masks_by_cycle)
+            record = self._cycle_record(cycle, masks, units, fraction_remaining, scores, epochs, started, reason)
+            self._write_record(record, replacing)
+            replacing = None
+            records.append(record)
+            self._report_cycle(record)
+            cycles_this_call += 1
+            if reason is not None:
+                return records
+            if self.max_cycles is not None and cycles_this_call >= self.max_cycles:
+                return records  # paused, not finished: a later call resumes here
+            masks = masks_by_cycle[cycle + 1]
+            cycle += 1
+
+    def _checked_records_and_state(self):
+        """This run's records and state file, each checked against the run as given now."""
         records = self.results.records(**self.key) if self.results is not None else []
         if records:
             self._check_same_settings(records[-1])
         state = self._load_state()
         if state:
             self._check_state(state, has_records=bool(records))
-        verdict, at_cycle, reason = stop_rule_verdict(records, self.kappa, self.min_fraction)
+        return records, state
+
+    def _settled_run(self, records, verdict, at_cycle, reason) -> list[dict]:
+        """A run the stop rules settle before any cycle: refused, finished, or finished now."""
         if verdict == "refuse":
             raise ValueError(
                 f"{self.results.path} holds a run of {self.key} that went on past cycle {at_cycle}, where "
@@ -551,32 +624,32 @@ class IterativePruner:
             )
         if verdict == "finished":
             return records
-        if verdict == "stop_here":
-            # a paused run whose last cycle is where the rules given now stop it
-            stopped = dict(records[-1], stop_reason=reason)
-            self.results.replace(records[-1], stopped)
-            records[-1] = stopped
-            if self.verbose:
-                print(f"[{self.experiment or 'dropnet'}] {self.metric_name} seed={self.seed}: finished at cycle "
-                      f"{at_cycle} under the stop rules given now ({reason}).", flush=True)
-            return records
-        if records and not state:
-            raise RuntimeError(
-                f"{self.results.path} has records for {self.key} but the state file "
-                f"{self._state_path()} is missing; delete those records or restore the file to resume."
-            )
-        replacing = None
-        if verdict == "continue":
-            # A finished run whose stop rule no longer fires at its last cycle: that cycle is
-            # trained again (the per-cycle seeds give the same record), pruned this time, and
-            # its record is replaced by one without a stop reason.
-            replacing = records.pop()
-            message = (
-                f"{self.results.path}: the run {self.key} stopped at cycle {at_cycle} "
-                f"({replacing['stop_reason']}), but with kappa={self.kappa} and min_fraction={self.min_fraction} it "
-                f"goes on; continuing from cycle {at_cycle} (trained again, then pruned)."
-            )
-            warnings.warn(message, stacklevel=2)
+        # a paused run whose last cycle is where the rules given now stop it
+        stopped = dict(records[-1], stop_reason=reason)
+        self.results.replace(records[-1], stopped)
+        records[-1] = stopped
+        if self.verbose:
+            print(f"[{self.experiment or 'dropnet'}] {self.metric_name} seed={self.seed}: finished at cycle "
+                  f"{at_cycle} under the stop rules given now ({reason}).", flush=True)
+        return records
+
+    def _reopened_record(self, records, at_cycle) -> dict:
+        """A finished run whose stop rule no longer fires at its last cycle: that cycle is
+        trained again (the per-cycle seeds give the same record), pruned this time, and its
+        record (popped from ``records`` and returned) is replaced by one without a stop reason."""
+        replacing = records.pop()
+        message = (
+            f"{self.results.path}: the run {self.key} stopped at cycle {at_cycle} "
+            f"({replacing['stop_reason']}), but with kappa={self.kappa} and min_fraction={self.min_fraction} it "
+            f"goes on; continuing from cycle {at_cycle} (trained again, then pruned)."
+        )
+        warnings.warn(message, stacklevel=3)
+        return replacing
+
+    def _restored_masks(self, state, records):
+        """θ0 and the masks of every cycle from the state file; the cycle to run next.
+
+        A fresh run starts at cycle 0 with every unit kept, saved before it is trained."""
         if state:
             self.theta0 = [state[f"theta0_{i:04d}"] for i in range(len(self._weights))]
         masks_by_cycle: dict[int, dict] = {}
@@ -590,71 +663,56 @@ class IterativePruner:
                 raise RuntimeError(f"State file {self._state_path()} has no masks for cycle {cycle}.")
             masks_by_cycle[0] = {layer.name: np.ones(layer.units, np.float32) for layer in self.mask_layers}
             self._save_state(masks_by_cycle)
-        masks = masks_by_cycle[cycle]
-        baseline = records[0]["val_accuracy"] if records else None
-        total_units = sum(layer.units for layer in self.mask_layers)
-        cycles_this_call = 0
-        self._records = records
-        self._begin_run(cycle, records)
-        while True:
-            started = time.perf_counter()
-            self.reset(cycle, masks)
-            epochs = yield cycle
-            scores = self.evaluate()
-            units = {name: int(np.sum(mask > 0)) for name, mask in masks.items()}
-            fraction_remaining = sum(units.values()) / total_units
-            if baseline is None:
-                baseline = scores["val_accuracy"]
-            reason = stop_reason(self.kappa, self.min_fraction, cycle, scores["val_accuracy"], baseline,
-                                 fraction_remaining)
-            if reason is None:
-                try:
-                    next_masks = self.next_masks(cycle, masks)
-                except NothingToPruneError as error:
-                    reason = f"nothing left to prune: {error}"
-                else:
-                    masks_by_cycle[cycle + 1] = next_masks
-                    self._save_state(masks_by_cycle)
-            record = {
-                **self.key,
-                **self._settings(),
-                "cycle": cycle,
-                "fraction_remaining": fraction_remaining,
-                "units_per_layer": units,
-                "fraction_remaining_per_layer": {
-                    name: units[name] / mask.size for name, mask in masks.items()
-                },
-                "collapsed_layers": collapsed_layers(masks),
-                **scores,
-                "epochs": epochs,
-                "compact_training": self._compacted is not None,
-                "wall_seconds": time.perf_counter() - started,
-                "stop_reason": reason,
-            }
-            if self.results is not None:
-                if replacing is not None:
-                    self.results.replace(replacing, record)
-                else:
-                    self.results.append(record)
-            replacing = None
-            records.append(record)
-            extras = [text for text in (hook.on_cycle_end(record) for hook in self.cycle_callbacks) if text]
-            if self.verbose:
-                print(
-                    f"{self._line_prefix()} "
-                    f"cycle={cycle} remaining={fraction_remaining:.3f} val_acc={scores['val_accuracy']:.4f} "
-                    f"test_acc={scores['test_accuracy']:.4f} epochs={epochs} {record['wall_seconds']:.1f}s"
-                    + "".join(f" | {text}" for text in extras),
-                    flush=True,
-                )
-            cycles_this_call += 1
-            if reason is not None:
-                return records
-            if self.max_cycles is not None and cycles_this_call >= self.max_cycles:
-                return records  # paused, not finished: a later call resumes here
-            masks = next_masks
-            cycle += 1
+        return cycle, masks_by_cycle
 
+    def _prune_and_save(self, cycle, masks, masks_by_cycle):
+        """Step 4, its masks saved as the next cycle's; the stop reason if nothing is left to prune."""
+        try:
+            next_masks = self.next_masks(cycle, masks)
+        except NothingToPruneError as error:
+            return f"nothing left to prune: {error}"
+        masks_by_cycle[cycle + 1] = next_masks
+        self._save_state(masks_by_cycle)
+        return None
+
+    def _cycle_record(self, cycle, masks, units, fraction_remaining, scores, epochs, started, reason) -> dict:
+        return {
+            **self.key,
+            **self._settings(),
+            "cycle": cycle,
+            "fraction_remaining": fraction_remaining,
+            "units_per_layer": units,
+            "fraction_remaining_per_layer": {
+                name: units[name] / mask.size for name, mask in masks.items()
+            },
+            "collapsed_layers": collapsed_layers(masks),
+            **scores,
+            "epochs": epochs,
+            "compact_training": self._compacted is not None,
+            "wall_seconds": time.perf_counter() - started,
+            "stop_reason": reason,
+        }
+
+    def _write_record(self, record, replacing) -> None:
+        """Appends the cycle's record to the results file, or replaces the reopened one."""
+        if self.results is not None:
+            if replacing is not None:
+                self.results.replace(replacing, record)
+            else:
+                self.results.append(record)
+
+    def _report_cycle(self, record) -> None:
+        """The cycle hooks' on_cycle_end, and the cycle's line (with the hooks' texts) when verbose."""
+        extras = [text for text in (hook.on_cycle_end(record) for hook in self.cycle_callbacks) if text]
+        if self.verbose:
+            print(
+                f"{self._line_prefix()} "
+                f"cycle={record['cycle']} remaining={record['fraction_remaining']:.3f} "
+                f"val_acc={record['val_accuracy']:.4f} test_acc={record['test_accuracy']:.4f} "
+                f"epochs={record['epochs']} {record['wall_seconds']:.1f}s"
+                + "".join(f" | {text}" for text in extras),
+                flush=True,
+            )
 
 def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
     """Run DropNet's Algorithm 1 (ICML 2020, Section 2) on a model with MaskLayers.

@@ -153,100 +153,131 @@ def train_population(members, size: int, *, verbose: int = 0) -> dict:
         size: rows trained at once.
         verbose: 1 prints a line when rows are dropped.
     """
-    size = check_population(size)
-    queue = iter(members)
-    finished: dict = {}
-    first = {}  # the first member's architecture and training settings, to compare the others with
-    trainer = None
-    slots: list = []
+    population = _Population(members, check_population(size), verbose)
+    if not population.fill():
+        return population.finished
+    while population.training():
+        ended = population.train_epoch()
+        if ended:  # evaluate those rows, prune, load their next cycles or members
+            population.end_cycles(ended)
+            population.drop_empty_rows()
+    return population.finished
 
-    def next_member():
+
+class _Population:
+    """The state of :func:`train_population`: the queue of members, the stacked trainer, its
+    rows (a :class:`_Slot` each, None once empty) and the finished runs' records."""
+
+    def __init__(self, members, size: int, verbose: int):
+        self.queue = iter(members)
+        self.size, self.verbose = size, verbose
+        self.finished: dict = {}
+        self.first = {}  # the first member's architecture and training settings, to compare the others with
+        self.trainer = None
+        self.slots: list = []
+
+    def next_member(self):
         """The next member that has a cycle to train, as (member, steps, cycle); None when none is left."""
-        for factory in queue:
+        for factory in self.queue:
             member = factory()
             if not isinstance(member, PopulationMember):
                 raise TypeError(f"A population member factory must return a PopulationMember, got {type(member).__name__}.")
             described = architecture(member.model)
-            if not first:
-                first.update(architecture=described, training=member.training, sgd=member.sgd, key=member.key)
+            if not self.first:
+                self.first.update(architecture=described, training=member.training, sgd=member.sgd, key=member.key)
             else:
-                _check_same(first, member, described)
+                _check_same(self.first, member, described)
             steps = member.steps()
             try:
                 cycle = next(steps)
             except StopIteration as done:  # finished before: its records, nothing to train
-                finished[tuple(member.key.values())] = done.value
+                self.finished[tuple(member.key.values())] = done.value
                 continue
             return member, steps, cycle
         return None
 
-    def load(row, slot):
+    def load(self, row, slot):
         weights, masks = slot.member.pending
-        trainer.set_row(row, weights, masks)
-        trainer.set_active(row, True)
+        self.trainer.set_row(row, weights, masks)
+        self.trainer.set_active(row, True)
 
-    # Fill the rows.
-    while len(slots) < size:
-        found = next_member()
-        if found is None:
-            break
-        if trainer is None:
-            member = found[0]
-            network = StackedNetwork(member.model)
-            x_train, y_train = member.splits["train"]
-            trainer = StackedTrainer(
-                network, size, x_train, y_train, member.training.loss, jit_compile=member.training.jit_compile,
-                model=member.model, **member.sgd,
-            )
-        slots.append(_Slot(*found))
-        load(len(slots) - 1, slots[-1])
-    if trainer is None:
-        return finished
-    if len(slots) < size:
-        trainer.keep_rows(range(len(slots)))
+    def fill(self) -> bool:
+        """Fills the rows (the trainer is built for the first member); False if no member has a cycle to train."""
+        slots = self.slots
+        while len(slots) < self.size:
+            found = self.next_member()
+            if found is None:
+                break
+            if self.trainer is None:
+                member = found[0]
+                network = StackedNetwork(member.model)
+                x_train, y_train = member.splits["train"]
+                self.trainer = StackedTrainer(
+                    network, self.size, x_train, y_train, member.training.loss,
+                    jit_compile=member.training.jit_compile, model=member.model, **member.sgd,
+                )
+            slots.append(_Slot(*found))
+            self.load(len(slots) - 1, slots[-1])
+        if self.trainer is None:
+            return False
+        if len(slots) < self.size:
+            self.trainer.keep_rows(range(len(slots)))
+        self.cfg = self.first["training"]
+        self.reference = slots[0].member
+        return True
 
-    cfg = first["training"]
-    reference = slots[0].member
-    x_val, y_val = reference.splits["val"]
-    monitor = cfg.monitor
-    while any(slot is not None for slot in slots):
+    def training(self) -> bool:
+        return any(slot is not None for slot in self.slots)
+
+    def train_epoch(self) -> list:
+        """One epoch of every row, then early stopping row by row; returns the rows whose training ended."""
+        cfg, slots, monitor = self.cfg, self.slots, self.cfg.monitor
         rows = [r for r, slot in enumerate(slots) if slot is not None]
         seeds = [derive_seed("train", slot.member.seed, slot.cycle) if slot is not None else 0 for slot in slots]
         epochs = [slot.epoch if slot is not None else 0 for slot in slots]
-        train_loss = trainer.train_epoch(seeds, epochs, batch_size=cfg.batch_size, shuffle=cfg.shuffle,
-                                         steps_per_call=cfg.steps_per_call)
+        train_loss = self.trainer.train_epoch(seeds, epochs, batch_size=cfg.batch_size, shuffle=cfg.shuffle,
+                                              steps_per_call=cfg.steps_per_call)
         validation = {}
         if cfg.early_stopping and monitor.startswith("val_"):
-            for row, result in zip(rows, trainer.evaluate(rows, x_val, y_val, cfg.eval_batch_size)):
+            x_val, y_val = self.reference.splits["val"]
+            for row, result in zip(rows, self.trainer.evaluate(rows, x_val, y_val, cfg.eval_batch_size)):
                 validation[row] = result
         snapshot = np.zeros(len(slots), bool)
         ended = []
         for row in rows:
             slot = slots[row]
-            stop = False
-            if cfg.early_stopping:
-                # keras.callbacks.EarlyStopping(min_delta=0, baseline=None), epoch by epoch
-                logs = {"loss": float(train_loss[row])}
-                if row in validation:
-                    logs.update(val_loss=validation[row]["loss"], val_accuracy=validation[row]["accuracy"])
-                current = logs[monitor]
-                if cfg.restore_best_weights and not slot.has_best:
-                    snapshot[row] = slot.has_best = True
-                slot.wait += 1
-                if _improved(monitor, current, slot.best):
-                    slot.best = current
-                    if cfg.restore_best_weights:
-                        snapshot[row] = True
-                    slot.wait = 0
-                elif slot.wait >= cfg.patience and slot.epoch > 0:
-                    stop = True
+            stop = cfg.early_stopping and self._early_stop(slot, row, float(train_loss[row]), validation, snapshot)
             slot.epoch += 1
             if stop or slot.epoch >= cfg.max_epochs:
                 ended.append(row)
         if snapshot.any():
-            trainer.snapshot(snapshot)
-        if not ended:
-            continue
+            self.trainer.snapshot(snapshot)
+        return ended
+
+    def _early_stop(self, slot, row, train_loss, validation, snapshot) -> bool:
+        """keras.callbacks.EarlyStopping(min_delta=0, baseline=None), epoch by epoch; marks the
+        rows whose weights to snapshot in ``snapshot``."""
+        cfg, monitor = self.cfg, self.cfg.monitor
+        logs = {"loss": train_loss}
+        if row in validation:
+            logs.update(val_loss=validation[row]["loss"], val_accuracy=validation[row]["accuracy"])
+        current = logs[monitor]
+        if cfg.restore_best_weights and not slot.has_best:
+            snapshot[row] = slot.has_best = True
+        slot.wait += 1
+        if _improved(monitor, current, slot.best):
+            slot.best = current
+            if cfg.restore_best_weights:
+                snapshot[row] = True
+            slot.wait = 0
+        elif slot.wait >= cfg.patience and slot.epoch > 0:
+            return True
+        return False
+
+    def end_cycles(self, ended) -> None:
+        """Restores the best weights, evaluates and collects statistics of the ended rows (one
+        pass each), and hands each member its cycle's end: its next cycle, or the next member."""
+        cfg, slots, trainer, reference = self.cfg, self.slots, self.trainer, self.reference
         if cfg.early_stopping and cfg.restore_best_weights:
             restore = np.zeros(len(slots), bool)
             restore[[row for row in ended if slots[row].has_best]] = True
@@ -265,25 +296,26 @@ def train_population(members, size: int, *, verbose: int = 0) -> dict:
             try:
                 cycle = slot.steps.send(slot.epoch)
             except StopIteration as done:
-                finished[tuple(slot.member.key.values())] = done.value
+                self.finished[tuple(slot.member.key.values())] = done.value
                 trainer.set_active(row, False)
-                found = next_member()
+                found = self.next_member()
                 slots[row] = None if found is None else _Slot(*found)
                 if found is not None:
-                    load(row, slots[row])
+                    self.load(row, slots[row])
                 continue
             slot.begin(cycle)
-            load(row, slot)
-        # Rows left empty are dropped once they are half of all: smaller steps, few retraces.
+            self.load(row, slot)
+
+    def drop_empty_rows(self) -> None:
+        """Rows left empty are dropped once they are half of all: smaller steps, few retraces."""
+        slots = self.slots
         empty = [r for r, slot in enumerate(slots) if slot is None]
         if empty and len(empty) * 2 >= len(slots) and len(empty) < len(slots):
             keep = [r for r, slot in enumerate(slots) if slot is not None]
-            trainer.keep_rows(keep)
-            slots = [slots[r] for r in keep]
-            if verbose:
+            self.trainer.keep_rows(keep)
+            self.slots = [slots[r] for r in keep]
+            if self.verbose:
                 print(f"[population] {len(keep)} runs left in training.", flush=True)
-    return finished
-
 
 def _check_same(first: dict, member, described) -> None:
     if described != first["architecture"]:

@@ -6,7 +6,10 @@ global batch (the config's ``batch_size``, in the same sample order as the graph
 a stateless shuffle of ``(seed, epoch)``) is split over the replicas by
 ``strategy.experimental_distribute_dataset``; each replica divides the *sum* of its
 per-sample losses by the number of samples in the whole global batch (an all-reduced
-count), and the optimizer sums the replicas' gradients.  The update is therefore the
+count), and the optimizer sums the replicas' gradients.  Weight decay in either mode of
+``TrainingConfig.weight_decay_mode`` is the optimizer's, applied once per step to the
+mirrored weights after that sum (coupled: in :class:`~dropnet_tf.engines.training.CoupledSGD`'s
+per-variable step), never once per replica.  The update is therefore the
 gradient of the global batch's mean loss, up to summation order, also when a batch does
 not split evenly (a mean of per-replica means would weight the smaller share's samples
 more).  Non-trainable state that each replica updates on its own share of the batch

@@ -39,7 +39,7 @@ from dropnet_tf.core.backend import tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.statistics import UnitStatistics
 from dropnet_tf.engines.loop import per_sample_loss
-from dropnet_tf.engines.training import _xla_pays_off
+from dropnet_tf.engines.training import WEIGHT_DECAY_MODES, _xla_pays_off, weight_decay_of
 
 class _ExpectedRetraces(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning about StackedTrainer's own
@@ -250,7 +250,8 @@ class StackedNetwork:
 class StackedTrainer:
     """SGD on ``size`` stacked runs: per-run weights, masks, momentum, best weights and data order.
 
-    Exactly :class:`keras.optimizers.SGD` (learning rate, momentum, Nesterov) applied to each
+    Exactly :class:`keras.optimizers.SGD` (learning rate, momentum, Nesterov, weight decay
+    in either mode of :data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`) applied to each
     run alone; other optimizers are refused by :func:`sgd_settings`.  A run whose row is not
     ``active`` keeps its weights and momentum.  Rows are set and read with numpy.
 
@@ -260,13 +261,16 @@ class StackedTrainer:
         x, y: the training data every run draws its batches from.
         loss: a Keras loss (name, function or object), mean over each run's batch.
         learning_rate, momentum, nesterov: the SGD settings.
+        weight_decay, weight_decay_mode: "decoupled" is Keras' ``SGD(weight_decay=wd)``,
+            ``w <- w - lr*wd*w`` before the step, outside the momentum; "coupled" is
+            :class:`~dropnet_tf.engines.training.CoupledSGD`, ``g <- g + wd*w`` through it.
         jit_compile: True, False or "auto" (XLA on a GPU, or on the CPU without convolutions,
             as :class:`dropnet_tf.engines.training.GraphTrainer`).
         model: the template model ("auto" looks at its layers).
     """
 
-    def __init__(self, network, size, x, y, loss, *, learning_rate, momentum=0.0, nesterov=False, jit_compile="auto",
-                 model=None):
+    def __init__(self, network, size, x, y, loss, *, learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 weight_decay_mode="decoupled", jit_compile="auto", model=None):
         self.network = network
         self.size = int(size)
         self.x = tf.convert_to_tensor(x)
@@ -275,6 +279,12 @@ class StackedTrainer:
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
+        if weight_decay_mode not in WEIGHT_DECAY_MODES:
+            raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}.")
+        if not float(weight_decay) >= 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}.")
+        self.weight_decay = float(weight_decay)
+        self.weight_decay_mode = weight_decay_mode
         if jit_compile == "auto":
             jit_compile = _xla_pays_off(model) if model is not None else False
         self.jit_compile = bool(jit_compile)
@@ -361,6 +371,12 @@ class StackedTrainer:
                 where = tf.reshape(active > 0, [-1] + [1] * (len(variable.shape) - 1))
                 # keras.optimizers.SGD's update, per row
                 learning_rate = tf.cast(self.learning_rate, variable.dtype)
+                if self.weight_decay:
+                    decay = tf.cast(self.weight_decay, variable.dtype)
+                    if self.weight_decay_mode == "coupled":  # CoupledSGD: L2 through the gradient
+                        gradient = gradient + decay * variable
+                    else:  # Keras' option: decayed before the step, the gradient taken at the old w
+                        variable.assign(tf.where(where, variable - variable * decay * learning_rate, variable))
                 if self.velocity:
                     velocity = self.velocity[i]
                     momentum = tf.cast(self.momentum, variable.dtype)
@@ -489,10 +505,11 @@ def _per_run_batch(batch_size: int, runs: int) -> int:
 
 
 def sgd_settings(optimizer) -> dict:
-    """``{learning_rate, momentum, nesterov}`` of a Keras SGD whose update a stacked trainer
-    reproduces exactly; any other optimizer or option raises ValueError naming it."""
+    """``{learning_rate, momentum, nesterov, weight_decay, weight_decay_mode}`` of a Keras SGD
+    (or :class:`~dropnet_tf.engines.training.CoupledSGD`) whose update a stacked trainer reproduces
+    exactly; any other optimizer or option raises ValueError naming it."""
     name = type(optimizer).__name__
-    if name != "SGD":
+    if name not in ("SGD", "CoupledSGD"):
         raise ValueError(
             f"Population training reproduces keras.optimizers.SGD only (constant learning rate, momentum, "
             f"Nesterov); the runs' optimizer is {name}. Train these runs separately (population=None)."
@@ -504,7 +521,12 @@ def sgd_settings(optimizer) -> dict:
             f"Population training needs a constant SGD learning rate, got {rate!r} (a schedule). "
             "Train these runs separately (population=None)."
         )
-    for option in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm"):
+    if getattr(optimizer, "_exclude_from_weight_decay", None) or getattr(
+            optimizer, "_exclude_from_weight_decay_pattern", None) or getattr(
+            optimizer, "_exclude_from_weight_decay_names", None):
+        raise ValueError("Population training decays every weight; this SGD excludes some from weight decay. "
+                         "Train these runs separately (population=None).")
+    for option in ("clipnorm", "clipvalue", "global_clipnorm"):
         if config.get(option):
             raise ValueError(
                 f"Population training does not reproduce SGD's {option}={config[option]!r}. "
@@ -512,8 +534,9 @@ def sgd_settings(optimizer) -> dict:
             )
     if config.get("use_ema") or config.get("gradient_accumulation_steps"):
         raise ValueError("Population training does not reproduce SGD with EMA or gradient accumulation.")
+    decay, mode = weight_decay_of(optimizer)
     return {"learning_rate": float(rate), "momentum": float(config.get("momentum") or 0.0),
-            "nesterov": bool(config.get("nesterov"))}
+            "nesterov": bool(config.get("nesterov")), "weight_decay": decay, "weight_decay_mode": mode}
 
 
 __all__ = ["STACKABLE_ACTIVATIONS", "STACKABLE_LAYERS", "StackedNetwork", "StackedTrainer", "architecture",

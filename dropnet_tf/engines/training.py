@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dropnet_tf.core.backend import KERAS_MAJOR, keras, tf
+from dropnet_tf.core.backend import KERAS_MAJOR, keras, register_serializable, tf
 from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
 from dropnet_tf.core.validation import check_int
 from dropnet_tf.engines.distributed_training import DistributedTrainer
@@ -250,7 +250,20 @@ OPTIMIZER_NAMES = ("sgd", "adam")
 MONITORS = ("val_loss", "val_accuracy", "loss")
 
 #: The optimizer fields of a config: also the keys of the TFMOT baseline's JSON spec.
-OPTIMIZER_FIELDS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "learning_rate_drops")
+OPTIMIZER_FIELDS = ("optimizer", "learning_rate", "momentum", "nesterov", "weight_decay", "learning_rate_drops",
+                    "weight_decay_mode")
+
+#: How ``weight_decay`` enters the update (``TrainingConfig.weight_decay_mode``):
+#:
+#: * ``"decoupled"`` (the default, what this library always did): Keras' optimizer option
+#:   ``SGD(weight_decay=wd)`` / ``Adam(weight_decay=wd)``, ``w <- w - lr*wd*w`` applied before
+#:   the step and outside the momentum (Loshchilov & Hutter's decoupled decay, "AdamW");
+#: * ``"coupled"``: L2 weight decay as Caffe, TF 1 (an L2 term in the loss) and PyTorch's
+#:   ``SGD(weight_decay=wd)`` apply it: ``g <- g + wd*w``, so that it passes through the
+#:   momentum (and Adam's moments).  Under momentum m the steady-state pull towards zero is
+#:   1/(1-m) times the decoupled one: ten times at m = 0.9.  Without momentum (plain SGD)
+#:   the two give the same update.
+WEIGHT_DECAY_MODES = ("decoupled", "coupled")
 
 #: The learning rate of ``optimizer=None``: DropNet's SGD (Section 3.2).
 DEFAULT_LEARNING_RATE = 0.1
@@ -275,6 +288,17 @@ class TrainingConfig:
     the optimizer's own defaults (learning rate 0.1 for ``optimizer=None``).
     ``learning_rate_drops`` lists ``(iteration, factor)``: the rate is multiplied by
     ``factor`` at each iteration (SNIP Section 5: ×0.1 every 25k / 30k iterations).
+    ``weight_decay_mode`` says how ``weight_decay`` acts (:data:`WEIGHT_DECAY_MODES`):
+    ``"decoupled"`` (default, the behaviour before the option existed: Keras' optimizer
+    option, ``w <- w - lr*wd*w`` outside the momentum) or ``"coupled"`` (``g <- g + wd*w``
+    through the momentum, as Caffe, TF 1's L2 loss term and PyTorch's SGD do; SNIP's public
+    code adds ``wd/2 * sum(w^2)`` to its loss).  Coupled decay acts on every variable the
+    optimizer updates, the same set the decoupled option decays (Keras'
+    ``exclude_from_weight_decay`` is respected by both); a masked weight that is zero stays
+    zero under either.  It is applied inside the optimizer's per-variable step
+    (:class:`CoupledSGD`, :class:`CoupledAdam`), after the gradients of a distributed step are
+    summed over replicas, so every engine (graph, Keras ``fit``, distributed) gets the same
+    update, and the stacked trainer reproduces both modes.
 
     Length: ``max_epochs`` epochs, or with ``iterations`` that many training steps.
     Early stopping (``early_stopping``) watches ``monitor`` with ``patience`` and
@@ -306,6 +330,8 @@ class TrainingConfig:
     nesterov: bool | None = None
     weight_decay: float | None = None
     learning_rate_drops: tuple = ()
+    # "decoupled" (Keras' option, outside momentum; the default) or "coupled" (L2 through the gradient)
+    weight_decay_mode: str = "decoupled"
     iterations: int | None = None
     early_stopping: bool = True
     monitor: str = "val_loss"
@@ -317,7 +343,7 @@ class TrainingConfig:
 #: config that keeps them describes the same training as before (see ``run_fingerprint``).
 ADDED_FIELDS = {
     "learning_rate": None, "momentum": None, "nesterov": None, "weight_decay": None, "learning_rate_drops": (),
-    "iterations": None, "early_stopping": True, "monitor": "val_loss",
+    "iterations": None, "early_stopping": True, "monitor": "val_loss", "weight_decay_mode": "decoupled",
 }
 
 
@@ -354,10 +380,15 @@ def _tuned(config) -> list[str]:
     tuned = [name for name in ("learning_rate", "momentum", "nesterov", "weight_decay") if getattr(config, name) is not None]
     if config.learning_rate_drops:
         tuned.append("learning_rate_drops")
+    if config.weight_decay_mode != "decoupled":
+        tuned.append("weight_decay_mode")
     return tuned
 
 
 def _check_optimizer_fields(config) -> None:
+    mode = config.weight_decay_mode
+    if not isinstance(mode, str) or mode not in WEIGHT_DECAY_MODES:
+        raise ValueError(f"TrainingConfig.weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {mode!r}.")
     optimizer = config.optimizer
     if not (optimizer is None or isinstance(optimizer, str) or is_optimizer(optimizer) or callable(optimizer)):
         raise TypeError(
@@ -450,7 +481,60 @@ def optimizer_config(spec) -> TrainingConfig:
     return TrainingConfig(**spec)
 
 
-def _build_optimizer(name: str, learning_rate, momentum, nesterov, weight_decay, drops):
+def _coupled(base):
+    """``base`` (Keras' SGD or Adam) with coupled weight decay: ``g <- g + wd*w`` before its step.
+
+    The term is added in ``update_step``, the per-variable step both Keras flavours call
+    after a distributed step has summed the replicas' gradients, so it enters once per step
+    on every engine (``Model.fit``, :class:`GraphTrainer`, the distributed trainer), exactly
+    as an L2 term ``wd/2 * sum(w^2)`` in the loss would (Caffe's and PyTorch's weight decay,
+    SNIP's public code), without entering the reported loss.
+    """
+
+    class Coupled(base):
+        def __init__(self, *args, coupled_weight_decay: float = 0.0, **kwargs):
+            if kwargs.get("weight_decay"):
+                raise ValueError(
+                    f"{base.__name__} with coupled weight decay takes it as coupled_weight_decay, not also as "
+                    f"weight_decay={kwargs['weight_decay']!r} (Keras' decoupled option)."
+                )
+            super().__init__(*args, **kwargs)
+            self.coupled_weight_decay = float(coupled_weight_decay)
+
+        def update_step(self, gradient, variable, *args, **kwargs):
+            if self.coupled_weight_decay and self._use_weight_decay(variable):
+                if isinstance(gradient, tf.IndexedSlices):
+                    gradient = tf.convert_to_tensor(gradient)
+                decay = tf.cast(self.coupled_weight_decay, variable.dtype)
+                gradient = gradient + decay * tf.convert_to_tensor(variable)
+            return super().update_step(gradient, variable, *args, **kwargs)
+
+        def get_config(self):
+            config = super().get_config()
+            config["coupled_weight_decay"] = self.coupled_weight_decay
+            return config
+
+    Coupled.__name__ = Coupled.__qualname__ = f"Coupled{base.__name__}"
+    Coupled.__doc__ = (f"keras.optimizers.{base.__name__} with coupled weight decay (``g <- g + wd*w`` before "
+                       "the step, through the momentum); see :func:`make_optimizer`.")
+    return register_serializable(package="dropnet_tf")(Coupled)
+
+
+#: SGD and Adam with coupled weight decay (``TrainingConfig(weight_decay_mode="coupled")``).
+CoupledSGD = _coupled(keras.optimizers.SGD)
+CoupledAdam = _coupled(keras.optimizers.Adam)
+
+
+def weight_decay_of(optimizer) -> tuple[float, str]:
+    """``(weight decay, mode)`` of a Keras optimizer: (0.0, "decoupled") when it has none."""
+    coupled = getattr(optimizer, "coupled_weight_decay", 0.0)
+    if coupled:
+        return float(coupled), "coupled"
+    decay = getattr(optimizer, "weight_decay", None)
+    return float(decay or 0.0), "decoupled"
+
+
+def _build_optimizer(name: str, learning_rate, momentum, nesterov, weight_decay, drops, mode: str = "decoupled"):
     rate = learning_rate
     if drops:
         steps = [int(step) for step, _ in drops]
@@ -459,6 +543,10 @@ def _build_optimizer(name: str, learning_rate, momentum, nesterov, weight_decay,
             values.append(values[-1] * float(factor))
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(steps, values)
     decay = weight_decay or None
+    if decay and mode == "coupled":
+        if name == "adam":
+            return CoupledAdam(rate, coupled_weight_decay=decay)
+        return CoupledSGD(rate, momentum=momentum, nesterov=nesterov, coupled_weight_decay=decay)
     if name == "adam":
         return keras.optimizers.Adam(rate, weight_decay=decay)
     return keras.optimizers.SGD(rate, momentum=momentum, nesterov=nesterov, weight_decay=decay)
@@ -476,7 +564,9 @@ def make_optimizer(config_or_spec=None):
     weight_decay)`` or ``Adam(rate, weight_decay)``, where ``rate`` is a
     ``PiecewiseConstantDecay`` when ``learning_rate_drops`` are given and unset fields take
     the optimizer's defaults (momentum 0, no Nesterov, no weight decay; learning rate 0.1
-    for None, Keras' default for a name).
+    for None, Keras' default for a name).  With ``weight_decay_mode="coupled"`` and a
+    weight decay, :class:`CoupledSGD` / :class:`CoupledAdam` (the same optimizers, the decay
+    added to the gradient) instead of Keras' decoupled ``weight_decay`` option.
     """
     if isinstance(config_or_spec, Mapping):
         config = optimizer_config(config_or_spec)
@@ -499,7 +589,8 @@ def make_optimizer(config_or_spec=None):
         rate = DEFAULT_LEARNING_RATE if optimizer is None else keras.optimizers.get(name).get_config()["learning_rate"]
     momentum = 0.0 if config.momentum is None else config.momentum
     nesterov = False if config.nesterov is None else config.nesterov
-    return _build_optimizer(name, rate, momentum, nesterov, config.weight_decay, config.learning_rate_drops)
+    return _build_optimizer(name, rate, momentum, nesterov, config.weight_decay, config.learning_rate_drops,
+                            config.weight_decay_mode)
 
 
 class _StopAfterIterations(keras.callbacks.Callback):
@@ -769,7 +860,7 @@ def evaluate(model, data, config=None, engine: str = "keras", batch_size: int | 
 
 
 __all__ = [
-    "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
+    "CoupledAdam", "CoupledSGD", "WEIGHT_DECAY_MODES", "weight_decay_of", "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
     "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
     "training_config",
 ]

@@ -16,13 +16,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from dropnet_tf.core.backend import keras
+from dropnet_tf.core.selection import WEIGHT_SELECTIONS
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
 from dropnet_tf.harness.eta import RunsETA
 from dropnet_tf.harness.grid import RunGrid
 from dropnet_tf.harness.progress import RunScalars, safe_folder, split_callbacks
-from dropnet_tf.engines.training import StopOnDivergence, Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.engines.training import WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -35,6 +36,12 @@ class TrainingProtocol:
 
     ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
     at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
+
+    ``weight_decay_mode`` (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`):
+    ``"decoupled"`` (default; Keras' ``SGD(weight_decay=...)``, outside the momentum, what
+    every protocol here used before the option existed) or ``"coupled"`` (``g + wd*w``
+    through the momentum, as SNIP's TF 1 code, Caffe and PyTorch do).  Each paper
+    protocol in ``paper_experiments`` states its choice.
     """
 
     epochs: int
@@ -45,6 +52,7 @@ class TrainingProtocol:
     weight_decay: float = 0.0
     optimizer: str = "sgd"
     learning_rate_drops: tuple = ()
+    weight_decay_mode: str = "decoupled"
 
     def __post_init__(self):
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
@@ -55,13 +63,15 @@ class TrainingProtocol:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}.")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}.")
+        if self.weight_decay_mode not in WEIGHT_DECAY_MODES:
+            raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {self.weight_decay_mode!r}.")
 
     def to_training_config(self) -> TrainingConfig:
         """The protocol as the one training config (engine "keras": no early stopping, reshuffled
         epochs, evaluation at batch 512)."""
         return TrainingConfig(
             optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
-            nesterov=self.nesterov, weight_decay=self.weight_decay,
+            nesterov=self.nesterov, weight_decay=self.weight_decay, weight_decay_mode=self.weight_decay_mode,
             learning_rate_drops=tuple(tuple(drop) for drop in self.learning_rate_drops),
             batch_size=self.batch_size, max_epochs=self.epochs, early_stopping=False, shuffle=True,
             loss="sparse_categorical_crossentropy", eval_batch_size=512,
@@ -115,8 +125,45 @@ def scoring_batch(x, y, size: int, seed: int):
     return x[index], y[index]
 
 
+class TestCheckpoints(keras.callbacks.Callback):
+    """SNIP's public code's reported number: the test accuracy of a checkpoint every
+    ``interval`` training steps, the last ``keep`` kept (``train.py`` saves every
+    ``--save_interval`` = 1000 iterations with ``tf.train.Saver``'s default ``max_to_keep=5``;
+    ``test.py`` evaluates the checkpoints kept and reports the error of the best).
+
+    Needs a batch hook per step (``Model.fit``).  ``found`` holds ``[step, top1]`` pairs.
+    """
+
+    def __init__(self, x, y, interval: int = 1000, keep: int = 5, batch_size: int = 1000):
+        super().__init__()
+        for name, value in (("interval", interval), ("keep", keep), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TestCheckpoints {name} must be a positive integer, got {value!r}.")
+        self.x, self.y = x, np.asarray(y).reshape(-1)
+        self.interval, self.keep, self.batch_size = interval, keep, batch_size
+        self.step, self.found = 0, []
+
+    def on_train_begin(self, logs=None):
+        self.step, self.found = 0, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.interval == 0:
+            correct = 0
+            for start in range(0, len(self.y), self.batch_size):
+                scores = np.asarray(self.model(self.x[start:start + self.batch_size], training=False))
+                correct += int(np.sum(scores.argmax(axis=-1) == self.y[start:start + self.batch_size]))
+            self.found = (self.found + [[self.step, correct / len(self.y)]])[-self.keep:]
+
+    def record(self) -> dict:
+        """A record's ``checkpoints`` (the kept ``[step, top1]``) and ``top1_best_of_last5``
+        (the best of them; None before the first checkpoint)."""
+        return {"checkpoints": [list(pair) for pair in self.found], "checkpoint_interval": self.interval,
+                "top1_best_of_last5": max((top1 for _, top1 in self.found), default=None)}
+
+
 def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, seed: int = 0, callbacks=(),
-                       strategy=None) -> dict:
+                       strategy=None, checkpoints=None) -> dict:
     """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split.
 
     ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.harness.progress.EpochLine`).
@@ -132,8 +179,14 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     trainer's order (a stateless shuffle of (seed, epoch)) rather than ``Model.fit``'s, and
     top-1 / top-5 / loss from sums and counts reduced over replicas and workers.  Its
     record's ``train_top1`` is empty (the distributed loop keeps the loss per epoch only).
+    ``checkpoints``: ``(interval, keep)`` adds SNIP's public code's number, the best test
+    top-1 of the last ``keep`` checkpoints taken every ``interval`` steps
+    (:class:`TestCheckpoints`; one device only).
     """
     check_strategy(strategy)
+    if checkpoints is not None and strategy is not None:
+        raise ValueError(f"checkpoints={checkpoints!r} needs a batch hook per step (Model.fit, strategy=None); "
+                         f"got strategy={type(strategy).__name__}.")
     y_train = data.y_train if labels is None else labels
     trainee = model
     if strategy is not None and model_strategy(model) is not strategy:
@@ -149,8 +202,10 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
     # 100k-iteration protocol on it (the dense LeNet-5-Caffe does this at SNIP's momentum
     # 0.9 / lr 0.1 within about 20 steps); the record says so (``diverged``, ``diverged_at``).
     guard = StopOnDivergence()
+    tests = None if checkpoints is None else TestCheckpoints(data.x_test, data.y_test, *checkpoints)
     start = time.perf_counter()
-    history = trainer.fit(seed=seed, callbacks=list(callbacks) + ([guard] if strategy is None else []))
+    history = trainer.fit(seed=seed, callbacks=list(callbacks) + ([guard] if strategy is None else [])
+                          + ([tests] if tests is not None else []))
     train_seconds = time.perf_counter() - start
     scores = trainer.evaluate((data.x_test, data.y_test))
     if trainee is not model:
@@ -166,7 +221,19 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
         "train_top1": [float(v) for v in history.get("top1", [])],
         "train_seconds": train_seconds,
         **guard.verdict(train_loss + [loss]),
+        **(tests.record() if tests is not None else {}),
     }
+
+
+#: ``run_foresight_grid(train_draw=...)``: train the scored weights, or a fresh draw under the mask.
+TRAIN_DRAWS = ("same", "fresh")
+
+
+def fresh_seed(seed: int) -> int:
+    """The seed of the draw a run trains with ``train_draw="fresh"``: another weight draw than
+    the scored one (``build_model(seed, ...)``) and than any run's scored draw for seeds
+    below 2**30."""
+    return int(seed) + 2**30
 
 
 def grid_cells(experiment: str, methods: Sequence[str], compressions: Iterable[float], seeds: Iterable[int]
@@ -202,6 +269,9 @@ def run_foresight_grid(
     strategy=None,
     eta: bool = False,
     tensorboard=None,
+    selection: str = "exact",
+    train_draw: str = "same",
+    checkpoints=None,
 ) -> list[dict]:
     """Run every (method, r, seed) not yet in ``results`` and return the experiment's records.
 
@@ -223,6 +293,15 @@ def run_foresight_grid(
             a tf-keras process); ``fn`` returns at least top1, top5, empirical_ratio.
         train_init: train from a fresh draw of this initialisation with the pruned masks
             (SNIP Table 3 scores with RN/TN/VS-X/VS-H but trains from VS-X in every case).
+            The draw is ``build_model(seed, train_init)``: the same values as the scored
+            weights when ``train_init`` is the scoring init, unless ``train_draw="fresh"``.
+        train_draw: "same" (default) trains the weights the mask was scored on; "fresh"
+            scores one draw and trains another under the mask, as SNIP's public code does
+            (its ``weights_bp`` / ``weights_ap``), for every method and the reference:
+            ``build_model(fresh_seed(seed), ...)``, a seed no run's scoring draw uses.
+        checkpoints: ``(interval, keep)``: every record adds SNIP's public code's number,
+            the best test top-1 of the last ``keep`` checkpoints every ``interval`` steps
+            (:class:`TestCheckpoints`), beside the final iterate's ``top1``.
         callbacks: Keras callbacks given to every run's training (issue 16), e.g.
             ``EpochLine`` for a line per epoch.
         order: a :class:`dropnet_tf.harness.shards.CellOrder`: run only one shard's
@@ -242,9 +321,24 @@ def run_foresight_grid(
             ``<dir>/<experiment>/summary/<method>_seed<k>`` (tags ``summary/top1``,
             ``summary/top5``, ``summary/empirical_ratio``) at step = r rounded to an integer,
             so that TensorBoard draws each method's accuracy against r.
+        selection: the weight selection of every pruned run, ``"exact"`` or ``"thesis"``
+            (:func:`~dropnet_tf.foresight.prune.prune_at_init`); each record says which.
+            A results file holds one rule: records of the other are refused.
     """
     check_strategy(strategy)
+    if selection not in WEIGHT_SELECTIONS:
+        raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
+    if train_draw not in TRAIN_DRAWS:
+        raise ValueError(f"train_draw must be one of {TRAIN_DRAWS}, got {train_draw!r}.")
     grid = RunGrid(results, order=order)
+    other = [record for record in grid.records(experiment=experiment)
+             if record.get("method") != REFERENCE and record.get("selection", "exact") != selection]
+    if other:
+        raise ValueError(
+            f"{grid.path} holds {len(other)} {experiment!r} run(s) pruned with selection="
+            f"{other[0].get('selection', 'exact')!r}; this call asks for selection={selection!r}. "
+            "Write each rule's runs to its own results file."
+        )
     compressions = [check_compression(r) for r in compressions]
     seeds = [int(s) for s in seeds]
     methods = list(methods)
@@ -303,24 +397,28 @@ def run_foresight_grid(
         if method == REFERENCE:
             report = compression_report(model, target_ratio=1.0)
         else:
-            report = prune_at_init(model, method, compression, data=batch, seed=seed, **method_options.get(method, {}))
+            report = prune_at_init(model, method, compression, data=batch, seed=seed, selection=selection,
+                                   **method_options.get(method, {}))
         scoring_seconds = time.perf_counter() - start
-        if train_init is not None:
+        if train_init is not None or train_draw == "fresh":
             masks = get_weight_masks(model)
             keras.utils.set_random_seed(seed + 1)
-            model = build_model(seed, train_init)
+            model = build_model(fresh_seed(seed) if train_draw == "fresh" else seed, train_init or init)
             set_weight_masks(model, masks)
         labels = None
         if random_labels:
             labels = np.random.default_rng(seed).permutation(data.y_train)
         outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed,
-                                     callbacks=callbacks_of(method, compression, seed), strategy=strategy)
+                                     callbacks=callbacks_of(method, compression, seed), strategy=strategy,
+                                     checkpoints=checkpoints)
         summary = report.as_dict()
         return {
             **(extra or {}),
             "init": init,
             "train_init": train_init or init,
+            "train_draw": train_draw,
             "random_labels": bool(random_labels),
+            "selection": selection,
             "scoring_seconds": scoring_seconds,
             "prunable": summary["prunable"],
             "nonzero": summary["nonzero"],

@@ -21,7 +21,7 @@ from dropnet_tf.foresight.weights import (
     set_weight_masks,
 )
 from dropnet_tf.core.objective import as_batch
-from dropnet_tf.core.selection import SCOPES, as_generator, select_weights
+from dropnet_tf.core.selection import SCOPES, WEIGHT_SELECTIONS, as_generator, select_weights
 from dropnet_tf.core.validation import check_xy
 
 SCHEDULES = ("exponential", "linear")
@@ -67,6 +67,7 @@ def prune_at_init(
     iterations: int | None = None,
     schedule: str = "exponential",
     seed=0,
+    selection: str = "exact",
 ) -> CompressionReport:
     """Prune the masked weights of ``model`` to keep 1/``compression`` of them.
 
@@ -81,6 +82,12 @@ def prune_at_init(
         iterations: score/prune rounds; defaults to the method's (SynFlow: 100, others: 1).
         schedule: how density falls over the rounds, "exponential" (SynFlow) or "linear".
         seed: int or numpy Generator for random scores and tie-breaking.
+        selection: how scores tied at the threshold fall (:func:`~dropnet_tf.core.selection.select_weights`):
+            ``"exact"`` (default) keeps exactly round(n / r) weights, ties at random;
+            ``"thesis"`` keeps every weight tied with the K-th highest score (pruned only
+            when strictly below it), the rule behind the thesis' under-pruning of GraSP and
+            OBD (its Fig. 4.13): compression error above 0 where scores tie.  SynFlow's
+            rounds use it at every round.
 
     Returns:
         The :class:`CompressionReport` (r, r_e, compression error, collapsed tensors).
@@ -95,6 +102,8 @@ def prune_at_init(
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if selection not in WEIGHT_SELECTIONS:
+        raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
     if scorer.needs_data and data is None:
         raise ValueError(f"Method {method!r} scores with data: pass data=(x, y), a batch of training examples.")
     if scorer.needs_data:
@@ -106,6 +115,6 @@ def prune_at_init(
     if compression > 1.0:
         for density in density_schedule(compression, int(iterations), schedule):
             scores = scorer.score(model, weights, data, rng)
-            masks = select_weights(dict(scores), masks, density, scope, rng)
+            masks = select_weights(dict(scores), masks, density, scope, rng, selection)
             set_weight_masks(model, masks)
     return compression_report(model, target_ratio=compression)

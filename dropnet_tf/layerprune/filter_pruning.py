@@ -135,26 +135,9 @@ def prune_filters(
     """
     criterion = get_filter_criterion(criterion)
     scope = criterion.default_scope if scope is None else scope
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
-    if not _is_int(steps) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}.")
-    if (fraction is None) == (count is None):
-        raise ValueError(
-            f"Give exactly one of fraction and count (got fraction={fraction!r}, count={count!r})."
-        )
-    if fraction is not None:
-        fraction = validate_fraction(fraction)
-    if count is not None and (not _is_int(count) or count < 1):
-        raise ValueError(f"count must be a positive integer, got {count!r}.")
-    if not _is_int(min_units_per_layer) or min_units_per_layer < 0:
-        raise ValueError(f"min_units_per_layer must be an integer >= 0, got {min_units_per_layer!r}.")
-    if between_steps is not None and not callable(between_steps):
-        raise TypeError(f"between_steps must be a callable f(model, step) or None, got {type(between_steps).__name__}.")
-    if criterion.needs_data and data is None:
-        raise ValueError(f"The filter criterion {criterion.name!r} needs data: pass data=(x, y).")
+    fraction = _check_prune_filters_arguments(
+        criterion, data, fraction, count, scope, schedule, steps, between_steps, min_units_per_layer
+    )
     batch_size = check_int("batch_size", batch_size, 1)
     require_mask_layers(model)
     if criterion.needs_data:
@@ -190,6 +173,32 @@ def prune_filters(
             stacklevel=2,
         )
     return result
+
+
+def _check_prune_filters_arguments(criterion, data, fraction, count, scope, schedule, steps, between_steps,
+                                   min_units_per_layer):
+    """prune_filters' argument checks, before the model is read; returns the checked fraction."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if not _is_int(steps) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}.")
+    if (fraction is None) == (count is None):
+        raise ValueError(
+            f"Give exactly one of fraction and count (got fraction={fraction!r}, count={count!r})."
+        )
+    if fraction is not None:
+        fraction = validate_fraction(fraction)
+    if count is not None and (not _is_int(count) or count < 1):
+        raise ValueError(f"count must be a positive integer, got {count!r}.")
+    if not _is_int(min_units_per_layer) or min_units_per_layer < 0:
+        raise ValueError(f"min_units_per_layer must be an integer >= 0, got {min_units_per_layer!r}.")
+    if between_steps is not None and not callable(between_steps):
+        raise TypeError(f"between_steps must be a callable f(model, step) or None, got {type(between_steps).__name__}.")
+    if criterion.needs_data and data is None:
+        raise ValueError(f"The filter criterion {criterion.name!r} needs data: pass data=(x, y).")
+    return fraction
 
 
 __all__ = ["prune_filters", "FilterPruningResult", "SCHEDULES", "split_evenly"]

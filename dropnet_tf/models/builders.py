@@ -65,6 +65,7 @@ INIT_OPTIONS: tuple[str, ...] = (
     "truncated_normal",
     "pytorch_default",
     "keras_default",
+    "tf1_variance_scaling",
 )
 
 #: SNIP's Table 3 names for the same initialisers.
@@ -73,6 +74,7 @@ INIT_ALIASES: dict[str, str] = {
     "vs_h": "he_normal",
     "rn": "random_normal",
     "tn": "truncated_normal",
+    "tf1_vs": "tf1_variance_scaling",
 }
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +244,13 @@ class LayerFactory:
             return keras.initializers.RandomNormal(mean=0.0, stddev=NORMAL_INIT_STDDEV, seed=seed)
         if self.init == "truncated_normal":
             return keras.initializers.TruncatedNormal(mean=0.0, stddev=NORMAL_INIT_STDDEV, seed=seed)
+        if self.init == "tf1_variance_scaling":
+            # SNIP's public code (network.py, get_initializer('vs')): TF 1's
+            # tf.variance_scaling_initializer() with its defaults, scale 1, mode fan_in, a
+            # normal truncated at two standard deviations and widened by 1/0.8796 to keep the
+            # variance 1/fan_in: Keras' VarianceScaling with these arguments (LeCun normal).
+            return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal",
+                                                      seed=seed)
         return PyTorchDefaultUniform(fan_in=fan_in, seed=seed)  # pytorch_default
 
     def recurrent(self, units: int):

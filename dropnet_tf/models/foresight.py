@@ -51,6 +51,11 @@ Initialisation options (:data:`INIT_OPTIONS`):
 ``"keras_default"``
     Keras' own defaults: Glorot-uniform kernels, orthogonal recurrent kernels, zero biases
     (LSTM forget-gate bias one), seeded when ``seed`` is given.
+``"tf1_variance_scaling"`` (``"tf1_vs"``)
+    What SNIP's public code initialises with (``network.py``: ``initializer_w_bp`` /
+    ``initializer_w_ap`` default ``'vs'``): TF 1's ``tf.variance_scaling_initializer()``
+    at its defaults, scale 1, ``fan_in``, truncated normal, i.e. variance 1 / fan_in
+    (LeCun normal), not the Glorot-uniform VS-X that SNIP's Section 5 names.
 
 Except for ``"pytorch_default"``, biases start at zero (SNIP's code does so for training;
 biases are not pruned) and BatchNorm always at gamma = 1, beta = 0.  Recurrent layers use the chosen initialiser for both the input and the

@@ -43,17 +43,29 @@ def finished_runs(records):
 
 
 def main(argv=None):
+    """Parse, read both protocols' finished runs, draw a panel per metric, write the PNG and CSV."""
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dropnet_tf.dropnet.metrics import PAPER_METRICS
     from dropnet_tf.plotting import summarize
-    from dropnet_tf.harness.results import ResultsFile, write_csv
+    from dropnet_tf.harness.results import write_csv
     from dropnet_tf.core.io import atomic_write_bytes
+
+    seeds, arms = _arms(args)
+    fig, rows = _draw(summarize(arms, group_by="arm"), args.dataset, seeds)
+    stem = os.path.join(args.figures, f"04_1_1_fig03_selection_rules_model_a_fc40_fc40_{args.dataset}_paper")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    atomic_write_bytes(stem + ".png", buffer.getvalue())
+    write_csv(stem + ".csv", rows)
+    print(f"wrote {stem}.png and {stem}.csv ({len(seeds)} seeds)")
+
+
+def _arms(args):
+    """The seeds drawn and the records of both rules' finished runs of them, each with its ``arm``."""
+    from dropnet_tf.harness.results import ResultsFile
 
     exact_path = args.exact or os.path.join(RUNS, f"{args.dataset}_paper", "results.jsonl")
     notebook_path = args.notebook or os.path.join(RUNS, f"{args.dataset}_paper_notebook", "results.jsonl")
@@ -63,15 +75,23 @@ def main(argv=None):
     exact = finished_runs(ResultsFile(exact_path).records(experiment=EXPERIMENT))
     notebook = finished_runs(ResultsFile(notebook_path).records(experiment=f"{EXPERIMENT}_notebook"))
     seeds = sorted(args.seeds or {s for _, s in exact} & {s for _, s in notebook})
-    rows, arms = [], []
+    arms = []
     for rule, runs in (("exact-k (default)", exact), ("notebook rule", notebook)):
         for (metric, seed), records in runs.items():
             if seed in seeds:
                 arms.extend(dict(r, arm=f"{metric}: {rule}") for r in records)
     if not arms:
         sys.exit(f"No finished runs common to both files for seeds {seeds}.")
-    summary = summarize(arms, group_by="arm")
+    return seeds, arms
 
+
+def _draw(summary, dataset: str, seeds):
+    """A panel per paper metric, a curve with its 95% CI band per rule; the figure and the rows drawn."""
+    import matplotlib.pyplot as plt
+
+    from dropnet_tf.dropnet.metrics import PAPER_METRICS
+
+    rows = []
     fig, axes = plt.subplots(2, 3, figsize=(12, 7), sharex=True, sharey=True)
     for ax, metric in zip(axes.ravel(), PAPER_METRICS):
         for rule, colour in (("exact-k (default)", "tab:blue"), ("notebook rule", "tab:red")):
@@ -93,22 +113,16 @@ def main(argv=None):
     for ax in axes[:, 0]:
         ax.set_ylabel("Test accuracy")
     axes[0, 0].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Fig. 3 setting (Model A FC40-FC40, {args.dataset}): selection rule, exact-k vs the notebooks'")
+    fig.suptitle(f"Fig. 3 setting (Model A FC40-FC40, {dataset}): selection rule, exact-k vs the notebooks'")
     fig.text(
         0.5, 0.005,
-        f"{args.dataset}, paper protocol (p=0.2, SGD 0.1, batch 32, ≤100 epochs, patience 5), {len(seeds)} seeds "
+        f"{dataset}, paper protocol (p=0.2, SGD 0.1, batch 32, ≤100 epochs, patience 5), {len(seeds)} seeds "
         f"{seeds}; notebook rule also: no shuffling, last-epoch weights, no collapse guard; mean ± 95% CI. "
         "Regenerate: python paper_experiments/dropnet/compare_selection_rules.py",
         ha="center", fontsize=7, color="grey", wrap=True,
     )
     fig.tight_layout(rect=(0, 0.03, 1, 0.97))
-    stem = os.path.join(args.figures, f"04_1_1_fig03_selection_rules_model_a_fc40_fc40_{args.dataset}_paper")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=130)
-    atomic_write_bytes(stem + ".png", buffer.getvalue())
-    write_csv(stem + ".csv", rows)
-    print(f"wrote {stem}.png and {stem}.csv ({len(seeds)} seeds)")
-
+    return fig, rows
 
 if __name__ == "__main__":
     main()

@@ -419,22 +419,76 @@ def _run_grid(exp, args, scale, data, build, names, grid_path, training, callbac
 
 @command
 def main(exp: Experiment, argv=None) -> dict:
-    """Run the experiment's grid (resuming), draw its figures, write its summary; returns it."""
+    """Run the experiment's grid (resuming), draw its figures, write its summary; returns it.
+
+    The steps: parse the command line, set up the grid (data, folders, shard, training),
+    run it, then collect its records, draw the figures and write the summary."""
     args = parse_args(exp, argv)
     load_tensorflow()
     if args.strategy is not None and exp.augmentation:
         raise kit.UserError(f"--strategy {args.strategy}: this experiment trains with Table C1 augmentation, which "
                             "runs in the single-device graph trainer only; run it without --strategy.")
     strategy = kit.strategy_of(args)  # made before the first model, as tf.distribute requires
-    import dropnet_tf
-    from dropnet_tf.dropnet.augmentation import TABLE_C1, augmentation_transform, table_c1_augmentation
-    from dropnet_tf.engines.training import TrainingConfig
-    from dropnet_tf.harness.results import ResultsFile
-
     scale = resolve_scale(exp, args)
     started = time.perf_counter()
     if args.metrics is not None:
         exp = dataclasses.replace(exp, metrics=tuple(m for m in exp.metrics if m in args.metrics))
+    setup = _set_up(exp, args, scale, strategy)
+    records_before = _start(setup)
+    _run(setup)
+    if setup.plan.finish():  # a shard holds part of the grid: the figures come with --merge
+        return {"shard": str(setup.plan.shard), "results": setup.grid_path}
+    from dropnet_tf.harness.results import ResultsFile
+
+    store = ResultsFile(setup.results_path)
+    records = [
+        r
+        for name in setup.names
+        for r in store.records(experiment=name)
+        if r["seed"] in scale.seeds and r["metric"] in exp.metrics and r["init"] in exp.inits
+    ]
+    written = _draw_figures(setup, records)
+    summary = _summary(setup, records, len(store.records()) - records_before, written, started)
+    summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{setup.suffix}.json")
+    kit.write_json(summary_path, summary)
+    print(
+        "ordering by mean test accuracy: "
+        + " > ".join(f"{g} ({v:.3f})" for g, v in summary["ordering_by_mean_test_accuracy"]),
+        flush=True,
+    )
+    return summary
+
+
+@dataclass
+class _Setup:
+    """What :func:`main` set up before running the grid."""
+
+    exp: Experiment
+    args: argparse.Namespace
+    scale: Scale
+    strategy: object
+    data: object
+    suffix: str
+    results_path: str
+    plan: object  # kit.sharding.Plan
+    patience: int
+    training: object  # TrainingConfig
+    build: object  # seed -> masked model
+    names: list  # the experiment name of each p
+
+    @property
+    def grid_path(self) -> str:
+        """The results file this process runs into: results_path, or its shard's own file."""
+        return self.plan.results
+
+
+def _set_up(exp: Experiment, args, scale: Scale, strategy) -> _Setup:
+    """The data, the results folder, the shard plan (--shard, --merge), the training settings
+    and the model builder of the grid."""
+    import dropnet_tf
+    from dropnet_tf.dropnet.augmentation import augmentation_transform, table_c1_augmentation
+    from dropnet_tf.engines.training import TrainingConfig
+
     caps = {} if scale.max_train is None else dict(max_train=scale.max_train, max_val=scale.max_val, max_test=scale.max_test)
     data = load_data(args.dataset, args.data_dir, **caps, seed=0)
     suffix = _protocol_suffix(args.protocol)
@@ -445,11 +499,10 @@ def main(exp: Experiment, argv=None) -> dict:
     results_path = os.path.join(out, "results.jsonl")
     # --shard I/N: this process runs one shard of the grid into its own file; --merge: the
     # shards' files are merged into results_path first and nothing runs (kit.sharding).
-    from paper_experiments.kit import sharding, sittings
+    from paper_experiments.kit import sharding
 
     plan = sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script),
                          check=shard_fingerprint_difference)
-    grid_path = plan.results
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
     training = TrainingConfig(max_epochs=scale.max_epochs, patience=patience, batch_size=32, train_transform=transform)
@@ -458,6 +511,15 @@ def main(exp: Experiment, argv=None) -> dict:
     def build(seed):
         return dropnet_tf.models.build_model(exp.model, seed=seed, **model_kwargs)
 
+    names = [exp.experiment_name(fraction, args.protocol) for fraction in exp.fractions]
+    return _Setup(exp, args, scale, strategy, data, suffix, results_path, plan, patience, training, build, names)
+
+
+def _start(setup: _Setup) -> int:
+    """Prints what runs and starts the progress line; returns the records held before this call."""
+    from dropnet_tf.harness.results import ResultsFile
+
+    exp, args, scale, data, grid_path = setup.exp, setup.args, setup.scale, setup.data, setup.grid_path
     print(
         f"DropNet {exp.section} {exp.title} on {data!r}; {scale.describe(data)}; seeds {list(scale.seeds)}; "
         f"metrics {list(exp.metrics)}; inits {list(exp.inits)}; p {list(exp.fractions)}; protocol {args.protocol}"
@@ -465,37 +527,40 @@ def main(exp: Experiment, argv=None) -> dict:
         + f"; results {grid_path}",
         flush=True,
     )
-    names = [exp.experiment_name(fraction, args.protocol) for fraction in exp.fractions]
-    records_before = len(ResultsFile(results_path).records()) if os.path.exists(results_path) else 0
+    records_before = len(ResultsFile(setup.results_path).records()) if os.path.exists(setup.results_path) else 0
     grid = {"metrics": len(exp.metrics), "seeds": len(scale.seeds), "inits": len(exp.inits), "p": len(exp.fractions)}
     progress.start(
         grid_path,
-        lambda: count_finished_runs(grid_path, names, exp.metrics, scale.seeds, exp.inits),
-        total=plan.share(int(np.prod(list(grid.values())))),
+        lambda: count_finished_runs(grid_path, setup.names, exp.metrics, scale.seeds, exp.inits),
+        total=setup.plan.share(int(np.prod(list(grid.values())))),
         describe=" × ".join(
             f"{n} {k if n != 1 or k == 'p' else k[:-1]}" for k, n in grid.items() if n > 1 or k in ("metrics", "seeds")
         ),
         partial_note="each cycle is saved as it finishes, so the run in progress resumes after its last cycle",
     )
-    callbacks = _progress_callbacks(exp, args, scale, names, grid_path, plan.shard)
-    with sittings.sitting(results_path, population=args.population,
-                          shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
-        _run_grid(exp, args, scale, data, build, names, grid_path, training, callbacks, plan, strategy)
-    if plan.finish():  # a shard holds part of the grid: the figures come with --merge
-        return {"shard": str(plan.shard), "results": grid_path}
-    store = ResultsFile(results_path)
-    records = [
-        r
-        for name in names
-        for r in store.records(experiment=name)
-        if r["seed"] in scale.seeds and r["metric"] in exp.metrics and r["init"] in exp.inits
-    ]
+    return records_before
 
-    note = (
+
+def _run(setup: _Setup) -> None:
+    """Runs the grid (or this process's shard of it) as one sitting."""
+    from paper_experiments.kit import sittings
+
+    exp, args, plan = setup.exp, setup.args, setup.plan
+    callbacks = _progress_callbacks(exp, args, setup.scale, setup.names, setup.grid_path, plan.shard)
+    with sittings.sitting(setup.results_path, population=args.population,
+                          shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
+        _run_grid(exp, args, setup.scale, setup.data, setup.build, setup.names, setup.grid_path, setup.training,
+                  callbacks, plan, setup.strategy)
+
+
+def _figure_note(setup: _Setup) -> str:
+    """The caption under every figure's title: data, seeds, protocol and how to regenerate it."""
+    exp, args, scale, data = setup.exp, setup.args, setup.scale, setup.data
+    return (
         f"{data.name}: {len(data.y_train)}/{len(data.y_val)}/{len(data.y_test)} train/val/test; "
         f"{len(scale.seeds)} seed{'' if len(scale.seeds) == 1 else 's'} {list(scale.seeds)}; "
         + (f"drop {exp.count} unit per cycle" if exp.count else f"p={'/'.join(str(f) for f in exp.fractions)}")
-        + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {patience}"
+        + f"; SGD 0.1, batch 32, ≤{scale.max_epochs} epochs, early stopping patience {setup.patience}"
         + ("; Table C1 augmentation" if exp.augmentation else "")
         + (
             "; notebook protocol: the authors' selection rule, no shuffling, last-epoch weights, no collapse guard"
@@ -507,17 +572,25 @@ def main(exp: Experiment, argv=None) -> dict:
                            (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None),
                             ("max_train", None), ("max_epochs", None), ("metrics", None)))
     )
+
+
+def _draw_figures(setup: _Setup, records: list[dict]) -> list[str]:
+    """Draws the experiment's figures (with their CSVs) from the grid's records; returns the PNGs written."""
+    import dropnet_tf
+
+    exp, args, scale = setup.exp, setup.args, setup.scale
+    note = _figure_note(setup)
     qualifiers = ([] if scale.name == "paper" else [f"{scale.name} scale"]) + (
         [] if args.protocol == "paper" else [f"{args.protocol} protocol"]
     )
     title_suffix = f" ({', '.join(qualifiers)})" if qualifiers else ""
-    xlabel = dropnet_tf.plotting.fraction_xlabel(build(scale.seeds[0]))  # "nodes" for an MLP
+    xlabel = dropnet_tf.plotting.fraction_xlabel(setup.build(scale.seeds[0]))  # "nodes" for an MLP
     written = []
     for figure in exp.figures:
         chosen = [r for r in records if all(r.get(k) == v for k, v in figure.where)]
         group_by = exp.group_by
         if figure.y == "oracle_similarity":
-            chosen = _similarity_records(results_path, exp, chosen)
+            chosen = _similarity_records(setup.results_path, exp, chosen)
             ylabel = "Mask agreement with the oracle"
         else:
             ylabel = {"test_accuracy": "Test accuracy", "train_accuracy": "Training accuracy",
@@ -544,15 +617,23 @@ def main(exp: Experiment, argv=None) -> dict:
         )
         written.append(png)
         print(f"wrote {png}", flush=True)
+    return written
 
-    summary = {
+
+def _summary(setup: _Setup, records: list[dict], cycles_this_call: int, written: list[str], started: float) -> dict:
+    """The JSON summary of the grid: its settings, orderings, figures and time."""
+    from dropnet_tf.dropnet.augmentation import TABLE_C1
+    from paper_experiments.kit import sittings
+
+    exp, args, scale, data = setup.exp, setup.args, setup.scale, setup.data
+    return {
         "script": os.path.basename(sys.argv[0]),
         "section": exp.section,
         "title": exp.title,
         "dataset": args.dataset,
         "protocol": args.protocol,
         "scale": dataclasses.asdict(scale),
-        "patience": patience,
+        "patience": setup.patience,
         "fractions": list(exp.fractions),
         "drop_count": exp.count,
         "metrics": list(exp.metrics),
@@ -560,7 +641,7 @@ def main(exp: Experiment, argv=None) -> dict:
         "augmentation": TABLE_C1.as_dict() if exp.augmentation else None,
         "split_sizes": [len(data.y_train), len(data.y_val), len(data.y_test)],
         "cycles_run": len(records),
-        "cycles_this_call": len(store.records()) - records_before,
+        "cycles_this_call": cycles_this_call,
         "compute_seconds": round(sum(r["wall_seconds"] for r in records), 1),
         "ordering_by_mean_test_accuracy": ordering(records, exp.group_by) if records else [],
         "ordering_measure": "mean test accuracy over 10%-100% of units remaining (curve interpolated)",
@@ -572,13 +653,5 @@ def main(exp: Experiment, argv=None) -> dict:
         "paper_ordering": exp.paper_ordering,
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
-        "grid_time": sittings.summarise(sittings.read_sittings(results_path)),
+        "grid_time": sittings.summarise(sittings.read_sittings(setup.results_path)),
     }
-    summary_path = os.path.join(args.figures, f"{exp.script}_{exp.slug}_{args.dataset}_{scale.name}{suffix}.json")
-    kit.write_json(summary_path, summary)
-    print(
-        "ordering by mean test accuracy: "
-        + " > ".join(f"{g} ({v:.3f})" for g, v in summary["ordering_by_mean_test_accuracy"]),
-        flush=True,
-    )
-    return summary

@@ -126,6 +126,8 @@ def paper_table(figures_dir: Path) -> str:
         for path in paths:
             summary = json.loads(path.read_text())
             ours = _run_description(summary, dataset)
+            if path.stem != stem:  # a cut: fewer training examples and/or epochs than the paper
+                ours += f" — **cut** ({path.stem[len(stem) + 1:].replace('_', ', ')})"
             rows.append(
                 f"| {exp.section} | {_figures_text(exp)} | {ours} | {_ordering(summary)} | "
                 f"{_at_ten_percent(summary)} | {exp.paper_ordering} | {quick} |"

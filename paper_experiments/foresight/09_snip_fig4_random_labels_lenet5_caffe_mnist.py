@@ -45,21 +45,15 @@ EXPERIMENT = ForesightExperiment(
 
 @command
 def main(argv=None) -> dict:
+    """Parse, run the five arms (resuming), draw the training-loss curves, write the summary."""
     args = parse_args(EXPERIMENT, argv)
     load_tensorflow()
     from dropnet_tf.foresight.experiment import grid_cells, run_foresight_grid
     from dropnet_tf.models.foresight import build_foresight_model
-    from dropnet_tf.core.io import atomic_write_bytes, atomic_write_text
+    from dropnet_tf.core.io import atomic_write_text
 
     data = prepare_data(EXPERIMENT, args)
-    base = snip_protocol(args.dataset)
-    quick = args.scale == "quick"
-    if quick:
-        base = dataclasses.replace(base, epochs=EXPERIMENT.quick.epochs, learning_rate=EXPERIMENT.quick.learning_rate,
-                                   learning_rate_drops=())
-    if args.epochs is not None:
-        base = dataclasses.replace(base, epochs=args.epochs)
-    seeds = tuple(args.seeds) if args.seeds else (EXPERIMENT.quick.seeds if quick else EXPERIMENT.paper_seeds)
+    base, seeds = _protocol_and_seeds(args)
     os.makedirs(args.out, exist_ok=True)
     os.makedirs(args.figures, exist_ok=True)
     stem = f"{EXPERIMENT.script}_{args.dataset}_{args.scale}"
@@ -93,10 +87,35 @@ def main(argv=None) -> dict:
     if plan.finish():
         return {"shard": str(plan.shard), "results": results}
 
+    png = _draw(curves, data, base, seeds, args, stem)
+    summary = {"script": EXPERIMENT.script, "dataset": args.dataset, "scale": args.scale, "seeds": list(seeds),
+               "final_train_loss": {arm: float(loss[-1]) for arm, loss in curves.items()},
+               "seconds_this_call": time.perf_counter() - start, "outputs": [os.path.relpath(png, ROOT)]}
+    atomic_write_text(os.path.join(args.figures, f"{stem}.json"), json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _protocol_and_seeds(args):
+    """SNIP's training protocol at the chosen scale (and --epochs), and the seeds."""
+    base = snip_protocol(args.dataset)
+    quick = args.scale == "quick"
+    if quick:
+        base = dataclasses.replace(base, epochs=EXPERIMENT.quick.epochs, learning_rate=EXPERIMENT.quick.learning_rate,
+                                   learning_rate_drops=())
+    if args.epochs is not None:
+        base = dataclasses.replace(base, epochs=args.epochs)
+    seeds = tuple(args.seeds) if args.seeds else (EXPERIMENT.quick.seeds if quick else EXPERIMENT.paper_seeds)
+    return base, seeds
+
+
+def _draw(curves, data, base, seeds, args, stem) -> str:
+    """The figure: mean training loss per epoch of every arm; returns the PNG's path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from dropnet_tf.core.io import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for arm, loss in curves.items():
@@ -114,11 +133,7 @@ def main(argv=None) -> dict:
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     png = atomic_write_bytes(os.path.join(args.figures, f"{stem}_fig4.png"), buffer.getvalue())
-    summary = {"script": EXPERIMENT.script, "dataset": args.dataset, "scale": args.scale, "seeds": list(seeds),
-               "final_train_loss": {arm: float(loss[-1]) for arm, loss in curves.items()},
-               "seconds_this_call": time.perf_counter() - start, "outputs": [os.path.relpath(png, ROOT)]}
-    atomic_write_text(os.path.join(args.figures, f"{stem}.json"), json.dumps(summary, indent=2) + "\n")
-    return summary
+    return png
 
 
 if __name__ == "__main__":

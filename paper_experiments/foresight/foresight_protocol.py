@@ -44,15 +44,25 @@ THESIS_RATIOS = (2, 4, 8, 16, 32, 64)
 
 
 def thesis_protocol(dataset: str):
+    """Thesis 4.1.3: SGD, Nesterov momentum 0.9, lr 1e-4, batch 128.  No weight decay (the
+    thesis gives none), so the weight-decay mode (issue 24) does not enter; it is left at
+    the default, "decoupled"."""
     from dropnet_tf.foresight.experiment import TrainingProtocol
 
     family = "mnist" if "mnist" in dataset else ("cifar100" if dataset == "cifar100" else "cifar10")
     return TrainingProtocol(epochs=THESIS_EPOCHS[family], learning_rate=1e-4, batch_size=128, momentum=0.9, nesterov=True)
 
 
-def snip_protocol(dataset: str, iterations: int | None = None):
+def snip_protocol(dataset: str, iterations: int | None = None, weight_decay_mode: str = "decoupled"):
     """SNIP Section 5: SGD momentum 0.9, wd 5e-4, lr 0.1 ×0.1 every 25k (MNIST) / 30k (CIFAR)
-    iterations, batch 100 / 128.  The paper gives no total; we train for 4 drops' worth."""
+    iterations, batch 100 / 128.  The paper gives no total; we train for 4 drops' worth.
+
+    Weight decay: "decoupled" (Keras' option, outside the momentum) by default, because it is
+    what every Section 5 result here was trained with before issue 24, and a preset must not
+    change its results silently.  SNIP's own code couples it (an L2 term 0.00025·Σw² over the
+    masked weights and biases, so 5e-4·w passes through TF 1's MomentumOptimizer), ten times
+    stronger under momentum 0.9: ``--weight-decay-mode coupled`` alone, or the ``public``
+    preset, trains that way."""
     from dropnet_tf.foresight.experiment import TrainingProtocol
 
     mnist = "mnist" in dataset
@@ -60,7 +70,8 @@ def snip_protocol(dataset: str, iterations: int | None = None):
     batch = 100 if mnist else 128
     drops = tuple((step * k, 0.1) for k in (1, 2, 3))
     return TrainingProtocol(epochs=_epochs_of(iterations or 4 * step, batch, dataset), learning_rate=0.1,
-                            batch_size=batch, momentum=0.9, nesterov=False, weight_decay=5e-4, learning_rate_drops=drops)
+                            batch_size=batch, momentum=0.9, nesterov=False, weight_decay=5e-4, learning_rate_drops=drops,
+                            weight_decay_mode=weight_decay_mode)
 
 
 def _epochs_of(iterations: int, batch: int, dataset: str) -> int:
@@ -69,21 +80,114 @@ def _epochs_of(iterations: int, batch: int, dataset: str) -> int:
     return max(1, round(iterations * batch / train_size))
 
 
-def snip_code_protocol(dataset: str):
+def snip_code_protocol(dataset: str, weight_decay_mode: str = "decoupled"):
     """The defaults of SNIP's public code (github.com/namhoonlee/snip-public, ``main.py`` and
     ``model.py``): plain SGD (``--optimizer sgd``), constant lr 0.1, batch 100, an L2 term
     0.00025·Σw² on weights and biases (the same update as weight decay 5e-4 on plain SGD),
     10k iterations (``--train_iterations``).  The paper's Section 5 states momentum 0.9 and
     drops every 25k iterations instead; with that protocol the dense LeNet-5-Caffe diverges
-    here (docs/foresight.md), so ``--snip-protocol code`` is offered as the other reading."""
+    here (docs/foresight.md), so ``--snip-protocol code`` is offered as the other reading.
+
+    Weight decay: without momentum the coupled and decoupled modes give the same update
+    (``w - lr·(g + wd·w)`` either way), so the default "decoupled" is the code's own."""
     from dropnet_tf.foresight.experiment import TrainingProtocol
 
     return TrainingProtocol(epochs=_epochs_of(10_000, 100, dataset), learning_rate=0.1, batch_size=100, momentum=0.0,
-                            nesterov=False, weight_decay=5e-4)
+                            nesterov=False, weight_decay=5e-4, weight_decay_mode=weight_decay_mode)
 
 
-#: ``--snip-protocol``: SNIP's Section 5 as written, or its public code's defaults.
-SNIP_PROTOCOLS = ("paper", "code")
+#: ``--snip-protocol``: SNIP's Section 5 as written (``paper``), its public code's defaults
+#: (``code``: plain SGD, 10k iterations), or Section 5's schedule run the way the public code
+#: runs everything else (``public``: every option of :data:`PUBLIC_CODE_OPTIONS` at the
+#: code's value).
+SNIP_PROTOCOLS = ("paper", "code", "public")
+
+#: How SNIP's public code (namhoonlee/snip-public) runs an experiment where this library did
+#: otherwise before issue 24: option → (today's value, the public code's value).  Each is a
+#: command-line option of the SNIP scripts (``--weight-decay-mode``, ``--inputs``,
+#: ``--weights-init``, ``--train-draw``, ``--biases``), so that each difference can be run
+#: alone; ``--snip-protocol public`` sets them all.
+#:
+#: * ``weight_decay_mode``: ``model.py`` adds ``0.00025 * Σ w²`` over ``w_final`` (every
+#:   weight *and bias*, masked) to the loss, so 5e-4·w passes through the momentum
+#:   (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`).
+#: * ``inputs``: ``mnist.py`` divides by 255, then subtracts the mean and divides by the
+#:   standard deviation of all 60k training images (two scalars, before its 10 %
+#:   validation split); here "scaled" is /255 only.
+#: * ``weights_init``: ``network.py``'s ``'vs'`` is ``tf.variance_scaling_initializer()`` at
+#:   its defaults (scale 1, fan_in, truncated normal: LeCun normal), not Glorot; biases zero.
+#: * ``train_draw``: the network holds two sets of weights, ``weights_bp`` (scored: the mask
+#:   is computed on them) and ``weights_ap`` (trained under the mask), drawn independently;
+#:   "fresh" scores one draw and trains another, "same" trains the scored draw.
+#: * ``biases``: the mask covers every key containing 'w' or 'b', so biases are scored and
+#:   selected with the weights (zero biases score |g·0| = 0 and are all removed by SNIP) and
+#:   counted in n; the dense reference keeps them.
+#:
+#: Reporting is not an option: every SNIP-protocol record holds both numbers, the final
+#: iterate's (``top1``) and the public code's (``test.py``: a checkpoint every 1,000
+#: iterations, ``tf.train.Saver``'s default of the last five kept, the best test accuracy
+#: of those: ``top1_best_of_last5``, with ``checkpoints``).
+PUBLIC_CODE_OPTIONS = {
+    "weight_decay_mode": ("decoupled", "coupled"),
+    "inputs": ("scaled", "standardised"),
+    "weights_init": ("glorot_uniform", "tf1_variance_scaling"),
+    "train_draw": ("same", "fresh"),
+    "biases": ("kept", "pruned"),
+}
+
+#: The part of an output name that says an option is at the public code's value.
+PUBLIC_CODE_TOKENS = {"weight_decay_mode": "wdcoupled", "inputs": "std", "weights_init": "tf1vs",
+                      "train_draw": "fresh", "biases": "biasespruned"}
+
+#: The public code's test-time checkpoints (``--save_interval`` 1000, ``Saver`` keeps 5).
+CHECKPOINT_INTERVAL, CHECKPOINTS_KEPT = 1000, 5
+
+
+def snip_options(exp: ForesightExperiment, args) -> dict:
+    """The value of every :data:`PUBLIC_CODE_OPTIONS` option for this command: what the
+    command line sets, else the public code's under ``--snip-protocol public``, else
+    today's (for ``weights_init``: the experiment's own init)."""
+    preset_public = getattr(args, "snip_protocol", "paper") == "public"
+    found = {}
+    for name, (today, public) in _todays(exp).items():
+        value = getattr(args, name, None)
+        found[name] = value if value is not None else (public if preset_public else today)
+    return found
+
+
+def _todays(exp: ForesightExperiment) -> dict:
+    """:data:`PUBLIC_CODE_OPTIONS` with this experiment's own initialisation as today's."""
+    options = dict(PUBLIC_CODE_OPTIONS)
+    if exp.init:
+        options["weights_init"] = (exp.init, PUBLIC_CODE_OPTIONS["weights_init"][1])
+    return options
+
+
+def snip_suffix(exp: ForesightExperiment, args) -> str:
+    """The part of the output name that says how a SNIP run differs from Section 5 as this
+    library ran it before issue 24: ``_snipcode`` for the code's schedule, then one token per
+    option at the public code's value (:data:`PUBLIC_CODE_TOKENS`, in the order of
+    :data:`PUBLIC_CODE_OPTIONS`); Section 5's schedule with every option at the public
+    code's value is ``_snippublic``, however it was asked for.  The name follows the
+    combination, not the flags, so two combinations never share a results file."""
+    if exp.protocol != "snip":
+        return ""
+    options = snip_options(exp, args)
+    changed = [name for name, (today, _) in _todays(exp).items() if options[name] != today]
+    if snip_schedule(args) == "paper" and len(changed) == len(PUBLIC_CODE_OPTIONS):
+        return "_snippublic"
+    return ("_snipcode" if snip_schedule(args) == "code" else "") + "".join(f"_{PUBLIC_CODE_TOKENS[n]}" for n in changed)
+
+
+def snip_schedule(args) -> str:
+    """The optimiser schedule of ``--snip-protocol``: "code", or Section 5's ("paper") for
+    ``paper`` and ``public``."""
+    return "code" if getattr(args, "snip_protocol", "paper") == "code" else "paper"
+
+#: ``--selection`` (the thesis' scripts): dropnet_tf.core.selection.WEIGHT_SELECTIONS, written
+#: out so that the scripts load without TensorFlow.  ``exact`` keeps round(n/r) weights, ties
+#: at random; ``thesis`` keeps every weight tied at the threshold (its under-pruning, Fig. 4.13).
+SELECTIONS = ("exact", "thesis")
 
 
 def thesis_init(method: str) -> str:
@@ -155,8 +259,33 @@ def build_parser(exp: ForesightExperiment):
         ) + ((option("--snip-protocol", choices=SNIP_PROTOCOLS, default="paper",
                       help="paper (default): SNIP Section 5, SGD momentum 0.9, lr 0.1 x0.1 every 25k "
                            "iterations, 100k iterations; code: the defaults of SNIP's public code, plain "
-                           "SGD, constant lr 0.1, 10k iterations (outputs named ..._snipcode)"),)
-             if exp.protocol == "snip" else ()),
+                           "SGD, constant lr 0.1, 10k iterations (outputs named ..._snipcode); public: "
+                           "Section 5's schedule with every option below at the public code's value "
+                           "(outputs named ..._snippublic)"),
+              option("--weight-decay-mode", choices=("decoupled", "coupled"),
+                     help="decoupled: Keras' SGD(weight_decay), outside the momentum (default, except under "
+                          "public); coupled: g + wd*w through the momentum, as SNIP's code (name token wdcoupled)"),
+              option("--inputs", choices=PUBLIC_CODE_OPTIONS["inputs"],
+                     help="scaled: pixels / 255 (default, except under public); standardised: then minus the "
+                          "mean and over the std of all training images, as SNIP's code (token std)"),
+              option("--weights-init", choices=PUBLIC_CODE_OPTIONS["weights_init"],
+                     help="glorot_uniform: Section 5's VS-X (default, except under public); "
+                          "tf1_variance_scaling: SNIP's code, TF 1's variance_scaling_initializer() "
+                          "(LeCun truncated normal) (token tf1vs)"),
+              option("--train-draw", choices=PUBLIC_CODE_OPTIONS["train_draw"],
+                     help="same: train the weights the mask was scored on (default, except under public); "
+                          "fresh: score one draw, train another under the mask, as SNIP's code (token fresh)"),
+              option("--biases", choices=PUBLIC_CODE_OPTIONS["biases"],
+                     help="kept: biases are not pruned (default, except under public); pruned: biases are "
+                          "scored, selected and counted with the weights, as SNIP's code (token biasespruned)"),
+              )
+             if exp.protocol == "snip" else ())
+        + ((option("--selection", choices=SELECTIONS, default="exact",
+                   help="how scores tied at the threshold fall: exact (default) keeps exactly round(n/r) "
+                        "weights, ties at random; thesis keeps every weight tied with the last one kept "
+                        "(pruned only when strictly below it), the thesis' rule behind its under-pruning of "
+                        "GraSP and OBD (Fig. 4.13); outputs named ..._thesisties"),)
+           if exp.protocol == "thesis" else ()),
         checks=(checks,),
     )
 
@@ -171,6 +300,8 @@ def prepare_data(exp: ForesightExperiment, args):
         # Row-by-row sequential MNIST (SNIP Section 5.3): 28 time steps of 28 pixels.
         rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
         data = dataclasses.replace(data, x_train=rows(data.x_train), x_val=rows(data.x_val), x_test=rows(data.x_test))
+    if exp.protocol == "snip" and snip_options(exp, args)["inputs"] == "standardised":
+        data = standardise(data)
     if args.scale == "quick":
         data = data.subset(max_train=args.max_train or exp.quick.max_train, max_test=exp.quick.max_test, seed=0)
     elif args.max_train:
@@ -178,11 +309,29 @@ def prepare_data(exp: ForesightExperiment, args):
     return data
 
 
+def standardise(data):
+    """SNIP's public code's inputs (``mnist.py``): pixels / 255 (as loaded), then minus one mean
+    and over one standard deviation, both of every training image (all pixels of the
+    official training set: the training and validation splits here, as the code computes
+    them before its own validation split), applied to every split."""
+    train = np.concatenate([np.asarray(data.x_train, np.float32).ravel(), np.asarray(data.x_val, np.float32).ravel()])
+    mean, std = float(np.mean(train)), float(np.std(train))
+    if not std > 0:
+        raise ValueError(f"Cannot standardise inputs whose training images have standard deviation {std!r}.")
+
+    def scaled(x):
+        return ((np.asarray(x, np.float32) - np.float32(mean)) / np.float32(std)).astype(np.float32)
+
+    return dataclasses.replace(data, x_train=scaled(data.x_train), x_val=scaled(data.x_val),
+                               x_test=scaled(data.x_test))
+
+
 def resolve(exp: ForesightExperiment, args):
     """(protocol, seeds, methods, ratios) for this scale and these options."""
     if exp.protocol == "snip":
-        code = getattr(args, "snip_protocol", "paper") == "code"
-        protocol = snip_code_protocol(args.dataset) if code else snip_protocol(args.dataset)
+        mode = snip_options(exp, args)["weight_decay_mode"]
+        code = snip_schedule(args) == "code"
+        protocol = snip_code_protocol(args.dataset, mode) if code else snip_protocol(args.dataset, weight_decay_mode=mode)
         scoring = exp.scoring_batch or protocol.batch_size
     else:
         protocol = thesis_protocol(args.dataset)
@@ -210,15 +359,18 @@ def label(method: str) -> str:
 
 
 def stem(exp: ForesightExperiment, args) -> str:
-    """The outputs' common name.  A paper-scale run made another way (SNIP's code defaults,
-    fewer training examples or epochs) says so in its name, e.g. ``..._mnist_paper_snipcode``
-    or ``..._paper_train5000_epochs20``, so that it never shares a results file with, or is
+    """The outputs' common name.  A run made another way (SNIP's code defaults or any of its
+    public-code options, :func:`snip_suffix`; at paper scale fewer training examples or
+    epochs) says so in its name, e.g. ``..._mnist_paper_snipcode``,
+    ``..._mnist_paper_wdcoupled_std`` or ``..._paper_train5000_epochs20``, and the thesis' tie
+    rule ``..._paper_thesisties``, so that it never shares a results file with, or is
     mistaken for, a run at the paper's own protocol."""
     model = "" if args.model == exp.model else f"_{args.model}"
-    scale = args.scale
+    # The SNIP protocol and options at every scale: each changes the training (snip_suffix).
+    scale = args.scale + snip_suffix(exp, args)
+    if getattr(args, "selection", "exact") == "thesis":
+        scale += "_thesisties"
     if args.scale == "paper":
-        if getattr(args, "snip_protocol", "paper") == "code":
-            scale += "_snipcode"
         if args.max_train:
             scale += f"_train{args.max_train}"
         if args.epochs is not None:
@@ -299,6 +451,23 @@ def write_table(exp, records, ratios, path_md: str) -> str:
             else:
                 cells += ["–", "–", "–"]
         lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+    best = [x for x in records if x.get("top1_best_of_last5") is not None and not x.get("diverged")]
+    if best:
+        # SNIP's public code's number (test.py): the best test top-1 of the last five
+        # 1,000-iteration checkpoints, beside the final iterate's above.
+        lines += ["", "Top-1 (%) of the best of the last five 1,000-iteration checkpoints (SNIP's public code's "
+                      "number; the table above is the final iterate's):", "",
+                  "| Method | " + " | ".join(f"r={r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+        for method in methods:
+            cells = []
+            for r in ratios:
+                values = [x["top1_best_of_last5"] for x in best
+                          if x["method"] == method and float(x["compression"]) == float(r)]
+                cells.append(f"{100 * np.mean(values):.2f}" if values else "–")
+            lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+        values = [x["top1_best_of_last5"] for x in best if x["method"] == REFERENCE]
+        if values:
+            lines.append(f"\nUnpruned, best of the last five checkpoints: top-1 {100 * np.mean(values):.2f} %.")
     reference = [x for x in records if x["method"] == REFERENCE and not x.get("diverged")]
     diverged = sum(1 for x in records if x["method"] == REFERENCE and x.get("diverged"))
     if reference:
@@ -357,7 +526,11 @@ def shard_plan(exp: ForesightExperiment, args, results_path: str):
     """What ``--shard I/N`` / ``--merge`` make of this script's grid (:mod:`paper_experiments.kit.sharding`)."""
     from paper_experiments.kit import sharding
 
-    return sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script))
+    settings = sharding.settings_of(args, script=exp.script)
+    # The public-code options (issue 24) left unset enter no manifest, so that shards run
+    # before they existed still merge with a command that does not set them.
+    settings = {k: v for k, v in settings.items() if not (k in PUBLIC_CODE_OPTIONS and v is None)}
+    return sharding.plan(args, results_path, settings)
 
 
 @command
@@ -366,7 +539,6 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     load_tensorflow()
     strategy = kit.strategy_of(args)  # made before the first model
     from dropnet_tf.foresight.experiment import grid_cells, run_foresight_grid
-    from dropnet_tf.models.foresight import build_foresight_model
 
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
@@ -376,11 +548,8 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     results_path = os.path.join(args.out, f"{name}.jsonl")
     plan = shard_plan(exp, args, results_path)
     model_kwargs = {"input_shape": data.input_shape, "num_classes": data.num_classes}
-
-    def build(seed, init):
-        return build_foresight_model(args.model, init=init, seed=seed, **model_kwargs)
-
-    init_for = (lambda method: exp.init) if exp.init else thesis_init
+    options = snip_options(exp, args) if exp.protocol == "snip" else None
+    build, init_for = _model_builder(exp, args, options, model_kwargs)
     external = {}
     if "tfmot_gmp" in methods:
         external["tfmot_gmp"] = tfmot_runner(args, data, model_kwargs, protocol, name)
@@ -394,10 +563,15 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         plan.results, experiment, build, data, methods, ratios, seeds, protocol,
         scoring_batch_size=scoring, init_for=init_for, method_options=dict(exp.method_options),
         random_labels=exp.random_labels, external=external,
-        extra={"model": args.model, "dataset": args.dataset, "scale": args.scale},
+        extra={"model": args.model, "dataset": args.dataset, "scale": args.scale,
+               **({"snip_protocol": args.snip_protocol, "snip_options": options} if options else {})},
+        train_draw=options["train_draw"] if options else "same",
+        # SNIP's code reports the best of its last five 1,000-iteration checkpoints; the
+        # per-step callback needs Model.fit (one device)
+        checkpoints=(CHECKPOINT_INTERVAL, CHECKPOINTS_KEPT) if options and strategy is None else None,
         log=None if args.quiet else (lambda line: print(line, flush=True)),
         callbacks=epoch_lines(args, experiment), order=plan.order,
-        strategy=strategy,
+        strategy=strategy, selection=getattr(args, "selection", "exact"),
         # issue 16: the grid's ETA on each run's line; --tensorboard DIR
         eta=grid_eta(args, plan, grid_cells(experiment, methods, ratios, seeds)), tensorboard=args.tensorboard,
     )
@@ -408,19 +582,54 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     summary = {
         "script": exp.script, "source": exp.source, "model": args.model, "dataset": args.dataset,
         "scale": args.scale, "seeds": list(seeds), "methods": list(methods), "compressions": list(ratios),
-        "snip_protocol": getattr(args, "snip_protocol", None), "max_train": args.max_train, "epochs_override": args.epochs,
-        "diverged_runs": sum(1 for record in records if record.get("diverged")),
+        "snip_protocol": getattr(args, "snip_protocol", None), "snip_options": options,
+        "selection": getattr(args, "selection", "exact"),
+        "max_train": args.max_train, "epochs_override": args.epochs, **_record_totals(records),
         "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
-        "runs": len(records), "seconds_this_call": seconds,
-        "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
-        "outputs": written,
+        "seconds_this_call": seconds, "outputs": written,
     }
     kit.write_json(os.path.join(args.figures, f"{name}.json"), summary)
     return summary
 
 
+def _model_builder(exp, args, options, model_kwargs):
+    """``(build(seed, init), init_for(method))`` for the grid: SNIP's public-code options
+    (biases in the pruned set, TF 1's initialiser) where they are set."""
+    from dropnet_tf.models.foresight import build_foresight_model
+
+    prune_biases = bool(options) and options["biases"] == "pruned"
+
+    def build(seed, init):
+        if prune_biases:  # SNIP's code: the biases are in the pruned set (masked like the weights)
+            from dropnet_tf.foresight import add_weight_masks
+
+            return add_weight_masks(build_foresight_model(args.model, init=init, seed=seed, masked=False,
+                                                          **model_kwargs), prune_bias=True)
+        return build_foresight_model(args.model, init=init, seed=seed, **model_kwargs)
+
+    init_for = (lambda method: exp.init) if exp.init else thesis_init
+    if options:
+        init_for = lambda method: options["weights_init"]  # noqa: E731
+    return build, init_for
+
+
+def _record_totals(records) -> dict:
+    return {
+        "runs": len(records),
+        "diverged_runs": sum(1 for record in records if record.get("diverged")),
+        "compute_seconds": float(sum(r.get("train_seconds", 0) + r.get("scoring_seconds", 0) for r in records)),
+    }
+
+
 def tfmot_runner(args, data, model_kwargs, protocol, name):
-    """The TFMOT gradual-magnitude baseline on the same data and protocol, in a tf-keras process."""
+    """The TFMOT gradual-magnitude baseline on the same data and protocol, in a tf-keras process.
+
+    Weight decay: the baseline takes the grid's protocol as its optimizer spec, weight-decay
+    mode included, so it trains the way the methods it is compared with do (decoupled under
+    ``paper``, coupled under ``public`` or ``--weight-decay-mode coupled``).  Its inputs are
+    the grid's (standardised with ``--inputs standardised``); its network is TFMOT's own
+    build of the model (Glorot, biases not pruned), whatever ``--weights-init`` and
+    ``--biases`` say: those options are about how SNIP's code prunes at initialisation."""
     from dropnet_tf.foresight.tfmot.child import run_in_tf_keras, save_data_npz
 
     npz = os.path.join(args.out, f"{name}_data.npz")
@@ -438,22 +647,41 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
     return run
 
 
+#: The options a caption's regenerate line repeats when set (a cut run says it is one).
+CAPTION_OPTIONS = (("data_dir", None, "DIR"), ("methods", None), ("compressions", None), ("seeds", None),
+                   ("epochs", None), ("max_train", None), ("snip_protocol", "paper"), ("weight_decay_mode", None),
+                   ("inputs", None), ("weights_init", None), ("train_draw", None), ("biases", None),
+                   ("selection", "exact"))
+
+SELECTION_CAPTIONS = {
+    "exact": "selection: exact, round(n/r) weights kept, ties at random",
+    "thesis": "selection: thesis, every weight tied at the threshold kept (pruned only when strictly below it)",
+}
+
+
 def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
     caption = (
         f"{exp.source}, {args.model} on {args.dataset} ({args.scale} scale: {len(data.y_train)} training / "
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
-        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds). "
-        f"Regenerate: {kit.command_line('foresight', exp.script, args)}"
+        f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds; "
+        f"{SELECTION_CAPTIONS[getattr(args, 'selection', 'exact')]}). "
+        f"Regenerate: {kit.command_line('foresight', exp.script, args, CAPTION_OPTIONS)}"
     )
     written = []
     for figure_label, y in exp.figures:
         path = os.path.join(args.figures, f"{name}_{figure_label}_{y}.png")
-        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale)"
+        rule = ", thesis tie rule" if getattr(args, "selection", "exact") == "thesis" else ""
+        title = f"{exp.source}: {exp.title} on {args.dataset} ({args.scale} scale{rule})"
         written.append(draw_curves(records, y, title, caption, path))
-    csv_rows = [{k: v for k, v in r.items() if k not in ("per_weight_density", "train_loss", "train_top1", "protocol")}
+    csv_rows = [{k: v for k, v in r.items()
+                 if k not in ("per_weight_density", "train_loss", "train_top1", "protocol", "checkpoints")}
                 for r in records]
-    for row in csv_rows:
+    for row, record in zip(csv_rows, records):
         row["collapsed_layers"] = ";".join(row["collapsed_layers"])
+        if isinstance(row.get("snip_options"), dict):  # one cell: name=value;...
+            row["snip_options"] = ";".join(f"{k}={v}" for k, v in row["snip_options"].items())
+        if "protocol" in record:  # how weight decay acted (issue 24), a column of its own
+            row["weight_decay_mode"] = record["protocol"].get("weight_decay_mode", "decoupled")
     written.append(kit.write_csv(os.path.join(args.figures, f"{name}.csv"), csv_rows))
     if exp.table_label:
         table_ratios = exp.table_ratios or tuple(sorted({float(r["compression"]) for r in records if r["method"] != REFERENCE}))

@@ -172,6 +172,22 @@ def build_parser(
         checks=checks,
         **parser_kwargs,
     )
+    table = _shared_options(dataset, out, figures)
+    for name in shared:
+        flags, kwargs = table[name]
+        if name in helps:
+            kwargs = dict(kwargs, help=helps[name])
+        parser.add_argument(*flags, **kwargs)
+    for item in options:
+        parser.add_argument(*item.flags, **item.kwargs)
+    if defaults:
+        parser.set_defaults(**defaults)
+    return parser
+
+
+def _shared_options(dataset: str | None, out: str | None, figures: str | None) -> dict:
+    """Every shared option by its dest: ``(flags, add_argument kwargs)``, with the script's
+    defaults of --dataset, --out and --figures."""
     standins = ", ".join(("fashion_mnist",) + STANDIN_NAMES)
     table = {
         "scale": (("--scale",), dict(choices=SCALES, default="paper",
@@ -208,16 +224,7 @@ def build_parser(
         "allow_partial": (("--allow-partial",), dict(
             action="store_true", help="with --merge: merge and draw even when shards are missing or unfinished")),
     }
-    for name in shared:
-        flags, kwargs = table[name]
-        if name in helps:
-            kwargs = dict(kwargs, help=helps[name])
-        parser.add_argument(*flags, **kwargs)
-    for item in options:
-        parser.add_argument(*item.flags, **item.kwargs)
-    if defaults:
-        parser.set_defaults(**defaults)
-    return parser
+    return table
 
 
 # ----------------------------------------------------------------------------- data

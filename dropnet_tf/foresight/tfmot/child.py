@@ -173,32 +173,37 @@ def run_in_tf_keras(
     if not use_validation:
         command.append("--no-validation")
     try:
-        try:
-            completed = subprocess.run(
-                command, env=_child_environment(), capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired as error:
-            tail = (error.stderr or b"")[-_STDERR_TAIL:]
-            tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
-            raise RuntimeError(f"The tf-keras TFMOT run timed out after {timeout} s. stderr tail:\n{tail}") from None
-        if completed.returncode != 0:
-            raise RuntimeError(
-                f"The tf-keras TFMOT run failed (exit status {completed.returncode}): "
-                f"{' '.join(command[:4])} ...\nstderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
-            )
-        try:
-            with open(out_json, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError) as error:
-            raise RuntimeError(
-                f"The tf-keras TFMOT run exited normally but {out_json!r} could not be read ({error}).\n"
-                f"stderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
-            ) from None
+        return _run_child(command, out_json, timeout)
     finally:
         if cleanup is not None:
             for name in os.listdir(cleanup):
                 os.remove(os.path.join(cleanup, name))
             os.rmdir(cleanup)
+
+
+def _run_child(command: list, out_json: str, timeout) -> dict:
+    """Runs the child process; its result JSON, or RuntimeError with the tail of its stderr."""
+    try:
+        completed = subprocess.run(
+            command, env=_child_environment(), capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as error:
+        tail = (error.stderr or b"")[-_STDERR_TAIL:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        raise RuntimeError(f"The tf-keras TFMOT run timed out after {timeout} s. stderr tail:\n{tail}") from None
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"The tf-keras TFMOT run failed (exit status {completed.returncode}): "
+            f"{' '.join(command[:4])} ...\nstderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
+        )
+    try:
+        with open(out_json, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise RuntimeError(
+            f"The tf-keras TFMOT run exited normally but {out_json!r} could not be read ({error}).\n"
+            f"stderr tail:\n{completed.stderr[-_STDERR_TAIL:]}"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

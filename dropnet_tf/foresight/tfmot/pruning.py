@@ -48,7 +48,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.engines.training import OPTIMIZER_FIELDS, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.engines.training import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
 from dropnet_tf.engines.training import make_optimizer as build_optimizer
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
@@ -71,6 +71,9 @@ DEFAULT_OPTIMIZER_SPEC = {
     "nesterov": True,
     "weight_decay": 0.0,
     "learning_rate_drops": [],
+    # How weight_decay acts: "decoupled" (Keras' option, the default) or "coupled" (through the
+    # gradient); a foresight grid passes its protocol's, so the baseline trains as the grid does.
+    "weight_decay_mode": "decoupled",
 }
 
 _LEGACY_ERROR = (
@@ -117,6 +120,8 @@ def normalise_optimizer_spec(spec) -> dict:
     out["momentum"] = float(out["momentum"])
     out["nesterov"] = bool(out["nesterov"])
     out["weight_decay"] = float(out["weight_decay"] or 0.0)
+    if out["weight_decay_mode"] not in WEIGHT_DECAY_MODES:
+        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {out['weight_decay_mode']!r}.")
     out["learning_rate_drops"] = [[int(step), float(factor)] for step, factor in (out["learning_rate_drops"] or ())]
     return out
 
@@ -270,86 +275,34 @@ def gradual_magnitude_pruning(
         raise RuntimeError(_LEGACY_ERROR.format(version=keras.__version__))
     import tensorflow_model_optimization as tfmot
 
-    sparsity = _check_fraction(sparsity, "sparsity", low_open=False, high_open=True)
-    epochs = _check_positive_int(epochs, "epochs")
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    power = _check_positive_int(power, "power")
+    sparsity, epochs, batch_size, power = _check_settings(sparsity, epochs, batch_size, power)
     x_train, y_train = _split(train, "train")
     x_test, y_test = _split(test, "test")
 
-    fit_validation = None
-    n_train = len(y_train)
-    if validation is not None:
-        if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-            split = _check_fraction(validation, "validation", low_open=True, high_open=True)
-            fit_validation = split
-            n_train = int(math.floor(n_train * (1.0 - split)))  # Keras' own rounding
-        else:
-            fit_validation = _split(validation, "validation")
+    fit_validation, n_train = _fit_validation(validation, len(y_train))
     steps_per_epoch = int(math.ceil(n_train / batch_size))
-    schedule = pruning_schedule_steps(epochs * steps_per_epoch, begin_fraction, end_fraction, frequency)
-    schedule.update(
-        type="PolynomialDecay", initial_sparsity=0.0, final_sparsity=sparsity, power=power,
-        begin_fraction=float(begin_fraction), end_fraction=float(end_fraction),
-    )
+    schedule = _polynomial_schedule(epochs * steps_per_epoch, begin_fraction, end_fraction, frequency, sparsity, power)
 
     keras.utils.set_random_seed(int(seed))
-    model = build_model()
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"build_model() must return a tf-keras Model, got {type(model).__module__}.{type(model).__name__}."
-        )
-    num_classes = int(model.output_shape[-1])
-    pruning_schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=schedule["begin_step"],
-        end_step=schedule["end_step"], power=power, frequency=schedule["frequency"],
-    )
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=pruning_schedule)
+    pruned, num_classes = _build_pruned(tfmot, build_model, sparsity, power, schedule)
     opt, opt_description = make_optimizer(optimizer)
     top5_k = min(5, num_classes)
-
-    def metrics():
-        return [
-            keras.metrics.SparseCategoricalAccuracy(name="top1"),
-            keras.metrics.SparseTopKCategoricalAccuracy(k=top5_k, name="top5"),
-        ]
-
-    config = TrainingConfig(batch_size=batch_size, max_epochs=epochs, shuffle=True, early_stopping=False)
-    trainer = Trainer(pruned, config, (x_train, y_train), engine="keras", optimizer=opt, metrics=metrics())
-    start = time.perf_counter()
-    # As in the foresight grid's own training, a run that blows up stops at once.
-    guard = StopOnDivergence()
-    history = trainer.fit(
-        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), guard], seed=int(seed), verbose=verbose,
+    metrics = _top_metrics(top5_k)
+    history, guard, train_seconds = _train_pruned(
+        tfmot, pruned, opt, metrics, (x_train, y_train), fit_validation, batch_size, epochs, seed, verbose
     )
-    train_seconds = time.perf_counter() - start
-
-    kernels = _pruned_weights(pruned)  # the same variables live on in the stripped model
-    final = tfmot.sparsity.keras.strip_pruning(pruned)
     target_ratio = 1.0 / (1.0 - sparsity)
-    report = _sparsity_report(kernels, target_ratio)
-    all_values = [w for w in final.get_weights()]
-    total_params = int(sum(w.size for w in all_values))
-    total_nonzero = int(sum(np.count_nonzero(w) for w in all_values))
-
-    final.compile(loss="sparse_categorical_crossentropy", metrics=metrics())
-    scores = evaluate(final, (x_test, y_test), engine="keras", batch_size=512)
-    loss, top1, top5 = scores["loss"], scores["top1"], scores["top5"]
+    counts, scores = _strip_and_evaluate(tfmot, pruned, target_ratio, (x_test, y_test), metrics)
     result = {
         "method": METHOD,
         "target_sparsity": sparsity,
         "target_ratio": target_ratio,
-        **report,
-        "total_params": total_params,
-        "total_nonzero": total_nonzero,
-        "top1": float(top1),
-        "top5": float(top5),
+        **counts,
+        "top1": float(scores["top1"]),
+        "top5": float(scores["top5"]),
         "top5_k": top5_k,
-        "test_loss": float(loss),
-        "train_loss": [float(v) for v in history.get("loss", [])],
-        "train_top1": [float(v) for v in history.get("top1", [])],
-        "train_seconds": train_seconds,
-        **guard.verdict(list(history.get("loss", [])) + [loss]),
+        "test_loss": float(scores["loss"]),
+        **_training_fields(history, guard, scores["loss"], train_seconds),
         "epochs": epochs,
         "batch_size": batch_size,
         "train_examples": n_train,
@@ -361,9 +314,112 @@ def gradual_magnitude_pruning(
         "tfmot": tfmot.__version__,
     }
     if "val_top1" in history:
-        result["val_top1"] = [float(v) for v in history["val_top1"]]
-        result["val_loss"] = [float(v) for v in history.get("val_loss", [])]
+        result.update(_validation_fields(history))
     return to_jsonable(result)
+
+
+def _training_fields(history, guard, test_loss, train_seconds) -> dict:
+    """The result's per-epoch training loss and top-1, seconds, and the divergence verdict."""
+    return {
+        "train_loss": [float(v) for v in history.get("loss", [])],
+        "train_top1": [float(v) for v in history.get("top1", [])],
+        "train_seconds": train_seconds,
+        **guard.verdict(list(history.get("loss", [])) + [test_loss]),
+    }
+
+
+def _validation_fields(history) -> dict:
+    return {
+        "val_top1": [float(v) for v in history["val_top1"]],
+        "val_loss": [float(v) for v in history.get("val_loss", [])],
+    }
+
+
+def _check_settings(sparsity, epochs, batch_size, power):
+    sparsity = _check_fraction(sparsity, "sparsity", low_open=False, high_open=True)
+    epochs = _check_positive_int(epochs, "epochs")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    power = _check_positive_int(power, "power")
+    return sparsity, epochs, batch_size, power
+
+
+def _top_metrics(top5_k: int):
+    """A factory of fresh top-1 and top-k metrics (k = 5, or fewer classes), for training and for the test."""
+
+    def metrics() -> list:
+        return [
+            keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=top5_k, name="top5"),
+        ]
+
+    return metrics
+
+
+def _train_pruned(tfmot, pruned, opt, metrics, train, fit_validation, batch_size, epochs, seed, verbose):
+    """Trains the wrapped model with TFMOT's pruning step; its history, divergence guard and seconds."""
+    config = TrainingConfig(batch_size=batch_size, max_epochs=epochs, shuffle=True, early_stopping=False)
+    trainer = Trainer(pruned, config, train, engine="keras", optimizer=opt, metrics=metrics())
+    start = time.perf_counter()
+    # As in the foresight grid's own training, a run that blows up stops at once.
+    guard = StopOnDivergence()
+    history = trainer.fit(
+        fit_validation, callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), guard], seed=int(seed), verbose=verbose,
+    )
+    return history, guard, time.perf_counter() - start
+
+
+def _fit_validation(validation, n_train: int):
+    """What ``fit`` validates on (None, a held-out fraction or an ``(x, y)`` pair) and the
+    number of examples it then trains on."""
+    fit_validation = None
+    if validation is not None:
+        if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+            split = _check_fraction(validation, "validation", low_open=True, high_open=True)
+            fit_validation = split
+            n_train = int(math.floor(n_train * (1.0 - split)))  # Keras' own rounding
+        else:
+            fit_validation = _split(validation, "validation")
+    return fit_validation, n_train
+
+
+def _polynomial_schedule(total_steps, begin_fraction, end_fraction, frequency, sparsity, power) -> dict:
+    """The PolynomialDecay window in steps, with its settings, as recorded in every result."""
+    schedule = pruning_schedule_steps(total_steps, begin_fraction, end_fraction, frequency)
+    schedule.update(
+        type="PolynomialDecay", initial_sparsity=0.0, final_sparsity=sparsity, power=power,
+        begin_fraction=float(begin_fraction), end_fraction=float(end_fraction),
+    )
+    return schedule
+
+
+def _build_pruned(tfmot, build_model, sparsity, power, schedule):
+    """``build_model()`` wrapped by ``prune_low_magnitude`` on the schedule; and its number of classes."""
+    model = build_model()
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"build_model() must return a tf-keras Model, got {type(model).__module__}.{type(model).__name__}."
+        )
+    num_classes = int(model.output_shape[-1])
+    pruning_schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=schedule["begin_step"],
+        end_step=schedule["end_step"], power=power, frequency=schedule["frequency"],
+    )
+    return tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=pruning_schedule), num_classes
+
+
+def _strip_and_evaluate(tfmot, pruned, target_ratio, test, metrics):
+    """Strips the wrappers; the pruned kernels' sparsity report with the parameters (all,
+    nonzero), and the test scores of the stripped model."""
+    kernels = _pruned_weights(pruned)  # the same variables live on in the stripped model
+    final = tfmot.sparsity.keras.strip_pruning(pruned)
+    report = _sparsity_report(kernels, target_ratio)
+    all_values = [w for w in final.get_weights()]
+    total_params = int(sum(w.size for w in all_values))
+    total_nonzero = int(sum(np.count_nonzero(w) for w in all_values))
+
+    final.compile(loss="sparse_categorical_crossentropy", metrics=metrics())
+    scores = evaluate(final, test, engine="keras", batch_size=512)
+    return {**report, "total_params": total_params, "total_nonzero": total_nonzero}, scores
 
 
 __all__ = [
