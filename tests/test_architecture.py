@@ -214,7 +214,11 @@ def _definitions(module: str) -> tuple[set[str], dict[str, tuple[str, str]]]:
                 imported[alias.asname or alias.name] = (statement.module, alias.name)
             continue
         for node in ast.walk(statement):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if isinstance(node, ast.Import):  # import keras, import tensorflow as tf (also inside try/if)
+                imported.update({(a.asname or a.name).split(".")[0]: (a.name, a.name) for a in node.names})
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.update({a.asname or a.name: (node.module, a.name) for a in node.names})
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 defined.add(node.name)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 defined.add(node.id)
@@ -247,7 +251,11 @@ def _reexport_findings(path: pathlib.Path, source: str) -> list[str]:
                 and node.module not in PACKAGES):
             continue
         for alias in node.names:
-            if alias.name == "*":
+            if alias.name == "*" or f"{node.module}.{alias.name}" in MODULES:
+                continue
+            defined, imported = _definitions(node.module)
+            if alias.name not in defined and alias.name not in imported:
+                found.append(f"{_where(path, node.lineno)}: imports {alias.name} from {node.module}, which has no such name")
                 continue
             home = _home(node.module, alias.name)
             if home is not None and home != node.module:
@@ -267,10 +275,12 @@ def test_the_reexport_check_catches_a_second_path():
         "from dropnet_tf.dropnet.iterative import TrainingConfig, iterative_prune\n"  # TrainingConfig: engines
         "from dropnet_tf.engines.training import TrainingConfig\n"                   # its home
         "from dropnet_tf import TrainingConfig\n"                                    # a package's public name
+        "from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec\n"  # no such name there
     )
     text = "\n".join(_reexport_findings(probe, source))
     assert "probe.py:1: imports TrainingConfig from dropnet_tf.dropnet.iterative; it lives in dropnet_tf.engines.training" in text
     assert "iterative_prune" not in text and "probe.py:2" not in text and "probe.py:3" not in text
+    assert "probe.py:4: imports normalise_optimizer_spec from dropnet_tf.foresight.tfmot.baseline, which has no such name" in text
 
 
 # --------------------------------------------------------------------------------------------

@@ -213,7 +213,7 @@ def test_weight_decay_mode_default_is_todays_decoupled_option():
     protocol = TrainingProtocol(epochs=1, learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
                                 weight_decay_mode="coupled")
     assert type(protocol.make_optimizer()).__name__ == "CoupledSGD"
-    from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec
+    from dropnet_tf.foresight.tfmot.pruning import normalise_optimizer_spec
 
     spec = normalise_optimizer_spec(protocol)
     assert spec["weight_decay_mode"] == "coupled"
