@@ -296,3 +296,68 @@ def test_a_background_job_stops_on_sigint_or_sigterm_with_the_resume_message(tmp
     assert child.returncode == status, err[-2000:]
     assert "Interrupted after" in err and "Run the same command again to continue." in err
     assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- exit statuses (issue 27)
+
+FIG3_TINY = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--metrics", "minimum_layer",
+             "--max-epochs", "1", "--max-train", "100", "--quiet"]
+
+
+def test_a_refused_resume_exits_1_with_one_paragraph_naming_the_difference(tmp_path, capsys):
+    """A grid rerun with other settings into the same --out is refused: status 1, the stored and
+    the new value named, what to do (another --out), no traceback, nothing drawn."""
+    script = _load(EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    where = ["--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    script.main(script.EXPERIMENT, FIG3_TINY + where)
+    (tmp_path / "figures").rename(tmp_path / "first_figures")
+    capsys.readouterr()
+    changed = [value if value != "100" else "120" for value in FIG3_TINY]  # --max-train 120: other data
+    with pytest.raises(SystemExit) as stop:
+        script.main(script.EXPERIMENT, changed + where)
+    err = " ".join(capsys.readouterr().err.split())
+    assert stop.value.code == 1 and "Traceback" not in err, err
+    assert "with a different data than the one given now" in err and "use another --out" in err, err
+    assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.slow
+def test_every_command_that_touches_results_says_by_its_exit_status_whether_it_did_its_job(tmp_path):
+    """Each step a real process, run as a user runs it (Fig. 3 on digits, two seeds), through
+    tests/interrupt_driver.py where a Ctrl-C must land at a given moment: a shard (0), a shard
+    interrupted (130), the merge that finds it unfinished (1, nothing drawn), the shard resumed
+    (0), the merge (0), a redraw (0), a resume refused (1), a population interrupted (130) and
+    resumed (0). None prints a traceback."""
+    import signal
+
+    script = EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
+    options = [value if value != "0" else "0 1" for value in FIG3_TINY]
+    options = " ".join(options).split()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1")
+
+    def run(out, *extra, moment="none", count=0):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "tests" / "interrupt_driver.py"), moment, str(count), str(script), *options,
+             "--out", str(tmp_path / out), "--figures", str(tmp_path / f"{out}_figures"), *extra],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+        return done.returncode, done.stdout, " ".join(done.stderr.split())
+
+    assert run("grid", "--shard", "0/2")[0] == 0
+    code, _, err = run("grid", "--shard", "1/2", moment="results_write", count=2)
+    assert code == 130 and "Interrupted" in err
+    assert not json.loads((tmp_path / "grid" / "results.shard-1-of-2.manifest.json").read_text())["complete"]
+    code, _, err = run("grid", "--merge")
+    assert code == 1 and "shard 1" in err and "(seed=1)" in err and not (tmp_path / "grid_figures").exists()
+    assert run("grid", "--shard", "1/2")[0] == 0
+    code, out, _ = run("grid", "--merge")
+    assert code == 0 and "Merged: 2 of 2 runs" in out and (tmp_path / "grid_figures").is_dir()
+    code, out, _ = run("grid")
+    assert code == 0 and "All 2 runs (1 metric × 2 seeds) are already done" in out
+    code, _, err = run("grid", "--max-train", "120")
+    assert code == 1 and "use another --out" in err
+    code, _, err = run("population", "--population", "2", moment="state_write", count=2)
+    assert code == 130 and "Interrupted" in err
+    code, out, _ = run("population", "--population", "2")
+    assert code == 0 and (tmp_path / "population_figures").is_dir()

@@ -178,6 +178,19 @@ def test_divergence_guard_catches_a_finite_blow_up_and_spares_a_noisy_healthy_ru
         StopOnDivergence(1.0)
 
 
+@pytest.mark.parametrize("dataset, every, batch", [("mnist", 25_000, 100), ("cifar10", 30_000, 128)])
+def test_snip_protocol_drops_the_rate_by_0_1_every_25k_or_30k_iterations(dataset, every, batch):
+    """SNIP Section 5, word for word: "SGD with momentum of 0.9, batch size of 100 for MNIST and 128
+    for CIFAR ... weight decay rate of 0.0005 ... initial learning rate is set to 0.1 and decayed by
+    0.1 at every 25k or 30k iterations for MNIST and CIFAR, respectively"."""
+    from paper_experiments.foresight import foresight_protocol as fp
+
+    protocol = fp.snip_protocol(dataset)
+    assert tuple(map(tuple, protocol.learning_rate_drops)) == ((every, 0.1), (2 * every, 0.1), (3 * every, 0.1))
+    assert (protocol.learning_rate, protocol.momentum, protocol.batch_size, protocol.weight_decay) == (
+        0.1, 0.9, batch, 5e-4)
+
+
 def test_snip_protocols_and_output_names_of_cut_runs():
     from paper_experiments.foresight import foresight_protocol as fp
 

@@ -517,3 +517,24 @@ def test_magnitude_methods_keep_numpys_top_magnitudes_in_their_scope():
     masks = fs.get_weight_masks(model)
     np.testing.assert_array_equal(masks["a/kernel"], top_magnitudes(a, 12))
     np.testing.assert_array_equal(masks["b/kernel"], top_magnitudes(b, 8))
+
+
+def test_prune_at_init_follows_the_exponential_schedule_round_by_round():
+    """SynFlow's Algorithm 1 keeps (1/r)^(k/n) after round k of n. A scorer that counts the weights
+    still kept whenever it is asked sees the schedule prune_at_init followed. By hand: 16·32 + 32·10
+    = 832 weights, r = 32, n = 5 rounds: 832 · 2^-k before round k + 1, i.e. 832, 416, 208, 104, 52,
+    and 26 at the end (a linear schedule would keep 671 after the first round)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16,)), fs.MaskedDense(32), fs.MaskedDense(10)])
+    kept = []
+
+    class Counting(fs.WeightScorer):
+        name, needs_data, default_iterations = "counting", False, 5
+
+        def score(self, model, weights, data=None, rng=None):
+            kept.append(sum(int(np.count_nonzero(m)) for m in fs.get_weight_masks(model).values()))
+            return {w.name: rng.random(w.shape) for w in weights}
+
+    fs.prune_at_init(model, Counting(), 32)
+    kept.append(sum(int(np.count_nonzero(m)) for m in fs.get_weight_masks(model).values()))
+    assert kept == [832, 416, 208, 104, 52, 26]

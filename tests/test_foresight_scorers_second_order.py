@@ -536,3 +536,66 @@ def test_synflow_uses_absolute_batchnorm_parameters_and_statistics_in_inference_
     assert not np.isclose(signed_flow, flow, rtol=1e-3)
     for name in signed:
         assert not np.allclose(signed[name], scores[name], rtol=1e-3), name
+
+
+def _reference_grasp_scores(kernels, biases, x, y, temperature):
+    """θ ⊙ Hg of the cross-entropy at logits / T with respect to the kernels (GraSP's prunable
+    weights; biases held), from a float64 copy of the MLP (tanh, then logits): g by a tape, H by
+    ``tape.jacobian`` of g, then the product in numpy. Nothing of the library is called."""
+    k1, k2 = (tf.Variable(np.asarray(k, np.float64)) for k in kernels)
+    b1, b2 = (tf.constant(np.asarray(b, np.float64)) for b in biases)
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            logits = (tf.tanh(tf.constant(x, tf.float64) @ k1 + b1) @ k2 + b2) / temperature
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        grad = tf.concat([tf.reshape(g, [-1]) for g in inner.gradient(loss, [k1, k2])], axis=0)
+    n = int(grad.shape[0])
+    hessian = np.concatenate([b.numpy().reshape(n, -1) for b in outer.jacobian(grad, [k1, k2])], axis=1)
+    theta = np.concatenate([np.asarray(k, np.float64).ravel() for k in kernels])
+    return theta * (hessian @ grad.numpy())
+
+
+@pytest.mark.both_keras
+def test_grasp_prunes_at_the_papers_temperature_200():
+    """prune_at_init(..., "grasp") keeps the weights an independent θ ⊙ Hg at T = 200 keeps (the
+    highest n/r; GraSP removes the lowest of θ ⊙ Hg, i.e. the highest S = −θ ⊙ Hg). At T = 1 the
+    same reference keeps other weights, so a default temperature of 1 fails here."""
+    model = tiny_mlp(classes=3, hidden=6, inputs=4, seed=4)
+    x, y = batch(n=24, features=4, classes=3, seed=2)  # 8 per class: GraSP's 10-per-class draw takes all
+    weights = prunable_weights(model)
+    dense = [layer for layer in model.layers if isinstance(layer, MaskedDense)]
+    assert [w.variable.name for w in weights] == [layer.kernel.name for layer in dense]  # the kernels only
+    kernels = [layer.kernel.numpy() for layer in dense]
+    biases = [layer.bias.numpy() for layer in dense]
+    prune_at_init(model, "grasp", 4, (x, y))
+    masks = get_weight_masks(model)
+    kept = np.concatenate([masks[w.name].ravel() for w in weights]).astype(bool)
+    at = {t: _reference_grasp_scores(kernels, biases, x, y, t) for t in (200.0, 1.0)}
+    expected = {}
+    for t, scores in at.items():
+        expected[t] = np.zeros(kept.size, bool)
+        expected[t][np.argsort(-scores, kind="stable")[: kept.sum()]] = True
+    gap = np.sort(at[200.0])[::-1][kept.sum() - 1: kept.sum() + 1]
+    assert gap[0] - gap[1] > 1e-6 * np.abs(at[200.0]).max(), "no near tie at the threshold"
+    np.testing.assert_array_equal(kept, expected[200.0])
+    assert (expected[1.0] != expected[200.0]).any(), "T = 1 must keep other weights for this test to discriminate"
+
+
+def test_grasp_as_prune_at_init_resolves_it_scores_at_exactly_t_200():
+    """The "grasp" method's scorer gives θ ⊙ Hg equal (float64, 1e-9) to the independent reference
+    at T = 200 and not to the one at T = 201: the constant itself is pinned, not only its order of
+    magnitude (the masks above would survive T = 201)."""
+    from dropnet_tf.foresight.prune import resolve_method
+
+    model = tiny_mlp(dtype="float64", classes=3, hidden=6, inputs=4, seed=4)
+    x, y = batch(n=24, features=4, classes=3, seed=2, dtype="float64")
+    weights = prunable_weights(model)
+    dense = [layer for layer in model.layers if isinstance(layer, MaskedDense)]
+    kernels, biases = [layer.kernel.numpy() for layer in dense], [layer.bias.numpy() for layer in dense]
+    scorer, scope = resolve_method("grasp")
+    ours = flat(scorer.score(model, weights, (x, y), rng=0), weights)
+    at_200, at_201 = (_reference_grasp_scores(kernels, biases, x, y, t) for t in (200.0, 201.0))
+    tolerance = 1e-9 * np.abs(at_200).max()
+    assert np.abs(at_200 - at_201).max() > 1e3 * tolerance
+    np.testing.assert_allclose(ours, at_200, rtol=0, atol=tolerance)
+    assert scope == "global"

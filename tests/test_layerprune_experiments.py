@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from script_helpers import load_script
 
@@ -45,6 +46,21 @@ def test_scales_follow_the_supplement(protocol):
     assert (paper.resnet_depth, paper.vgg_width, paper.finetune_epochs, paper.finetune_lr) == (56, 1.0, 30, 1e-3)
     assert (paper.baseline_epochs, paper.baseline_lr, paper.baseline_drops) == (160, 0.1, (81, 122))
     assert paper.max_train is None and paper.latency_batch == 64
+
+
+def test_the_baseline_rate_drops_from_the_first_step_of_epochs_82_and_123(protocol):
+    """Supplement: "160 epoch with initial learning rate 0.1 and decays on epoch [81, 122] by 0.1",
+    as PyTorch's MultiStepLR([81, 122]) does: epochs 1-81 at 0.1, every step of epoch 82 at 0.01.
+    By hand for CIFAR-10's 50 000 images at batch 128: 391 steps per epoch, so the optimizer's
+    step counter is 81 · 391 − 1 = 31 670 on the last step of epoch 81 and 31 671 on the first
+    of epoch 82 (and 47 701 / 47 702 around epoch 122 / 123)."""
+    from types import SimpleNamespace
+
+    optimizer = protocol.baseline_protocol(protocol.SCALE["paper"], SimpleNamespace(x_train=np.zeros((50_000, 1))))
+    schedule = optimizer.make_optimizer().learning_rate
+    schedule = schedule if callable(schedule) else optimizer.make_optimizer()._learning_rate
+    rates = [float(schedule(step)) for step in (0, 31_670, 31_671, 47_701, 47_702)]
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.01, 0.001], rtol=1e-6)
 
 
 def test_prunable_convolutions_are_the_first_of_each_block_in_resnets(protocol):

@@ -70,6 +70,9 @@ def test_section_specific_protocols(experiments):
         exp = by_number[number]
         assert exp.augmentation and exp.patience == 10 and exp.fractions == (0.5,)
     assert by_number["C_4_2"].model_kwargs == {"dense_units": 1024}
+    # DropNet Section 4: "early stopping ... patience of 5" everywhere else (10 for Tiny ImageNet)
+    assert {n: e.patience for n, e in by_number.items() if not n.startswith("C_4")} == {
+        n: 5 for n in by_number if not n.startswith("C_4")}
     for number in ("06_1", "06_2", "06_3", "06_4", "06_5"):
         assert by_number[number].inits == ("original", "random")
     for number in ("D_1", "D_2"):
@@ -345,3 +348,17 @@ def test_accuracy_at_ten_percent_interpolates_each_seed_then_averages():
     assert cells["minimum"]["n"] == 2
     assert cells["minimum"]["mean"] == pytest.approx((seed0 + seed1) / 2)
     assert cells["minimum"]["ci95"] == pytest.approx(1.96 * np.std([seed0, seed1], ddof=1) / np.sqrt(2))
+
+
+def test_a_section_4_grid_drops_20_percent_per_cycle_down_to_10_percent_remaining(tmp_path, monkeypatch):
+    """DropNet Section 4: "p = 0.2 ... pruning down to 10% of units remaining": what the Fig. 3
+    script hands the library (run_experiment replaced by a recorder: nothing trains)."""
+    import dropnet_tf
+    from script_helpers import EXPERIMENTS, load_script
+
+    calls = []
+    monkeypatch.setattr(dropnet_tf, "run_experiment", lambda *args, **kwargs: calls.append(kwargs) or [])
+    script = load_script(EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    script.main(script.EXPERIMENT, ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--metrics", "minimum",
+                                    "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures"), "--quiet"])
+    assert [(call["fraction"], call["min_fraction"], call["count"]) for call in calls] == [(0.2, 0.1, None)]

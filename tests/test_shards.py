@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -358,3 +359,216 @@ def test_a_shard_resumes_with_another_population_and_an_older_manifest_that_stor
     other = argparse.Namespace(**{**vars(old), "seeds": [0, 1, 2]})
     with pytest.raises(UserError, match=r"other settings \(seeds has 2 vs 3 entries"):
         sharding.plan(other, results, log=None)
+
+
+# ----------------------------------------------------------------------------- records, not manifests (issue 27)
+
+
+def _cells_of(index, count=3):
+    """The keys shard ``index`` of ``count`` owns, worked out from the grid order by hand."""
+    return [KEYS[p] for p in range(len(KEYS)) if p % count == index]
+
+
+@pytest.mark.parametrize("damage, named", [
+    ("delete", r"results\.shard-1-of-3\.jsonl is missing"),
+    ("empty", r"results\.shard-1-of-3\.jsonl is empty"),
+    ("torn", r"results\.shard-1-of-3\.jsonl is torn \(line\(s\) 2 not a JSON record\)"),
+])
+def test_a_finished_manifest_without_its_records_is_named_with_the_cells_it_lacks(tmp_path, damage, named):
+    """Shard 1 of 3 owns cells 1 (baseline seed 1) and 4 (layer n=1, 2 records): its manifest says
+    finished, its file does not hold them. The merge names the shard, the file and both cells."""
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    path = Path(shard_path(results, 1, 3))
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == 3  # cell 1's record, cell 4's two cycles
+    if damage == "delete":
+        path.unlink()
+    elif damage == "empty":
+        path.write_text("")
+    else:  # a copy cut inside cell 4's first record: cell 1 survives, cell 4 does not
+        path.write_text(lines[0] + lines[1][: len(lines[1]) // 2])
+    lacking = [1, 4] if damage != "torn" else [4]
+    with pytest.raises(ShardsIncompleteError) as caught:
+        merge_shards(results)
+    message = str(caught.value)
+    assert re.search(rf"shard 1 lacks {len(lacking)} of 2 cells \({named}\)", message), message
+    assert ("arm=\"baseline\" seed=1" in message) == (1 in lacking) and 'arm="layer" n=1' in message
+    assert "shard 0" not in message and "shard 2" not in message  # the finished shards are not blamed
+    assert f"{len(lacking)} of 7 cells missing" in message and "Nothing was written" in message
+    assert not results.exists()
+    report = merge_shards(results, allow_partial=True)
+    assert report.partial and report.missing_cells == len(lacking) and report.cells == 7
+    assert report.lacking == {1: [KEYS[p] for p in lacking]}
+    assert "PARTIAL" in report.describe() and f"{len(lacking)} of 7 cells missing" in report.describe()
+    kept = [r for p in range(len(KEYS)) if p not in lacking for r in _outcome(KEYS[p])]
+    assert ResultsFile(results).records() == kept  # the torn line is not merged, the whole ones are
+
+
+def test_a_cell_is_finished_by_the_family_rule_not_by_having_records(tmp_path):
+    """DropNet's rule: a run is done when its last record has a stop_reason. Shard 1's layer cell
+    (n=1) stopped after cycle 0 of 2 although the manifest says finished: with the rule it lacks,
+    with the default rule (any record) it would pass, which is why DropNet passes its own."""
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    path = Path(shard_path(results, 1, 3))
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1])  # cell 4 keeps cycle 0 only
+    def last_cycle(records):  # the family rule here: the final record is cycle 1 of a layer arm
+        return records[-1]["arm"] != "layer" or records[-1]["cycle"] == 1
+    with pytest.raises(ShardsIncompleteError, match=r"shard 1 lacks 1 of 2 cells: \(arm=\"layer\" n=1 seed=0\)"):
+        merge_shards(results, finished=last_cycle)
+    assert merge_shards(results).missing_cells == 0  # precondition: the default rule cannot see it
+    # a finished manifest is necessary as well: records alone of an unfinished shard do not pass
+    results.unlink()
+    _run_shards(results, 3)
+    write_manifest(results, Shard(2, 3), SETTINGS, complete=False)
+    with pytest.raises(ShardsIncompleteError, match=r"shard 2 \(its manifest says unfinished"):
+        merge_shards(results)
+
+
+def test_an_earlier_merge_holds_the_cells_of_a_file_lost_after_it(tmp_path):
+    """The records decide: once a merge wrote shard 1's cells into results.jsonl, losing the shard's
+    file loses nothing, and a second merge passes and keeps every record."""
+    results = tmp_path / "results.jsonl"
+    _run_shards(results, 3)
+    merge_shards(results)
+    Path(shard_path(results, 1, 3)).unlink()
+    report = merge_shards(results)
+    assert report.missing_cells == 0 and not report.partial
+    assert ResultsFile(results).records() == [r for key in KEYS for r in _outcome(key)]
+
+
+# ----------------------------------------------------------------------------- the scripts' merge (issue 27)
+
+FIG3 = ROOT / "paper_experiments" / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py"
+FIG3_OPTIONS = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "1", "--metrics", "minimum_layer",
+                "--max-epochs", "1", "--max-train", "200", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def fig3_shards(tmp_path_factory):
+    """The issue's grid: Fig. 3 on digits, two seeds, run as --shard 0/2 and --shard 1/2 (in this
+    process); cell 0 is seed 0 (shard 0), cell 1 seed 1 (shard 1). Tests copy the folder."""
+    from script_helpers import load_script
+
+    module = load_script(FIG3)
+    where = tmp_path_factory.mktemp("fig3") / "runs"
+    for index in range(2):
+        assert module.main(module.EXPERIMENT, FIG3_OPTIONS + ["--out", str(where), "--shard", f"{index}/2"])
+    return module, where
+
+
+def _fig3_merge(module, runs, figures, *extra):
+    return module.main(module.EXPERIMENT, FIG3_OPTIONS + ["--out", str(runs), "--figures", str(figures), "--merge",
+                                                          *extra])
+
+
+@pytest.mark.parametrize("damage", ["delete", "unfinished run"])
+def test_the_issue_27_merge_of_a_dropnet_grid_lacking_shard_1_exits_1_and_draws_nothing(
+        fig3_shards, tmp_path, capsys, monkeypatch, damage):
+    """Shard 1's file deleted (the issue's case), or cut before its run's last cycle (no
+    stop_reason: DropNet's finish rule): the merge names shard 1 and its cell (seed=1), exits
+    with status 1 and draws nothing; --allow-partial draws and says "1 of 2 cells missing"."""
+    import shutil
+
+    import dropnet_tf.plotting
+
+    module, source = fig3_shards
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs)
+    shard1 = runs / "results.shard-1-of-2.jsonl"
+    if damage == "delete":
+        shard1.unlink()
+    else:
+        lines = shard1.read_text().splitlines(keepends=True)
+        assert json.loads(lines[-1])["stop_reason"] and not json.loads(lines[-2])["stop_reason"]
+        shard1.write_text("".join(lines[:-1]))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        _fig3_merge(module, runs, tmp_path / "figures")
+    assert exited.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())
+    reason = "results.shard-1-of-2.jsonl is missing" if damage == "delete" else "lacks 1 of 1 cells: (seed=1)"
+    assert "shard 1 lacks 1 of 1 cells" in err and "(seed=1)" in err and reason in err, err
+    assert "1 of 2 cells missing" in err and "shard 0" not in err
+    assert not (tmp_path / "figures").exists() and not (runs / "results.jsonl").exists()
+
+    notes = []
+    real = dropnet_tf.plotting.plot_accuracy_vs_fraction
+    monkeypatch.setattr(dropnet_tf.plotting, "plot_accuracy_vs_fraction",
+                        lambda *a, **k: notes.append(k["note"]) or real(*a, **k))
+    summary = _fig3_merge(module, runs, tmp_path / "figures", "--allow-partial")
+    out = capsys.readouterr().out
+    assert summary["merge"]["missing_cells"] == 1 and summary["merge"]["cells"] == 2
+    assert summary["merge"]["missing"] == {"1": [{"experiment": "dropnet_04_1_1_model_a_fc40_fc40",
+                                                  "metric": "minimum_layer", "seed": 1, "init": "original"}]}
+    assert notes and all("PARTIAL merge (--allow-partial): 1 of 2 cells missing" in note for note in notes)
+    assert "Merged: 1 of 2 runs" in out and "nothing runs" in out and "Resuming" not in out and "to go" not in out
+    written = json.loads((tmp_path / "figures" / "04_1_1_model_a_fc40_fc40_digits_quick.json").read_text())
+    assert written["merge"]["missing_cells"] == 1
+
+
+def test_a_whole_dropnet_merge_says_it_merged_and_counts_no_missing_cell(fig3_shards, tmp_path, capsys):
+    import shutil
+
+    module, source = fig3_shards
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs)
+    capsys.readouterr()
+    summary = _fig3_merge(module, runs, tmp_path / "figures")
+    out = capsys.readouterr().out
+    assert summary["merge"] == {"shards": 2, "merged": [0, 1], "partial": False, "cells": 2, "missing_cells": 0,
+                                "missing": {}}
+    assert "Merged: 2 of 2 runs" in out and "PARTIAL" not in out and "Resuming" not in out
+    assert {r["seed"] for r in ResultsFile(runs / "results.jsonl").records()} == {0, 1}
+
+
+def test_a_foresight_merge_lacking_a_shard_exits_1_and_its_partial_merge_says_so(tmp_path, capsys, monkeypatch):
+    """SNIP Table 1 (04) on digits: cells reference (seed 0) and snip r=10 (seed 0), one per shard.
+    Foresight's cells are done with one record (the default rule); shard 1's file deleted."""
+    from script_helpers import load_script
+
+    module = load_script(ROOT / "paper_experiments" / "foresight" / "04_snip_table1_fig1_lenet300_mnist.py")
+    protocol = sys.modules[module.main.__module__]
+    options = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--methods", "reference", "snip",
+               "--compressions", "10", "--epochs", "1", "--max-train", "200", "--quiet",
+               "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    for index in range(2):
+        assert module.main(module.EXPERIMENT, options + ["--shard", f"{index}/2"])["shard"]
+    stem = "04_snip_table1_fig1_lenet300_mnist_snip_lenets_digits_quick"
+    (tmp_path / "runs" / f"{stem}.shard-1-of-2.jsonl").unlink()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        module.main(module.EXPERIMENT, options + ["--merge"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert exited.value.code == 1 and "shard 1 lacks 1 of 1 cells" in err and '(method="snip"' in err, err
+    assert not (tmp_path / "figures").exists()
+    captions = []
+    real = protocol.draw_curves
+    monkeypatch.setattr(protocol, "draw_curves", lambda records, y, title, caption, path: captions.append(caption)
+                        or real(records, y, title, caption, path))
+    summary = module.main(module.EXPERIMENT, options + ["--merge", "--allow-partial"])
+    assert summary["merge"]["missing_cells"] == 1 and summary["merge"]["cells"] == 2
+    assert captions and all("PARTIAL merge (--allow-partial): 1 of 2 cells missing" in c for c in captions)
+    assert "Merged: 1 of 2 runs" in capsys.readouterr().out
+
+
+def test_layerprune_captions_and_footers_say_a_partial_merge(monkeypatch):
+    """LayerPrune draws every caption and table footer through provenance(): after a partial
+    merge it carries the count of missing cells; after a whole one, or none, nothing."""
+    import types
+
+    from dropnet_tf.harness.shards import MergeReport
+    from paper_experiments.kit import entry
+    from paper_experiments.layerprune import layerprune_protocol as lp
+
+    args = types.SimpleNamespace(scale="quick", dataset="digits", seeds=None, criteria=None)
+    scale = types.SimpleNamespace(resnet_depth=8, vgg_width=0.25, baseline_epochs=1, finetune_epochs=1,
+                                  finetune_lr=0.01, seeds=(0,), latency_repeats=3, latency_batch=1)
+    data = types.SimpleNamespace(x_train=[0] * 4, x_test=[0] * 2)
+    partial = MergeReport("r.jsonl", 2, [0], unfinished=[1], cells=6, lacking={1: [{"seed": 1}, {"seed": 3}]})
+    monkeypatch.setattr(entry.progress, "merged", partial)
+    assert lp.provenance(args, scale, data, "05_x").endswith("PARTIAL merge (--allow-partial): 2 of 6 cells missing.")
+    monkeypatch.setattr(entry.progress, "merged", MergeReport("r.jsonl", 2, [0, 1], cells=6))
+    assert "PARTIAL" not in lp.provenance(args, scale, data, "05_x")

@@ -26,7 +26,9 @@ from dropnet_tf.dropnet.population import (
     check_population_training,
     population_prune,
 )
-from dropnet_tf.dropnet.state import first_difference, run_fingerprint, state_path, stop_rule_verdict
+from dropnet_tf.dropnet.state import (
+    ResumeRefusedError, first_difference, run_fingerprint, state_path, stop_rule_verdict,
+)
 from dropnet_tf.harness.grid import RunGrid
 from dropnet_tf.core.io import load_npz
 from dropnet_tf.core.distribute import check_strategy
@@ -167,7 +169,7 @@ def _skip_rule(store, splits, experiment):
                   "min_units_per_layer": done[-1].get("min_units_per_layer")}
         wanted = {"selection": args["selection"], "min_units_per_layer": args["min_units_per_layer"]}
         if stored != wanted:
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{store.path} holds a finished run of {experiment}/{metric}/seed={seed}/init={init} "
                 f"made with {stored}, not {wanted}. Use another results file or experiment name."
             )

@@ -50,6 +50,7 @@ from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
 from dropnet_tf.dropnet.progress import expected_cycles
 from dropnet_tf.dropnet.state import (
+    ResumeRefusedError,
     _UNCHECKED_WARNED,
     _describe_difference,
     first_difference,
@@ -167,16 +168,24 @@ class IterativePruner:
         self._run_began = False
         self.key = {"experiment": experiment, "metric": self.metric_name, "seed": self.seed, "init": self.init}
 
+    def _split_tensors(self) -> dict:
+        """Every split as tensors once, not converted again each cycle (the training inputs
+        also feed the statistics of scorers that read no more than them).  Made on first
+        use: a population's members never use them (the population evaluates and collects
+        statistics for them), and a copy per member was 0.22 GB of MNIST each, which is
+        what filled the memory of a 45-run population."""
+        if self._tensors is None:
+            self._tensors = {name: (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
+                             for name, (x, y) in self.splits.items()}
+        return self._tensors
+
     def _set_data(self, model, data, results) -> None:
         """The checked splits (also as tensors), the results file and the statistics pass."""
         x_train, y_train, x_val, y_val, x_test, y_test = _unpack_data(data)
         self.splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         check_splits(self.splits, model=model, labels=_sparse_labels(self.training.loss))
         self.results = ResultsFile(results) if isinstance(results, (str, os.PathLike)) else results
-        # Every split as tensors once, not converted again each cycle; the training inputs
-        # also feed the statistics of scorers that read no more than them.
-        self._split_tensors = {name: (tf.convert_to_tensor(x), tf.convert_to_tensor(y))
-                               for name, (x, y) in self.splits.items()}
+        self._tensors = None  # the splits as tensors, made on first use (_split_tensors)
         self._statistics_data = None  # batched on first use, see _statistics_dataset
         # A statistic scorer (E|a|, APoZ) scores from the training pass of evaluate(), whose
         # statistics are kept for next_masks; a scorer that collects its own statistics keeps
@@ -340,7 +349,7 @@ class IterativePruner:
         """
         trainer = self.trainer if self._compacted is None else self._compacted
         scores = {}
-        for split, (x, y) in self._split_tensors.items():
+        for split, (x, y) in self._split_tensors().items():
             if split == "train" and self._statistics_pass is not None:
                 result, statistics = self._train_statistics(x, y)
                 self._cycle_statistics = (self._statistics_key(), statistics)
@@ -382,7 +391,7 @@ class IterativePruner:
 
     def _statistics_dataset(self):
         if self._statistics_data is None:
-            self._statistics_data = tf.data.Dataset.from_tensor_slices(self._split_tensors["train"][0]).batch(
+            self._statistics_data = tf.data.Dataset.from_tensor_slices(self._split_tensors()["train"][0]).batch(
                 self.training.statistics_batch_size
             )
         return self._statistics_data
@@ -441,7 +450,7 @@ class IterativePruner:
         changed = {key: (stored[key], value) for key, value in current.items() if stored[key] != value}
         if changed:
             details = "; ".join(f"{key}: stored {old!r}, now {new!r}" for key, (old, new) in changed.items())
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} already holds records for {self.key} made with other settings "
                 f"({details}). Use another results file or experiment name, or the same settings."
             )
@@ -453,7 +462,7 @@ class IterativePruner:
         try:
             return load_npz(path)
         except ValueError as error:
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"The state file {path} of the run {self.key} cannot be read ({error}). It was damaged outside "
                 f"dropnet_tf (its writes are atomic). To start this run afresh, delete that file and this run's "
                 f"records from {self.results.path}; to start every run afresh, delete {os.path.dirname(path)} "
@@ -477,7 +486,7 @@ class IterativePruner:
             difference = first_difference(stored, self.fingerprint)
             if difference is not None:
                 section = difference[0].split(".")[0].split("[")[0]
-                raise ValueError(
+                raise ResumeRefusedError(
                     f"{self.results.path} {what} of {self.key} with a different {section} than the one given now "
                     f"(first difference: {_describe_difference(difference)}); its state file is {path}. {remedy}"
                 )
@@ -488,7 +497,7 @@ class IterativePruner:
             where = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), min(len(shapes), len(expected)))
             stored_shape = shapes[where] if where < len(shapes) else "<absent>"
             model_shape = expected[where] if where < len(expected) else "<absent>"
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} {what} of {self.key} with another architecture: the state file {path} holds "
                 f"{len(shapes)} weight arrays, the model has {len(expected)}; weight {where} is {stored_shape} there "
                 f"and {model_shape} in the model. {remedy}"
@@ -496,7 +505,7 @@ class IterativePruner:
         names = {key[len("masks_0000_"):] for key in state if key.startswith("masks_")}
         unknown = sorted(names - {layer.name for layer in self.mask_layers})
         if unknown:
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} {what} of {self.key} with other mask layers: the state file {path} has masks "
                 f"for {unknown}, which the model lacks (its mask layers are "
                 f"{[layer.name for layer in self.mask_layers]}). {remedy}"
@@ -617,7 +626,7 @@ class IterativePruner:
     def _settled_run(self, records, verdict, at_cycle, reason) -> list[dict]:
         """A run the stop rules settle before any cycle: refused, finished, or finished now."""
         if verdict == "refuse":
-            raise ValueError(
+            raise ResumeRefusedError(
                 f"{self.results.path} holds a run of {self.key} that went on past cycle {at_cycle}, where "
                 f"kappa={self.kappa} and min_fraction={self.min_fraction} stop it ({reason}): it was made with other "
                 "stop rules. Use those values again, or another results file or experiment name."

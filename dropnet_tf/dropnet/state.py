@@ -205,6 +205,12 @@ def stop_rule_verdict(records, kappa, min_fraction):
     return "finished", None, None
 
 
+class ResumeRefusedError(ValueError):
+    """A stored run that this call cannot continue (other settings, data, architecture or a
+    damaged state file): the message names the difference and what to do.  A ValueError, so
+    older callers still catch it; the paper scripts end on it with their one-paragraph message."""
+
+
 def state_path(results_path, key: dict) -> str:
     """Where the run ``key`` (experiment, metric, seed, init) keeps θ0 and its masks."""
     name = "__".join(f"{field}={key[field]}" for field in ("experiment", "metric", "seed", "init"))
@@ -230,6 +236,7 @@ def run_masks(results_path, experiment: str, metric: str, seed: int, init: str =
 
 
 __all__ = [
+    "ResumeRefusedError",
     "first_difference",
     "run_fingerprint",
     "run_masks",

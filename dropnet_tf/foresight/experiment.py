@@ -326,11 +326,41 @@ def run_foresight_grid(
             A results file holds one rule: records of the other are refused.
     """
     check_strategy(strategy)
+    grid = RunGrid(results, order=order)
+    compressions = [check_compression(r) for r in compressions]
+    seeds, methods, external = [int(s) for s in seeds], list(methods), external or {}
+    keras_callbacks = _checked_grid_arguments(grid, experiment, methods, external, callbacks, eta, selection,
+                                              train_draw)
+    board = tensorboard if isinstance(tensorboard, RunScalars) or tensorboard is None else RunScalars(tensorboard)
+    cells = grid_cells(experiment, methods, compressions, seeds)
+    runs = _GridRuns(
+        experiment=experiment, build_model=build_model, data=data, protocol=protocol,
+        scoring_batch_size=scoring_batch_size, init_for=init_for, method_options=method_options or {},
+        random_labels=random_labels, extra=extra or {}, log=log, external=external, train_init=train_init,
+        keras_callbacks=keras_callbacks, strategy=strategy, board=board, selection=selection,
+        train_draw=train_draw, checkpoints=checkpoints, progress=_grid_progress(eta, log, order, cells, grid),
+    )
+    if runs.progress is not None:
+        runs.progress.start()
+    try:
+        for key in cells:
+            method, compression, seed = key["method"], key["compression"], key["seed"]
+            if method in external:
+                grid.cell(key, lambda: runs.run_external(method, compression, seed), log=runs.log_external)
+            else:
+                grid.cell(key, lambda: runs.run_pruned(method, compression, seed), log=runs.log_pruned)
+    finally:
+        if board is not None and board is not tensorboard:
+            board.close()  # a folder given: this call's writers; a RunScalars given stays the caller's
+    return grid.records(experiment=experiment)
+
+
+def _checked_grid_arguments(grid, experiment, methods, external, callbacks, eta, selection, train_draw) -> list:
+    """Everything :func:`run_foresight_grid` refuses before any training; returns the Keras callbacks."""
     if selection not in WEIGHT_SELECTIONS:
         raise ValueError(f"selection must be one of {WEIGHT_SELECTIONS}, got {selection!r}.")
     if train_draw not in TRAIN_DRAWS:
         raise ValueError(f"train_draw must be one of {TRAIN_DRAWS}, got {train_draw!r}.")
-    grid = RunGrid(results, order=order)
     other = [record for record in grid.records(experiment=experiment)
              if record.get("method") != REFERENCE and record.get("selection", "exact") != selection]
     if other:
@@ -339,118 +369,128 @@ def run_foresight_grid(
             f"{other[0].get('selection', 'exact')!r}; this call asks for selection={selection!r}. "
             "Write each rule's runs to its own results file."
         )
-    compressions = [check_compression(r) for r in compressions]
-    seeds = [int(s) for s in seeds]
-    methods = list(methods)
-    external = external or {}
     for method in methods:
         if method != REFERENCE and method not in external:
             resolve_method(method)  # fail before any training on a misspelt method
-    method_options = method_options or {}
     keras_callbacks, cycle_hooks = split_callbacks(callbacks)
     if cycle_hooks:
         raise TypeError(f"run_foresight_grid trains each run once (no cycles): callbacks must be Keras callbacks, "
                         f"got {cycle_hooks!r}.")
     if not isinstance(eta, (bool, RunsETA)):
         raise TypeError(f"eta must be True, False or a dropnet_tf.harness.eta.RunsETA, got {eta!r}.")
-    board = tensorboard if isinstance(tensorboard, RunScalars) or tensorboard is None else RunScalars(tensorboard)
-    cells = grid_cells(experiment, methods, compressions, seeds)
-    progress = eta if isinstance(eta, RunsETA) else None
+    return keras_callbacks
+
+
+def _grid_progress(eta, log, order, cells, grid):
+    """The grid ETA that ends each run's line: the caller's RunsETA, this call's cells, or None."""
+    if isinstance(eta, RunsETA):
+        return eta
     if eta is True and log is not None and (order is None or order.run):
         # this call's cells; an order shared with earlier calls has numbered theirs already
         first, shard = (len(order.keys), order.shard) if order is not None else (0, None)
-        progress = RunsETA([key for position, key in enumerate(cells, start=first)
-                            if shard is None or shard.owns(position)], grid.results)
+        return RunsETA([key for position, key in enumerate(cells, start=first)
+                        if shard is None or shard.owns(position)], grid.results)
+    return None
 
-    def ending(record) -> str:
-        return "" if progress is None or log is None else " | " + progress.after_run(record)
 
-    def summarise(record):
-        if board is not None:
-            folder = safe_folder(experiment, "summary", f"{record['method']}_seed{record['seed']}")
-            board.scalars(folder, {f"summary/{name}": record.get(name) for name in ("top1", "top5", "empirical_ratio")},
-                          step=int(round(float(record["compression"]))))
+@dataclasses.dataclass
+class _GridRuns:
+    """How :func:`run_foresight_grid` runs, records and logs one cell (its arguments, checked)."""
 
-    def callbacks_of(method, compression, seed) -> list:
-        if board is None:
-            return keras_callbacks
-        return keras_callbacks + board.epoch_callbacks(
-            safe_folder(experiment, f"{method}_r{compression:g}_seed{seed}"))
+    experiment: str
+    build_model: Callable
+    data: object
+    protocol: TrainingProtocol
+    scoring_batch_size: int | None
+    init_for: Callable
+    method_options: dict
+    random_labels: bool
+    extra: dict
+    log: Callable | None
+    external: dict
+    train_init: str | None
+    keras_callbacks: list
+    strategy: object
+    board: object
+    selection: str
+    train_draw: str
+    checkpoints: object
+    progress: object
 
-    def run_external(method, compression, seed):
-        return {**(extra or {}), "protocol": protocol.as_dict(), **dict(external[method](seed, compression))}
+    def ending(self, record) -> str:
+        return "" if self.progress is None or self.log is None else " | " + self.progress.after_run(record)
 
-    def log_external(record):
-        summarise(record)
-        if log is not None:
-            log(f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
-                f"top1={record.get('top1', float('nan')):.4f} top5={record.get('top5', float('nan')):.4f}"
-                + ending(record))
+    def summarise(self, record) -> None:
+        if self.board is not None:
+            folder = safe_folder(self.experiment, "summary", f"{record['method']}_seed{record['seed']}")
+            self.board.scalars(folder, {f"summary/{name}": record.get(name) for name in ("top1", "top5", "empirical_ratio")},
+                               step=int(round(float(record["compression"]))))
 
-    def run_pruned(method, compression, seed):
+    def callbacks_of(self, method, compression, seed) -> list:
+        if self.board is None:
+            return self.keras_callbacks
+        return self.keras_callbacks + self.board.epoch_callbacks(
+            safe_folder(self.experiment, f"{method}_r{compression:g}_seed{seed}"))
+
+    def run_external(self, method, compression, seed) -> dict:
+        return {**self.extra, "protocol": self.protocol.as_dict(), **dict(self.external[method](seed, compression))}
+
+    def log_external(self, record) -> None:
+        self.summarise(record)
+        if self.log is not None:
+            self.log(f"{self.experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
+                     f"top1={record.get('top1', float('nan')):.4f} top5={record.get('top5', float('nan')):.4f}"
+                     + self.ending(record))
+
+    def _pruned_model(self, method, compression, seed):
+        """The model scored (and pruned) at initialisation, its report, init and scoring time."""
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
-        init = init_for(method)
-        model = build_model(seed, init)
-        batch = scoring_batch(data.x_train, data.y_train, scoring_batch_size, seed)
+        init = self.init_for(method)
+        model = self.build_model(seed, init)
+        batch = scoring_batch(self.data.x_train, self.data.y_train, self.scoring_batch_size, seed)
         start = time.perf_counter()
         if method == REFERENCE:
             report = compression_report(model, target_ratio=1.0)
         else:
-            report = prune_at_init(model, method, compression, data=batch, seed=seed, selection=selection,
-                                   **method_options.get(method, {}))
+            report = prune_at_init(model, method, compression, data=batch, seed=seed, selection=self.selection,
+                                   **self.method_options.get(method, {}))
         scoring_seconds = time.perf_counter() - start
-        if train_init is not None or train_draw == "fresh":
+        if self.train_init is not None or self.train_draw == "fresh":
             masks = get_weight_masks(model)
             keras.utils.set_random_seed(seed + 1)
-            model = build_model(fresh_seed(seed) if train_draw == "fresh" else seed, train_init or init)
+            model = self.build_model(fresh_seed(seed) if self.train_draw == "fresh" else seed, self.train_init or init)
             set_weight_masks(model, masks)
-        labels = None
-        if random_labels:
-            labels = np.random.default_rng(seed).permutation(data.y_train)
-        outcome = train_and_evaluate(model, data, protocol, labels=labels, seed=seed,
-                                     callbacks=callbacks_of(method, compression, seed), strategy=strategy,
-                                     checkpoints=checkpoints)
+        return model, report, init, scoring_seconds
+
+    def run_pruned(self, method, compression, seed) -> dict:
+        model, report, init, scoring_seconds = self._pruned_model(method, compression, seed)
+        labels = np.random.default_rng(seed).permutation(self.data.y_train) if self.random_labels else None
+        outcome = train_and_evaluate(model, self.data, self.protocol, labels=labels, seed=seed,
+                                     callbacks=self.callbacks_of(method, compression, seed), strategy=self.strategy,
+                                     checkpoints=self.checkpoints)
         summary = report.as_dict()
         return {
-            **(extra or {}),
+            **self.extra,
             "init": init,
-            "train_init": train_init or init,
-            "train_draw": train_draw,
-            "random_labels": bool(random_labels),
-            "selection": selection,
+            "train_init": self.train_init or init,
+            "train_draw": self.train_draw,
+            "random_labels": bool(self.random_labels),
+            "selection": self.selection,
             "scoring_seconds": scoring_seconds,
-            "prunable": summary["prunable"],
-            "nonzero": summary["nonzero"],
-            "empirical_ratio": summary["empirical_ratio"],
-            "compression_error": summary["compression_error"],
-            "collapsed_layers": summary["collapsed_layers"],
-            "per_weight_density": summary["per_weight_density"],
-            "protocol": protocol.as_dict(),
+            **{name: summary[name] for name in ("prunable", "nonzero", "empirical_ratio", "compression_error",
+                                                "collapsed_layers", "per_weight_density")},
+            "protocol": self.protocol.as_dict(),
             **outcome,
         }
 
-    def log_pruned(record):
-        summarise(record)
-        if log is not None:
-            log(
-                f"{experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
+    def log_pruned(self, record) -> None:
+        self.summarise(record)
+        if self.log is not None:
+            self.log(
+                f"{self.experiment} {record['method']:>17s} r={record['compression']:<5g} seed={record['seed']} "
                 f"r_e={record['empirical_ratio']:.2f} top1={record['top1']:.4f} top5={record['top5']:.4f} "
                 f"collapsed={len(record['collapsed_layers'])} score {record['scoring_seconds']:.1f}s "
                 f"train {record['train_seconds']:.1f}s" + (" DIVERGED (loss blew up, training stopped)"
-                                                           if record.get("diverged") else "") + ending(record)
+                                                           if record.get("diverged") else "") + self.ending(record)
             )
-
-    if progress is not None:
-        progress.start()
-    try:
-        for key in cells:
-            method, compression, seed = key["method"], key["compression"], key["seed"]
-            if method in external:
-                grid.cell(key, lambda: run_external(method, compression, seed), log=log_external)
-            else:
-                grid.cell(key, lambda: run_pruned(method, compression, seed), log=log_pruned)
-    finally:
-        if board is not None and board is not tensorboard:
-            board.close()  # a folder given: this call's writers; a RunScalars given stays the caller's
-    return grid.records(experiment=experiment)

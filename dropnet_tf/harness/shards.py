@@ -28,8 +28,11 @@ Files
 Merge (:func:`merge_shards`)
     Refuses shards of different counts N, different settings (the manifests' ``settings``,
     and those of the merging command when given) or different grids (the key lists), naming
-    the two files and the first difference; with missing or unfinished shards it says which
-    ones and stops unless ``allow_partial``.  It then writes the union atomically into the
+    the two files and the first difference.  A shard is finished only when the records (its
+    file's, or an earlier merge's) hold a final record for every cell it owns, whatever its
+    manifest says: a missing, empty or torn shard file is named with the cells it lacks, and
+    the merge stops, writing nothing, unless ``allow_partial`` (the report then counts the
+    missing cells, for the figures' captions and summaries).  It then writes the union atomically into the
     unsharded file: records of a cell found in several places (the unsharded file from an
     earlier merge, or a shard) must agree, one list being a prefix of the other (a shard
     still running has fewer cycles); the longest is kept and exact duplicates are dropped,
@@ -59,6 +62,7 @@ __all__ = [
     "MergeReport",
     "Shard",
     "ShardsIncompleteError",
+    "any_record",
     "describe_difference",
     "find_shards",
     "merge_shards",
@@ -211,9 +215,19 @@ class ShardsIncompleteError(ValueError):
     """Shards are missing or unfinished (see :func:`merge_shards`'s ``allow_partial``)."""
 
 
+def any_record(records: list[dict]) -> bool:
+    """The default finish rule: a cell is done once it has a record (one record per cell)."""
+    return bool(records)
+
+
 @dataclass
 class MergeReport:
-    """What :func:`merge_shards` did."""
+    """What :func:`merge_shards` did.
+
+    ``lacking`` maps a shard index to the keys of its cells with no final record anywhere
+    (neither in its file nor in the unsharded one); ``cells`` is the size of the grid (0
+    when no shard has finished, so that the grid is unknown).
+    """
 
     path: str
     count: int
@@ -224,15 +238,46 @@ class MergeReport:
     added: int = 0
     duplicates: int = 0
     state_files: int = 0
+    cells: int = 0
+    lacking: dict[int, list[dict]] = field(default_factory=dict)
+    problems: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def missing_cells(self) -> int:
+        """How many cells of the grid have no final record in the merged file."""
+        return sum(len(keys) for keys in self.lacking.values())
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing or self.unfinished)
 
     def describe(self) -> str:
-        text = (f"Merged shards {', '.join(map(str, self.merged))} of {self.count} into {self.path}: "
+        shards = ", ".join(map(str, self.merged)) if self.merged else "none"
+        text = (f"Merged the records of shard(s) {shards} of {self.count} into {self.path}: "
                 f"{self.records} records ({self.added} new, {self.duplicates} duplicates skipped)")
         if self.state_files:
             text += f", {self.state_files} state files copied"
-        if self.missing or self.unfinished:
-            text += "; PARTIAL:" + _incomplete_text(self.count, self.missing, self.unfinished, None)
+        if self.partial:
+            text += "; PARTIAL (--allow-partial): " + self.incomplete_text()
         return text + "."
+
+    def missing_text(self) -> str:
+        """"3 of 12 cells missing" (or that the grid is unknown), for captions and summaries."""
+        if not self.cells:
+            return "the grid is unknown (no shard has finished)"
+        return f"{self.missing_cells} of {self.cells} cells missing"
+
+    def incomplete_text(self) -> str:
+        """Each incomplete shard, what its files say and the cells it lacks."""
+        parts = []
+        if self.missing:
+            parts.append(f"missing shard(s) {', '.join(map(str, self.missing))} of {self.count} "
+                         f"(no {os.path.basename(shard_manifest_path(self.path, self.missing[0], self.count))}"
+                         + (" ..." if len(self.missing) > 1 else "") + ")")
+        if self.unfinished:
+            parts.append(f"unfinished shard(s) {', '.join(map(str, self.unfinished))} of {self.count}")
+        details = [self.problems[index] for index in sorted(self.problems)]
+        return "; ".join(parts) + ". " + self.missing_text() + (": " + "; ".join(details) if details else "")
 
 
 def _short(value) -> str:
@@ -262,42 +307,40 @@ def describe_difference(a, b, where: str = "") -> str | None:
     return None if a == b else f"{where or 'value'}: {_short(a)} vs {_short(b)}"
 
 
-def _incomplete_text(count, missing, unfinished, results) -> str:
-    parts = []
-    if missing:
-        parts.append(f" missing shard(s) {', '.join(map(str, missing))} of {count}"
-                     + (f" (no {os.path.basename(shard_manifest_path(results, missing[0], count))}"
-                        + (" ..." if len(missing) > 1 else "") + ")" if results is not None else ""))
-    if unfinished:
-        parts.append(f" unfinished shard(s) {', '.join(map(str, unfinished))} of {count} "
-                     "(still running, or stopped: run the same command with --shard I/N again to finish)")
-    return ";".join(parts)
-
-
 def _records(path: str) -> list[dict]:
     return ResultsFile(path).records() if os.path.exists(path) else []
 
 
-def merge_shards(
-    results: PathLike,
-    *,
-    settings: Mapping[str, Any] | None = None,
-    allow_partial: bool = False,
-    check: Callable[[str, str], str | None] | None = None,
-) -> MergeReport:
-    """Merge the shard files beside ``results`` into ``results`` (see the module docstring).
+def _shard_records(path: str) -> tuple[list[dict], str | None]:
+    """A shard's readable records and what is wrong with its file (missing, empty, torn), if anything.
 
-    Args:
-        results: the unsharded results path; the shards' files are found beside it.
-        settings: the merging command's settings; refused when a shard's differ.
-        allow_partial: merge even when shards are missing or unfinished (the report says
-            which); otherwise :class:`ShardsIncompleteError` names them and nothing is written.
-        check: ``(shard results path A, shard results path B) -> difference or None``, a
-            method's own comparison of two shards (DropNet: the runs' fingerprints).
-
-    Every check comes before the first write; the results file is replaced atomically.
+    A shard's file can be torn by a job killed mid-copy; its whole lines still count, and
+    the merge names the file instead of stopping at the first bad line.
     """
-    results = os.fspath(results)
+    name = os.path.basename(path)
+    if not os.path.exists(path):
+        return [], f"{name} is missing"
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    records, bad = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(number)
+    if bad:
+        return records, f"{name} is torn (line(s) {', '.join(map(str, bad[:5]))} not a JSON record)"
+    return records, None if records else f"{name} is empty"
+
+
+def _read_manifests(results: str) -> tuple[int, dict[int, dict], dict[int, str]]:
+    """The count N and the manifests of the shards beside ``results``, checked against their names."""
     found = find_shards(results)
     root, _ = _split(results)
     if not found:
@@ -314,6 +357,11 @@ def merge_shards(
         if (manifest["shard"], manifest["of"]) != (index, count):
             raise ValueError(f"{manifests_at[index]} says it is shard {manifest['shard']} of {manifest['of']}, "
                              f"not {index} of {count} as its name; it was renamed or copied by hand.")
+    return count, manifests, manifests_at
+
+
+def _check_agreement(manifests, manifests_at, settings) -> int:
+    """Refuse shards whose settings or grids differ; returns the reference shard (the first finished one)."""
     # The grid keys are written when a shard finishes: compare grids among finished shards.
     finished = [index for index, manifest in manifests.items() if manifest["complete"]]
     first = min(finished or manifests)
@@ -331,23 +379,12 @@ def merge_shards(
             if difference:
                 raise ValueError(f"Shards with different {what}: {reference_path} and {manifests_at[index]} "
                                  f"differ at {difference}. Rerun the odd shard with the others' options.")
-    missing = [index for index in range(count) if index not in manifests]
-    unfinished = [index for index, manifest in manifests.items() if not manifest["complete"]]
-    if (missing or unfinished) and not allow_partial:
-        raise ShardsIncompleteError(
-            f"Not merging {results}:" + _incomplete_text(count, missing, unfinished, results)
-            + ". Nothing was written; use --allow-partial to merge and draw what there is.")
-    if check is not None:
-        for index in manifests:
-            if index != first:
-                difference = check(shard_path(results, first, count), shard_path(results, index, count))
-                if difference:
-                    raise ValueError(f"Shards with different settings: {shard_path(results, first, count)} and "
-                                     f"{shard_path(results, index, count)} differ at {difference}.")
+    return first
 
-    # Which cell each record belongs to: its key's items, looked up by the key's field names.
-    grid = reference["grid"]
-    position_of = {}
+
+def _cell_finder(grid: list[dict]) -> Callable[[dict], int | None]:
+    """``record -> grid position`` (None for no cell): the key's items, looked up by the key's field names."""
+    position_of: dict[tuple, dict[str, int]] = {}
     for position, key in enumerate(grid):
         position_of.setdefault(tuple(sorted(key)), {})[json.dumps(key, sort_keys=True)] = position
 
@@ -359,49 +396,115 @@ def merge_shards(
                     return found_at
         return None
 
-    sources = [(results, _records(results))] + [
-        (shard_path(results, index, count), _records(shard_path(results, index, count))) for index in manifests]
-    cells: dict[int, tuple[str, list[dict]]] = {}
-    others: list[dict] = []
-    added = duplicates = 0
+    return cell_of
+
+
+@dataclass
+class _Union:
+    """The records of every source, cell by cell (see :func:`_gather`)."""
+
+    cells: dict[int, tuple[str, list[dict]]] = field(default_factory=dict)
+    others: list[dict] = field(default_factory=list)
+    added: int = 0
+    duplicates: int = 0
+
+    def records(self) -> list[dict]:
+        return self.others + [record for position in sorted(self.cells) for record in self.cells[position][1]]
+
+
+def _gather(results: str, sources, grid, cell_of, refuse_foreign: str | None) -> _Union:
+    """The union of ``sources`` (``(path, records)``, the unsharded file first), cell by cell.
+
+    A cell's record lists must agree, one a prefix of the other (a shard still running has
+    fewer cycles): the longest is kept, anything else is refused.  ``refuse_foreign``: the
+    manifest whose grid a shard's record must belong to (None while no shard finished).
+    """
+    union = _Union()
     for source, records in sources:
         by_cell: dict[int, list[dict]] = {}
         for record in records:
             position = cell_of(record)
-            if position is None and source != results and reference["complete"]:
-                raise ValueError(f"{source} holds a record of no cell of the grid in {reference_path} "
+            if position is None and source != results and refuse_foreign:
+                raise ValueError(f"{source} holds a record of no cell of the grid in {refuse_foreign} "
                                  f"({_short(record)}); a shard writes only its own cells' records.")
             if position is None:
-                if record in others:
-                    duplicates += 1
+                if record in union.others:
+                    union.duplicates += 1
                 else:
-                    others.append(record)
-                    added += source != results
+                    union.others.append(record)
+                    union.added += source != results
                 continue
             by_cell.setdefault(position, []).append(record)
         for position, mine in by_cell.items():
-            if position not in cells:
-                cells[position] = (source, mine)
-                added += len(mine) if source != results else 0
-                continue
-            where, theirs = cells[position]
-            shorter, longer = (mine, theirs) if len(mine) <= len(theirs) else (theirs, mine)
-            for n, (a, b) in enumerate(zip(shorter, longer)):
-                if a != b:
-                    first_a, first_b = (where, source) if shorter is theirs else (source, where)
-                    raise ValueError(
-                        f"Conflicting records of the cell {_short(grid[position])}: record {n} differs between "
-                        f"{first_a} and {first_b} at {describe_difference(a, b) if shorter is theirs else describe_difference(b, a)}. "
-                        "The same cell was run twice with different outcomes; keep one of the files.")
-            duplicates += len(shorter)
-            if longer is mine:
-                added += len(mine) - len(theirs)
-                cells[position] = (source, mine)
+            _keep_longer(union, position, source, mine, results, grid)
+    return union
 
-    # State files (DropNet's <results>.state/*.npz): copied beside the unsharded file.
+
+def _keep_longer(union: _Union, position: int, source: str, mine: list[dict], results: str, grid) -> None:
+    if position not in union.cells:
+        union.cells[position] = (source, mine)
+        union.added += len(mine) if source != results else 0
+        return
+    where, theirs = union.cells[position]
+    shorter, longer = (mine, theirs) if len(mine) <= len(theirs) else (theirs, mine)
+    for n, (a, b) in enumerate(zip(shorter, longer)):
+        if a != b:
+            first_a, first_b = (where, source) if shorter is theirs else (source, where)
+            difference = describe_difference(a, b) if shorter is theirs else describe_difference(b, a)
+            raise ValueError(
+                f"Conflicting records of the cell {_short(grid[position])}: record {n} differs between "
+                f"{first_a} and {first_b} at {difference}. "
+                "The same cell was run twice with different outcomes; keep one of the files.")
+    union.duplicates += len(shorter)
+    if longer is mine:
+        union.added += len(mine) - len(theirs)
+        union.cells[position] = (source, mine)
+
+
+def _cell_names(keys: list[dict], grid: list[dict], limit: int = 4) -> str:
+    """The cells as ``metric=minimum seed=1``: only the fields that vary over the grid (all when none does)."""
+    varying = [name for name in dict.fromkeys(n for key in grid for n in key)
+               if len({json.dumps(key.get(name), sort_keys=True) for key in grid}) > 1]
+    shown = []
+    for key in keys[:limit]:
+        names = [name for name in key if name in varying] or list(key)
+        shown.append(" ".join(f"{name}={json.dumps(key[name], ensure_ascii=False)}" for name in names))
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(f"({text})" for text in shown) + more
+
+
+def _assess(report: MergeReport, manifests, grid, union: _Union, file_problems, finished) -> None:
+    """Fill ``report``'s missing/unfinished/lacking/problems from the records, not the manifests' word.
+
+    A shard is finished only when it has a finished manifest and every cell it owns has a
+    final record (``finished``) in the union of the files.
+    """
+    count = report.count
+    report.missing = [index for index in range(count) if index not in manifests]
+    report.cells = len(grid)
+    for index in range(count):
+        owned = range(index, len(grid), count)
+        lacking = [grid[p] for p in owned if not (p in union.cells and finished(union.cells[p][1]))]
+        notes = [] if index not in manifests or manifests[index]["complete"] else [
+            "its manifest says unfinished (still running, or stopped: run the same command with "
+            f"--shard {index}/{count} again to finish)"]
+        notes += [file_problems[index]] if file_problems.get(index) and lacking else []
+        if lacking:
+            report.lacking[index] = lacking
+        if index in manifests and (lacking or notes):
+            report.unfinished.append(index)
+        if lacking or notes or index in report.missing:
+            of = f" lacks {len(lacking)} of {len(owned)} cells" if grid and lacking else ""
+            cells = f": {_cell_names(lacking, grid)}" if lacking else ""
+            report.problems[index] = (f"shard {index}{of}"
+                                      + (f" ({'; '.join(notes)})" if notes else "") + cells)
+
+
+def _plan_state_copies(results: str, count: int, indices) -> list[tuple[str, bytes, str]]:
+    """The state files (DropNet's ``<results>.state/*.npz``) to copy beside the unsharded file."""
     copies = []
     target_dir = results + ".state"
-    for index in manifests:
+    for index in indices:
         folder = shard_path(results, index, count) + ".state"
         if not os.path.isdir(folder):
             continue
@@ -424,11 +527,62 @@ def merge_shards(
                                  "the same run was stored twice.")
             if not planned:
                 copies.append((target, data, source))
+    return copies
 
+
+def merge_shards(
+    results: PathLike,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    allow_partial: bool = False,
+    check: Callable[[str, str], str | None] | None = None,
+    finished: Callable[[list[dict]], bool] = any_record,
+) -> MergeReport:
+    """Merge the shard files beside ``results`` into ``results`` (see the module docstring).
+
+    Args:
+        results: the unsharded results path; the shards' files are found beside it.
+        settings: the merging command's settings; refused when a shard's differ.
+        allow_partial: merge even when shards are missing or unfinished (the report says
+            which, and which cells lack); otherwise :class:`ShardsIncompleteError` names
+            them and their cells, and nothing is written.
+        check: ``(shard results path A, shard results path B) -> difference or None``, a
+            method's own comparison of two shards (DropNet: the runs' fingerprints).
+        finished: ``a cell's records -> bool``, whether they end in a final record
+            (default: any record; DropNet: the last one has a ``stop_reason``).
+
+    A shard counts as finished only when its records hold a final record for every cell
+    it owns (a record of an earlier merge in ``results`` counts too); its manifest's
+    "complete" is necessary, not sufficient.  Every check comes before the first write;
+    the results file is replaced atomically.
+    """
+    results = os.fspath(results)
+    count, manifests, manifests_at = _read_manifests(results)
+    first = _check_agreement(manifests, manifests_at, settings)
+    reference = manifests[first]
+    if check is not None:
+        for index in manifests:
+            difference = None if index == first else check(shard_path(results, first, count),
+                                                            shard_path(results, index, count))
+            if difference:
+                raise ValueError(f"Shards with different settings: {shard_path(results, first, count)} and "
+                                 f"{shard_path(results, index, count)} differ at {difference}.")
+    grid = reference["grid"] if reference["complete"] else []
+    read = {index: _shard_records(shard_path(results, index, count)) for index in manifests}
+    sources = [(results, _records(results))] + [(shard_path(results, i, count), read[i][0]) for i in manifests]
+    union = _gather(results, sources, grid, _cell_finder(grid),
+                    manifests_at[first] if reference["complete"] else None)
+    merged = [index for index in manifests if read[index][0]]
+    report = MergeReport(results, count, merged)
+    _assess(report, manifests, grid, union, {index: problem for index, (_, problem) in read.items()}, finished)
+    if report.partial and not allow_partial:
+        raise ShardsIncompleteError(f"Not merging {results}: {report.incomplete_text()}. Nothing was written or "
+                                    "drawn; use --allow-partial to merge and draw what there is.")
+    copies = _plan_state_copies(results, count, manifests)
     for target, data, _ in copies:
         atomic_write_bytes(target, data)
-    merged = others + [record for position in sorted(cells) for record in cells[position][1]]
-    text = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in merged)
-    atomic_write_text(results, text)
-    return MergeReport(results, count, sorted(manifests), missing, unfinished, len(merged), added, duplicates,
-                       len(copies))
+    records = union.records()
+    atomic_write_text(results, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in records))
+    report.records, report.added, report.duplicates, report.state_files = (
+        len(records), union.added, union.duplicates, len(copies))
+    return report

@@ -342,6 +342,11 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     )
 
 
+def run_finished(records: list[dict]) -> bool:
+    """Whether a run's records end in its final cycle (the merge's test of a shard's cell)."""
+    return bool(records) and bool(records[-1].get("stop_reason"))
+
+
 def shard_fingerprint_difference(shard_a: str, shard_b: str) -> str | None:
     """For ``--merge``: the first difference between two shards' runs beyond the command line.
 
@@ -502,7 +507,7 @@ def _set_up(exp: Experiment, args, scale: Scale, strategy) -> _Setup:
     from paper_experiments.kit import sharding
 
     plan = sharding.plan(args, results_path, sharding.settings_of(args, script=exp.script),
-                         check=shard_fingerprint_difference)
+                         check=shard_fingerprint_difference, finished=run_finished)
     patience = scale.patience if scale.patience is not None else exp.patience
     transform = augmentation_transform(table_c1_augmentation()) if exp.augmentation else None
     training = TrainingConfig(max_epochs=scale.max_epochs, patience=patience, batch_size=32, train_transform=transform)
@@ -547,10 +552,15 @@ def _run(setup: _Setup) -> None:
 
     exp, args, plan = setup.exp, setup.args, setup.plan
     callbacks = _progress_callbacks(exp, args, setup.scale, setup.names, setup.grid_path, plan.shard)
+    from dropnet_tf.dropnet.state import ResumeRefusedError
+
     with sittings.sitting(setup.results_path, population=args.population,
                           shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
-        _run_grid(exp, args, setup.scale, setup.data, setup.build, setup.names, setup.grid_path, setup.training,
-                  callbacks, plan, setup.strategy)
+        try:
+            _run_grid(exp, args, setup.scale, setup.data, setup.build, setup.names, setup.grid_path,
+                      setup.training, callbacks, plan, setup.strategy)
+        except ResumeRefusedError as error:  # a stored run of other settings: the user picks --out
+            raise kit.UserError(f"{error} (With this script: use another --out.)") from error
 
 
 def _figure_note(setup: _Setup) -> str:
@@ -571,6 +581,7 @@ def _figure_note(setup: _Setup) -> str:
         + kit.command_line("dropnet", os.path.basename(sys.argv[0]), args,
                            (("protocol", "paper"), ("data_dir", None, "DIR"), ("seeds", None),
                             ("max_train", None), ("max_epochs", None), ("metrics", None)))
+        + kit.partial_caption()
     )
 
 
@@ -654,4 +665,5 @@ def _summary(setup: _Setup, records: list[dict], cycles_this_call: int, written:
         "figures": [os.path.basename(p) for p in written],
         "seconds_this_call": round(time.perf_counter() - started, 1),
         "grid_time": sittings.summarise(sittings.read_sittings(setup.results_path)),
+        **kit.merge_summary(),
     }

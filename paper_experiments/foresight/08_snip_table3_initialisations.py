@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from paper_experiments import kit
 from paper_experiments.foresight.foresight_protocol import (
     ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, grid_eta, load_tensorflow, parse_args,
     prepare_data, progress, shard_plan,
@@ -86,12 +87,12 @@ def main(argv=None) -> dict:
         f"\n{args.dataset}, {args.scale} scale: {len(data.y_train)} training / {len(data.y_test)} test examples, "
         f"Adam lr 1e-3, {epochs} epochs, SNIP at κ̄ = 90 % on 100 examples; trained from VS-X. "
         f"Regenerate: python paper_experiments/foresight/{EXPERIMENT.script}.py --model {args.model} "
-        f"--scale {args.scale} --dataset {args.dataset}"
+        f"--scale {args.scale} --dataset {args.dataset}{kit.partial_caption()}"
     )
     table = atomic_write_text(os.path.join(args.figures, f"{stem}_table3.md"), "\n".join(lines) + "\n")
     summary = {"script": EXPERIMENT.script, "model": args.model, "dataset": args.dataset, "scale": args.scale,
                "seeds": list(seeds), "epochs": epochs, "rows": rows, "seconds_this_call": time.perf_counter() - start,
-               "outputs": [os.path.relpath(table, ROOT)]}
+               "outputs": [os.path.relpath(table, ROOT)], **kit.merge_summary()}
     atomic_write_text(os.path.join(args.figures, f"{stem}.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 

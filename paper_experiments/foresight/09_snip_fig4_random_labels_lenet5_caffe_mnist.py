@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from paper_experiments import kit
 from paper_experiments.foresight.foresight_protocol import (
     REFERENCE, ROOT, ForesightExperiment, Quick, command, count_records, epoch_lines, grid_eta, load_tensorflow,
     parse_args, prepare_data, progress, shard_plan, snip_protocol,
@@ -90,7 +91,8 @@ def main(argv=None) -> dict:
     png = _draw(curves, data, base, seeds, args, stem)
     summary = {"script": EXPERIMENT.script, "dataset": args.dataset, "scale": args.scale, "seeds": list(seeds),
                "final_train_loss": {arm: float(loss[-1]) for arm, loss in curves.items()},
-               "seconds_this_call": time.perf_counter() - start, "outputs": [os.path.relpath(png, ROOT)]}
+               "seconds_this_call": time.perf_counter() - start, "outputs": [os.path.relpath(png, ROOT)],
+               **kit.merge_summary()}
     atomic_write_text(os.path.join(args.figures, f"{stem}.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -127,7 +129,8 @@ def _draw(curves, data, base, seeds, args, stem) -> str:
     ax.legend(fontsize=7)
     caption = (f"{len(data.y_train)} training examples, SGD momentum 0.9, lr {base.learning_rate:g}, batch "
                f"{base.batch_size}, {base.epochs} epochs, seeds {list(seeds)}; SNIP scored on 100 examples with true labels. "
-               f"Regenerate: python paper_experiments/foresight/{EXPERIMENT.script}.py --scale {args.scale} --dataset {args.dataset}")
+               f"Regenerate: python paper_experiments/foresight/{EXPERIMENT.script}.py --scale {args.scale} --dataset {args.dataset}"
+               f"{kit.partial_caption()}")
     fig.text(0.01, -0.02, caption, fontsize=6, va="top", wrap=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")

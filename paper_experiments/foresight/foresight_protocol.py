@@ -543,7 +543,6 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     protocol, seeds, methods, ratios, scoring = resolve(exp, args)
     data = prepare_data(exp, args)
     os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.figures, exist_ok=True)
     name = stem(exp, args)
     results_path = os.path.join(args.out, f"{name}.jsonl")
     plan = shard_plan(exp, args, results_path)
@@ -577,6 +576,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
     )
     if plan.finish():  # a shard holds part of the grid: the figures and tables come with --merge
         return {"shard": str(plan.shard), "results": plan.results}
+    os.makedirs(args.figures, exist_ok=True)  # not before: a refused merge or a shard draws nothing
     seconds = time.perf_counter() - started
     written = outputs(exp, args, records, protocol, seeds, data, name)
     summary = {
@@ -586,7 +586,7 @@ def main(exp: ForesightExperiment, argv=None) -> dict:
         "selection": getattr(args, "selection", "exact"),
         "max_train": args.max_train, "epochs_override": args.epochs, **_record_totals(records),
         "protocol": protocol.as_dict(), "train_examples": int(len(data.y_train)), "test_examples": int(len(data.y_test)),
-        "seconds_this_call": seconds, "outputs": written,
+        "seconds_this_call": seconds, "outputs": written, **kit.merge_summary(),
     }
     kit.write_json(os.path.join(args.figures, f"{name}.json"), summary)
     return summary
@@ -665,7 +665,7 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
         f"{len(data.y_test)} test examples, {protocol.epochs} epochs, lr {protocol.learning_rate:g}, "
         f"batch {protocol.batch_size}, seeds {list(seeds)}; mean ± std over seeds; "
         f"{SELECTION_CAPTIONS[getattr(args, 'selection', 'exact')]}). "
-        f"Regenerate: {kit.command_line('foresight', exp.script, args, CAPTION_OPTIONS)}"
+        f"Regenerate: {kit.command_line('foresight', exp.script, args, CAPTION_OPTIONS)}{kit.partial_caption()}"
     )
     written = []
     for figure_label, y in exp.figures:

@@ -28,13 +28,13 @@ from .entry import (
     quiet_tensorflow_logging,
 )
 from .outputs import (
-    command_line, save_figure, split_sizes, write_csv, write_json, write_markdown, write_outputs,
+    command_line, merge_summary, partial_caption, save_figure, split_sizes, write_csv, write_json, write_markdown, write_outputs,
 )
 
 __all__ = [
     "DATASETS", "DATASET_CHOICES", "INTERRUPTED", "QUIET_LEVEL", "SCALES", "SHARED", "STANDIN_NAMES", "STRATEGIES", "VERBOSITY",
     "Option", "Progress", "Scale", "ScriptParser", "UserError",
     "build_parser", "command", "command_line", "load_data", "load_tensorflow", "option", "paragraph", "progress",
-    "quiet_tensorflow_logging", "save_figure", "split_sizes", "unavailable_message", "write_csv", "write_json",
+    "quiet_tensorflow_logging", "merge_summary", "partial_caption", "save_figure", "split_sizes", "unavailable_message", "write_csv", "write_json",
     "write_markdown", "write_outputs", "strategy_of", "worker_out",
 ]

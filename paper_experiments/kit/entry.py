@@ -29,6 +29,8 @@ import signal
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -41,37 +43,12 @@ INTERRUPTED = 130
 #: Exit status after SIGTERM (128 + SIGTERM): what a batch system sends before it kills a job.
 TERMINATED = 143
 
+#: The signals a command ends on with the resume message, and the exit status of each.
+STOP_SIGNALS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (the run stops between saves and says how to resume)."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _listen_for_stops() -> dict:
-    """Ctrl-C and SIGTERM raise in the main thread whatever the process inherited.
-
-    A job started in the background by a non-interactive shell (``nohup ... &``, many batch
-    scripts) inherits SIGINT *ignored*, so Python installs no KeyboardInterrupt handler
-    and ``kill -INT`` does nothing; SIGTERM's default kills the process before it can say
-    where it stopped.  Both now end through :func:`command`'s interrupt path.  Returns the
-    handlers it replaced, for :func:`_restore` (a script's ``main`` called from Python, as
-    the tests do, leaves the caller's handlers as they were).
-    """
-    replaced = {}
-    try:
-        replaced[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
-        replaced[signal.SIGTERM] = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread (e.g. a script's main called from a worker thread)
-        pass
-    return replaced
-
-
-def _restore(replaced: dict) -> None:
-    for signum, handler in replaced.items():
-        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 # absl's "before InitializeLog" preamble and its I/W/E lines ("I0000 00:00:17... file.cc:31] ...").
 _PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
@@ -152,6 +129,7 @@ class Progress:
     before: int = 0
     partial_note: str = ""  # what happens to the run in progress when interrupted
     active: bool = False
+    merged: object = None  # a MergeReport after --merge: nothing runs, so say what was merged
 
     def start(self, path: str, count: Callable[[], int], total: int | None = None, unit: str = "runs",
               partial_note: str = "", describe: str = "", redraw: str = "redrawing the figures") -> str:
@@ -171,6 +149,12 @@ class Progress:
 
     def describe_start(self, describe: str = "", redraw: str = "redrawing the figures") -> str:
         what = f" ({describe})" if describe else ""
+        if self.merged is not None:  # a merge runs nothing: "Resuming ... to go" would promise runs
+            of = f" of {self.total}" if self.total is not None else ""
+            partial = (f"; PARTIAL (--allow-partial): {self.merged.missing_text()}"
+                       if self.merged.partial else "")
+            return (f"Merged: {self.before}{of} {self.unit}{what} finished in {self.path}; nothing runs, "
+                    f"only {redraw}{partial}.")
         if self.total is not None and self.before >= self.total:
             return f"All {self.total} {self.unit}{what} are already done in {self.path}; only {redraw}."
         if self.before:
@@ -199,29 +183,106 @@ class Progress:
 progress = Progress()
 
 
+class _Interrupts:
+    """SIGINT or SIGTERM while a command runs: noted, raised (KeyboardInterrupt, or
+    :class:`Terminated`), and sent again every ``every`` seconds until the command ends on it.
+
+    Why again: TensorFlow can swallow the KeyboardInterrupt (autograph runs a function as it
+    is when converting it raised, so a Ctrl-C landing while a step is traced is lost and the
+    grid goes on), or turn it into another exception (see :func:`command`).
+
+    Both handlers are installed whatever the process inherited: a job started in the
+    background by a non-interactive shell (``nohup ... &``, many batch scripts) inherits
+    SIGINT *ignored*, so ``kill -INT`` would do nothing, and SIGTERM's default kills the
+    process before it can say where it stopped.  Only the main thread receives signals;
+    elsewhere nothing is installed.  The previous handlers come back on exit.
+    """
+
+    def __init__(self, every: float = 0.5):
+        self.every = every
+        self.arrived = None  # the signal that arrived first, if any
+        self.previous = {}
+        self._settled = False
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.arrived is None:
+            self.arrived = signum
+            threading.Thread(target=self._repeat, daemon=True).start()
+        raise Terminated() if self.arrived == signal.SIGTERM else KeyboardInterrupt()
+
+    def _repeat(self):
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                if self._settled:
+                    return
+                os.kill(os.getpid(), self.arrived)
+
+    @property
+    def status(self) -> int:
+        return STOP_SIGNALS.get(self.arrived, INTERRUPTED)
+
+    def settle(self) -> None:
+        """No more interrupts from here on: the command is ending (a pending one is ignored)."""
+        while True:
+            try:
+                with self._lock:
+                    self._settled = True
+                for signum in self.previous:
+                    signal.signal(signum, lambda signum, frame: None)
+                return
+            except KeyboardInterrupt:  # one sent before the lock was taken: it is this interrupt
+                continue
+
+    def __exit__(self, *exc_info):
+        self.settle()
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        return False
+
+
+def _end_interrupted(interrupts: _Interrupts):
+    interrupts.settle()
+    print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
+    raise SystemExit(interrupts.status) from None
+
+
 def command(main: Callable) -> Callable:
     """Decorate an entry point's ``main``: Ctrl-C and :class:`UserError` end with a message.
 
     Ctrl-C prints :meth:`Progress.interrupted_message` and exits with status 130 (SIGTERM:
-    the same message, status 143, see :func:`_listen_for_stops`); a
-    :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
+    the same message and status 143), whatever
+    exception it surfaces as: TensorFlow turns a ``KeyboardInterrupt`` raised while it traces,
+    compiles or runs a ``tf.data`` pipeline into another error (a ``TypeError`` from a shape
+    conversion, say), so any exception raised after SIGINT arrived counts as the interrupt;
+    and where TensorFlow swallows it, SIGINT is sent again every half second until the
+    command has ended on it (:class:`_Interrupts`).
+    A :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
     unconverted) prints its message as one wrapped paragraph and exits with status 1.
     Everything else (a bug) still shows its traceback.
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        replaced = _listen_for_stops()
-        try:
-            return main(*args, **kwargs)
-        except KeyboardInterrupt as stop:
-            print(f"\n{progress.interrupted_message()}", file=sys.stderr, flush=True)
-            raise SystemExit(TERMINATED if isinstance(stop, Terminated) else INTERRUPTED) from None
-        except UserError as error:
-            print(paragraph(str(error)), file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-        finally:
-            _restore(replaced)
+        with _Interrupts() as interrupts:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                _end_interrupted(interrupts)
+            except Exception as error:
+                if interrupts.arrived is not None:
+                    _end_interrupted(interrupts)
+                if not isinstance(error, UserError):
+                    raise
+                print(paragraph(str(error)), file=sys.stderr, flush=True)
+                raise SystemExit(1) from None
 
     return wrapper
 

@@ -34,6 +34,29 @@ def command_line(paper: str, script: str, args, options=()) -> str:
     return text
 
 
+def partial_caption() -> str:
+    """After ``--merge --allow-partial`` with cells missing: a sentence for every caption and
+    table footer saying how many ("" otherwise), so that a partial figure never passes as whole."""
+    from .entry import progress
+
+    report = progress.merged
+    if report is None or not report.partial:
+        return ""
+    return f" PARTIAL merge (--allow-partial): {report.missing_text()}."
+
+
+def merge_summary() -> dict:
+    """After ``--merge``: the summary JSON's ``merge`` section (shards merged, cells missing); else {}."""
+    from .entry import progress
+
+    report = progress.merged
+    if report is None:
+        return {}
+    return {"merge": {"shards": report.count, "merged": report.merged, "partial": report.partial,
+                      "cells": report.cells, "missing_cells": report.missing_cells,
+                      "missing": {str(index): keys for index, keys in sorted(report.lacking.items())}}}
+
+
 def split_sizes(data, val: bool = True) -> str:
     """``"train/val/test"`` sample counts of a dataset (``val=False``: train/test)."""
     parts = [data.y_train, data.y_val, data.y_test] if val else [data.y_train, data.y_test]

@@ -23,9 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from dropnet_tf.harness.shards import CellOrder, Shard, describe_difference, merge_shards, read_manifest, write_manifest
+from dropnet_tf.harness.shards import (
+    CellOrder, MergeReport, Shard, any_record, describe_difference, merge_shards, read_manifest, write_manifest,
+)
 
-from .entry import UserError
+from .entry import UserError, progress
 
 #: Options that do not change what is computed, left out of the settings shards must share.
 #: ``population`` only groups runs into one computation (the same records up to summation
@@ -49,6 +51,7 @@ class Plan:
     shard: Shard | None
     order: CellOrder | None
     settings: dict
+    merged: MergeReport | None = None  # after --merge: what it merged, and what it lacks
 
     def share(self, total: int) -> int:
         """Of a grid of ``total`` cells, how many this command runs."""
@@ -66,14 +69,18 @@ class Plan:
         return True
 
 
-def plan(args, results: str, settings: dict | None = None, *, check=None, log: Callable[[str], None] | None = print
-         ) -> Plan:
+def plan(args, results: str, settings: dict | None = None, *, check=None, finished=any_record,
+         log: Callable[[str], None] | None = print) -> Plan:
     """The :class:`Plan` of ``args.shard`` / ``args.merge`` for the unsharded path ``results``.
 
     ``check``: a method's own comparison of two shards for the merge (see
     :func:`dropnet_tf.harness.shards.merge_shards`).  A bad merge or a shard file holding runs
     of other settings ends the command with a :class:`UserError` naming the files.
+    ``finished``: ``a cell's records -> bool``, whether the cell is done (the merge counts
+    a shard finished only when each of its cells is).  After a merge the start-up line
+    (:data:`~paper_experiments.kit.entry.progress`) says what was merged, not what would run.
     """
+    progress.merged = None
     settings = settings_of(args) if settings is None else settings
     chosen = getattr(args, "shard", None)
     if chosen is not None:
@@ -96,12 +103,14 @@ def plan(args, results: str, settings: dict | None = None, *, check=None, log: C
         return Plan(shard.path(results), results, shard, CellOrder(shard), settings)
     if getattr(args, "merge", False):
         try:
-            report = merge_shards(results, settings=settings, allow_partial=args.allow_partial, check=check)
+            report = merge_shards(results, settings=settings, allow_partial=args.allow_partial, check=check,
+                                  finished=finished)
         except ValueError as error:
             raise UserError(str(error)) from error
         if log is not None:
             log(report.describe())
-        return Plan(results, results, None, CellOrder(run=False), settings)
+        progress.merged = report
+        return Plan(results, results, None, CellOrder(run=False), settings, report)
     return Plan(results, results, None, None, settings)
 
 

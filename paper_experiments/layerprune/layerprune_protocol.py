@@ -214,7 +214,10 @@ def _sgd(scale: Scale, epochs: int, learning_rate: float, drops=()) -> TrainingP
 def baseline_protocol(scale: Scale, data) -> TrainingProtocol:
     """Training from scratch: SGD, momentum 0.9, ×0.1 after each of ``scale.baseline_drops`` epochs."""
     steps = int(np.ceil(len(data.x_train) / scale.batch_size))
-    drops = tuple((epoch * steps, 0.1) for epoch in scale.baseline_drops)
+    # The rate at step counter b is the old one (PiecewiseConstantDecay: step <= b), so the
+    # boundary is the last step of epoch e: every step of epoch e + 1 runs at the new rate,
+    # as PyTorch's MultiStepLR([81, 122]) in the supplement's setup does.
+    drops = tuple((epoch * steps - 1, 0.1) for epoch in scale.baseline_drops)
     return _sgd(scale, scale.baseline_epochs, scale.baseline_lr, drops)
 
 
@@ -537,7 +540,8 @@ def provenance(args, scale: Scale, data, script: str) -> str:
     return (f"{args.dataset}, {len(data.x_train)} train / {len(data.x_test)} test images, scale {args.scale} "
             f"(ResNet-{scale.resnet_depth}, VGG19-BN width ×{scale.vgg_width:g}, baseline {scale.baseline_epochs} "
             f"epochs, fine-tune {scale.finetune_epochs} epochs SGD {scale.finetune_lr:g}), seeds {list(scale.seeds)}; "
-            f"latency: median of {scale.latency_repeats} calls at batch {scale.latency_batch} on this machine; `{command}`")
+            f"latency: median of {scale.latency_repeats} calls at batch {scale.latency_batch} on this machine; `{command}`"
+            f"{kit.partial_caption()}")
 
 
 def setup(description: str, default_dataset: str, script: str, argv=None):
