@@ -84,6 +84,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_oracle.py
 	$(PY) bench/bench_foresight_scoring.py
 	$(PY) bench/bench_compaction_latency.py
+	$(PY) bench/bench_applications_groups.py
+	$(PY) bench/bench_applications_compaction.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,6 +5,7 @@ Its modules are listed, with what each holds, in the README's Layout section;
 """
 
 from dropnet_tf.compaction.compact import ChannelPlan, compact, plan_compaction
+from dropnet_tf.compaction import groups  # noqa: F401  (registers add_masks(groups=True))
 from dropnet_tf.compaction.counting import count_flops, count_parameters, layer_flops
 from dropnet_tf.compaction.latency import (
     LatencyResult,

@@ -369,7 +369,7 @@ def check_exact(mode, model, config, optimizer) -> str | None:
     """
     if mode is False:
         return None
-    reasons = inexact_settings(model, config, optimizer)
+    reasons = inexact_settings(model, config, optimizer) + _unmapped_layers(model)
     try:
         problem = probe_shrinkable(model)
     except (TypeError, NotImplementedError, ValueError) as error:  # e.g. a subclassed or nested model
@@ -383,6 +383,20 @@ def check_exact(mode, model, config, optimizer) -> str | None:
             + "; ".join(reasons) + ". Use compact_training='auto' (trains masked there) or False."
         )
     return "; ".join(reasons) or None
+
+
+def _unmapped_layers(model) -> list[str]:
+    """Layers whose compact weights :func:`_index_maps` cannot write back (and shared group masks,
+    whose statistics sum over several places), so the cycle trains the masked model."""
+    from dropnet_tf.core.layers import mask_outputs
+
+    reasons = []
+    kinds = sorted({type(layer).__name__ for layer in _all_layers(model)} & {"DepthwiseConv2D", "SeparableConv2D"})
+    if kinds:
+        reasons.append(f"compacted training does not write {kinds} weights back yet")
+    if any(len(mask_outputs(layer, model)) > 1 for layer in mask_layers(model)):
+        reasons.append("dependency-group masks (one MaskLayer called at several places) are trained masked")
+    return reasons
 
 
 def compacted_cycle(mode, model, config, train, optimizer) -> CompactedCycle | None:

@@ -134,6 +134,9 @@ class Node:
     layer: object  # a keras Layer; None for a Sequential model's input pseudo node
     inbound: list[str] = field(default_factory=list)  # inputs in call order
     consumers: list[str] = field(default_factory=list)
+    # The call as the config records it (Keras 3: {"args", "kwargs"} with tensor references
+    # and constants such as the 3.0 of ``x + 3.0``); None for Sequential models and tf-keras.
+    call: object = None
 
     @property
     def class_name(self) -> str:
@@ -169,6 +172,9 @@ class LayerGraph:
             self.inputs, self.outputs = [SEQUENTIAL_INPUT], [previous]
         else:
             config = functional_config(model, what)
+            # Keras 3 records ``x + 3.0`` on a symbolic tensor as an operation (keras.ops) that is
+            # no layer, so model.get_layer cannot find it; model.operations holds both kinds.
+            operations = {op.name: op for op in getattr(model, "operations", ())}
             for entry in config["layers"]:
                 name = entry["name"]
                 if len(entry["inbound_nodes"]) > 1:
@@ -177,7 +183,9 @@ class LayerGraph:
                         "only layers called once are supported."
                     )
                 inbound = [ref_layer(ref) for ref in references(entry["inbound_nodes"])]
-                self.nodes[name] = Node(name, model.get_layer(name), inbound)
+                layer = operations[name] if name in operations else model.get_layer(name)
+                call = entry["inbound_nodes"][0] if entry["inbound_nodes"] and isinstance(entry["inbound_nodes"][0], dict) else None
+                self.nodes[name] = Node(name, layer, inbound, call=call)
             self.inputs = [
                 entry["name"] for entry in config["layers"] if entry["class_name"] == "InputLayer"
             ]

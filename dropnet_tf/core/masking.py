@@ -80,7 +80,25 @@ def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
 # --------------------------------------------------------------------------- add_masks
 
 
-def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = ()):
+#: What ``add_masks(groups=True)`` calls: :func:`dropnet_tf.compaction.groups.add_group_masks`,
+#: which builds on compaction's channel spaces and registers itself here when imported
+#: (``import dropnet_tf`` imports it), so that the primitives import nothing above them.
+_GROUP_MASKERS: list = []
+
+
+def register_group_masker(function) -> None:
+    """Make ``function(model, layer_types, exclude)`` what ``add_masks(groups=True)`` calls."""
+    _GROUP_MASKERS[:] = [function]
+
+
+def group_masker():
+    """The registered group masker (see :func:`register_group_masker`)."""
+    if not _GROUP_MASKERS:
+        raise RuntimeError("add_masks(groups=True) needs dropnet_tf.compaction.groups; import dropnet_tf first.")
+    return _GROUP_MASKERS[0]
+
+
+def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = (), *, groups: bool = False):
     """Return a copy of ``model`` with a MaskLayer after every hidden Dense and Conv2D.
 
     The mask goes where the post-activation value is: after the layer's own activation,
@@ -97,6 +115,12 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
         layer_types: layer classes to mask (default Dense and Conv2D), or their names
             (``"Dense"``, ``"Conv2D"``: classes of ``keras.layers``).
         exclude: names of layers not to mask (a list; a single name as a str is refused).
+        groups: True puts one mask on each *dependency group* instead: the channels that
+            residual Adds, depthwise and separable convolutions and squeeze-and-excitation
+            Multiplys tie together, called at every place the group is read, so that a
+            dropped unit leaves every layer it lives in (keras.applications models; nested
+            models are flattened).  See :mod:`dropnet_tf.compaction.groups`.  A group is masked when one of
+            its producers is of ``layer_types`` (Conv2D includes SeparableConv2D). Keras 3 only.
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"add_masks expects a Keras model, got {type(model).__name__}.")
@@ -109,10 +133,20 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
         raise ValueError(
             f"Model '{model.name}' is not built; give it an Input (or call model.build) before add_masks."
         )
+    if not isinstance(groups, bool):
+        raise TypeError(f"groups must be True or False, got {groups!r}.")
+    if groups and not isinstance(model, keras.Sequential):
+        add_group_masks = group_masker()  # compaction.groups: it builds on compaction's channel spaces
+        require_graph_model(model, "add_masks")
+        # A SeparableConv2D's units are the filters of its 1x1 convolution: Conv2D names it too.
+        if keras.layers.Conv2D in layer_types:
+            layer_types = tuple(layer_types) + (keras.layers.SeparableConv2D,)
+        return add_group_masks(model, layer_types, exclude)
     nested = [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
     if nested:
         raise NotImplementedError(
-            f"add_masks does not look inside nested models {nested}; build the model flat."
+            f"add_masks does not look inside nested models {nested}; build the model flat, or "
+            "call add_masks(model, groups=True), which flattens them."
         )
     exclude = set(exclude)
     unknown = exclude - {layer.name for layer in model.layers}

@@ -133,12 +133,17 @@ class StatisticsCollector:
     """
 
     def __init__(self, model):
+        from dropnet_tf.core.layers import mask_outputs  # the calls of a shared (group) mask
+
         layers = require_mask_layers(model)
         self._model = model
         self.layer_names = [layer.name for layer in layers]
+        # A dependency group's mask is called at several places: its sums add over all of them.
+        places = [mask_outputs(layer, model) for layer in layers]
+        self._segments = [len(tensors) for tensors in places]
         strategy = model_strategy(model)
         with distribute_scope(strategy):
-            feature_model = keras.Model(model.inputs, [layer.output for layer in layers])
+            feature_model = keras.Model(model.inputs, [t for tensors in places for t in tensors])
             self._reducer = _ReducingModel(feature_model, distributed=strategy is not None)
 
     def collect(self, x, batch_size: int = 256) -> UnitStatistics:
@@ -155,9 +160,19 @@ class StatisticsCollector:
         else:
             sizes = self._reducer.predict(x, batch_size=int(batch_size), verbose=0)
         return statistics_from_sums(
-            self.layer_names, [v.numpy() for v in self._reducer.abs_sums], [v.numpy() for v in self._reducer.zero_counts],
-            [float(v.numpy()) for v in self._reducer.value_counts], int(np.sum(sizes)),
+            self.layer_names, sums_by_mask([v.numpy() for v in self._reducer.abs_sums], self._segments),
+            sums_by_mask([v.numpy() for v in self._reducer.zero_counts], self._segments),
+            sums_by_mask([float(v.numpy()) for v in self._reducer.value_counts], self._segments), int(np.sum(sizes)),
         )
+
+
+def sums_by_mask(sums: list, segments: list[int]) -> list:
+    """Per-tensor sums added up per mask layer (``segments``: how many tensors each has)."""
+    out, start = [], 0
+    for count in segments:
+        out.append(sum(sums[start:start + count]))
+        start += count
+    return out
 
 
 def collect_statistics(model, x, batch_size: int = 256) -> UnitStatistics:

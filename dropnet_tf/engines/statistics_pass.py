@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.masking import require_mask_layers
-from dropnet_tf.core.statistics import UnitStatistics, statistics_from_sums, unit_sums
+from dropnet_tf.core.statistics import UnitStatistics, sums_by_mask, statistics_from_sums, unit_sums
 from dropnet_tf.engines.loop import loss_and_correct, per_sample_loss, traced_for
 from dropnet_tf.core.validation import check_int
 
@@ -49,13 +49,18 @@ class StatisticsPass:
                 f"StatisticsPass needs a model with one output (its predictions), got {len(outputs)} outputs."
             )
         if units is None:
-            units = {layer.name: layer.output for layer in require_mask_layers(model)}
+            from dropnet_tf.core.layers import mask_outputs  # the calls of a shared (group) mask
+
+            units = {layer.name: mask_outputs(layer, model) for layer in require_mask_layers(model)}
         elif not units:
             raise ValueError("StatisticsPass got units={}: name at least one tensor whose units to reduce.")
         self.layer_names = list(units)
+        # A dependency group's mask is called at several places; its sums add over all of them.
+        places = [value if isinstance(value, list) else [value] for value in units.values()]
+        self._segments = [len(tensors) for tensors in places]
         # The model's own layers, read through one graph: the predictions and every mask
         # layer's output come out of the same forward pass.
-        self._probe = keras.Model(model.inputs, outputs + list(units.values()))
+        self._probe = keras.Model(model.inputs, outputs + [t for tensors in places for t in tensors])
         self._loss = per_sample_loss(loss)
         self._functions: dict = {}
         self._traced = bool(traced)
@@ -104,8 +109,9 @@ class StatisticsPass:
         loss_sum, correct, abs_sums, zero_counts, value_counts = run(x, y, tf.constant(int(batch_size), tf.int32))
         scores = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
         statistics = statistics_from_sums(
-            self.layer_names, [s.numpy() for s in abs_sums], [s.numpy() for s in zero_counts],
-            [float(s) for s in value_counts], count,
+            self.layer_names, sums_by_mask([s.numpy() for s in abs_sums], self._segments),
+            sums_by_mask([s.numpy() for s in zero_counts], self._segments),
+            sums_by_mask([float(s) for s in value_counts], self._segments), count,
         )
         return scores, statistics
 
