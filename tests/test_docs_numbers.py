@@ -131,7 +131,33 @@ def fig9_epochs() -> tuple[list, list]:
     return full, early
 
 
+FIG3_NOTEBOOK = DROPNET / "04_1_1_model_a_fc40_fc40_mnist_paper_notebook.json"
+
+
+def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1") -> Callable[[], float]:
+    """A Fig. 3 notebook-protocol arm at a level, from the summary JSON the script writes."""
+    import json
+
+    return lambda: json.loads(FIG3_NOTEBOOK.read_text())["test_accuracy_at_levels"][level][metric][field]
+
+
+def fig3_notebook_band() -> float:
+    import json
+
+    ordering = json.loads(FIG3_NOTEBOOK.read_text())["ordering_by_mean_test_accuracy"]
+    return ordering[0][1] - ordering[4][1]
+
+
 CLAIMS = [
+    # docs/dropnet.md, Fig. 3 under the notebook protocol, 15 seeds (summary JSON)
+    Claim("docs/dropnet.md", "`random` {} ± {} (paper\n    ≈ 0.76",
+          (fig3_notebook("random"), fig3_notebook("random", "ci95"))),
+    Claim("docs/dropnet.md", "and `minimum` {} ± {}\n    (paper ≈ 0.82)",
+          (fig3_notebook("minimum"), fig3_notebook("minimum", "ci95"))),
+    Claim("docs/dropnet.md", "`minimum_layer` {}, `random_layer`\n    {}, `maximum_layer` {}, `maximum` {} ± {}.",
+          (fig3_notebook("minimum_layer"), fig3_notebook("random_layer"), fig3_notebook("maximum_layer"),
+           fig3_notebook("maximum"), fig3_notebook("maximum", "ci95"))),
+    Claim("docs/dropnet.md", "the first five arms lie within {} of each other", (fig3_notebook_band,)),
     # docs/foresight.md, thesis Figs. 4.11-4.13 at the paper's protocol (seed 42)
     Claim("docs/foresight.md", "**Unpruned:** {} % top-1", (top1(THESIS, method="reference"),)),
     Claim("docs/foresight.md", "r = 2 / 4 / 8 / 16 / 32 / 64 is {} / {} / {} / {} / {} / {} % for SNIP",

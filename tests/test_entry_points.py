@@ -361,3 +361,24 @@ def test_every_command_that_touches_results_says_by_its_exit_status_whether_it_d
     assert code == 130 and "Interrupted" in err
     code, out, _ = run("population", "--population", "2")
     assert code == 0 and (tmp_path / "population_figures").is_dir()
+
+
+def test_a_redraw_over_a_torn_results_file_names_the_line_and_exits_1(tmp_path, capsys):
+    """A results file cut mid-line (a copy that stopped, a disk that filled) is the user's to
+    repair: one paragraph naming the file and line, exit 1, no traceback, nothing dropped."""
+    script = _load(EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py")
+    argv = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--metrics", "minimum", "--max-epochs", "1",
+            "--max-train", "200", "--quiet", "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
+    script.main(script.EXPERIMENT, argv)
+    results = tmp_path / "runs" / "results.jsonl"
+    lines = results.read_text().splitlines()
+    torn = "\n".join(lines[:-1] + [lines[-1][: len(lines[-1]) // 2]]) + "\n"
+    results.write_text(torn)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        script.main(script.EXPERIMENT, argv)
+    assert stop.value.code == 1
+    err = " ".join(capsys.readouterr().err.split())  # one paragraph, wrapped
+    assert f"{results}: line {len(lines)} is not valid JSON" in err and "repair or remove that line" in err
+    assert "Traceback" not in err
+    assert results.read_text() == torn  # nothing dropped or rewritten

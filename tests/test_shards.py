@@ -279,9 +279,14 @@ def test_a_dropnet_grid_in_three_shard_processes_merged_equals_it_in_one_process
         if name.endswith(".csv"):
             assert _rows(sharded / "figures" / name) == _rows(tmp_path / "one" / "figures" / name), name
     summary = "04_1_1_model_a_fc40_fc40_digits_quick.json"
-    drop = ("cycles_this_call", "compute_seconds", "seconds_this_call", "grid_time")
+    drop = ("cycles_this_call", "compute_seconds", "seconds_this_call", "grid_time", "merge")
     a, b = (json.loads((tmp_path / n / "figures" / summary).read_text()) for n in ("sharded", "one"))
+    assert a["merge"]["merged"] == [0, 1, 2] and a["merge"]["missing_cells"] == 0 and "merge" not in b
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+    # The grid's time: three shard sittings side by side (the merge trains nothing and is none),
+    # against one sitting of the unsharded command.
+    assert (a["grid_time"]["sittings"], a["grid_time"]["most_processes_at_once"]) == (3, 3)
+    assert (b["grid_time"]["sittings"], b["grid_time"]["most_processes_at_once"]) == (1, 1)
 
 
 @pytest.mark.slow

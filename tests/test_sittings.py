@@ -33,3 +33,13 @@ def test_a_sitting_is_recorded_even_when_interrupted_and_torn_lines_are_skipped(
     rows = sittings.read_sittings(results)
     assert len(rows) == 1 and rows[0]["population"] == 3 and rows[0]["ended"] >= rows[0]["started"]
     assert json.loads(open(sittings.sittings_path(results)).readline())["shard"] is None
+
+
+def test_a_block_that_saved_nothing_is_no_sitting(tmp_path):
+    results = str(tmp_path / "results.jsonl")
+    with sittings.sitting(results, trained=lambda: False, population=None):
+        pass  # a merge or a redraw
+    assert sittings.read_sittings(results) == []
+    with sittings.sitting(results, trained=lambda: True, population=4):
+        pass
+    assert [row["population"] for row in sittings.read_sittings(results)] == [4]

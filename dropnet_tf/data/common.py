@@ -117,6 +117,9 @@ class DatasetUnavailableError(RuntimeError):
         attempts: ``(source, reason)`` pairs, one per source tried, in order.
     """
 
+    #: The entry points print the message as one paragraph and exit 1, without a traceback.
+    user_fixable = True
+
     def __init__(self, message: str, dataset: str = "", attempts: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.dataset = dataset

@@ -210,6 +210,9 @@ class ResumeRefusedError(ValueError):
     damaged state file): the message names the difference and what to do.  A ValueError, so
     older callers still catch it; the paper scripts end on it with their one-paragraph message."""
 
+    #: The entry points print the message as one paragraph and exit 1, without a traceback.
+    user_fixable = True
+
 
 def state_path(results_path, key: dict) -> str:
     """Where the run ``key`` (experiment, metric, seed, init) keeps θ0 and its masks."""

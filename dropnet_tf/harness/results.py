@@ -158,6 +158,14 @@ def _directory_lock(directory: str) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+class CorruptResultsError(ValueError):
+    """A results file that cannot be read as it is (a torn or non-JSON line): the message names
+    the file and line and says how to repair it; nothing is dropped silently."""
+
+    #: The entry points print the message as one paragraph and exit 1, without a traceback.
+    user_fixable = True
+
+
 class ResultsFile:
     """A JSON-lines results file: one JSON object (one record) per line.
 
@@ -201,7 +209,7 @@ class ResultsFile:
             return raw.decode("utf-8")
         except UnicodeDecodeError as err:
             line = raw.count(b"\n", 0, err.start) + 1
-            raise ValueError(
+            raise CorruptResultsError(
                 f"{self.path}: line {line} is not valid UTF-8 ({err.reason}); the file is "
                 "corrupt. Nothing was dropped: repair or remove that line by hand."
             ) from err
@@ -214,14 +222,14 @@ class ResultsFile:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(
+                raise CorruptResultsError(
                     f"{self.path}: line {lineno} is not valid JSON ({err.msg} at column "
                     f"{err.colno}); the file was probably truncated or corrupted by a "
                     "non-atomic writer. Nothing was dropped: repair or remove that line by "
                     "hand."
                 ) from err
             if not isinstance(record, dict):
-                raise ValueError(
+                raise CorruptResultsError(
                     f"{self.path}: line {lineno} holds a JSON {type(record).__name__}, not an "
                     "object; every line of a results file must be one record (a JSON object)."
                 )

@@ -554,7 +554,14 @@ def _run(setup: _Setup) -> None:
     callbacks = _progress_callbacks(exp, args, setup.scale, setup.names, setup.grid_path, plan.shard)
     from dropnet_tf.dropnet.state import ResumeRefusedError
 
-    with sittings.sitting(setup.results_path, population=args.population,
+    # A call that trains nothing (a merge, a redraw) is no sitting of the grid's wall time.
+    from dropnet_tf.core.results import ResultsFile
+
+    def count() -> int:
+        return len(ResultsFile(setup.grid_path).records()) if os.path.exists(setup.grid_path) else 0
+
+    before = count()
+    with sittings.sitting(setup.results_path, trained=lambda: count() > before, population=args.population,
                           shard=None if plan.shard is None else str(plan.shard), pid=os.getpid()):
         try:
             _run_grid(exp, args, setup.scale, setup.data, setup.build, setup.names, setup.grid_path,

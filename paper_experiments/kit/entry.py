@@ -264,8 +264,9 @@ def command(main: Callable) -> Callable:
     conversion, say), so any exception raised after SIGINT arrived counts as the interrupt;
     and where TensorFlow swallows it, SIGINT is sent again every half second until the
     command has ended on it (:class:`_Interrupts`).
-    A :class:`UserError` (and the library's ``DatasetUnavailableError`` when it escapes
-    unconverted) prints its message as one wrapped paragraph and exits with status 1.
+    A :class:`UserError`, or a library error marked ``user_fixable`` (a dataset not on this
+    machine, a torn results file, a stored run of other settings), prints its message as one
+    wrapped paragraph and exits with status 1.
     Everything else (a bug) still shows its traceback.
     """
 
@@ -279,7 +280,9 @@ def command(main: Callable) -> Callable:
             except Exception as error:
                 if interrupts.arrived is not None:
                     _end_interrupted(interrupts)
-                if not isinstance(error, UserError):
+                # The library marks the errors a user fixes (a dataset not on this machine, a
+                # torn results file, a stored run of other settings) with ``user_fixable``.
+                if not (isinstance(error, UserError) or getattr(error, "user_fixable", False)):
                     raise
                 print(paragraph(str(error)), file=sys.stderr, flush=True)
                 raise SystemExit(1) from None

@@ -24,13 +24,17 @@ def sittings_path(results_path: str) -> str:
 
 
 @contextmanager
-def sitting(results_path: str, **facts):
+def sitting(results_path: str, trained=None, **facts):
     """Time the block and append it as one sitting, even when it ends by an exception
-    (Ctrl-C included): the time spent is real and the cycles it finished are saved."""
+    (Ctrl-C included): the time spent is real and the cycles it finished are saved.
+    ``trained``: a callable saying whether the block saved anything; a block that did not
+    (a merge, a redraw of a finished grid) is no sitting."""
     started = time.time()
     try:
         yield
     finally:
+        if trained is not None and not trained():
+            return
         line = {"started": round(started, 3), "ended": round(time.time(), 3), **facts}
         os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
         # One short line opened in append mode: concurrent shards do not interleave it.
