@@ -555,7 +555,7 @@ def _run(setup: _Setup) -> None:
     from dropnet_tf.dropnet.state import ResumeRefusedError
 
     # A call that trains nothing (a merge, a redraw) is no sitting of the grid's wall time.
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     def count() -> int:
         return len(ResultsFile(setup.grid_path).records()) if os.path.exists(setup.grid_path) else 0
