@@ -43,3 +43,15 @@ def test_a_block_that_saved_nothing_is_no_sitting(tmp_path):
     with sittings.sitting(results, trained=lambda: True, population=4):
         pass
     assert [row["population"] for row in sittings.read_sittings(results)] == [4]
+
+
+def test_an_exception_in_a_sitting_that_saved_nothing_still_propagates(tmp_path):
+    """Ctrl-C (or a refused resume) before the first saved cycle must still end the command."""
+    results = str(tmp_path / "results.jsonl")
+    with pytest.raises(KeyboardInterrupt):
+        with sittings.sitting(results, trained=lambda: False):
+            raise KeyboardInterrupt
+    with pytest.raises(ValueError, match="refused"):
+        with sittings.sitting(results, trained=lambda: False):
+            raise ValueError("refused")
+    assert sittings.read_sittings(results) == []

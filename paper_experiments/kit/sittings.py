@@ -33,13 +33,14 @@ def sitting(results_path: str, trained=None, **facts):
     try:
         yield
     finally:
-        if trained is not None and not trained():
-            return
-        line = {"started": round(started, 3), "ended": round(time.time(), 3), **facts}
-        os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
-        # One short line opened in append mode: concurrent shards do not interleave it.
-        with open(sittings_path(results_path), "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
+        # No early return here: a return in ``finally`` would swallow the block's exception
+        # (Ctrl-C, a refused resume) and the command would end as if it had succeeded.
+        if trained is None or trained():
+            line = {"started": round(started, 3), "ended": round(time.time(), 3), **facts}
+            os.makedirs(os.path.dirname(results_path) or ".", exist_ok=True)
+            # One short line opened in append mode: concurrent shards do not interleave it.
+            with open(sittings_path(results_path), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
 
 
 def read_sittings(results_path: str) -> list[dict]:
