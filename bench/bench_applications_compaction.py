@@ -32,7 +32,7 @@ from _report import machine, report
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.compaction import compact
 from dropnet_tf.compaction.latency import compare_latency, tflite_available, tflite_bytes, tflite_latency
-from dropnet_tf.core.counting import count_flops, count_parameters
+from dropnet_tf.compaction.counting import count_flops, count_parameters
 from dropnet_tf.core.masking import add_masks, mask_layers, set_masks
 from dropnet_tf.core.statistics import collect_statistics
 

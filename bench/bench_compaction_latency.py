@@ -40,7 +40,7 @@ from _report import machine
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.compaction.compact import compact
-from dropnet_tf.core.counting import count_flops, count_parameters
+from dropnet_tf.compaction.counting import count_flops, count_parameters
 from dropnet_tf.compaction.latency import compare_latency, export_tflite, tflite_available, tflite_latency
 from dropnet_tf.core.masking import get_masks, set_masks
 from dropnet_tf.models import model_c, vgg19

@@ -25,8 +25,8 @@ from _report import machine, report
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight import prunable_weights
 from dropnet_tf.models.foresight import build_foresight_model
-from dropnet_tf.foresight.objective import cross_entropy
-from dropnet_tf.foresight.scorers import SCORERS
+from dropnet_tf.core.objective import cross_entropy
+from dropnet_tf.foresight.scorers import WEIGHT_SCORERS
 
 
 def median_time(fn, repeats: int) -> float:
@@ -61,10 +61,10 @@ def main(argv=None):
     x = rng.random((args.batch, 32, 32, 3), dtype=np.float32)
     y = np.arange(args.batch) % 10  # GraSP draws per class: every class present
     scorers = {
-        "snip": SCORERS["snip"](),
-        "grasp": SCORERS["grasp"](samples_per_class=max(1, args.batch // 10)),
-        "synflow": SCORERS["synflow"](),
-        "obd_hutchinson": SCORERS["obd"](hessian="hutchinson", probes=args.probes),
+        "snip": WEIGHT_SCORERS["snip"](),
+        "grasp": WEIGHT_SCORERS["grasp"](samples_per_class=max(1, args.batch // 10)),
+        "synflow": WEIGHT_SCORERS["synflow"](),
+        "obd_hutchinson": WEIGHT_SCORERS["obd"](hessian="hutchinson", probes=args.probes),
     }
     results = {"machine": machine(), "tensorflow": tf.__version__, "batch": args.batch, "repeats": args.repeats,
                "obd_probes": args.probes, "models": {}}

@@ -11,9 +11,9 @@ default batch size, then ``predict`` every mask output for the whole training se
 average |a| in numpy.
 
 dropnet_tf: one compiled model; each cycle assigns θ0, the mask and the optimizer state,
-trains many steps per call into TensorFlow (dropnet_tf.core.training.GraphTrainer), then
+trains many steps per call into TensorFlow (dropnet_tf.engines.training.GraphTrainer), then
 reads the training set once for its loss, accuracy and unit statistics
-(dropnet_tf.core.statistics_pass) and validation and test through the evaluation traced
+(dropnet_tf.engines.statistics_pass) and validation and test through the evaluation traced
 for the validation of every epoch.
 
 The headline "speedup" is the ratio of the median cycles; "speedup_all_cycles" the ratio of
@@ -36,7 +36,8 @@ from _report import machine, report
 
 from dropnet_tf import load_dataset
 from dropnet_tf.core.backend import keras
-from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig
+from dropnet_tf.dropnet.iterative import IterativePruner
+from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.core.masking import mask_layers, set_masks
 from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a

@@ -23,9 +23,9 @@ from _report import machine, report
 
 import dropnet_tf
 from dropnet_tf.core.backend import keras
-from dropnet_tf.core.progress import TensorBoardLogger
+from dropnet_tf.harness.progress import TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, grid_runs
-from dropnet_tf.core.training import TrainingConfig
+from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.models import model_a
 
 

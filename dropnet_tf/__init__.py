@@ -1,32 +1,21 @@
 """dropnet_tf: DropNet and related neural-network pruning for Keras / TensorFlow.
 
-Concept map
------------
-A shared core below three sibling method packages; ``models`` and ``data`` serve them all::
+Layers
+------
+The packages form layers, each importing only from its own package and the layers below it
+(at module level and inside functions alike); packages of one layer never import each
+other, so the three method packages share only what lies beneath them.  Bottom to top::
 
-    dropnet_tf
-    ├── core/        shared machinery: backend (keras, tf), layers (MaskLayer), masking,
-    │                graph (LayerGraph, config editing), selection, training (GraphTrainer),
-    │                counting, caching, validation, io, results, aliases
-    ├── data/        load_dataset: MNIST, Fashion-MNIST, CIFAR, Tiny ImageNet, digits
-    ├── models/      builders grouped by paper: builders (shared), dropnet, foresight, layerprune
-    ├── dropnet/     DropNet: statistics, metrics, oracle, augmentation, iterative
-    │                (Algorithm 1: iterative_prune), experiment (run_experiment)
-    ├── foresight/   pruning at initialisation, weight by weight: SNIP, GraSP, SynFlow, OBD,
-    │                LAP, LAMP and baselines; tfmot/ (TFMOT's gradual magnitude pruning)
-    ├── layerprune/  LayerPrune: filter criteria vs removing whole layers and blocks
-    ├── compaction/  compact(): masked units physically removed; latency, TFLite export
-    └── plotting     accuracy vs fraction remaining with 95% CI error bars (imported lazily,
-                     so ``import dropnet_tf`` does not import matplotlib)
+    core < data, models < engines < harness < compaction < dropnet, foresight, layerprune < plotting
 
-A method package imports the core, ``models`` and ``data`` by their public names only.  The
-former flat module paths (``dropnet_tf.iterative``, ``dropnet_tf.foresight.models``,
-``dropnet_tf._keras`` ...) remain importable as aliases of the new modules
-(:data:`dropnet_tf.core.aliases.ALIASES`).
+``core`` holds the pruning primitives, ``engines`` the training loops, ``harness`` the
+machinery of a grid of runs; ``paper_experiments/`` and ``bench/`` sit above the library.
+``tests/test_architecture.py`` enforces this order, and that no import cycle exists.  What
+each package and module holds is listed once, in the README's Layout section.
 
 Vocabulary
 ----------
-One set of words across the library; the packages' older words remain as aliases of these.
+One set of words across the library.
 
 *unit*
     A node of a Dense layer or a filter (output channel) of a convolution: what DropNet,
@@ -34,13 +23,17 @@ One set of words across the library; the packages' older words remain as aliases
     what foresight removes.
 *mask layer*
     :class:`MaskLayer`, a non-trainable 0/1 vector multiplied into a layer's output, one entry
-    per unit; ``add_masks`` puts one after every hidden Dense/Conv2D.  (Foresight's weight
-    masks live inside its ``Masked*`` layers instead, one entry per weight.)
+    per unit; ``add_masks`` puts one after every hidden Dense/Conv2D.  (Weight masks,
+    foresight's, live inside the ``Masked*`` layers of :mod:`dropnet_tf.core.masked_layers`
+    instead, one entry per weight.)
 *scorer*
-    Anything that gives units or weights a score, the lowest being pruned first.  DropNet's
-    *metrics* (``METRICS``, ``UnitMetric``), LayerPrune's filter *criteria*
-    (``FILTER_CRITERIA``) and foresight's *methods* (``METHODS``, ``SCORERS``,
-    ``WeightScorer``) are all named scorers; the old names stay.
+    Anything that gives units or weights a score, the lowest being pruned first.  A unit
+    scorer is a :class:`UnitScorer`, registered by name in
+    :data:`dropnet_tf.core.scoring.UNIT_SCORERS` (``register_scorer``): DropNet's *metrics*
+    (``METRICS``, ``get_metric``) and LayerPrune's filter *criteria* (``FILTER_CRITERIA``)
+    are views of that registry.  A weight scorer is a foresight ``WeightScorer``, its classes
+    in :data:`dropnet_tf.foresight.scorers.WEIGHT_SCORERS`, and foresight's *methods*
+    (``METHODS``) pair one with a scope.
 *fraction* (p)
     Of the units still active, the fraction dropped in one pruning cycle (DropNet's
     ``pruning_fraction``, e.g. 0.2).
@@ -59,29 +52,31 @@ One set of words across the library; the packages' older words remain as aliases
     network).
 """
 
-from dropnet_tf.core import aliases as _aliases
+from dropnet_tf import compaction, data, foresight, layerprune, models
+from dropnet_tf.compaction import compact
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.core.scoring import UnitScorer, register_scorer
+from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units
+from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
+from dropnet_tf.dropnet.experiment import run_experiment
+from dropnet_tf.dropnet.arguments import PROTOCOLS
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import GraphTrainer, TrainingConfig
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
+from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
+from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 
-_aliases.install()
 
-from dropnet_tf import compaction, data, foresight, layerprune, models  # noqa: E402
-from dropnet_tf.compaction import compact  # noqa: E402
-from dropnet_tf.core import results  # noqa: E402
-from dropnet_tf.core.layers import MaskLayer  # noqa: E402
-from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks  # noqa: E402
-from dropnet_tf.core.results import ResultsFile  # noqa: E402
-from dropnet_tf.core.scoring import SCORERS, UnitScorer, get_scorer, prune_step, register_scorer  # noqa: E402
-from dropnet_tf.core.selection import SELECTIONS, NothingToPruneError, collapsed_layers, select_units  # noqa: E402
-from dropnet_tf.core.training import GraphTrainer  # noqa: E402
-from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset  # noqa: E402
-from dropnet_tf.dropnet.experiment import run_experiment  # noqa: E402
-from dropnet_tf.dropnet.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune  # noqa: E402
-from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, UnitMetric, get_metric, update_masks  # noqa: E402
-from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores  # noqa: E402
-from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics  # noqa: E402
+def __getattr__(name: str):
+    """``dropnet_tf.plotting`` (matplotlib) is imported on first use, not with the package."""
+    if name == "plotting":
+        import importlib
 
-# dropnet_tf.plotting (matplotlib) on first use, and the former modules (dropnet_tf.iterative,
-# dropnet_tf.metrics ...) as attributes, as when this file imported each of them.
-__getattr__ = _aliases.alias_getattr(__name__, lazy={"plotting": "dropnet_tf.plotting"})
+        return importlib.import_module("dropnet_tf.plotting")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MaskLayer",
@@ -95,12 +90,8 @@ __all__ = [
     "UnitStatistics",
     "METRICS",
     "PAPER_METRICS",
-    "UnitMetric",
     "UnitScorer",
-    "SCORERS",
-    "get_scorer",
     "register_scorer",
-    "prune_step",
     "get_metric",
     "update_masks",
     "select_units",
@@ -125,6 +116,5 @@ __all__ = [
     "layerprune",
     "models",
     "plotting",
-    "results",
 ]
 __version__ = "0.1.0"

@@ -6,7 +6,7 @@ is the fraction of nodes/filters remaining, inverted so that pruning proceeds fr
 95% confidence-interval error bars.
 
 Every figure is written together with the CSV of the numbers it was drawn from, and both
-are written atomically (see :mod:`dropnet_tf.core.results`).  Figures are built on standalone
+are written atomically (see :mod:`dropnet_tf.harness.results`).  Figures are built on standalone
 :class:`matplotlib.figure.Figure` objects with the Agg canvas, so this module never imports
 ``pyplot``, never changes the user's interactive backend and leaks no global figure state.
 
@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from dropnet_tf.core.results import write_csv
+from dropnet_tf.harness.results import write_csv
 from dropnet_tf.core.io import atomic_write_bytes
 
 __all__ = [

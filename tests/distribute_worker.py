@@ -123,7 +123,7 @@ def batchnorm_state(strategy, data) -> dict:
     import tensorflow as tf
 
     from dropnet_tf.core.backend import keras
-    from dropnet_tf.core.distributed_training import DistributedTrainer
+    from dropnet_tf.engines.distributed_training import DistributedTrainer
 
     (x, y), _, _ = data
     x = x.copy()
@@ -155,7 +155,7 @@ def one_step(strategy, x5, y5) -> dict:
     import tensorflow as tf
 
     from dropnet_tf.core.backend import keras
-    from dropnet_tf.core.distributed_training import DistributedTrainer
+    from dropnet_tf.engines.distributed_training import DistributedTrainer
 
     with strategy.scope():
         model = build(11)
@@ -186,7 +186,7 @@ def one_step(strategy, x5, y5) -> dict:
 def one_device_reference(model, split, protocol, seed: int = 0) -> dict:
     """The one-device run a strategy's foresight training must match: the graph trainer (the
     distributed trainer's loop and sample order, on one device), then its top-1 and loss."""
-    from dropnet_tf.core.training import Trainer
+    from dropnet_tf.engines.training import Trainer
 
     trainer = Trainer(model, protocol, (split.x_train, split.y_train), engine="graph")
     trainer.fit(seed=seed)
@@ -317,7 +317,7 @@ def weight_decay(out: str) -> None:
 
     from dropnet_tf import TrainingConfig
     from dropnet_tf.core.backend import keras
-    from dropnet_tf.core.training import Trainer
+    from dropnet_tf.engines.training import Trainer
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     report = {"replicas": strategy.num_replicas_in_sync, "runs": []}

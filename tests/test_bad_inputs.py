@@ -21,18 +21,21 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.compaction import compact
 from dropnet_tf.data import Dataset, DatasetFormatError, read_idx
-from dropnet_tf.experiment import run_experiment
+from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.foresight import prune_at_init
 from dropnet_tf.foresight.weights import add_weight_masks
-from dropnet_tf.iterative import TrainingConfig, iterative_prune, state_path, stop_rule_verdict
+from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.dropnet.iterative import iterative_prune
+from dropnet_tf.dropnet.state import state_path, stop_rule_verdict
 from dropnet_tf.layerprune import prune_filters
-from dropnet_tf.masking import add_masks, set_masks
+from dropnet_tf.core.masking import add_masks, set_masks
 from dropnet_tf.models import model_a
-from dropnet_tf.results import ResultsFile, load_npz, save_npz_atomic
-from dropnet_tf.statistics import collect_statistics
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.core.io import load_npz, save_npz_atomic
+from dropnet_tf.core.statistics import collect_statistics
 
 FEATURES, CLASSES = 6, 3
 

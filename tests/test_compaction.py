@@ -10,10 +10,10 @@ import pytest
 
 import dropnet_tf as d
 from dropnet_tf import models
-from dropnet_tf._keras import KERAS_MAJOR, keras
+from dropnet_tf.core.backend import KERAS_MAJOR, keras
 from dropnet_tf.compaction.compact import compact, plan_compaction
-from dropnet_tf.foresight.models import cifar_resnet
-from dropnet_tf.layers import MaskLayer
+from dropnet_tf.models.foresight import cifar_resnet
+from dropnet_tf.core.layers import MaskLayer
 
 both_keras = pytest.mark.both_keras
 

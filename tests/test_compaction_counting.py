@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.compaction.counting import count_flops, count_parameters, layer_flops
 from dropnet_tf.compaction.latency import (
     LatencyResult,
@@ -22,8 +22,8 @@ from dropnet_tf.compaction.latency import (
     tflite_latency,
     tflite_predict,
 )
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import get_masks, set_masks
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import get_masks, set_masks
 from dropnet_tf.models import model_c
 
 L = keras.layers

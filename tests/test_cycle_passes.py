@@ -1,4 +1,4 @@
-"""The rest of a DropNet cycle (core.statistics_pass, IterativePruner.evaluate / next_masks, GraphTrainer.evaluate):
+"""The rest of a DropNet cycle (engines.statistics_pass, IterativePruner.evaluate / next_masks, GraphTrainer.evaluate):
 one pass over the training set per cycle, nothing traced twice per run (issue 15, section 3)."""
 
 from __future__ import annotations
@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import add_masks, get_masks, set_masks
 from dropnet_tf.core.statistics import StatisticsCollector
-from dropnet_tf.core.statistics_pass import StatisticsPass
-from dropnet_tf.core.training import GraphTrainer
-from dropnet_tf.dropnet.iterative import IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.dropnet.metrics import MinimumActivation
+from dropnet_tf.engines.statistics_pass import StatisticsPass
+from dropnet_tf.engines.training import GraphTrainer
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.core.statistic_scorers import MinimumActivation
 from dropnet_tf.models import model_a, model_b
 
 

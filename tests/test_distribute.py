@@ -91,7 +91,7 @@ def test_foresight_training_under_a_strategy_keeps_masks_and_reduces_top5():
     from sklearn.datasets import load_digits
 
     from dropnet_tf.core.backend import keras
-    from dropnet_tf.core.training import Trainer
+    from dropnet_tf.engines.training import Trainer
     from dropnet_tf.foresight.experiment import TrainingProtocol, train_and_evaluate
     from dropnet_tf.foresight.prune import prune_at_init
     from dropnet_tf.foresight.weights import get_weight_masks
@@ -164,7 +164,7 @@ def test_population_and_compact_training_are_refused_under_a_strategy(tmp_path):
     import dropnet_tf
     from dropnet_tf.compaction.training import CompactTrainingError
     from dropnet_tf.core.backend import tf
-    from dropnet_tf.core.training import TrainingConfig
+    from dropnet_tf.engines.training import TrainingConfig
     from dropnet_tf.models import model_a
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])

@@ -1,4 +1,4 @@
-"""dropnet_tf.core.training's early stopping on every engine (graph, keras, distributed) and the stacked population's own (issue 27).
+"""dropnet_tf.engines.training's early stopping on every engine (graph, keras, distributed) and the stacked population's own (issue 27).
 
 Each engine trains a real model while the validation loss it sees is scripted (its
 validation evaluation replaced), so the number of epochs trained and the weights left at
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.core.training import Trainer, TrainingConfig
+from dropnet_tf.engines.training import Trainer, TrainingConfig
 
 SCRIPT = [1.0, 0.8, 0.8, 0.9, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
 PATIENCE = 2
@@ -122,7 +122,7 @@ def test_the_stacked_population_stops_on_the_reference_epoch_and_keeps_the_refer
     """The population's own early stopping (dropnet_tf.dropnet.population) on one run: its
     cycle 0 record has the reference epoch count, and its test loss is that of the best (or
     last) epoch's weights, evaluated by a plain Keras model."""
-    from dropnet_tf.core.stacked import StackedTrainer
+    from dropnet_tf.engines.stacked import StackedTrainer
     from dropnet_tf.dropnet.population import population_prune
     from dropnet_tf.models import model_a
 

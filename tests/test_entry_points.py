@@ -108,13 +108,13 @@ def test_progress_lines_say_what_is_resumed_and_what_is_done():
 
 @pytest.mark.slow
 def test_ctrl_c_during_the_grid_says_what_is_saved_then_a_rerun_resumes(tmp_path, monkeypatch, capsys):
-    import dropnet_tf.experiment
+    import dropnet_tf.dropnet.experiment
 
     script = _load(EXPERIMENTS / "dropnet" / "04_1_1_fig03_model_a_fc40_fc40_mnist.py")
     argv = ["--scale", "quick", "--dataset", "digits", "--seeds", "0", "--metrics", "minimum", "random",
             "--max-epochs", "1", "--max-train", "200", "--quiet",
             "--out", str(tmp_path / "runs"), "--figures", str(tmp_path / "figures")]
-    real = dropnet_tf.experiment.iterative_prune
+    real = dropnet_tf.dropnet.experiment.iterative_prune
     calls = []
 
     def interrupted_second_run(*args, **kwargs):
@@ -123,7 +123,7 @@ def test_ctrl_c_during_the_grid_says_what_is_saved_then_a_rerun_resumes(tmp_path
             raise KeyboardInterrupt  # what Ctrl-C raises in the middle of the second run
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dropnet_tf.experiment, "iterative_prune", interrupted_second_run)
+    monkeypatch.setattr(dropnet_tf.dropnet.experiment, "iterative_prune", interrupted_second_run)
     try:
         script.main(script.EXPERIMENT, argv)
     except KeyboardInterrupt:  # caught here, or pytest would stop the whole session
@@ -137,7 +137,7 @@ def test_ctrl_c_during_the_grid_says_what_is_saved_then_a_rerun_resumes(tmp_path
     assert str(tmp_path / "runs" / "results.jsonl") in err and "Run the same command again to continue." in err
     assert "Traceback" not in err
 
-    monkeypatch.setattr(dropnet_tf.experiment, "iterative_prune", real)
+    monkeypatch.setattr(dropnet_tf.dropnet.experiment, "iterative_prune", real)
     script.main(script.EXPERIMENT, argv)
     assert "Resuming: 1 of 2 runs (2 metrics × 1 seed) already done" in capsys.readouterr().out
     script.main(script.EXPERIMENT, argv)

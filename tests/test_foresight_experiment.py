@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.data import Dataset
 from dropnet_tf.foresight import MaskedDense, get_weight_masks
 from dropnet_tf.foresight import experiment as fe
@@ -152,7 +152,7 @@ def test_a_diverging_run_stops_at_once_and_says_so(tmp_path):
 
 
 def test_divergence_guard_catches_a_finite_blow_up_and_spares_a_noisy_healthy_run():
-    from dropnet_tf.core.training import StopOnDivergence
+    from dropnet_tf.engines.training import StopOnDivergence
 
     class FakeModel:
         stop_training = False
@@ -234,7 +234,7 @@ def _run(script: str, tmp_path: Path, *extra: str) -> str:
 
 
 def test_every_script_declares_a_known_model_and_methods():
-    from dropnet_tf.foresight.models import FORESIGHT_MODELS
+    from dropnet_tf.models.foresight import FORESIGHT_MODELS
     from dropnet_tf.foresight.scorers import METHODS
 
     import importlib
@@ -467,7 +467,7 @@ def test_fresh_draw_scores_one_draw_and_trains_another_under_its_mask(tmp_path):
 def test_test_checkpoints_keep_the_last_ones_and_the_best_of_them():
     """SNIP's test.py: test top-1 of a checkpoint every `interval` steps, the last `keep` kept;
     each value against a separately trained copy stopped at that step (numpy argmax)."""
-    from dropnet_tf.core.training import Trainer, TrainingConfig
+    from dropnet_tf.engines.training import Trainer, TrainingConfig
 
     data = tiny_data()
     x, y = data.x_train[:64], data.y_train[:64]

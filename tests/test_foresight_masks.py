@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import KERAS_MAJOR, keras, tf
+from dropnet_tf.core.backend import KERAS_MAJOR, keras, tf
 from dropnet_tf import foresight as fs
 from dropnet_tf.foresight.weights import compression_report
-from dropnet_tf.selection import keep_count, select_weights
+from dropnet_tf.core.selection import keep_count, select_weights
 
 pytestmark = pytest.mark.both_keras
 

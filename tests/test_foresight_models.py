@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.foresight.models: parameter counts, layouts, masks, initialisers, seeds.
+"""Tests of dropnet_tf.models.foresight: parameter counts, layouts, masks, initialisers, seeds.
 
 Run under Keras 3 with ``pytest tests/test_foresight_models.py`` and under tf-keras with
 ``TF_USE_LEGACY_KERAS=1 pytest -m both_keras tests/test_foresight_models.py``.
@@ -9,18 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import KERAS_MAJOR, keras
-from dropnet_tf.foresight.masked_layers import MaskedGRU, MaskedLSTM, WeightMaskMixin
-from dropnet_tf.foresight.models import (
+from dropnet_tf.core.backend import KERAS_MAJOR, keras
+from dropnet_tf.core.masked_layers import MaskedGRU, MaskedLSTM, WeightMaskMixin
+from dropnet_tf.models.foresight import (
     CIFAR_IMAGE,
     FORESIGHT_INPUTS,
     FORESIGHT_MODELS,
-    INIT_ALIASES,
-    INIT_OPTIONS,
     MNIST_IMAGE,
     MNIST_ROWS,
-    NORMAL_INIT_STDDEV,
-    PyTorchDefaultUniform,
     _canonical,
     alexnet_s,
     build_foresight_model,
@@ -38,6 +34,7 @@ from dropnet_tf.foresight.models import (
     wrn,
     wrn_16_8,
 )
+from dropnet_tf.models.builders import INIT_ALIASES, INIT_OPTIONS, NORMAL_INIT_STDDEV, PyTorchDefaultUniform
 from dropnet_tf.models import derive_layer_seed
 from graph_helpers import producers
 

@@ -11,9 +11,9 @@ import itertools
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight import MaskedConv2D, MaskedDense, MaskedLSTM, prune_at_init, prunable_weights
-from dropnet_tf.foresight.scorers import SCORERS
+from dropnet_tf.foresight.scorers import WEIGHT_SCORERS
 from dropnet_tf.foresight.scorers.activation import ActivationScorer
 from dropnet_tf.foresight.scorers.gradient import GradientScorer
 from dropnet_tf.foresight.scorers.lamp import LAMPScorer, lamp_scores
@@ -220,9 +220,9 @@ def test_gradient_scorer_uses_batch_statistics_and_restores_them():
 def test_data_scorers_need_data(name):
     model = mlp()
     with pytest.raises(ValueError, match="data=\\(x, y\\)"):
-        SCORERS[name]().score(model, prunable_weights(model), None)
+        WEIGHT_SCORERS[name]().score(model, prunable_weights(model), None)
     with pytest.raises(ValueError, match="pass data"):
-        prune_at_init(model, SCORERS[name](), 2.0, data=None)
+        prune_at_init(model, WEIGHT_SCORERS[name](), 2.0, data=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,8 +468,8 @@ def test_prune_at_init_keeps_exact_counts_of_the_highest_scores(name):
     x, y = batch(n=8, features=7, classes=5)
     # The scores of the unpruned model, drawn as prune_at_init draws them (random: same seed).
     model = mlp(sizes=(7, 9, 5))
-    scores = SCORERS[name]().score(model, prunable_weights(model), (x, y), np.random.default_rng(1))
-    report = prune_at_init(model, SCORERS[name](), 4.0, (x, y), scope="global", seed=1)
+    scores = WEIGHT_SCORERS[name]().score(model, prunable_weights(model), (x, y), np.random.default_rng(1))
+    report = prune_at_init(model, WEIGHT_SCORERS[name](), 4.0, (x, y), scope="global", seed=1)
     masks = get_weight_masks(model)
     assert report.nonzero == sum(np.count_nonzero(m) for m in masks.values()) == keep(63 + 45, 4.0) == 27
     # The 27 kept weights are the 27 highest scores of all (lower scores are pruned first).
@@ -477,7 +477,7 @@ def test_prune_at_init_keeps_exact_counts_of_the_highest_scores(name):
     pruned = np.concatenate([scores[n][masks[n] == 0] for n in masks])
     assert kept.min() > pruned.max(), f"{name}: a pruned weight outscored a kept one"
     model = mlp(sizes=(7, 9, 5))
-    prune_at_init(model, SCORERS[name](), 4.0, (x, y), scope="layer", seed=1)
+    prune_at_init(model, WEIGHT_SCORERS[name](), 4.0, (x, y), scope="layer", seed=1)
     # round(63 / 4) = 16, round(45 / 4) = 11
     assert kept_counts(model) == {"d0/kernel": 16, "d1/kernel": 11}
     for n, mask in get_weight_masks(model).items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.foresight import (
     MaskedConv2D,
     MaskedDense,
@@ -20,8 +20,8 @@ from dropnet_tf.foresight import (
     prune_at_init,
     set_weight_masks,
 )
-from dropnet_tf.foresight.objective import cross_entropy
-from dropnet_tf.foresight.scorers import SCORERS
+from dropnet_tf.core.objective import cross_entropy
+from dropnet_tf.foresight.scorers import WEIGHT_SCORERS
 from dropnet_tf.foresight.scorers.grasp import GraSPScorer, balanced_indices
 from dropnet_tf.foresight.scorers.obd import OBDScorer, second_order_cross_entropy
 from dropnet_tf.foresight.scorers.synflow import SynFlowScorer
@@ -112,9 +112,9 @@ def layer_sums(scores) -> np.ndarray:
 
 @pytest.mark.both_keras
 def test_scorers_are_registered():
-    assert SCORERS["obd"] is OBDScorer
-    assert SCORERS["grasp"] is GraSPScorer
-    assert SCORERS["synflow"] is SynFlowScorer
+    assert WEIGHT_SCORERS["obd"] is OBDScorer
+    assert WEIGHT_SCORERS["grasp"] is GraSPScorer
+    assert WEIGHT_SCORERS["synflow"] is SynFlowScorer
     assert SynFlowScorer.needs_data is False and SynFlowScorer.default_iterations == 100
     assert OBDScorer.needs_data and GraSPScorer.needs_data
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from dropnet_tf.core.selection import select_weights
 from dropnet_tf.foresight import MaskedDense, get_weight_masks
 from dropnet_tf.foresight.prune import prune_at_init, resolve_method

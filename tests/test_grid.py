@@ -1,11 +1,11 @@
-"""dropnet_tf.core.grid.RunGrid: key -> skip if recorded -> run -> append atomically."""
+"""dropnet_tf.harness.grid.RunGrid: key -> skip if recorded -> run -> append atomically."""
 
 from __future__ import annotations
 
 import pytest
 
-from dropnet_tf.core.grid import RunGrid
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.harness.grid import RunGrid
+from dropnet_tf.harness.results import ResultsFile
 
 
 def _cells(ran, fail_at=None):

@@ -1,13 +1,14 @@
-"""Algorithm 1 (dropnet_tf.iterative): resets, stop rules, re-initialisation, resume, determinism."""
+"""Algorithm 1 (dropnet_tf.dropnet.iterative): resets, stop rules, re-initialisation, resume, determinism."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
-from dropnet_tf.iterative import IterativePruner, TrainingConfig, iterative_prune
-from dropnet_tf.masking import get_masks
+from dropnet_tf.core.backend import keras
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.core.masking import get_masks
 from dropnet_tf.models import model_a
 
 RNG = np.random.default_rng(0)
@@ -84,7 +85,7 @@ def test_reset_also_restores_optimizer_state():
         verbose=0,
     )
     masks = get_masks(model)
-    from dropnet_tf.training import optimizer_variables as _optimizer_variables
+    from dropnet_tf.engines.training import optimizer_variables as _optimizer_variables
 
     initial = [v.numpy().copy() for v in _optimizer_variables(model.optimizer)]
     pruner.reset(0, masks)
@@ -178,7 +179,7 @@ def test_resume_after_interruption_gives_the_identical_table(tmp_path):
     crashing = dict(kwargs, training=TrainingConfig(max_epochs=3, patience=2, callbacks=[CrashInThirdCycle()]))
     with pytest.raises(Crash):
         iterative_prune(_model(), DATA, "minimum", results=tmp_path / "b.jsonl", **crashing)
-    from dropnet_tf.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     assert len(ResultsFile(tmp_path / "b.jsonl").records()) == 2
     # a fresh process would rebuild the model with another initialisation: θ0 comes from the state file
@@ -208,7 +209,7 @@ def test_same_seed_same_records_and_different_seed_differs():
 
 
 def test_different_seeds_drop_different_units(tmp_path):
-    from dropnet_tf.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
 
     kwargs = dict(fraction=0.3, max_cycles=2, training=FAST, verbose=0, results=tmp_path / "r.jsonl", experiment="e")
     for seed in (3, 4):
@@ -328,7 +329,7 @@ _SHIFTED = (DATA[0], (DATA[1][0] * 3.0 + 2.0, DATA[1][1]), DATA[2])
 ])
 def test_each_cycle_drops_the_lowest_mean_activation_of_the_trained_network_on_training_data(
         tmp_path, metric, scope, counts):
-    from dropnet_tf.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
 
     model = _model()
     weights = _TrainedWeights()
@@ -355,8 +356,8 @@ def test_each_cycle_drops_the_lowest_mean_activation_of_the_trained_network_on_t
 def test_the_oracle_drops_the_unit_whose_removal_least_raises_the_training_loss(tmp_path):
     """Section 5: each cycle drops the argmin over active units of the training loss of the
     trained network without that unit, here measured with one plain Keras evaluate per candidate."""
-    from dropnet_tf.iterative import run_masks
-    from dropnet_tf.masking import set_masks
+    from dropnet_tf.dropnet.state import run_masks
+    from dropnet_tf.core.masking import set_masks
 
     model = _model(widths=(4, 4))
     weights = _TrainedWeights()
@@ -422,7 +423,7 @@ def test_training_ends_on_the_best_epoch_or_the_last_one(restore):
 def test_training_is_traced_once_and_reused_by_every_cycle(monkeypatch):
     """No cycle retraces the training or evaluation graph: Python in a tf.function body runs only
     while tracing, so counting its runs over all GraphTrainer instances counts traces."""
-    from dropnet_tf.training import GraphTrainer
+    from dropnet_tf.engines.training import GraphTrainer
 
     traces = {"train": 0, "evaluate": 0}
     original_train, original_evaluate = GraphTrainer._train_block_python, GraphTrainer._evaluate_all_python
@@ -456,8 +457,8 @@ def test_training_is_traced_once_and_reused_by_every_cycle(monkeypatch):
 def test_every_metric_of_a_seed_starts_from_the_same_theta0(tmp_path):
     """run_experiment sets Keras' seed before building, so a builder that relies on the global
     seed gives each metric of a seed the same θ0, and another seed another θ0."""
-    from dropnet_tf.experiment import run_experiment
-    from dropnet_tf.results import load_npz
+    from dropnet_tf.dropnet.experiment import run_experiment
+    from dropnet_tf.core.io import load_npz
 
     def build(seed):
         return model_a((6, 6), input_shape=(12,), num_classes=3)  # no seed: the global one decides

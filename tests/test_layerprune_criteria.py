@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 from dropnet_tf import MaskLayer, add_masks, collect_statistics, get_masks, set_masks
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.layerprune.criteria import (
     FILTER_CRITERIA,
     FilterCriterion,
     get_filter_criterion,
 )
 from dropnet_tf.layerprune.filter_pruning import FilterPruningResult, prune_filters, split_evenly
-from dropnet_tf.selection import NothingToPruneError
+from dropnet_tf.core.selection import NothingToPruneError
 
 pytestmark = pytest.mark.both_keras
 

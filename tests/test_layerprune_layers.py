@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from dropnet_tf import add_masks, get_masks, set_masks
-from dropnet_tf._keras import keras
-from dropnet_tf.foresight.models import cifar_resnet
+from dropnet_tf.core.backend import keras
+from dropnet_tf.models.foresight import cifar_resnet
 from dropnet_tf.layerprune.blocks import (
     Block,
     blocks_after_removal,
@@ -25,14 +25,14 @@ from dropnet_tf.layerprune.layer_importance import (
     rank_ensemble,
     spearman,
 )
-from dropnet_tf.layerprune.models import (
+from dropnet_tf.models.layerprune import (
     VGG19_BN_CONFIG,
     cifar_resnet_layerprune,
     resnet56_layerprune,
     scaled_width,
     vgg19_bn,
 )
-from dropnet_tf.layers import MaskLayer
+from dropnet_tf.core.layers import MaskLayer
 
 SMALL = (8, 8, 3)
 

@@ -1,14 +1,14 @@
-"""Tests of dropnet_tf.masking: add_masks placement and equivalence, errors, get/set_masks."""
+"""Tests of dropnet_tf.core.masking: add_masks placement and equivalence, errors, get/set_masks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from graph_helpers import consumers, producers
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import add_masks, get_masks, mask_layers, require_mask_layers, set_masks
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, require_mask_layers, set_masks
 
 pytestmark = pytest.mark.both_keras
 

@@ -1,12 +1,12 @@
-"""Tests of dropnet_tf.layers.MaskLayer: maths, gradients, validation, weights, serialisation."""
+"""Tests of dropnet_tf.core.layers.MaskLayer: maths, gradients, validation, weights, serialisation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
-from dropnet_tf.layers import MaskLayer
+from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.layers import MaskLayer
 
 pytestmark = pytest.mark.both_keras
 

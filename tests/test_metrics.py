@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.metrics and dropnet_tf.selection on hand-made statistics and masks."""
+"""Tests of dropnet_tf.dropnet.metrics and dropnet_tf.core.selection on hand-made statistics and masks."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-from dropnet_tf.metrics import METRICS, PAPER_METRICS, UnitMetric, collapsed_layers, get_metric, update_masks
-from dropnet_tf.selection import NothingToPruneError, apply_drop, prune_count, select_units
-from dropnet_tf.statistics import UnitStatistics
+from dropnet_tf.core.scoring import StatisticScorer
+from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
+from dropnet_tf.core.selection import collapsed_layers
+from dropnet_tf.core.selection import NothingToPruneError, apply_drop, prune_count, select_units
+from dropnet_tf.core.statistics import UnitStatistics
 
 # Not marked both_keras: selection runs on numpy statistics and masks, with no Keras involved.
 
@@ -98,7 +100,7 @@ def test_metric_table():
 
 
 def test_custom_metric_instance():
-    class Reverse(UnitMetric):
+    class Reverse(StatisticScorer):
         def score(self, statistics):
             return {name: -np.arange(np.size(v), dtype=float) for name, v in statistics.mean_abs.items()}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
+from dropnet_tf.core.backend import keras
 from graph_helpers import consumers, producers
-from dropnet_tf.layers import MaskLayer
+from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.models import (
     MODELS,
     VGG19_BLOCKS,

@@ -23,13 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
-from dropnet_tf.experiment import run_experiment
-from dropnet_tf.iterative import PROTOCOLS, IterativePruner, TrainingConfig, iterative_prune, resolve_protocol
-from dropnet_tf.metrics import update_masks
+from dropnet_tf.core.backend import keras
+from dropnet_tf.dropnet.experiment import run_experiment
+from dropnet_tf.dropnet.arguments import PROTOCOLS, resolve_protocol
+from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
+from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a
-from dropnet_tf.selection import select_units
-from dropnet_tf.statistics import UnitStatistics
+from dropnet_tf.core.selection import select_units
+from dropnet_tf.core.statistics import UnitStatistics
 from script_helpers import load_script
 
 pytestmark = pytest.mark.filterwarnings("ignore:Layer collapse:UserWarning")

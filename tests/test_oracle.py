@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras
-from dropnet_tf.masking import add_masks, get_masks, set_masks
-from dropnet_tf.oracle import mask_similarity, oracle_scores, oracle_scores_naive
+from dropnet_tf.core.backend import keras
+from dropnet_tf.core.masking import add_masks, get_masks, set_masks
+from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores, oracle_scores_naive
 
 
 def _trained_conv_model():

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dropnet_tf.metrics import METRICS
+from dropnet_tf.dropnet.metrics import METRICS
 from dropnet_tf.models import MODELS
 from script_helpers import load_script
 

@@ -1,4 +1,4 @@
-"""Population training (dropnet_tf.dropnet.population, dropnet_tf.core.stacked): N runs as one computation.
+"""Population training (dropnet_tf.dropnet.population, dropnet_tf.engines.stacked): N runs as one computation.
 
 The reference is always N separate runs through the per-run path (``iterative_prune`` /
 ``GraphTrainer`` on a Keras model), with the same seeds.  Tolerances: losses agree to 1e-6
@@ -16,9 +16,9 @@ import pytest
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import set_masks
-from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.stacked import StackedNetwork, StackedTrainer
-from dropnet_tf.core.training import GraphTrainer, TrainingConfig
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.engines.stacked import StackedNetwork, StackedTrainer
+from dropnet_tf.engines.training import GraphTrainer, TrainingConfig
 from dropnet_tf.dropnet import population as population_module
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import derive_seed, iterative_prune
@@ -270,7 +270,7 @@ def test_the_dropnet_scripts_take_population(capsys):
 def test_only_the_stacked_trainers_own_retracing_warnings_are_dropped():
     import logging
 
-    from dropnet_tf.core import stacked
+    from dropnet_tf.engines import stacked
 
     assert any(isinstance(f, stacked._ExpectedRetraces) for f in logging.getLogger("tensorflow").filters)
 
@@ -302,8 +302,8 @@ def test_stacked_weight_decay_modes_match_a_hand_computed_momentum_step(mode):
     different starts; sgd_settings reads the mode off the optimizer a TrainingConfig builds."""
     from weight_decay_reference import BATCH, DECAY, LEARNING_RATE, MOMENTUM, X, Y, assert_matches
 
-    from dropnet_tf.core.stacked import sgd_settings
-    from dropnet_tf.core.training import make_optimizer
+    from dropnet_tf.engines.stacked import sgd_settings
+    from dropnet_tf.engines.training import make_optimizer
 
     config = TrainingConfig(learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=DECAY, weight_decay_mode=mode)
     settings = sgd_settings(make_optimizer(config))

@@ -1,4 +1,4 @@
-"""dropnet_tf.core.progress and dropnet_tf.dropnet.progress: epoch lines, cycle hooks, TensorBoard, grid ETA."""
+"""dropnet_tf.harness.progress and dropnet_tf.dropnet.progress: epoch lines, cycle hooks, TensorBoard, grid ETA."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 
 import dropnet_tf
 from dropnet_tf.core.backend import keras
-from dropnet_tf.core.progress import CycleCallback, TensorBoardLogger
-from dropnet_tf.dropnet.progress import GridETA, expected_cycles, format_duration, grid_runs
-from dropnet_tf.core.training import TrainingConfig
+from dropnet_tf.harness.progress import CycleCallback, TensorBoardLogger
+from dropnet_tf.dropnet.progress import GridETA, expected_cycles, grid_runs
+from dropnet_tf.harness.eta import format_duration
+from dropnet_tf.engines.training import TrainingConfig
 from dropnet_tf.models import model_a
 from progress_helpers import EpochLogs, scalars, tiny_foresight
 from script_helpers import EXPERIMENTS, load_script
@@ -229,10 +230,10 @@ def test_a_resumed_run_continues_the_epoch_steps(tmp_path, digits):
 def test_callbacks_are_checked_before_anything_is_built(tmp_path, digits):
     model = _build(digits, (4, 4))(0)
     with pytest.raises(TypeError, match=r"callbacks may hold keras.callbacks.Callback and "
-                                        r"dropnet_tf.core.progress.CycleCallback instances, got 'tensorboard' \(str\)"):
+                                        r"dropnet_tf.harness.progress.CycleCallback instances, got 'tensorboard' \(str\)"):
         dropnet_tf.iterative_prune(model, digits, callbacks=["tensorboard"])
     with pytest.raises(TypeError, match=r"callbacks must be a list of Keras callbacks and dropnet_tf CycleCallbacks, "
-                                        r"got <dropnet_tf.core.progress.TensorBoardLogger"):
+                                        r"got <dropnet_tf.harness.progress.TensorBoardLogger"):
         dropnet_tf.run_experiment(_build(digits, (4, 4)), digits, ["minimum"], [0], tmp_path / "r.jsonl", "x",
                                   callbacks=TensorBoardLogger(tmp_path / "tb"))
     assert os.listdir(tmp_path) == []  # neither results nor TensorBoard files
@@ -313,7 +314,7 @@ def test_a_script_prints_the_grid_eta_counting_resumed_runs_and_logs_to_tensorbo
 
 
 def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, capsys):
-    from dropnet_tf.core.progress import EpochLine
+    from dropnet_tf.harness.progress import EpochLine
     from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
 
     data, build = tiny_foresight()
@@ -330,7 +331,7 @@ def test_foresight_grid_gives_keras_callbacks_to_every_run_s_training(tmp_path, 
     assert [line.split()[1] for line in lines] == ["epoch=1", "epoch=2", "epoch=1", "epoch=2"]
     assert all(f"top1={entry['top1']:.4f}" in line for line, (_, entry) in zip(lines, logs.logs))
     with pytest.raises(TypeError, match=r"run_foresight_grid trains each run once \(no cycles\): callbacks must be "
-                                        r"Keras callbacks, got \[<dropnet_tf.core.progress.TensorBoardLogger"):
+                                        r"Keras callbacks, got \[<dropnet_tf.harness.progress.TensorBoardLogger"):
         run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0],
                            TrainingProtocol(epochs=1, learning_rate=0.05),
                            log=None, callbacks=[TensorBoardLogger(tmp_path / "tb")])

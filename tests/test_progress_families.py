@@ -1,4 +1,4 @@
-"""dropnet_tf.core.eta and RunScalars: the grid ETA and TensorBoard of the foresight and LayerPrune grids (issue 16)."""
+"""dropnet_tf.harness.eta and RunScalars: the grid ETA and TensorBoard of the foresight and LayerPrune grids (issue 16)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.core.eta import RateEstimator, RunsETA, grid_line
+from dropnet_tf.harness.eta import RateEstimator, RunsETA, grid_line
 from progress_helpers import EpochLogs, scalars, tiny_foresight
 from script_helpers import EXPERIMENTS, load_script
 
@@ -112,7 +112,7 @@ def test_foresight_grid_eta_and_tensorboard_of_the_runs_trained_here(tmp_path):
 
 
 def test_foresight_grid_eta_counts_only_its_shard_s_cells(tmp_path):
-    from dropnet_tf.core.shards import CellOrder, Shard
+    from dropnet_tf.harness.shards import CellOrder, Shard
     from dropnet_tf.foresight.experiment import REFERENCE, TrainingProtocol, run_foresight_grid
 
     data, build = tiny_foresight()
@@ -124,7 +124,7 @@ def test_foresight_grid_eta_counts_only_its_shard_s_cells(tmp_path):
     assert [(r["method"], r["seed"]) for r in records] == [(REFERENCE, 1), ("snip", 1)]
     assert re.search(r" \| run 1 of 2, ETA ~ \d+:\d\d for the grid$", lines[0])
     assert lines[1].endswith(" | run 2 of 2, ETA ~ 0:00 for the grid")
-    with pytest.raises(TypeError, match=r"eta must be True, False or a dropnet_tf.core.eta.RunsETA, got 'yes'"):
+    with pytest.raises(TypeError, match=r"eta must be True, False or a dropnet_tf.harness.eta.RunsETA, got 'yes'"):
         run_foresight_grid(tmp_path / "s.jsonl", "fs", build, data, ["snip"], [2], [0],
                            TrainingProtocol(epochs=1, learning_rate=0.05), eta="yes")
     assert not (tmp_path / "s.jsonl").exists()

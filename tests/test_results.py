@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.results: atomic writes, NPZ without pickle, the JSON-lines ResultsFile."""
+"""Tests of dropnet_tf.harness.results: atomic writes, NPZ without pickle, the JSON-lines ResultsFile."""
 
 import csv
 import json
@@ -12,16 +12,9 @@ import threading
 import numpy as np
 import pytest
 
-from dropnet_tf import results as results_module
-from dropnet_tf.results import (
-    ResultsFile,
-    atomic_write_bytes,
-    atomic_write_text,
-    flatten_record,
-    load_npz,
-    save_npz_atomic,
-    to_jsonable,
-)
+from dropnet_tf.harness import results as results_module
+from dropnet_tf.harness.results import ResultsFile, flatten_record
+from dropnet_tf.core.io import atomic_write_bytes, atomic_write_text, load_npz, save_npz_atomic, to_jsonable
 
 
 def _record(metric="minimum", seed=0, cycle=0, **extra):
@@ -381,9 +374,9 @@ def test_flatten_record_and_to_csv(tmp_path):
 
 
 def test_results_module_imports_neither_tensorflow_nor_keras():
-    # results.py and the file helpers it uses (core/io.py), loaded from their files without
-    # the package (whose __init__ imports Keras for the rest of the library).
-    io_file = os.path.join(os.path.dirname(results_module.__file__), "io.py")
+    # results.py (harness/) and the file helpers it uses (core/io.py), loaded from their files
+    # without the package (whose __init__ imports Keras for the rest of the library).
+    io_file = os.path.join(os.path.dirname(os.path.dirname(results_module.__file__)), "core", "io.py")
     code = (
         "import importlib.util, sys\n"
         f"io_spec = importlib.util.spec_from_file_location('dropnet_tf.core.io', {io_file!r})\n"

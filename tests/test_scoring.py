@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from dropnet_tf import add_masks, collect_statistics, get_masks, set_masks
-from dropnet_tf._keras import keras
-from dropnet_tf.iterative import TrainingConfig, iterative_prune
+from dropnet_tf.core.backend import keras
+from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.dropnet.iterative import iterative_prune
 from dropnet_tf.layerprune import FILTER_CRITERIA, get_filter_criterion, prune_filters
-from dropnet_tf.metrics import METRICS, UnitMetric, get_metric, update_masks
-from dropnet_tf.oracle import oracle_scores
+from dropnet_tf.dropnet.metrics import METRICS, get_metric, update_masks
+from dropnet_tf.dropnet.oracle import oracle_scores
 from dropnet_tf.core.scoring import (
-    SCORERS,
+    UNIT_SCORERS,
     StatisticScorer,
     UnitScorer,
     get_scorer,
@@ -25,7 +26,7 @@ from dropnet_tf.core.scoring import (
     register_scorer,
     select_and_drop,
 )
-from dropnet_tf.selection import apply_drop, select_units
+from dropnet_tf.core.selection import apply_drop, select_units
 
 BUILT_IN = {
     "minimum", "minimum_layer", "maximum", "maximum_layer", "random", "random_layer", "apoz", "apoz_layer",
@@ -66,12 +67,12 @@ class LastUnitsFirst(UnitScorer):
 @pytest.fixture
 def user_scorer():
     register_scorer(LastUnitsFirst)
-    yield SCORERS[LastUnitsFirst.name]
-    del SCORERS[LastUnitsFirst.name]
+    yield UNIT_SCORERS[LastUnitsFirst.name]
+    del UNIT_SCORERS[LastUnitsFirst.name]
 
 
 def test_every_name_resolves():
-    assert BUILT_IN <= set(SCORERS)
+    assert BUILT_IN <= set(UNIT_SCORERS)
     for name in BUILT_IN:
         scorer = get_scorer(name)
         assert isinstance(scorer, UnitScorer) and scorer.name == name
@@ -79,9 +80,9 @@ def test_every_name_resolves():
         assert get_scorer(scorer) is scorer
     # the old registries are views of the one registry
     for name, metric in METRICS.items():
-        assert get_metric(name) is metric is SCORERS[name]
+        assert get_metric(name) is metric is UNIT_SCORERS[name]
     for name, criterion in FILTER_CRITERIA.items():
-        assert get_filter_criterion(name) is criterion is SCORERS[name]
+        assert get_filter_criterion(name) is criterion is UNIT_SCORERS[name]
     assert get_scorer("oracle").default_count == 1
 
 
@@ -200,8 +201,8 @@ def test_a_user_scorer_works_in_prune_filters_and_iterative_prune(user_scorer):
     assert sum(units.values()) == 5 and units["a_mask"] in (2, 3)
 
 
-def test_old_unit_metric_subclass_overriding_score_still_works():
-    class Reverse(UnitMetric):
+def test_statistic_scorer_subclass_overriding_score_still_works():
+    class Reverse(StatisticScorer):
         def score(self, statistics):
             return {name: -np.arange(np.size(v), dtype=float) for name, v in statistics.mean_abs.items()}
 

@@ -1,4 +1,4 @@
-"""dropnet_tf.core.shards and paper_experiments.kit.sharding: --shard I/N and --merge (issue 16)."""
+"""dropnet_tf.harness.shards and paper_experiments.kit.sharding: --shard I/N and --merge (issue 16)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from dropnet_tf.core.grid import RunGrid
-from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.shards import (
+from dropnet_tf.harness.grid import RunGrid
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.harness.shards import (
     CellOrder, Shard, ShardsIncompleteError, merge_shards, shard_manifest_path, shard_path, write_manifest,
 )
 
@@ -564,7 +564,7 @@ def test_layerprune_captions_and_footers_say_a_partial_merge(monkeypatch):
     merge it carries the count of missing cells; after a whole one, or none, nothing."""
     import types
 
-    from dropnet_tf.core.shards import MergeReport
+    from dropnet_tf.harness.shards import MergeReport
     from paper_experiments.kit import entry
     from paper_experiments.layerprune import layerprune_protocol as lp
 

@@ -1,4 +1,4 @@
-"""Tests of dropnet_tf.statistics: E(a_i), E(f_i) and APoZ against numpy, inputs, memory."""
+"""Tests of dropnet_tf.core.statistics: E(a_i), E(f_i) and APoZ against numpy, inputs, memory."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
-from dropnet_tf.layers import MaskLayer
-from dropnet_tf.masking import mask_layers, set_masks
-from dropnet_tf.statistics import StatisticsCollector, UnitStatistics, collect_statistics
+from dropnet_tf.core.backend import keras, tf
+from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import mask_layers, set_masks
+from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics
 
 MASKS = ("conv_mask", "dense_mask")
 

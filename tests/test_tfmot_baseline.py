@@ -14,10 +14,10 @@ import math
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import USE_LEGACY_KERAS, keras
-from dropnet_tf.foresight import tfmot_baseline as gmp
+from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
+from dropnet_tf.foresight import tfmot as gmp
 from dropnet_tf.foresight.experiment import TrainingProtocol
-from dropnet_tf.results import save_npz_atomic
+from dropnet_tf.core.io import save_npz_atomic
 
 INPUT_SHAPE = (8, 8, 1)
 NUM_CLASSES = 10

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dropnet_tf._keras import keras, tf
+from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.models import model_a
-from dropnet_tf.training import GraphTrainer
+from dropnet_tf.engines.training import GraphTrainer
 
 
 def _data(n=100, features=6, classes=3, seed=0):

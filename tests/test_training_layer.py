@@ -1,4 +1,4 @@
-"""The one training layer (dropnet_tf.training): TrainingConfig, make_optimizer, fit, evaluate."""
+"""The one training layer (dropnet_tf.engines.training): TrainingConfig, make_optimizer, fit, evaluate."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from dropnet_tf import TrainingConfig
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight import TrainingProtocol
-from dropnet_tf.dropnet.iterative import TrainingConfig as IterativeTrainingConfig
-from dropnet_tf.core.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
+from dropnet_tf.engines.training import TrainingConfig as EngineTrainingConfig
+from dropnet_tf.engines.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(96, 6)).astype("float32")
@@ -52,7 +52,7 @@ def _config(optimizer):
 
 
 def test_public_names_are_one_type():
-    assert TrainingConfig is IterativeTrainingConfig
+    assert TrainingConfig is EngineTrainingConfig  # the top level exports the engines' class
     defaults = TrainingConfig()
     assert (defaults.batch_size, defaults.max_epochs, defaults.patience, defaults.restore_best_weights,
             defaults.shuffle, defaults.optimizer) == (32, 100, 5, True, True, None)
@@ -90,7 +90,7 @@ def test_snip_protocol_optimizer():
                    "name": "PiecewiseConstant"}}}
     _same(expected, _config(make_optimizer(protocol)))
     # the TFMOT baseline's JSON spec goes through the same factory
-    from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec
+    from dropnet_tf.foresight.tfmot.pruning import normalise_optimizer_spec
 
     _same(expected, _config(make_optimizer(normalise_optimizer_spec(protocol))))
 
@@ -213,7 +213,7 @@ def test_weight_decay_mode_default_is_todays_decoupled_option():
     protocol = TrainingProtocol(epochs=1, learning_rate=0.1, momentum=0.9, weight_decay=5e-4,
                                 weight_decay_mode="coupled")
     assert type(protocol.make_optimizer()).__name__ == "CoupledSGD"
-    from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec
+    from dropnet_tf.foresight.tfmot.pruning import normalise_optimizer_spec
 
     spec = normalise_optimizer_spec(protocol)
     assert spec["weight_decay_mode"] == "coupled"

@@ -1,21 +1,12 @@
 """Physically smaller models: compaction of masked models, parameter/FLOP counting, latency.
 
-=================  ================================================================
-``compact``        compact(model): masked units physically removed, same outputs
-``groups``         dependency groups: add_masks(model, groups=True) puts one mask on the
-                   channels residual Adds, depthwise/separable convolutions, SE blocks and
-                   Concatenates tie together (keras.applications); flatten_model
-``counting``       count_parameters / count_flops (multiply-adds of Dense and Conv);
-                   lives in dropnet_tf.core.counting, re-exported here
-``latency``        measure_latency (warm-up, median of repeats), export_tflite
-``training``       CompactedCycle: DropNet's cycles train the compacted model and write it
-                   back (TrainingConfig(compact_training=...)); import it from there
-=================  ================================================================
+Its modules are listed, with what each holds, in the README's Layout section;
+``compaction.training`` (DropNet's cycles on the compacted model) is imported from there.
 """
 
 from dropnet_tf.compaction.compact import ChannelPlan, compact, plan_compaction
-from dropnet_tf.core.aliases import alias_getattr
-from dropnet_tf.core.counting import count_flops, count_parameters, layer_flops
+from dropnet_tf.compaction import groups  # noqa: F401  (registers add_masks(groups=True))
+from dropnet_tf.compaction.counting import count_flops, count_parameters, layer_flops
 from dropnet_tf.compaction.latency import (
     LatencyResult,
     compare_latency,
@@ -43,6 +34,3 @@ __all__ = [
     "tflite_latency",
     "tflite_predict",
 ]
-
-# dropnet_tf.compaction.counting: the former module, now dropnet_tf.core.counting.
-__getattr__ = alias_getattr(__name__)

@@ -43,12 +43,13 @@ still exact.
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
 
-from dropnet_tf.core.backend import keras
-from dropnet_tf.core.graph import SEQUENTIAL_INPUT, LayerGraph, is_keras3_ref, ref_layer
+from dropnet_tf.core.backend import KERAS_MAJOR, keras
+from dropnet_tf.core.graph import SEQUENTIAL_INPUT, LayerGraph, functional_config, is_keras3_ref, ref_layer, references
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_graph_model
 
@@ -211,7 +212,6 @@ class ChannelPlan:
         if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, (int, np.integer)) or channel_multiple < 1:
             raise ValueError(f"channel_multiple must be a positive integer, got {channel_multiple!r}.")
         self.channel_multiple = int(channel_multiple)
-        from dropnet_tf.compaction.groups import unshare_masks  # groups builds on this module
 
         # A dependency group's one mask is one MaskLayer called at every place the group is
         # read; the plan treats each call as a mask of its own, all with the same 0/1 values.
@@ -598,5 +598,76 @@ def _sliced_weights(plan: ChannelPlan, node) -> list[np.ndarray]:
         return [w[..., out] if w.shape and w.shape[-1] == plan.channels[node.name] else w for w in weights]
     return weights
 
+# --------------------------------------------------------- shared masks (dependency groups)
 
-__all__ = ["compact", "plan_compaction", "ChannelPlan"]
+
+def _require_keras3(what: str) -> None:
+    if KERAS_MAJOR < 3:
+        raise NotImplementedError(
+            f"{what} reads Keras 3's functional config (tensor references and keras.ops nodes); "
+            "under tf-keras use add_masks(model) with groups=False."
+        )
+
+
+def _history(ref) -> tuple[str, int, int]:
+    name, node, index = ref["config"]["keras_history"]
+    return str(name), int(node), int(index)
+
+
+def _set_history(ref, name: str, node: int, index: int) -> None:
+    ref["config"]["keras_history"] = [name, node, index]
+
+
+def unshare_masks(model):
+    """``model`` with each call of a shared MaskLayer made a MaskLayer of its own.
+
+    Compaction reads a graph whose layers are called once; a group's mask, called at each of
+    the group's exits, becomes ``<mask>``, ``<mask>_at1``, ... with the same 0/1 values.
+    Models without shared MaskLayers come back as they are.
+    """
+    if isinstance(model, keras.Sequential) or not any(
+        isinstance(layer, MaskLayer) and len(getattr(layer, "_inbound_nodes", ())) > 1 for layer in model.layers
+    ):
+        return model
+    _require_keras3("compact (shared MaskLayers)")
+    config = functional_config(model, "compact")
+    entries, new_entries, copies = config["layers"], [], {}
+    taken = {entry["name"] for entry in entries}
+    renamed: dict[tuple[str, int], str] = {}
+    for entry in entries:
+        new_entries.append(entry)
+        if entry["class_name"] != "MaskLayer" or len(entry["inbound_nodes"]) <= 1:
+            continue
+        for node_index, node in enumerate(entry["inbound_nodes"][1:], start=1):
+            name = f"{entry['name']}_at{node_index}"
+            while name in taken:
+                name += "_1"
+            taken.add(name)
+            clone = copy.deepcopy(entry)
+            clone["name"] = name
+            clone["config"]["name"] = name
+            clone["inbound_nodes"] = [node]
+            new_entries.append(clone)
+            renamed[(entry["name"], node_index)] = name
+            copies[name] = entry["name"]
+        entry["inbound_nodes"] = entry["inbound_nodes"][:1]
+    for entry in new_entries:
+        for ref in references(entry["inbound_nodes"]):
+            name, node, index = _history(ref)
+            if (name, node) in renamed:
+                _set_history(ref, renamed[(name, node)], 0, index)
+    for ref in config["output_layers"] if isinstance(config["output_layers"], list) else []:
+        if isinstance(ref, list) and (ref[0], ref[1]) in renamed:
+            ref[0], ref[1] = renamed[(ref[0], ref[1])], 0
+    config["layers"] = new_entries
+    new_model = keras.Model.from_config(config, custom_objects={"MaskLayer": MaskLayer})
+    for layer in getattr(model, "operations", model.layers):
+        if isinstance(layer, keras.layers.Layer) and layer.get_weights():
+            new_model.get_layer(layer.name).set_weights(layer.get_weights())
+    for name, original in copies.items():
+        new_model.get_layer(name).set_weights(model.get_layer(original).get_weights())
+    return new_model
+
+
+
+__all__ = ["compact", "plan_compaction", "ChannelPlan", "unshare_masks"]

@@ -58,57 +58,21 @@ from dropnet_tf.core.graph import (
     references,
 )
 from dropnet_tf.core.layers import MaskLayer
+from dropnet_tf.core.masking import register_group_masker
 from dropnet_tf.compaction.compact import (
     _ELEMENTWISE_NONZERO_ACTIVATIONS,
     _ZERO_PRESERVING_ACTIVATIONS,
     ChannelPlan,
     _activation_name,
+    _history,
+    _require_keras3,
+    _set_history,
 )
 
 _ELEMENTWISE = _ZERO_PRESERVING_ACTIVATIONS | _ELEMENTWISE_NONZERO_ACTIVATIONS
 _UNIT_LAYERS = frozenset({"Dense", "Conv1D", "Conv2D", "SeparableConv2D", "DepthwiseConv2D"})
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _require_keras3(what: str) -> None:
-    if KERAS_MAJOR < 3:
-        raise NotImplementedError(
-            f"{what} reads Keras 3's functional config (tensor references and keras.ops nodes); "
-            "under tf-keras use add_masks(model) with groups=False."
-        )
-
-
-def _history(ref) -> tuple[str, int, int]:
-    name, node, index = ref["config"]["keras_history"]
-    return str(name), int(node), int(index)
-
-
-def _set_history(ref, name: str, node: int, index: int) -> None:
-    ref["config"]["keras_history"] = [name, node, index]
-
-
-def mask_outputs(layer, model=None) -> list:
-    """Every output tensor of ``layer`` in ``model``: one per call of a shared MaskLayer.
-
-    A group's mask is one layer called at each of the group's exits; its statistics are
-    summed over all of them (``layer.output`` is only the first call's).  Calls made in
-    other models (a masked model called on new inputs inside a bigger one) are left out.
-    """
-    nodes = list(getattr(layer, "_inbound_nodes", None) or [])
-    own = getattr(model, "_nodes", None)
-    if own is not None and len(nodes) > 1:
-        # Keras 3 keys a functional model's nodes as "<id(operation)>_ib-<node index>".
-        nodes = [node for index, node in enumerate(nodes) if f"{id(layer)}_ib-{index}" in own] or nodes[:1]
-    if len(nodes) <= 1:
-        return [layer.output]
-    outputs = []
-    for node in nodes:
-        tensors = getattr(node, "outputs", None)
-        if tensors is None:  # tf-keras
-            tensors = node.output_tensors
-        outputs.append(keras.tree.flatten(tensors)[0] if hasattr(keras, "tree") else list(tensors)[0])
-    return outputs
 
 
 # -------------------------------------------------------------------------- flattening
@@ -485,55 +449,7 @@ def _mask_entry(name: str) -> dict:
     return entry
 
 
-def unshare_masks(model):
-    """``model`` with each call of a shared MaskLayer made a MaskLayer of its own.
-
-    Compaction reads a graph whose layers are called once; a group's mask, called at each of
-    the group's exits, becomes ``<mask>``, ``<mask>_at1``, ... with the same 0/1 values.
-    Models without shared MaskLayers come back as they are.
-    """
-    if isinstance(model, keras.Sequential) or not any(
-        isinstance(layer, MaskLayer) and len(getattr(layer, "_inbound_nodes", ())) > 1 for layer in model.layers
-    ):
-        return model
-    _require_keras3("compact (shared MaskLayers)")
-    config = functional_config(model, "compact")
-    entries, new_entries, copies = config["layers"], [], {}
-    taken = {entry["name"] for entry in entries}
-    renamed: dict[tuple[str, int], str] = {}
-    for entry in entries:
-        new_entries.append(entry)
-        if entry["class_name"] != "MaskLayer" or len(entry["inbound_nodes"]) <= 1:
-            continue
-        for node_index, node in enumerate(entry["inbound_nodes"][1:], start=1):
-            name = f"{entry['name']}_at{node_index}"
-            while name in taken:
-                name += "_1"
-            taken.add(name)
-            clone = copy.deepcopy(entry)
-            clone["name"] = name
-            clone["config"]["name"] = name
-            clone["inbound_nodes"] = [node]
-            new_entries.append(clone)
-            renamed[(entry["name"], node_index)] = name
-            copies[name] = entry["name"]
-        entry["inbound_nodes"] = entry["inbound_nodes"][:1]
-    for entry in new_entries:
-        for ref in references(entry["inbound_nodes"]):
-            name, node, index = _history(ref)
-            if (name, node) in renamed:
-                _set_history(ref, renamed[(name, node)], 0, index)
-    for ref in config["output_layers"] if isinstance(config["output_layers"], list) else []:
-        if isinstance(ref, list) and (ref[0], ref[1]) in renamed:
-            ref[0], ref[1] = renamed[(ref[0], ref[1])], 0
-    config["layers"] = new_entries
-    new_model = keras.Model.from_config(config, custom_objects={"MaskLayer": MaskLayer})
-    for layer in getattr(model, "operations", model.layers):
-        if isinstance(layer, keras.layers.Layer) and layer.get_weights():
-            new_model.get_layer(layer.name).set_weights(layer.get_weights())
-    for name, original in copies.items():
-        new_model.get_layer(name).set_weights(model.get_layer(original).get_weights())
-    return new_model
+register_group_masker(add_group_masks)
 
 
 __all__ = [
@@ -542,6 +458,4 @@ __all__ = [
     "add_group_masks",
     "dependency_groups",
     "flatten_model",
-    "mask_outputs",
-    "unshare_masks",
 ]

@@ -13,7 +13,7 @@ without momentum, Adam, RMSprop, ...; DropNet resets the optimizer state every c
 never changes them: training the masked model is training :func:`~dropnet_tf.compaction.compact`'s
 smaller model, up to the order of floating-point sums.  :class:`CompactedCycle` builds that
 model from the masked model's current (reset) weights, trains it with the same
-:class:`~dropnet_tf.core.training.Trainer` (same seed, same sample order, same early stopping),
+:class:`~dropnet_tf.engines.training.Trainer` (same seed, same sample order, same early stopping),
 and scatters the trained weights back into the kept rows, columns and filters of the masked
 model; the masked units keep the values they had (θ0, or the random draw).
 
@@ -53,12 +53,12 @@ import numpy as np
 
 from dropnet_tf.compaction.compact import compact, plan_compaction
 from dropnet_tf.core.backend import tf
-from dropnet_tf.core.counting import count_flops
+from dropnet_tf.compaction.counting import count_flops
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import mask_layers
 from dropnet_tf.core.statistics import UnitStatistics
-from dropnet_tf.core.statistics_pass import StatisticsPass
-from dropnet_tf.core.training import Trainer, weight_decay_of
+from dropnet_tf.engines.statistics_pass import StatisticsPass
+from dropnet_tf.engines.training import Trainer, weight_decay_of
 
 #: Optimizer classes whose update of a weight is exactly zero while its gradient and its slots
 #: are zero (the slots start at zero every cycle): SGD (v ← μv − ηg), Adam/Adamax/Nadam
@@ -226,7 +226,7 @@ class CompactedCycle:
 
     Args:
         model: the masked model, with the weights and masks this cycle starts from.
-        config: the :class:`~dropnet_tf.core.training.TrainingConfig` of the masked training.
+        config: the :class:`~dropnet_tf.engines.training.TrainingConfig` of the masked training.
         train: the training ``(x, y)``.
         optimizer: the masked model's optimizer (its class, config and iteration count are
             copied; its slots start at zero, as every DropNet cycle's do).
@@ -313,7 +313,7 @@ class CompactedCycle:
     def statistics(self, x, y, loss, batch_size: int = 1024):
         """``(scores, statistics)`` of the masked model over (x, y), from the compact model's pass.
 
-        What :class:`~dropnet_tf.core.statistics_pass.StatisticsPass` gives on the masked
+        What :class:`~dropnet_tf.engines.statistics_pass.StatisticsPass` gives on the masked
         model (DropNet, Tan & Motani ICML 2020, Section 2: E(a_i) = (1/t) Σ_j |V(a_i | x_j)|,
         averaged over a filter's positions; APoZ), read from the compact model: the active
         units' sums come from its layers (:meth:`unit_tensors`) and are put back at their
@@ -388,7 +388,7 @@ def check_exact(mode, model, config, optimizer) -> str | None:
 def _unmapped_layers(model) -> list[str]:
     """Layers whose compact weights :func:`_index_maps` cannot write back (and shared group masks,
     whose statistics sum over several places), so the cycle trains the masked model."""
-    from dropnet_tf.compaction.groups import mask_outputs
+    from dropnet_tf.core.layers import mask_outputs
 
     reasons = []
     kinds = sorted({type(layer).__name__ for layer in _all_layers(model)} & {"DepthwiseConv2D", "SeparableConv2D"})

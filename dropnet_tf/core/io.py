@@ -5,7 +5,7 @@ temporary file in the same directory, flushed and ``fsync``-ed, then moved over 
 name with :func:`os.replace` (atomic on POSIX and Windows), and the directory is synced
 (:func:`fsync_directory`).  A reader sees either the old file or the new one, never a
 half-written one.  :func:`to_jsonable` states the JSON conversion rules (see
-:mod:`dropnet_tf.core.results`).  Imports neither TensorFlow nor Keras.
+:mod:`dropnet_tf.harness.results`).  Imports neither TensorFlow nor Keras.
 """
 
 from __future__ import annotations

@@ -86,3 +86,26 @@ class MaskLayer(keras.layers.Layer):
 
     def get_config(self):
         return super().get_config()
+
+
+def mask_outputs(layer, model=None) -> list:
+    """Every output tensor of ``layer`` in ``model``: one per call of a shared MaskLayer.
+
+    A group's mask is one layer called at each of the group's exits; its statistics are
+    summed over all of them (``layer.output`` is only the first call's).  Calls made in
+    other models (a masked model called on new inputs inside a bigger one) are left out.
+    """
+    nodes = list(getattr(layer, "_inbound_nodes", None) or [])
+    own = getattr(model, "_nodes", None)
+    if own is not None and len(nodes) > 1:
+        # Keras 3 keys a functional model's nodes as "<id(operation)>_ib-<node index>".
+        nodes = [node for index, node in enumerate(nodes) if f"{id(layer)}_ib-{index}" in own] or nodes[:1]
+    if len(nodes) <= 1:
+        return [layer.output]
+    outputs = []
+    for node in nodes:
+        tensors = getattr(node, "outputs", None)
+        if tensors is None:  # tf-keras
+            tensors = node.output_tensors
+        outputs.append(keras.tree.flatten(tensors)[0] if hasattr(keras, "tree") else list(tensors)[0])
+    return outputs

@@ -80,6 +80,24 @@ def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
 # --------------------------------------------------------------------------- add_masks
 
 
+#: What ``add_masks(groups=True)`` calls: :func:`dropnet_tf.compaction.groups.add_group_masks`,
+#: which builds on compaction's channel spaces and registers itself here when imported
+#: (``import dropnet_tf`` imports it), so that the primitives import nothing above them.
+_GROUP_MASKERS: list = []
+
+
+def register_group_masker(function) -> None:
+    """Make ``function(model, layer_types, exclude)`` what ``add_masks(groups=True)`` calls."""
+    _GROUP_MASKERS[:] = [function]
+
+
+def group_masker():
+    """The registered group masker (see :func:`register_group_masker`)."""
+    if not _GROUP_MASKERS:
+        raise RuntimeError("add_masks(groups=True) needs dropnet_tf.compaction.groups; import dropnet_tf first.")
+    return _GROUP_MASKERS[0]
+
+
 def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = (), *, groups: bool = False):
     """Return a copy of ``model`` with a MaskLayer after every hidden Dense and Conv2D.
 
@@ -118,8 +136,7 @@ def add_masks(model, layer_types=DEFAULT_MASKED_TYPES, exclude: Iterable[str] = 
     if not isinstance(groups, bool):
         raise TypeError(f"groups must be True or False, got {groups!r}.")
     if groups and not isinstance(model, keras.Sequential):
-        from dropnet_tf.compaction.groups import add_group_masks  # builds on compaction's channel spaces
-
+        add_group_masks = group_masker()  # compaction.groups: it builds on compaction's channel spaces
         require_graph_model(model, "add_masks")
         # A SeparableConv2D's units are the filters of its 1x1 convolution: Conv2D names it too.
         if keras.layers.Conv2D in layer_types:

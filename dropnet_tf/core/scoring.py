@@ -12,12 +12,14 @@ the exact or notebook rule are parameters of selection (:mod:`dropnet_tf.core.se
 by the one loop :func:`prune_step` (score → select → apply) that DropNet's iterative
 pruning, the oracle and LayerPrune's one-shot / iterative filter pruning all run.
 
-One registry, :data:`SCORERS` (:func:`register_scorer`, :func:`get_scorer`), holds every
+One registry, :data:`UNIT_SCORERS` (:func:`register_scorer`, :func:`get_scorer`), holds every
 built-in scorer under its paper name.  DropNet's ``*_layer`` metrics are aliases binding
 ``default_scope="layer"`` to the same scorer; LayerPrune's ``mean_activation`` is an alias
 of DropNet's ``minimum`` (one implementation).  The built-ins register themselves where
-they are defined (:mod:`dropnet_tf.metrics`, :mod:`dropnet_tf.oracle`,
-:mod:`dropnet_tf.layerprune.criteria`), which importing ``dropnet_tf`` always does.
+they are defined (:mod:`dropnet_tf.core.statistic_scorers`, :mod:`dropnet_tf.dropnet.oracle`,
+:mod:`dropnet_tf.layerprune.criteria`), which importing ``dropnet_tf`` always does.  Foresight's
+weight scorers are another kind, with their own registry
+(:data:`dropnet_tf.foresight.scorers.WEIGHT_SCORERS`).
 
 A scorer of one's own is a ten-line subclass::
 
@@ -86,7 +88,7 @@ class UnitScorer:
 
     @property
     def scope(self) -> str:
-        """The default scope (the old ``UnitMetric.scope``)."""
+        """The default scope (``default_scope``)."""
         return self.default_scope
 
     def score(self, model, data=None, *, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
@@ -130,9 +132,8 @@ class StatisticScorer(UnitScorer):
     The statistics come from :func:`dropnet_tf.collect_statistics` (``Model.predict``,
     reduced in-graph), with one collector per model reused across calls.  A subclass
     implements :meth:`from_statistics`; :meth:`score` also takes the statistics directly,
-    ``score(statistics)``, as the old ``UnitMetric.score`` did.  (For the same reason a
-    subclass that overrides ``score(statistics)`` instead, the old ``UnitMetric`` way, has
-    that method used as its :meth:`from_statistics`.)
+    ``score(statistics)``; a subclass that overrides ``score(statistics)`` instead has
+    that method used as its :meth:`from_statistics`.
     """
 
     needs_data = True
@@ -160,7 +161,7 @@ class StatisticScorer(UnitScorer):
             return self.from_statistics(model)
         if isinstance(data, UnitStatistics):
             # Collected already, e.g. by the pass that evaluated the training set
-            # (dropnet_tf.core.statistics_pass): nothing is read again.
+            # (dropnet_tf.engines.statistics_pass): nothing is read again.
             return self.from_statistics(data)
         return self.from_statistics(self.statistics(model, data, batch_size=batch_size))
 
@@ -169,11 +170,11 @@ class StatisticScorer(UnitScorer):
 
 #: Every registered scorer by name (aliases included); filled as the modules defining
 #: scorers are imported, which ``import dropnet_tf`` does.
-SCORERS: dict[str, UnitScorer] = {}
+UNIT_SCORERS: dict[str, UnitScorer] = {}
 
 
 def register_scorer(scorer, name: str | None = None, *, scope: str | None = None, replace: bool = False):
-    """Add a scorer to :data:`SCORERS`; usable as a class decorator.
+    """Add a scorer to :data:`UNIT_SCORERS`; usable as a class decorator.
 
     Args:
         scorer: a :class:`UnitScorer` instance, or a subclass (instantiated with no
@@ -195,9 +196,9 @@ def register_scorer(scorer, name: str | None = None, *, scope: str | None = None
         raise ValueError(f"A scorer needs a non-empty string name, got {scorer.name!r}.")
     if scorer.default_scope not in SCOPES:
         raise ValueError(f"default_scope must be one of {SCOPES}, got {scorer.default_scope!r}.")
-    if scorer.name in SCORERS and not replace:
+    if scorer.name in UNIT_SCORERS and not replace:
         raise ValueError(f"A scorer named {scorer.name!r} is already registered; pass replace=True to replace it.")
-    SCORERS[scorer.name] = scorer
+    UNIT_SCORERS[scorer.name] = scorer
     return returned if name is None and scope is None else scorer
 
 
@@ -209,9 +210,9 @@ def get_scorer(scorer, kind: str = "scorer", allowed=None) -> UnitScorer:
     """
     if isinstance(scorer, UnitScorer):
         return scorer
-    if isinstance(scorer, str) and scorer in SCORERS:
-        return SCORERS[scorer]
-    allowed = sorted(SCORERS) if allowed is None else allowed
+    if isinstance(scorer, str) and scorer in UNIT_SCORERS:
+        return UNIT_SCORERS[scorer]
+    allowed = sorted(UNIT_SCORERS) if allowed is None else allowed
     raise ValueError(f"Unknown {kind} {scorer!r}; allowed: {allowed}.")
 
 
@@ -317,7 +318,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "UnitScorer",
     "StatisticScorer",
-    "SCORERS",
+    "UNIT_SCORERS",
     "register_scorer",
     "get_scorer",
     "select_and_drop",

@@ -133,7 +133,7 @@ class StatisticsCollector:
     """
 
     def __init__(self, model):
-        from dropnet_tf.compaction.groups import mask_outputs  # the calls of a shared (group) mask
+        from dropnet_tf.core.layers import mask_outputs  # the calls of a shared (group) mask
 
         layers = require_mask_layers(model)
         self._model = model
@@ -160,13 +160,13 @@ class StatisticsCollector:
         else:
             sizes = self._reducer.predict(x, batch_size=int(batch_size), verbose=0)
         return statistics_from_sums(
-            self.layer_names, _by_mask([v.numpy() for v in self._reducer.abs_sums], self._segments),
-            _by_mask([v.numpy() for v in self._reducer.zero_counts], self._segments),
-            _by_mask([float(v.numpy()) for v in self._reducer.value_counts], self._segments), int(np.sum(sizes)),
+            self.layer_names, sums_by_mask([v.numpy() for v in self._reducer.abs_sums], self._segments),
+            sums_by_mask([v.numpy() for v in self._reducer.zero_counts], self._segments),
+            sums_by_mask([float(v.numpy()) for v in self._reducer.value_counts], self._segments), int(np.sum(sizes)),
         )
 
 
-def _by_mask(sums: list, segments: list[int]) -> list:
+def sums_by_mask(sums: list, segments: list[int]) -> list:
     """Per-tensor sums added up per mask layer (``segments``: how many tensors each has)."""
     out, start = [], 0
     for count in segments:

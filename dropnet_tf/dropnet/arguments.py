@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from dropnet_tf.core.progress import split_callbacks
-from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.scoring import SCORERS, get_scorer
+from dropnet_tf.harness.progress import split_callbacks
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.core.scoring import UNIT_SCORERS, get_scorer
 from dropnet_tf.core.selection import SELECTIONS, validate_fraction
-from dropnet_tf.core.training import TrainingConfig, check_config
+from dropnet_tf.engines.training import TrainingConfig, check_config
 from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real
 
 INITS = ("original", "random")
@@ -121,7 +121,7 @@ def check_prune_arguments(
     is built, trained or written.  :func:`dropnet_tf.run_experiment` calls it once for the
     whole grid, so a bad argument fails before the first model is built.
     """
-    scorer = get_scorer(metric, kind="metric", allowed=sorted(SCORERS))  # raises naming it and the allowed ones
+    scorer = get_scorer(metric, kind="metric", allowed=sorted(UNIT_SCORERS))  # raises naming it and the allowed ones
     count = check_int("count", count, 1, allow_none=True)
     fraction = None if count is not None else validate_fraction(fraction)
     kappa = check_real("kappa", kappa, 0.0, 1.0, low_open=True, allow_none=True)

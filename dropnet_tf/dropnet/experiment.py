@@ -29,12 +29,12 @@ from dropnet_tf.dropnet.population import (
 from dropnet_tf.dropnet.state import (
     ResumeRefusedError, first_difference, run_fingerprint, state_path, stop_rule_verdict,
 )
-from dropnet_tf.core.grid import RunGrid
+from dropnet_tf.harness.grid import RunGrid
 from dropnet_tf.core.io import load_npz
 from dropnet_tf.core.distribute import check_strategy
 from dropnet_tf.core.distribute import scope as distribute_scope
-from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.training import make_optimizer
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.engines.training import make_optimizer
 from dropnet_tf.core.validation import check_path, check_splits
 
 
@@ -61,7 +61,7 @@ def run_experiment(
         metrics, seeds, inits: the grid.
         results: JSON-lines path shared by the whole grid.
         experiment: name stored in every record.
-        order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
+        order: a :class:`dropnet_tf.harness.shards.CellOrder`: run only one shard's
             (metric, seed, init) cells, numbered in this loop's order (default: all).
         population: None (default: one run after the other), an int N ≥ 1 or "auto": train
             the runs N at a time as one computation (:mod:`dropnet_tf.dropnet.population`;
@@ -73,7 +73,7 @@ def run_experiment(
             ``selection="exact"|"notebook"``, ``protocol=None|"paper"|"notebook"``, ...).
             A finished run stored with another selection rule or layer-collapse guard
             is refused rather than skipped.  ``callbacks=[...]`` (Keras callbacks and
-            :class:`dropnet_tf.core.progress.CycleCallback` hooks, e.g. a
+            :class:`dropnet_tf.harness.progress.CycleCallback` hooks, e.g. a
             ``TensorBoardLogger`` or a :class:`dropnet_tf.dropnet.progress.GridETA`) go to
             every run; skipped runs call no hook.
         strategy: a ``tf.distribute.Strategy``: every model is built in its scope and

@@ -40,12 +40,12 @@ from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.core.io import load_npz, save_npz_atomic
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import require_mask_layers, set_masks
-from dropnet_tf.core.progress import EpochLine, split_callbacks
-from dropnet_tf.core.results import ResultsFile
-from dropnet_tf.core.scoring import SCORERS, StatisticScorer, get_scorer, prune_step
+from dropnet_tf.harness.progress import EpochLine, split_callbacks
+from dropnet_tf.harness.results import ResultsFile
+from dropnet_tf.core.scoring import UNIT_SCORERS, StatisticScorer, get_scorer, prune_step
 from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
-from dropnet_tf.core.statistics_pass import StatisticsPass
-from dropnet_tf.core.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
+from dropnet_tf.engines.statistics_pass import StatisticsPass
+from dropnet_tf.engines.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
 from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
 from dropnet_tf.dropnet.progress import expected_cycles
@@ -59,15 +59,6 @@ from dropnet_tf.dropnet.state import (
     stop_reason,
     stop_rule_verdict,
 )
-
-# The argument checks (dropnet.arguments) and the resume state (dropnet.state) were defined
-# here; their public names, and the core names this module imported then, stay importable
-# from it (``from dropnet_tf.iterative import run_masks, PROTOCOLS, TrainingConfig``).
-from dropnet_tf.core.selection import SELECTIONS, validate_fraction  # noqa: F401
-from dropnet_tf.core.training import ADDED_FIELDS, check_config  # noqa: F401
-from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real, check_xy  # noqa: F401
-from dropnet_tf.dropnet.arguments import INITS, PROTOCOLS, check_training, resolve_protocol  # noqa: F401
-from dropnet_tf.dropnet.state import run_masks  # noqa: F401
 
 
 def derive_seed(*parts) -> int:
@@ -746,14 +737,14 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
         model: a functional or Sequential model with MaskLayers (see ``add_masks``).
         data: a :class:`dropnet_tf.data.Dataset` or ((x_train, y_train), (x_val, y_val),
             (x_test, y_test)).
-        metric: a name in ``dropnet_tf.core.scoring.SCORERS`` (DropNet's ``METRICS``, "oracle", the
+        metric: a name in ``dropnet_tf.core.scoring.UNIT_SCORERS`` (DropNet's ``METRICS``, "oracle", the
             LayerPrune criteria, a registered scorer of ones own) or a ``UnitScorer``.
         fraction: p ∈ (0, 1], default 0.2 (Section 3.2).
         kappa: stop once validation accuracy ≤ κ·a, a being the unpruned network's
             (Algorithm 1).  None (default) disables the rule; the paper gives no value.
         min_fraction: stop once the fraction of units remaining is ≤ this (default 0.1, as
             the authors' code).  Every numeric argument accepts NumPy scalars; a bad one
-            raises before anything is trained or written (:mod:`dropnet_tf.validation`).
+            raises before anything is trained or written (:mod:`dropnet_tf.core.validation`).
         max_cycles: run at most this many cycles in this call; the run is paused, not
             finished, and a later call with the same results file continues it.
         init: "original" (reset to θ0) or "random" (fresh draw each cycle).
@@ -788,22 +779,22 @@ def iterative_prune(model, data, metric="minimum", **kwargs) -> list[dict]:
             the new rules stop is refused.
         experiment: a name stored in every record (part of the resume key).
         verbose: 0 prints nothing, 1 one line per cycle, 2 also one line per epoch (epoch,
-            loss, val_loss, val_accuracy, seconds; :class:`dropnet_tf.core.progress.EpochLine`).
+            loss, val_loss, val_accuracy, seconds; :class:`dropnet_tf.harness.progress.EpochLine`).
         callbacks: Keras callbacks, given to every cycle's training (e.g. a user's
-            ``keras.callbacks.CSVLogger``), and :class:`dropnet_tf.core.progress.CycleCallback`
+            ``keras.callbacks.CSVLogger``), and :class:`dropnet_tf.harness.progress.CycleCallback`
             hooks, told when the run begins, before each cycle's training and after each
-            cycle's record (e.g. :class:`~dropnet_tf.core.progress.TensorBoardLogger`,
+            cycle's record (e.g. :class:`~dropnet_tf.harness.progress.TensorBoardLogger`,
             :class:`dropnet_tf.dropnet.progress.GridETA`).  They observe: the records are
             the same with or without them.
         strategy: a ``tf.distribute.Strategy`` (``MirroredStrategy``,
             ``MultiWorkerMirroredStrategy``) to train, evaluate and collect statistics
             under, or None (default: one device, the graph trainer).  The model must be
             built inside ``strategy.scope()``; training then runs in
-            :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (no
+            :class:`dropnet_tf.engines.distributed_training.DistributedTrainer` (no
             ``train_transform``), see :mod:`dropnet_tf.core.distribute`.  Each worker of a
             multi-worker run needs its own ``results`` path (or None).
 
     Returns:
-        One record (dict) per cycle; see ``dropnet_tf.results`` for the fields.
+        One record (dict) per cycle; see ``dropnet_tf.harness.results`` for the fields.
     """
     return IterativePruner(model, data, metric, **kwargs).run()

@@ -1,7 +1,8 @@
 """Structured pruning metrics: each one only turns statistics into unit scores.
 
-Each metric is a :class:`dropnet_tf.core.scoring.StatisticScorer` in the one scorer registry
-(``METRICS`` is DropNet's view of it); a ``*_layer`` name is an alias of its metric with
+Each metric is a :class:`dropnet_tf.core.scoring.StatisticScorer` of
+:mod:`dropnet_tf.core.statistic_scorers` in the one unit-scorer registry (``METRICS`` is
+DropNet's view of it); a ``*_layer`` name is an alias of its metric with
 ``default_scope="layer"``.  Lower scores are pruned first; selection (global or
 layer-wise, ties, minimum layer size) lives once in :mod:`dropnet_tf.core.selection`, and the
 score → select → apply step once in :func:`dropnet_tf.core.scoring.prune_step`.
@@ -31,62 +32,9 @@ import numpy as np
 
 from dropnet_tf.core.scoring import StatisticScorer, UnitScorer, get_scorer, register_scorer, select_and_drop
 from dropnet_tf.core.selection import SELECTIONS, collapsed_layers
+from dropnet_tf.core import statistic_scorers  # noqa: F401  (registers the scorers METRICS views)
 from dropnet_tf.core.statistics import UnitStatistics
 
-#: The old name of :class:`dropnet_tf.core.scoring.StatisticScorer`: ``UnitMetric(name, scope)``,
-#: and a subclass may still override ``score(statistics)``.
-UnitMetric = StatisticScorer
-
-
-class MinimumActivation(StatisticScorer):
-    """DropNet's metric: the smallest expected absolute post-activation goes first (Sec. 2).
-
-    Also LayerPrune's ``mean_activation`` criterion (an alias in the registry).
-    """
-
-    name = "minimum"
-
-    def from_statistics(self, statistics):
-        return {name: np.asarray(value, np.float64) for name, value in statistics.mean_abs.items()}
-
-
-class MaximumActivation(StatisticScorer):
-    """The control opposite of DropNet: the largest E(a_i) / E(f_i) goes first."""
-
-    name = "maximum"
-
-    def from_statistics(self, statistics):
-        return {name: -np.asarray(value, np.float64) for name, value in statistics.mean_abs.items()}
-
-
-class RandomScore(StatisticScorer):
-    """Score 0 for every unit, so the random tie-break alone decides (Table 1).
-
-    Under ``selection="notebook"`` the scores are not used: as in the authors' code, k of
-    the active units of all layers are drawn uniformly, with no threshold, layer order or
-    layer guard (:func:`dropnet_tf.core.selection.notebook_random_drop`); ``random_layer``
-    draws k_l uniformly within each layer.
-    """
-
-    name = "random"
-    random_scores = True
-
-    def from_statistics(self, statistics):
-        return {name: np.zeros(np.shape(value)) for name, value in statistics.mean_abs.items()}
-
-
-class HighestAPoZ(StatisticScorer):
-    """APoZ (Hu et al. 2016): the unit most often exactly zero goes first."""
-
-    name = "apoz"
-
-    def from_statistics(self, statistics):
-        return {name: -np.asarray(value, np.float64) for name, value in statistics.apoz.items()}
-
-
-for _scorer in (MinimumActivation(), MaximumActivation(), RandomScore(), HighestAPoZ()):
-    register_scorer(_scorer)
-    register_scorer(_scorer, f"{_scorer.name}_layer", scope="layer")
 
 #: DropNet's statistic metrics (Table 1 and APoZ), a view of the scorer registry.
 METRICS: dict[str, StatisticScorer] = {
@@ -161,7 +109,6 @@ def update_masks(
 
 
 __all__ = [
-    "UnitMetric",
     "METRICS",
     "PAPER_METRICS",
     "get_metric",

@@ -19,7 +19,7 @@ import numpy as np
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.masking import require_mask_layers
 from dropnet_tf.core.scoring import UnitScorer, register_scorer
-from dropnet_tf.core.training import per_sample_loss
+from dropnet_tf.engines.loop import per_sample_loss
 
 
 def _candidates(layers):

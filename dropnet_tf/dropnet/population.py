@@ -2,7 +2,7 @@
 
 Each member is one run of DropNet's Algorithm 1 (Tan & Motani, ICML 2020, Section 2) with
 its own metric, seed, init, masks, optimizer state, data order, early-stopping state and
-cycle counter.  The members' weights live in one :class:`dropnet_tf.core.stacked.StackedTrainer`
+cycle counter.  The members' weights live in one :class:`dropnet_tf.engines.stacked.StackedTrainer`
 (a leading run axis); every epoch trains all members at once, each on its own order of
 the training data (``derive_seed("train", seed, cycle)``, as :class:`IterativePruner`).  A
 member whose training ends (early stopping or its last epoch) is evaluated and scored
@@ -29,7 +29,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.scoring import StatisticScorer, get_scorer, select_and_drop
-from dropnet_tf.core.stacked import StackedNetwork, StackedTrainer, architecture, sgd_settings
+from dropnet_tf.engines.stacked import StackedNetwork, StackedTrainer, architecture, sgd_settings
 from dropnet_tf.dropnet.iterative import IterativePruner, derive_seed
 
 #: The largest population ``"auto"`` makes.

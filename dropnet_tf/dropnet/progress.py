@@ -9,13 +9,13 @@ p·R.  For 80 units at p = 0.2 the remaining counts are 80, 64, 52, 42, 34, 28, 
 13, 11, 9, 8, so the run has 13 cycles, where the closed form says 12.
 :func:`expected_cycles` follows the selection code's counts exactly.
 
-:class:`GridETA` is a :class:`~dropnet_tf.core.progress.CycleCallback` for a whole grid
+:class:`GridETA` is a :class:`~dropnet_tf.harness.progress.CycleCallback` for a whole grid
 (the runs of :func:`dropnet_tf.run_experiment`, or of several calls sharing one results
 file): after each cycle it says which run of the grid this is, how many cycles are done
 (runs resumed from the results file count as done) and an ETA from the mean seconds per
 cycle of this call times the cycles expected to remain.  The κ rule (``kappa``) can stop a
 run earlier than its fraction rule, so with ``kappa`` the ETA is an upper bound.  The pace,
-the line's words and ``h:mm`` are :mod:`dropnet_tf.core.eta`'s, shared with the foresight
+the line's words and ``h:mm`` are :mod:`dropnet_tf.harness.eta`'s, shared with the foresight
 and LayerPrune grids (``format_duration`` is re-exported here).
 """
 
@@ -24,9 +24,9 @@ from __future__ import annotations
 import time
 from typing import Mapping, Sequence
 
-from dropnet_tf.core.eta import RateEstimator, format_duration, grid_line
-from dropnet_tf.core.progress import CycleCallback
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.harness.eta import RateEstimator, format_duration, grid_line
+from dropnet_tf.harness.progress import CycleCallback
+from dropnet_tf.harness.results import ResultsFile
 from dropnet_tf.core.scoring import get_scorer
 from dropnet_tf.core.selection import SCOPES, prune_count, validate_fraction
 from dropnet_tf.core.validation import check_int, check_real
@@ -137,7 +137,7 @@ class GridETA(CycleCallback):
             raise ValueError(f"runs has duplicate keys: {sorted({k for k in keys if keys.count(k) > 1})}.")
         self.min_fraction = check_real("min_fraction", min_fraction, 0.0, 1.0, high_open=True)
         self.min_units_per_layer = check_int("min_units_per_layer", min_units_per_layer, 0)
-        # the pace of this call's cycles: the one estimator every family's ETA uses (core.eta)
+        # the pace of this call's cycles: the one estimator every family's ETA uses (harness.eta)
         self.rate = RateEstimator(clock)
         self.units = None
         self.current = None

@@ -20,10 +20,10 @@ from dropnet_tf.core.selection import WEIGHT_SELECTIONS
 from dropnet_tf.foresight.prune import check_compression, prune_at_init, resolve_method
 from dropnet_tf.foresight.weights import compression_report, get_weight_masks, set_weight_masks
 from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_strategy
-from dropnet_tf.core.eta import RunsETA
-from dropnet_tf.core.grid import RunGrid
-from dropnet_tf.core.progress import RunScalars, safe_folder, split_callbacks
-from dropnet_tf.core.training import WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.harness.eta import RunsETA
+from dropnet_tf.harness.grid import RunGrid
+from dropnet_tf.harness.progress import RunScalars, safe_folder, split_callbacks
+from dropnet_tf.engines.training import WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, make_optimizer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -37,7 +37,7 @@ class TrainingProtocol:
     ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
     at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
 
-    ``weight_decay_mode`` (:data:`dropnet_tf.core.training.WEIGHT_DECAY_MODES`):
+    ``weight_decay_mode`` (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`):
     ``"decoupled"`` (default; Keras' ``SGD(weight_decay=...)``, outside the momentum, what
     every protocol here used before the option existed) or ``"coupled"`` (``g + wd*w``
     through the momentum, as SNIP's TF 1 code, Caffe and PyTorch do).  Each paper
@@ -166,13 +166,13 @@ def train_and_evaluate(model, data, protocol: TrainingProtocol, labels=None, see
                        strategy=None, checkpoints=None) -> dict:
     """Fit with the protocol, then top-1 / top-5 accuracy and loss on the test split.
 
-    ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.core.progress.EpochLine`).
+    ``callbacks``: Keras callbacks for the fit (e.g. :class:`dropnet_tf.harness.progress.EpochLine`).
     ``strategy``: a ``tf.distribute.Strategy`` (``MirroredStrategy``,
     ``MultiWorkerMirroredStrategy``) to train and evaluate under.  A model built outside its
     scope (pruned at initialisation on one device, as the grid does) is copied into the
     scope with its masks, trained there, and its trained weights are copied back into
     ``model``.  Under a strategy the training is
-    :class:`~dropnet_tf.core.distributed_training.DistributedTrainer` (``strategy.run``; Keras
+    :class:`~dropnet_tf.engines.distributed_training.DistributedTrainer` (``strategy.run``; Keras
     3's ``Model.fit`` fails under ``MultiWorkerMirroredStrategy``, keras-team/keras#20585):
     the same optimizer, weight decay, learning-rate drops and length, the masks kept by the
     masked layers' constraints inside each replicated update, batches in the graph
@@ -304,17 +304,17 @@ def run_foresight_grid(
             (:class:`TestCheckpoints`), beside the final iterate's ``top1``.
         callbacks: Keras callbacks given to every run's training (issue 16), e.g.
             ``EpochLine`` for a line per epoch.
-        order: a :class:`dropnet_tf.core.shards.CellOrder`: run only one shard's
+        order: a :class:`dropnet_tf.harness.shards.CellOrder`: run only one shard's
             (method, r, seed) cells, numbered in this loop's order (default: all).
         strategy: a ``tf.distribute.Strategy`` to train under (see :func:`train_and_evaluate`);
             pruning at initialisation stays on one device.
         eta: end each run's ``log`` line with the grid's progress (issue 16,
-            :class:`dropnet_tf.core.eta.RunsETA`): ``run i of n (r resumed), ETA ~ h:mm for
+            :class:`dropnet_tf.harness.eta.RunsETA`): ``run i of n (r resumed), ETA ~ h:mm for
             the grid``, i and n counting this process's cells (one shard's under ``order``),
             the runs already in ``results`` done but not timed.  True: this call's cells;
             a ``RunsETA`` of :func:`grid_cells` over several calls sharing one results file:
             their whole grid.
-        tensorboard: a folder (or a :class:`dropnet_tf.core.progress.RunScalars`) for
+        tensorboard: a folder (or a :class:`dropnet_tf.harness.progress.RunScalars`) for
             TensorBoard scalars of every run trained here: its epoch logs under
             ``<dir>/<experiment>/<method>_r<r>_seed<k>/{train,validation}``, and its top1,
             top5 and empirical compression ratio under
@@ -377,7 +377,7 @@ def _checked_grid_arguments(grid, experiment, methods, external, callbacks, eta,
         raise TypeError(f"run_foresight_grid trains each run once (no cycles): callbacks must be Keras callbacks, "
                         f"got {cycle_hooks!r}.")
     if not isinstance(eta, (bool, RunsETA)):
-        raise TypeError(f"eta must be True, False or a dropnet_tf.core.eta.RunsETA, got {eta!r}.")
+        raise TypeError(f"eta must be True, False or a dropnet_tf.harness.eta.RunsETA, got {eta!r}.")
     return keras_callbacks
 
 

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from dropnet_tf.foresight.scorers import METHODS, SCORERS, WeightScorer
+from dropnet_tf.foresight.scorers import METHODS, WEIGHT_SCORERS, WeightScorer
 from dropnet_tf.foresight.weights import (
     CompressionReport,
     compression_report,
@@ -20,7 +20,7 @@ from dropnet_tf.foresight.weights import (
     prunable_weights,
     set_weight_masks,
 )
-from dropnet_tf.foresight.objective import as_batch
+from dropnet_tf.core.objective import as_batch
 from dropnet_tf.core.selection import SCOPES, WEIGHT_SELECTIONS, as_generator, select_weights
 from dropnet_tf.core.validation import check_xy
 
@@ -33,7 +33,7 @@ def resolve_method(method) -> tuple[WeightScorer, str]:
         return method, method.default_scope
     if isinstance(method, str) and method in METHODS:
         scorer_name, scope = METHODS[method]
-        return SCORERS[scorer_name](), scope
+        return WEIGHT_SCORERS[scorer_name](), scope
     raise ValueError(f"Unknown pruning method {method!r}; choose one of {sorted(METHODS)} or pass a WeightScorer.")
 
 

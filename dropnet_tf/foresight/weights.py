@@ -1,7 +1,7 @@
 """Finding, masking and counting the prunable weights of a model.
 
 ``add_weight_masks`` turns the Dense / Conv / LSTM / GRU layers of a Sequential or
-functional model into their masked twins (:mod:`dropnet_tf.foresight.masked_layers`),
+functional model into their masked twins (:mod:`dropnet_tf.core.masked_layers`),
 keeping every weight.  ``prunable_weights`` lists what a scorer scores, in layer order, as
 :class:`PrunableWeight` records named ``"<layer>/<weight>"``; ``get_weight_masks`` /
 ``set_weight_masks`` read and write the masks by those names; ``compression_report``
@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.foresight.masked_layers import (
+from dropnet_tf.core.masked_layers import (
     MASKED_LAYER_TYPES,
     MASKED_TWINS,
     MaskedBatchNormalization,

@@ -1,19 +1,8 @@
 """LayerPrune (Elkerdawy et al., ACCV 2020): filter criteria versus removing layers and blocks.
 
-=====================  ===========================================================
-``criteria``           filter criteria as structured scores: weight norm (L1/L2),
-                       Taylor (gate), feature maps, mean activation, BN scale, FPGM
-``filter_pruning``     prune_filters: global or per-layer, one-shot or iterative
-``blocks``             residual blocks / VGG layers; remove_blocks (identity)
-``imprinting``         imprinted nearest-class-mean accuracy after each block
-``layer_importance``   block means of filter scores, rank ensemble, Spearman,
-                       one-shot vs iterative block ranking
-``models``             VGG19-BN and the CIFAR ResNets (projection shortcuts); lives in
-                       dropnet_tf.models.layerprune (the former path is an alias)
-=====================  ===========================================================
+Its modules are listed, with what each holds, in the README's Layout section.
 """
 
-from dropnet_tf.core.aliases import alias_getattr
 from dropnet_tf.layerprune.blocks import (
     Block,
     blocks_after_removal,
@@ -58,6 +47,3 @@ __all__ = [
     "vgg19_bn",
     "vgg_layers",
 ]
-
-# dropnet_tf.layerprune.models: the former module, now dropnet_tf.models.layerprune.
-__getattr__ = alias_getattr(__name__)

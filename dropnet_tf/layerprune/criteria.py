@@ -26,11 +26,11 @@ of units that are already masked do not matter to the selection (only active uni
 candidates) but are always finite.
 
 The weight criteria read the kernel of the Dense / Conv2D that produced a mask's units
-(:func:`dropnet_tf.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
+(:func:`dropnet_tf.core.graph.mask_sources`); ``W[..., c]`` is the kernel slice of unit c (the
 whole k×k×C_in filter of a Conv2D, the incoming weights of a Dense node); biases are not
 part of it.  The data criteria use the softmax cross-entropy of integer labels on the
 model's output (log of the probabilities when the model ends in a softmax, as in
-:mod:`dropnet_tf.foresight.objective`) and run the model in **inference mode**: BatchNorm
+:mod:`dropnet_tf.core.objective`) and run the model in **inference mode**: BatchNorm
 uses its moving statistics and nothing about the model changes while it is scored, and
 samples do not interact, which the per-sample gradients of ``feature_maps`` rely on.
 Their gradient passes are traced once per model (``tf.function`` with the batch axis left
@@ -44,12 +44,12 @@ import weakref
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.foresight.objective import as_batch, outputs_are_probabilities
-from dropnet_tf.foresight.scorers.obd import PerModelCache, tf_variables
+from dropnet_tf.core.caching import PerModelCache, tf_variables
+from dropnet_tf.core.objective import as_batch, outputs_are_probabilities
 from dropnet_tf.core.graph import mask_sources
 from dropnet_tf.core.masking import require_mask_layers
-from dropnet_tf.dropnet.metrics import MinimumActivation
-from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
+from dropnet_tf.core.statistic_scorers import MinimumActivation
+from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE, UNIT_SCORERS, UnitScorer, check_batch_size, get_scorer, register_scorer
 
 
 # --------------------------------------------------------------------------- helpers
@@ -353,7 +353,7 @@ register_scorer(get_scorer("minimum"), "mean_activation")
 
 #: LayerPrune's filter criteria, a view of the scorer registry.
 FILTER_CRITERIA: dict[str, UnitScorer] = {
-    name: SCORERS[name]
+    name: UNIT_SCORERS[name]
     for name in ("l1_norm", "l2_norm", "taylor", "feature_maps", "mean_activation", "bn_scale", "geometric_median")
 }
 

@@ -25,8 +25,9 @@ from typing import Callable
 
 import numpy as np
 
-from dropnet_tf.foresight.objective import as_batch
-from dropnet_tf.layerprune.criteria import DEFAULT_BATCH_SIZE, get_filter_criterion
+from dropnet_tf.core.objective import as_batch
+from dropnet_tf.core.scoring import DEFAULT_BATCH_SIZE
+from dropnet_tf.layerprune.criteria import get_filter_criterion
 from dropnet_tf.core.masking import get_masks, require_mask_layers
 from dropnet_tf.core.scoring import prune_step
 from dropnet_tf.core.selection import SCOPES, NothingToPruneError, as_generator, prune_count, validate_fraction
@@ -99,7 +100,7 @@ def prune_filters(
     Args:
         model: a model with MaskLayers; its masks are updated with ``set_masks``.
         criterion: a name from ``FILTER_CRITERIA`` (or any name of the scorer registry,
-            :data:`dropnet_tf.core.scoring.SCORERS`) or a :class:`~dropnet_tf.core.scoring.UnitScorer`.
+            :data:`dropnet_tf.core.scoring.UNIT_SCORERS`) or a :class:`~dropnet_tf.core.scoring.UnitScorer`.
         data: ``(x, y)`` for the data criteria (taylor, feature_maps, mean_activation).
         fraction: prune ``floor(fraction · R)`` units in total (at least one), R the
             units active when the call starts; in (0, 1].

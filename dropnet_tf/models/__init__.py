@@ -1,14 +1,7 @@
 """Model builders, grouped by the paper whose figures they reproduce.
 
-=================  ==============================================================
-``builders``       shared by all: argument checks, seeded initialisers, LayerFactory
-``dropnet``        DropNet: Model A/B/C, ResNet18 and VGG19 (``build_model``)
-``foresight``      the thesis' and SNIP's architectures: LeNets ... WRN, LSTM/GRU
-                   (``build_foresight_model``)
-``layerprune``     LayerPrune: VGG19-BN and the CIFAR ResNets (projection shortcuts)
-=================  ==============================================================
-
-Every builder is re-exported here (``from dropnet_tf.models import model_a, lenet_300_100``).
+Its modules are listed, with what each holds, in the README's Layout section.  Every builder
+is re-exported here (``from dropnet_tf.models import model_a, lenet_300_100``).
 """
 
 from dropnet_tf.models.builders import (

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.foresight.masked_layers import MaskedConv2D, MaskedDense, MaskedGRU, MaskedLSTM
+from dropnet_tf.core.masked_layers import MaskedConv2D, MaskedDense, MaskedGRU, MaskedLSTM
 
 def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -21,7 +21,7 @@ Every builder returns a functional :class:`keras.Model` and takes the same keywo
     two builds with the same seed are identical and different tensors are not correlated.
 ``masked``
     True (default): the prunable layers are the masked twins of
-    :mod:`dropnet_tf.foresight.masked_layers` (MaskedDense, MaskedConv2D, MaskedLSTM,
+    :mod:`dropnet_tf.core.masked_layers` (MaskedDense, MaskedConv2D, MaskedLSTM,
     MaskedGRU).  False: plain Keras layers, e.g. for tensorflow-model-optimization under
     tf-keras.  BatchNormalization layers are never masked (neither paper prunes them).
 
@@ -73,7 +73,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dropnet_tf.core.backend import keras
-# The shared builder helpers stay importable from here (dropnet_tf.foresight.models.INIT_OPTIONS ...).
+# The shared builder helpers stay importable from here (dropnet_tf.models.foresight.INIT_OPTIONS ...).
 from dropnet_tf.models.builders import (
     INIT_ALIASES,
     INIT_OPTIONS,

@@ -50,7 +50,7 @@ def main(argv=None):
 
     matplotlib.use("Agg")
     from dropnet_tf.plotting import summarize
-    from dropnet_tf.core.results import write_csv
+    from dropnet_tf.harness.results import write_csv
     from dropnet_tf.core.io import atomic_write_bytes
 
     seeds, arms = _arms(args)
@@ -65,7 +65,7 @@ def main(argv=None):
 
 def _arms(args):
     """The seeds drawn and the records of both rules' finished runs of them, each with its ``arm``."""
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     exact_path = args.exact or os.path.join(RUNS, f"{args.dataset}_paper", "results.jsonl")
     notebook_path = args.notebook or os.path.join(RUNS, f"{args.dataset}_paper_notebook", "results.jsonl")

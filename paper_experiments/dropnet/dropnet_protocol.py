@@ -122,7 +122,7 @@ class Experiment:
     section: str  # e.g. "4.1"
     title: str  # e.g. "Model A: FC40-FC40"
     slug: str  # e.g. "model_a_fc40_fc40"
-    model: str  # a name in dropnet_tf.MODELS
+    model: str  # a name in dropnet_tf.models.MODELS
     dataset: str  # the paper's dataset
     family: str  # "mlp", "conv" or "deep": which quick scale
     figures: tuple[Figure, ...]
@@ -231,7 +231,7 @@ def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, pr
 
 def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
     """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
-    from dropnet_tf.dropnet.iterative import run_masks
+    from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.dropnet.oracle import mask_similarity
 
     name = exp.experiment_name(exp.fractions[0])
@@ -326,7 +326,7 @@ def count_finished_runs(results_path: str, names: Sequence[str], metrics=None, s
     """
     if not os.path.exists(results_path):
         return 0
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     last = {}
     for record in ResultsFile(results_path).records():
@@ -381,7 +381,7 @@ def _progress_callbacks(exp: Experiment, args, scale: Scale, names: Sequence[str
     ``shard``: the ETA counts only that shard's runs (the grid's positions p ≡ I mod N).
     """
     import dropnet_tf
-    from dropnet_tf.core.progress import TensorBoardLogger
+    from dropnet_tf.harness.progress import TensorBoardLogger
     from dropnet_tf.dropnet.progress import GridETA, grid_runs
 
     callbacks = []
@@ -443,7 +443,7 @@ def main(exp: Experiment, argv=None) -> dict:
     _run(setup)
     if setup.plan.finish():  # a shard holds part of the grid: the figures come with --merge
         return {"shard": str(setup.plan.shard), "results": setup.grid_path}
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     store = ResultsFile(setup.results_path)
     records = [
@@ -492,7 +492,7 @@ def _set_up(exp: Experiment, args, scale: Scale, strategy) -> _Setup:
     and the model builder of the grid."""
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import augmentation_transform, table_c1_augmentation
-    from dropnet_tf.dropnet.iterative import TrainingConfig
+    from dropnet_tf.engines.training import TrainingConfig
 
     caps = {} if scale.max_train is None else dict(max_train=scale.max_train, max_val=scale.max_val, max_test=scale.max_test)
     data = load_data(args.dataset, args.data_dir, **caps, seed=0)
@@ -522,7 +522,7 @@ def _set_up(exp: Experiment, args, scale: Scale, strategy) -> _Setup:
 
 def _start(setup: _Setup) -> int:
     """Prints what runs and starts the progress line; returns the records held before this call."""
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     exp, args, scale, data, grid_path = setup.exp, setup.args, setup.scale, setup.data, setup.grid_path
     print(
@@ -555,7 +555,7 @@ def _run(setup: _Setup) -> None:
     from dropnet_tf.dropnet.state import ResumeRefusedError
 
     # A call that trains nothing (a merge, a redraw) is no sitting of the grid's wall time.
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     def count() -> int:
         return len(ResultsFile(setup.grid_path).records()) if os.path.exists(setup.grid_path) else 0

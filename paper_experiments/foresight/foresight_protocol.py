@@ -110,7 +110,7 @@ SNIP_PROTOCOLS = ("paper", "code", "public")
 #:
 #: * ``weight_decay_mode``: ``model.py`` adds ``0.00025 * Σ w²`` over ``w_final`` (every
 #:   weight *and bias*, masked) to the loss, so 5e-4·w passes through the momentum
-#:   (:data:`dropnet_tf.core.training.WEIGHT_DECAY_MODES`).
+#:   (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`).
 #: * ``inputs``: ``mnist.py`` divides by 255, then subtracts the mean and divides by the
 #:   standard deviation of all 60k training images (two scalars, before its 10 %
 #:   validation split); here "scaled" is /255 only.
@@ -483,19 +483,19 @@ def epoch_lines(args, experiment: str) -> list:
     """Keras callbacks of ``--verbose 2``: a line per epoch of each run's training (loss, top-1, seconds)."""
     if getattr(args, "verbose", 1) < 2:
         return []
-    from dropnet_tf.core.progress import EpochLine
+    from dropnet_tf.harness.progress import EpochLine
 
     return [EpochLine(f"{experiment} epoch", keys=("loss", "top1"))]
 
 
 def grid_eta(args, plan, cells):
-    """The ETA of a script's whole grid (issue 16): a :class:`dropnet_tf.core.eta.RunsETA` over
+    """The ETA of a script's whole grid (issue 16): a :class:`dropnet_tf.harness.eta.RunsETA` over
     ``cells`` (:func:`dropnet_tf.foresight.experiment.grid_cells` of every
     ``run_foresight_grid`` call on the results file, in order), this shard's only; False
     with ``--verbose 0`` or when nothing runs (``--merge``)."""
     if getattr(args, "verbose", 1) < 1 or (plan.order is not None and not plan.order.run):
         return False
-    from dropnet_tf.core.eta import RunsETA
+    from dropnet_tf.harness.eta import RunsETA
 
     return RunsETA([cell for position, cell in enumerate(cells) if plan.shard is None or plan.shard.owns(position)],
                    plan.results)
@@ -511,7 +511,7 @@ def count_records(results_path: str, seeds=None, methods=None, ratios=None, **ke
     seeds, methods and compression ratios when given (the reference counts at any r)."""
     if not os.path.exists(results_path):
         return 0
-    from dropnet_tf.core.results import ResultsFile
+    from dropnet_tf.harness.results import ResultsFile
 
     def wanted(record):
         return ((seeds is None or record.get("seed") in seeds)
@@ -630,7 +630,7 @@ def tfmot_runner(args, data, model_kwargs, protocol, name):
     the grid's (standardised with ``--inputs standardised``); its network is TFMOT's own
     build of the model (Glorot, biases not pruned), whatever ``--weights-init`` and
     ``--biases`` say: those options are about how SNIP's code prunes at initialisation."""
-    from dropnet_tf.foresight.tfmot.baseline import run_in_tf_keras, save_data_npz
+    from dropnet_tf.foresight.tfmot.child import run_in_tf_keras, save_data_npz
 
     npz = os.path.join(args.out, f"{name}_data.npz")
 

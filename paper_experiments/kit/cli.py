@@ -45,7 +45,7 @@ VERBOSITY = (0, 1, 2)
 def shard_argument(text: str) -> tuple[int, int]:
     """``--shard I/N`` as ``(I, N)``: 0 <= I < N, I counting from 0 (see kit.sharding).
 
-    Checked here, before TensorFlow loads, with the bounds of dropnet_tf.core.shards.Shard
+    Checked here, before TensorFlow loads, with the bounds of dropnet_tf.harness.shards.Shard
     (tests/test_shards.py checks that both refuse the same values).
     """
     parts = text.strip().split("/")

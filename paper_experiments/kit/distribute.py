@@ -20,7 +20,7 @@ def strategy_of(args):
     """The strategy ``args.strategy`` names (None without the option), made once per process.
 
     Every script trains under either strategy: DropNet, foresight and LayerPrune all train
-    with :class:`dropnet_tf.core.distributed_training.DistributedTrainer` under a strategy
+    with :class:`dropnet_tf.engines.distributed_training.DistributedTrainer` under a strategy
     (not Keras 3's ``Model.fit``, which fails under ``MultiWorkerMirroredStrategy``).
     """
     name = getattr(args, "strategy", None)

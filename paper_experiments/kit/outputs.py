@@ -1,6 +1,6 @@
 """The one writer of the scripts' outputs: provenance text, figures, tables, summaries.
 
-Every file is written atomically (:mod:`dropnet_tf.results`), so an interrupted script never
+Every file is written atomically (:mod:`dropnet_tf.harness.results`), so an interrupted script never
 leaves half a PNG or table behind.  dropnet_tf is imported inside the functions.
 """
 
@@ -91,7 +91,7 @@ def write_json(path: str, summary: dict) -> str:
 
 def write_csv(path: str, rows) -> str:
     """Rows (dicts) as CSV, written atomically; returns the path."""
-    from dropnet_tf.core.results import write_csv as _write_csv
+    from dropnet_tf.harness.results import write_csv as _write_csv
 
     return _write_csv(path, rows)
 

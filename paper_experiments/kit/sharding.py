@@ -1,8 +1,8 @@
 """``--shard I/N`` and ``--merge`` for every paper script: which file a grid writes, the merge first.
 
-A script's grid runs through :class:`dropnet_tf.core.grid.RunGrid`; :func:`plan` decides,
+A script's grid runs through :class:`dropnet_tf.harness.grid.RunGrid`; :func:`plan` decides,
 from the command line, what the grid does in this process (issue 16,
-:mod:`dropnet_tf.core.shards` has the file names and the rules):
+:mod:`dropnet_tf.harness.shards` has the file names and the rules):
 
 * neither option: every cell, into the unsharded results file, then the figures (as before);
 * ``--shard I/N``: the cells at positions p ≡ I (mod N) into ``<results>.shard-I-of-N.jsonl``
@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from dropnet_tf.core.shards import (
+from dropnet_tf.harness.shards import (
     CellOrder, MergeReport, Shard, any_record, describe_difference, merge_shards, read_manifest, write_manifest,
 )
 
@@ -74,7 +74,7 @@ def plan(args, results: str, settings: dict | None = None, *, check=None, finish
     """The :class:`Plan` of ``args.shard`` / ``args.merge`` for the unsharded path ``results``.
 
     ``check``: a method's own comparison of two shards for the merge (see
-    :func:`dropnet_tf.core.shards.merge_shards`).  A bad merge or a shard file holding runs
+    :func:`dropnet_tf.harness.shards.merge_shards`).  A bad merge or a shard file holding runs
     of other settings ends the command with a :class:`UserError` naming the files.
     ``finished``: ``a cell's records -> bool``, whether the cell is done (the merge counts
     a shard finished only when each of its cells is).  After a merge the start-up line

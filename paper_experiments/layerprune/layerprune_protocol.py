@@ -325,7 +325,7 @@ def filter_prune(base, criterion: str, *, fraction: float, schedule: str, data, 
     x, y = scoring_data(data, scale, seed)
     between = None
     if schedule == "iterative" and between_batches > 0:
-        from dropnet_tf.core.training import Trainer
+        from dropnet_tf.engines.training import Trainer
 
         config = dataclasses.replace(finetune_protocol(scale).to_training_config(), max_epochs=1)
         trainer = Trainer(masked, config, (data.x_train, data.y_train), engine="keras", metrics=[])
@@ -431,21 +431,21 @@ class _KeysOnly:
 class Runner:
     """Runs named arms once each, appending one JSON record per arm (resumable).
 
-    A thin face of :class:`dropnet_tf.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
+    A thin face of :class:`dropnet_tf.harness.grid.RunGrid` over ``<out>/<name>_<tag>.jsonl``: the
     record is the arm's key, its results and ``seconds``.  With ``--shard I/N`` it runs one
     shard's arms into that shard's file, after ``--merge`` none (:mod:`paper_experiments.kit.sharding`);
     :meth:`finish` is then True and the script draws nothing.
 
     Progress (issue 16): after :meth:`expect`, each arm's line ends with the grid's
-    ``run i of n (r resumed), ETA ~ h:mm for the grid`` (:class:`dropnet_tf.core.eta.RunsETA`);
+    ``run i of n (r resumed), ETA ~ h:mm for the grid`` (:class:`dropnet_tf.harness.eta.RunsETA`);
     :meth:`callbacks` are the Keras callbacks of a training inside an arm (``--verbose 2``:
     a line per epoch; ``--tensorboard DIR``: its epoch scalars), and with ``--tensorboard``
     each finished arm's numbers are written as ``arm/<field>`` scalars in its folder.
     """
 
     def __init__(self, args, name: str):
-        from dropnet_tf.core.grid import RunGrid
-        from dropnet_tf.core.progress import RunScalars
+        from dropnet_tf.harness.grid import RunGrid
+        from dropnet_tf.harness.progress import RunScalars
         from paper_experiments.kit import sharding
 
         os.makedirs(args.out, exist_ok=True)
@@ -467,7 +467,7 @@ class Runner:
         """The grid's arms in order, for the ETA (this shard's only): a list of keys, or the
         script's own loop ``arms(runner)``, run once as a dry pass with a runner that runs no arm
         (so the order is the one that runs)."""
-        from dropnet_tf.core.eta import RunsETA
+        from dropnet_tf.harness.eta import RunsETA
 
         if self.verbose < 1 or (self.plan.order is not None and not self.plan.order.run):
             return
@@ -503,12 +503,12 @@ class Runner:
     def callbacks(self, part: str | None = None, folder: str | None = None) -> list:
         """Keras callbacks of one training inside the arm running now (or of ``folder``, e.g. the
         baseline's ``baseline_training_seed0``); ``part`` names one of several trainings of an arm."""
-        from dropnet_tf.core.progress import safe_folder
+        from dropnet_tf.harness.progress import safe_folder
 
         where = folder or (arm_folder(self.current) if self.current is not None else "training")
         found = []
         if self.verbose >= 2:
-            from dropnet_tf.core.progress import EpochLine
+            from dropnet_tf.harness.progress import EpochLine
 
             found.append(EpochLine(f"{where} {part}" if part else where, keys=("loss", "top1")))
         if self.board is not None:

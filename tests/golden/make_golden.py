@@ -41,10 +41,10 @@ def _masks(masks: dict) -> dict:
 def record() -> dict:
     import dropnet_tf
     from dropnet_tf import TrainingConfig, add_masks, compact, get_masks, iterative_prune, load_dataset
-    from dropnet_tf._keras import keras
+    from dropnet_tf.core.backend import keras
     from dropnet_tf.foresight import add_weight_masks, get_weight_masks, prune_at_init
-    from dropnet_tf.foresight.models import lenet_300_100
-    from dropnet_tf.iterative import run_masks
+    from dropnet_tf.models.foresight import lenet_300_100
+    from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.layerprune import prune_filters
     from dropnet_tf.models import model_a, model_b
 

@@ -1,6 +1,6 @@
 """Weight-level scorers, one module per method; lower scores are pruned first.
 
-``SCORERS`` maps a scorer name to its class; ``METHODS`` names the methods the thesis
+``WEIGHT_SCORERS`` maps a scorer name to its class; ``METHODS`` names the methods the thesis
 compares as (scorer, scope) pairs, e.g. ``"layer_magnitude"`` (LayerMag) or ``"snip"``.
 """
 
@@ -19,7 +19,7 @@ from dropnet_tf.foresight.scorers.random import RandomScorer
 from dropnet_tf.foresight.scorers.snip import SNIPScorer
 from dropnet_tf.foresight.scorers.synflow import SynFlowScorer
 
-SCORERS: dict[str, type] = {
+WEIGHT_SCORERS: dict[str, type] = {
     cls.name: cls
     for cls in (RandomScorer, MagnitudeScorer, GradientScorer, ActivationScorer, LAPScorer, LAMPScorer,
                 SNIPScorer, OBDScorer, GraSPScorer, SynFlowScorer)
@@ -60,4 +60,4 @@ THESIS_LABELS = {
     "obd": "OBD",
 }
 
-__all__ = ["WeightScorer", "SCORERS", "METHODS", "THESIS_LABELS"] + [cls.__name__ for cls in SCORERS.values()]
+__all__ = ["WeightScorer", "WEIGHT_SCORERS", "METHODS", "THESIS_LABELS"] + [cls.__name__ for cls in WEIGHT_SCORERS.values()]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.foresight.objective import as_batch, preserved_state
+from dropnet_tf.core.objective import as_batch, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
 
 NORMALIZATIONS = ("max", "l2", None)

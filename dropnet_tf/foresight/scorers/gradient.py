@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from dropnet_tf.core.backend import tf
-from dropnet_tf.foresight.objective import as_batch, cross_entropy, preserved_state
+from dropnet_tf.core.objective import as_batch, cross_entropy, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
 
 

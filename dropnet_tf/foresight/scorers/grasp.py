@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from dropnet_tf.core.backend import tf
-from dropnet_tf.foresight.objective import as_batch, preserved_state
+from dropnet_tf.core.objective import as_batch, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
 from dropnet_tf.core.caching import PerModelCache, tf_variables
 from dropnet_tf.foresight.scorers.obd import second_order_cross_entropy

@@ -28,7 +28,7 @@ import numpy as np
 
 from dropnet_tf.core.backend import tf
 from dropnet_tf.core.caching import PerModelCache, tf_variables
-from dropnet_tf.foresight.objective import as_batch, logits, preserved_state
+from dropnet_tf.core.objective import as_batch, logits, preserved_state
 from dropnet_tf.foresight.scorers.base import WeightScorer
 from dropnet_tf.core.selection import as_generator
 
@@ -39,7 +39,7 @@ _ROW_BUDGET = 1 << 26
 def second_order_cross_entropy(model, x, y, temperature: float = 1.0, training: bool = True, from_logits=None):
     """Mean cross-entropy of integer labels at logits / ``temperature``, twice differentiable.
 
-    Same value as :func:`dropnet_tf.foresight.objective.cross_entropy`, but written as
+    Same value as :func:`dropnet_tf.core.objective.cross_entropy`, but written as
     ``−log_softmax`` gathered at the label and kept in float64 when the model computes in
     float64: finite-difference checks of second derivatives need that precision, which a
     cast to float32 would throw away.

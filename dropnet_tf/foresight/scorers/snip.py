@@ -25,7 +25,7 @@ import numbers
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.foresight.objective import as_batch
+from dropnet_tf.core.objective import as_batch
 from dropnet_tf.foresight.scorers.base import WeightScorer
 from dropnet_tf.foresight.scorers.gradient import loss_gradients
 from dropnet_tf.core.selection import as_generator

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 
 from dropnet_tf.core.backend import keras, tf
-from dropnet_tf.foresight.objective import outputs_are_probabilities
+from dropnet_tf.core.objective import outputs_are_probabilities
 from dropnet_tf.foresight.scorers.base import WeightScorer
 from dropnet_tf.core.caching import PerModelCache, tf_variables
 

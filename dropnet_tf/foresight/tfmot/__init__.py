@@ -6,8 +6,7 @@
 * :mod:`.child`: :func:`run_in_tf_keras`, which runs the pruning in a tf-keras child process
   from a Keras-3 program, the NPZ data exchange and the child's command line;
 * :mod:`.baseline`: the child's entry point (``TF_USE_LEGACY_KERAS=1 python -m
-  dropnet_tf.foresight.tfmot.baseline``) and the former single-file module, re-exporting all
-  of the above; the former path ``dropnet_tf.foresight.tfmot_baseline`` is an alias of it.
+  dropnet_tf.foresight.tfmot.baseline``), re-exporting all of the above.
 
 Importing this package does not import TFMOT (only :func:`gradual_magnitude_pruning` does),
 nor the ``baseline`` module, so that ``python -m`` can run the latter as ``__main__``.

@@ -1,24 +1,16 @@
-"""Entry point of the tf-keras child process, and the module's former single-file home.
+"""Entry point of the tf-keras child process of the TFMOT baseline.
 
-``TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot.baseline --help`` (or through
-the former path ``dropnet_tf.foresight.tfmot_baseline``, an alias of this module) runs
-:func:`dropnet_tf.foresight.tfmot.child.main`; :func:`run_in_tf_keras` starts its child
-process with this command.  Every name the module used to define is re-exported here, so
-``from dropnet_tf.foresight.tfmot.baseline import run_in_tf_keras`` keeps working.  The code
-lives in
-
-* :mod:`~dropnet_tf.foresight.tfmot.schedule`: the PolynomialDecay steps;
-* :mod:`~dropnet_tf.foresight.tfmot.pruning`: the optimizer spec and the pruning run;
-* :mod:`~dropnet_tf.foresight.tfmot.child`: data and result exchange with the child process
-  and its command line.
+``TF_USE_LEGACY_KERAS=1 python -m dropnet_tf.foresight.tfmot.baseline --help`` runs
+:func:`dropnet_tf.foresight.tfmot.child.main`; :func:`~dropnet_tf.foresight.tfmot.child.run_in_tf_keras`
+starts its child process with this command.  The code lives in the package's other modules
+(:mod:`~dropnet_tf.foresight.tfmot.schedule`, :mod:`~dropnet_tf.foresight.tfmot.pruning`,
+:mod:`~dropnet_tf.foresight.tfmot.child`), and its names are imported from
+:mod:`dropnet_tf.foresight.tfmot`.
 """
 
 from __future__ import annotations
 
-# The package re-exports every public name once; this module hands the same names on.
-from dropnet_tf.foresight.tfmot import *  # noqa: F401,F403
-from dropnet_tf.foresight.tfmot import OPTIMIZER_SPEC_KEYS, __all__, build_parser, main  # noqa: F401
-
+from dropnet_tf.foresight.tfmot.child import main
 
 if __name__ == "__main__":
     main()

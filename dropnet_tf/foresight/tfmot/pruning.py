@@ -48,8 +48,8 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.core.training import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
-from dropnet_tf.core.training import make_optimizer as build_optimizer
+from dropnet_tf.engines.training import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
+from dropnet_tf.engines.training import make_optimizer as build_optimizer
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
     _check_fraction,
@@ -81,7 +81,7 @@ _LEGACY_ERROR = (
     "support Keras 3, but this process imported Keras {version}. Set TF_USE_LEGACY_KERAS=1 in "
     "the environment before Python starts (e.g. `TF_USE_LEGACY_KERAS=1 python -m "
     "dropnet_tf.foresight.tfmot.baseline ...`), or call "
-    "dropnet_tf.foresight.tfmot.baseline.run_in_tf_keras(...), which runs it in a tf-keras "
+    "dropnet_tf.foresight.tfmot.run_in_tf_keras(...), which runs it in a tf-keras "
     "child process from a Keras-3 program."
 )
 
@@ -131,7 +131,7 @@ def _check_optimizer(obj):
         module = type(obj).__module__
         hint = (
             " It looks like a Keras 3 optimizer; TFMOT trains with tf-keras, so build it from "
-            "`dropnet_tf._keras.keras` inside the tf-keras process (pass a factory or a spec)."
+            "`dropnet_tf.core.backend.keras` inside the tf-keras process (pass a factory or a spec)."
             if module.startswith("keras") else ""
         )
         raise TypeError(f"Expected a tf-keras optimizer, got {module}.{type(obj).__name__}.{hint}")

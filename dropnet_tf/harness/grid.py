@@ -3,7 +3,7 @@
 Every experiment of the library is a grid of cells (DropNet: metric × seed × init;
 foresight: method × compression × seed; LayerPrune: named arms), each identified by a
 *key*, a dict of JSON-able values stored in its record.  :class:`RunGrid` runs a cell only
-when the results file (a :class:`~dropnet_tf.results.ResultsFile`, JSON lines rewritten
+when the results file (a :class:`~dropnet_tf.harness.results.ResultsFile`, JSON lines rewritten
 atomically) holds no record with that key, and appends the cell's record atomically as
 soon as it finishes.  So an interrupted grid resumes where it stopped, a finished cell is
 never redone or lost, and an exception in one cell keeps every earlier cell's record::
@@ -16,9 +16,9 @@ A cell whose run returns ``None`` has stored its own records (DropNet appends on
 cycle as it goes); ``skip=`` replaces "any record with this key" by another test of the
 stored records (DropNet: "finished, and made with the same settings").
 
-``order=`` (a :class:`~dropnet_tf.core.shards.CellOrder`) numbers the cells in the order
+``order=`` (a :class:`~dropnet_tf.harness.shards.CellOrder`) numbers the cells in the order
 they are visited and runs only those it allows: one shard of a grid spread over machines
-(issue 16, :mod:`dropnet_tf.core.shards`), or none after a merge.  A cell it does not allow
+(issue 16, :mod:`dropnet_tf.harness.shards`), or none after a merge.  A cell it does not allow
 is never run; :meth:`RunGrid.cell` returns its stored record, if any.
 """
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.harness.results import ResultsFile
 
 #: What :meth:`RunGrid.run` does when a cell raises: stop there, or go on with the next one.
 ERRORS = ("raise", "continue")
@@ -37,9 +37,9 @@ class RunGrid:
     """Cells of an experiment over one results file (see the module docstring).
 
     Args:
-        results: a path or a :class:`~dropnet_tf.results.ResultsFile`.
+        results: a path or a :class:`~dropnet_tf.harness.results.ResultsFile`.
         log: optional ``record -> None`` called after each record a cell appends.
-        order: a :class:`~dropnet_tf.core.shards.CellOrder`: which cells this process runs
+        order: a :class:`~dropnet_tf.harness.shards.CellOrder`: which cells this process runs
             (default: all).
     """
 

@@ -1,13 +1,13 @@
 """Cluster grids: one shard of a run grid per process, and the merge of the shards' files (issue 16).
 
-A grid (:class:`~dropnet_tf.core.grid.RunGrid`) is spread over machines by running it N
+A grid (:class:`~dropnet_tf.harness.grid.RunGrid`) is spread over machines by running it N
 times, each process taking a *shard*: shard I of N runs the cells whose position p in the
 grid has ``p mod N == I``.  A SLURM array job (or any scheduler's array) then runs a whole
 grid with ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`` and ``--array=0-(N-1)``.
 
 Grid order
     The position of a cell is the order in which the code visits it
-    (:class:`CellOrder` counts every :meth:`RunGrid.cell <dropnet_tf.core.grid.RunGrid.cell>`
+    (:class:`CellOrder` counts every :meth:`RunGrid.cell <dropnet_tf.harness.grid.RunGrid.cell>`
     call, done or not, run or skipped), so it is the same in every process that runs the
     same grid with the same settings, whatever is already recorded.  I counts from 0:
     ``0 <= I < N``.
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from dropnet_tf.core.io import PathLike, atomic_write_bytes, atomic_write_text, to_jsonable
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.harness.results import ResultsFile
 
 __all__ = [
     "CellOrder",
@@ -141,7 +141,7 @@ def shard_manifest_path(results: PathLike, index: int, count: int) -> str:
 class CellOrder:
     """The grid order, and which cells this process runs (see the module docstring).
 
-    :meth:`take` is called by :class:`~dropnet_tf.core.grid.RunGrid` for every cell it
+    :meth:`take` is called by :class:`~dropnet_tf.harness.grid.RunGrid` for every cell it
     visits; share one ``CellOrder`` among the grids of one results file (a script that
     calls ``run_experiment`` once per p) so that their cells are numbered as one grid.
 

@@ -6,7 +6,7 @@ that work:
 
 * a **Keras callback** sees the epochs of one training call: :class:`EpochLine` prints
   one line per epoch from the ``on_epoch_end`` logs both engines of
-  :mod:`dropnet_tf.core.training` pass (``loss``, ``val_loss``, ``val_accuracy``);
+  :mod:`dropnet_tf.engines.training` pass (``loss``, ``val_loss``, ``val_accuracy``);
 * a :class:`CycleCallback` sees the runs and their cycles: when a run begins (its key,
   its first cycle, the epochs it has already trained), the Keras callbacks of each
   cycle's training, and each cycle's record.  :class:`TensorBoardLogger` is one: it
@@ -137,7 +137,7 @@ def split_callbacks(callbacks, what: str = "callbacks") -> tuple[list, list]:
             found_keras.append(item)
         else:
             raise TypeError(
-                f"{what} may hold keras.callbacks.Callback and dropnet_tf.core.progress.CycleCallback "
+                f"{what} may hold keras.callbacks.Callback and dropnet_tf.harness.progress.CycleCallback "
                 f"instances, got {item!r} ({type(item).__name__})."
             )
     return found_keras, found_cycle
@@ -306,7 +306,7 @@ class RunScalars:
     of one training, writing ``<log_dir>/<folder>/train`` and ``validation`` in Keras'
     layout (:class:`EpochScalars`: ``epoch_loss``, ``epoch_<metric>``, step = epoch) and
     closing them when the training ends.  They only read the epoch logs, so they work
-    under both engines of :mod:`dropnet_tf.core.training`, ``DistributedTrainer`` included.
+    under both engines of :mod:`dropnet_tf.engines.training`, ``DistributedTrainer`` included.
     :meth:`scalars` writes a run's summary (``tf.summary.scalar``) into
     ``<log_dir>/<folder>`` at any step (foresight: step = r, so TensorBoard draws accuracy
     against the compression ratio).  Call :meth:`close` when the grid is done.

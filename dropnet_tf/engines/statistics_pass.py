@@ -12,7 +12,7 @@ the batches of (x, y) and adds up the per-sample losses, the correct top-1 predi
 for every mask layer, the sums of :func:`dropnet_tf.core.statistics.unit_sums` (Σ|a|, zero
 counts, values per unit).  Sums and counts, not means of batch means, so the result is the
 same as :class:`dropnet_tf.core.statistics.StatisticsCollector` and
-:meth:`dropnet_tf.core.training.GraphTrainer.evaluate` give separately, to float round-off.
+:meth:`dropnet_tf.engines.training.GraphTrainer.evaluate` give separately, to float round-off.
 
 The function is traced once per dtype and per-sample shape, with the number of samples left
 open, and reused by every call: weights and masks are variables, read when it runs.
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.core.masking import require_mask_layers
-from dropnet_tf.core.statistics import UnitStatistics, _by_mask, statistics_from_sums, unit_sums
-from dropnet_tf.core.training import loss_and_correct, per_sample_loss, traced_for
+from dropnet_tf.core.statistics import UnitStatistics, sums_by_mask, statistics_from_sums, unit_sums
+from dropnet_tf.engines.loop import loss_and_correct, per_sample_loss, traced_for
 from dropnet_tf.core.validation import check_int
 
 
@@ -49,7 +49,7 @@ class StatisticsPass:
                 f"StatisticsPass needs a model with one output (its predictions), got {len(outputs)} outputs."
             )
         if units is None:
-            from dropnet_tf.compaction.groups import mask_outputs  # the calls of a shared (group) mask
+            from dropnet_tf.core.layers import mask_outputs  # the calls of a shared (group) mask
 
             units = {layer.name: mask_outputs(layer, model) for layer in require_mask_layers(model)}
         elif not units:
@@ -109,9 +109,9 @@ class StatisticsPass:
         loss_sum, correct, abs_sums, zero_counts, value_counts = run(x, y, tf.constant(int(batch_size), tf.int32))
         scores = {"loss": float(loss_sum) / count, "accuracy": float(correct) / count}
         statistics = statistics_from_sums(
-            self.layer_names, _by_mask([s.numpy() for s in abs_sums], self._segments),
-            _by_mask([s.numpy() for s in zero_counts], self._segments),
-            _by_mask([float(s) for s in value_counts], self._segments), count,
+            self.layer_names, sums_by_mask([s.numpy() for s in abs_sums], self._segments),
+            sums_by_mask([s.numpy() for s in zero_counts], self._segments),
+            sums_by_mask([float(s) for s in value_counts], self._segments), count,
         )
         return scores, statistics
 

@@ -3,7 +3,7 @@
 Every part of the library trains through here: DropNet's cycles (``engine="graph"``), the
 foresight grid, the LayerPrune scripts and the TFMOT baseline (``engine="keras"``, i.e.
 ``Model.fit``); under a ``tf.distribute`` strategy (``Trainer(strategy=...)``) engine "graph"
-is :mod:`dropnet_tf.core.distributed_training` (what every method trains with under a
+is :mod:`dropnet_tf.engines.distributed_training` (what every method trains with under a
 strategy) and engine "keras" Keras' distributed ``fit``.  One
 :class:`TrainingConfig` describes a training run for both engines, and
 :func:`make_optimizer` is the one place an optimizer is built from a config or from the
@@ -37,14 +37,8 @@ import numpy as np
 from dropnet_tf.core.backend import KERAS_MAJOR, keras, register_serializable, tf
 from dropnet_tf.core.distribute import check_strategy, require_built_in_scope
 from dropnet_tf.core.validation import check_int
-
-
-def per_sample_loss(loss) -> Callable:
-    """A callable (y_true, y_pred) -> per-sample losses, from a Keras loss name/function/object."""
-    if isinstance(loss, keras.losses.Loss):
-        return loss.call
-    function = keras.losses.get(loss)
-    return function.call if isinstance(function, keras.losses.Loss) else function
+from dropnet_tf.engines.distributed_training import DistributedTrainer
+from dropnet_tf.engines.loop import fit_epochs, loss_and_correct, per_sample_loss, traced_for
 
 
 def _xla_pays_off(model) -> bool:
@@ -235,83 +229,6 @@ class GraphTrainer:
 
         return fit_epochs(self.model, callbacks, epochs, blocks, self.evaluate, validation_data, eval_batch_size,
                           max_steps)
-
-
-def fit_epochs(model, callbacks, epochs: int, blocks, evaluate, validation_data=None, eval_batch_size: int = 1024,
-               max_steps: int | None = None) -> dict[str, list]:
-    """The epoch loop of the graph trainers (:class:`GraphTrainer`, and
-    :class:`~dropnet_tf.core.distributed_training.DistributedTrainer` under a strategy).
-
-    ``blocks(epoch)`` yields one callable per block of training steps: ``run(limit)`` trains
-    the block, cut to at most ``limit`` steps when ``limit`` is not None, and returns (summed
-    loss, steps).  Keras callbacks get batch hooks once per block (as ``fit`` with
-    ``steps_per_execution``) and epoch hooks with ``loss`` and, given ``validation_data``,
-    ``val_loss`` and ``val_accuracy`` from ``evaluate(x, y, batch_size)``: the keys Keras' own
-    callbacks monitor.  ``max_steps`` stops after that many steps in all.
-    """
-    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
-    history: dict[str, list] = {"loss": []}
-    if validation_data is not None:
-        x_val, y_val = validation_data
-        history.update({"val_loss": [], "val_accuracy": []})
-    model.stop_training = False
-    callback_list.on_train_begin()
-    steps_left = None if max_steps is None else int(max_steps)
-    for epoch in range(int(epochs)):
-        callback_list.on_epoch_begin(epoch)
-        loss_sum, steps = 0.0, 0
-        for block_index, run_block in enumerate(blocks(epoch)):
-            if steps_left is not None and steps_left <= 0:
-                break
-            callback_list.on_train_batch_begin(block_index)
-            block_loss, block_steps = run_block(steps_left)
-            block_loss, block_steps = float(block_loss), int(block_steps)
-            loss_sum += block_loss
-            steps += block_steps
-            if steps_left is not None:
-                steps_left -= block_steps
-            callback_list.on_train_batch_end(block_index, {"loss": block_loss / block_steps})
-            if model.stop_training:
-                break
-        logs = {"loss": loss_sum / max(steps, 1)}
-        if validation_data is not None:
-            validation = evaluate(x_val, y_val, eval_batch_size)
-            logs.update({"val_loss": validation["loss"], "val_accuracy": validation["accuracy"]})
-        for key, value in logs.items():
-            history[key].append(value)
-        callback_list.on_epoch_end(epoch, logs)
-        if model.stop_training or (steps_left is not None and steps_left <= 0):
-            break
-    callback_list.on_train_end()
-    return history
-
-
-def traced_for(cache: dict, python_function, x, y):
-    """``python_function(x, y, batch_size)`` traced once per dtype and per-sample shape of
-    (x, y), with the sample count left open, kept in ``cache``: every split of one model
-    (validation during ``fit``, then validation, test and training) shares one trace."""
-    key = (x.dtype, tuple(x.shape[1:]), y.dtype, tuple(y.shape[1:]))
-    function = cache.get(key)
-    if function is None:
-        signature = [tf.TensorSpec((None, *key[1]), key[0]), tf.TensorSpec((None, *key[3]), key[2]),
-                     tf.TensorSpec((), tf.int32)]
-        function = cache[key] = tf.function(python_function, input_signature=signature)
-    return function
-
-
-def loss_and_correct(loss, y_batch, predictions):
-    """(Σ per-sample loss, number of correct top-1 predictions) of one batch, both float64.
-
-    ``loss`` is a per-sample loss (:func:`per_sample_loss`); ``y_batch`` holds integer labels
-    or one-hot targets.  Sums, so that the batches of a pass add up to exact means.
-    """
-    losses = tf.cast(loss(y_batch, predictions), tf.float64)
-    if len(y_batch.shape) == len(predictions.shape) and predictions.shape[-1] not in (None, 1):
-        labels = tf.argmax(y_batch, axis=-1)  # one-hot targets
-    else:
-        labels = tf.cast(tf.reshape(y_batch, [-1]), tf.int64)
-    correct = tf.equal(tf.argmax(predictions, axis=-1), labels)
-    return tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float64))
 
 
 def optimizer_variables(optimizer) -> list:
@@ -770,7 +687,7 @@ class Trainer:
         metrics: compiled metrics (engine "keras": what ``history`` and :meth:`evaluate` report).
         strategy: a ``tf.distribute.Strategy`` to train and evaluate under (the model must
             have been built in its scope), or None (default: one device).  Engine "graph"
-            then runs :class:`dropnet_tf.core.distributed_training.DistributedTrainer` (the
+            then runs :class:`dropnet_tf.engines.distributed_training.DistributedTrainer` (the
             same loop over replicas and workers), engine "keras" Keras' distribution-aware
             ``Model.fit`` (Keras 3's fails under ``MultiWorkerMirroredStrategy``, so that
             combination is refused); the optimizer is built in the strategy's scope here.
@@ -815,9 +732,7 @@ class Trainer:
 
     def _init_distributed(self, optimizer, metrics) -> None:
         """Compile and build the optimizer in ``self.strategy``'s scope; engine "graph" gets a
-        :class:`~dropnet_tf.core.distributed_training.DistributedTrainer`."""
-        from dropnet_tf.core.distributed_training import DistributedTrainer  # it imports this module
-
+        :class:`~dropnet_tf.engines.distributed_training.DistributedTrainer`."""
         cfg = self.config
         if cfg.train_transform is not None:
             raise ValueError(
@@ -946,6 +861,6 @@ def evaluate(model, data, config=None, engine: str = "keras", batch_size: int | 
 
 __all__ = [
     "CoupledAdam", "CoupledSGD", "WEIGHT_DECAY_MODES", "weight_decay_of", "ENGINES", "MONITORS", "OPTIMIZER_FIELDS", "OPTIMIZER_NAMES", "GraphTrainer", "Trainer", "TrainingConfig",
-    "check_config", "evaluate", "fit", "is_optimizer", "loss_and_correct", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
-    "per_sample_loss", "training_config",
+    "check_config", "evaluate", "fit", "is_optimizer", "make_optimizer", "optimizer_config", "optimizer_spec_fields", "optimizer_variables",
+    "training_config",
 ]

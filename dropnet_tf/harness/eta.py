@@ -1,6 +1,6 @@
 """How long a grid has left: one estimator and one progress line for every family (issue 16).
 
-Every paper script runs a grid of cells into a results file (:mod:`dropnet_tf.core.grid`):
+Every paper script runs a grid of cells into a results file (:mod:`dropnet_tf.harness.grid`):
 DropNet's runs of many cycles, foresight's (method, r, seed) runs and LayerPrune's arms of
 one training each.  Issue 16 asks for an ETA of the whole grid on each progress line,
 estimated from the work finished *in this process*: cells resumed from the results file
@@ -24,7 +24,7 @@ import numbers
 import time
 from typing import Callable, Mapping, Sequence
 
-from dropnet_tf.core.results import ResultsFile
+from dropnet_tf.harness.results import ResultsFile
 
 
 def format_duration(seconds: float) -> str:
