@@ -208,6 +208,15 @@ CLAIMS = [
     Claim("docs/foresight.md", "unpruned {} %, GraSP at r = 64 {} %, OBD at r = 64 {} % top-1 under both rules",
           (top1(THESIS_TIES, method="reference"), top1(THESIS_TIES, method="grasp", compression=64),
            top1(THESIS_TIES, method="obd", compression=64))),
+    # docs/foresight.md, SNIP Table 1: the public-code preset and each of its differences alone (seed 0)
+    *[Claim("docs/foresight.md", f"| {label} | {{}} | {{}} |",
+            tuple(error(FORESIGHT / f"04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_{arm}.csv",
+                        method="snip", compression=r) for r in (20, 50)))
+      for label, arm in (("`--weight-decay-mode coupled`", "wdcoupled"), ("`--inputs standardised`", "std"),
+                         ("`--weights-init tf1_variance_scaling`", "tf1vs"), ("`--train-draw fresh`", "fresh"),
+                         ("all together (`public`)", "snippublic"))],
+    Claim("docs/foresight.md", "| Section 5 as written | {} | {} |",
+          tuple(error(LENET300, method="snip", compression=r, seed=0) for r in (20, 50))),
     # docs/foresight.md, SNIP Table 1
     Claim("docs/foresight.md", "Seeds 0-2 give {} ± {} % at 95 % and {} ± {} % at 98 %",
           (error(LENET300, method="snip", compression=20), error_std(LENET300, method="snip", compression=20),
