@@ -25,7 +25,7 @@ from _report import machine, report
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.compaction import compact
-from dropnet_tf.core.masking import add_masks, mask_layers, set_masks
+from dropnet_tf.core.masking import add_masks, mask_layers, random_masks, set_masks
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "applications_groups.json")
 FAMILIES = {
@@ -33,16 +33,6 @@ FAMILIES = {
     "InceptionV3": 75, "MobileNet": 32, "MobileNetV2": 32, "MobileNetV3Small": 32, "NASNetMobile": 32,
     "ResNet50": 32, "ResNet50V2": 32, "VGG16": 32, "Xception": 71,
 }
-
-
-def _drop(model, fraction, seed):
-    rng = np.random.default_rng(seed)
-    masks = {}
-    for layer in mask_layers(model):
-        mask = np.ones(layer.units, np.float32)
-        mask[rng.permutation(layer.units)[: int(round(fraction * layer.units))]] = 0.0
-        masks[layer.name] = mask
-    set_masks(model, masks)
 
 
 def one(name, size, groups):
@@ -55,7 +45,7 @@ def one(name, size, groups):
     except Exception as error:  # noqa: BLE001 - recorded: the refusal and its reason
         return {"refused": f"{type(error).__name__}: {error}"}
     layers = mask_layers(masked)
-    _drop(masked, 0.3, 0)
+    set_masks(masked, random_masks(masked, 0.3, 0))
     x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
     reference = np.asarray(masked(x))
     try:

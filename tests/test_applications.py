@@ -15,7 +15,7 @@ import pytest
 from dropnet_tf.core.backend import KERAS_MAJOR, keras
 from dropnet_tf.compaction import compact
 from dropnet_tf.compaction.groups import dependency_groups, flatten_model
-from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, set_masks
+from dropnet_tf.core.masking import add_masks, get_masks, mask_layers, random_masks, set_masks
 from dropnet_tf.core.statistics import collect_statistics
 
 pytestmark = pytest.mark.skipif(KERAS_MAJOR < 3, reason="dependency groups read Keras 3 configs")
@@ -67,16 +67,6 @@ def _build(name, kwargs, size):
     return model
 
 
-def _random_masks(model, fraction, seed):
-    rng = np.random.default_rng(seed)
-    masks = {}
-    for layer in mask_layers(model):
-        mask = np.ones(layer.units, np.float32)
-        mask[rng.permutation(layer.units)[: int(round(fraction * layer.units))]] = 0.0
-        masks[layer.name] = mask
-    return masks
-
-
 @pytest.mark.parametrize("name, kwargs, size", list(_family_params()))
 def test_family_masks_compact_exactly_and_small(name, kwargs, size):
     model = _build(name, kwargs, size)
@@ -102,7 +92,7 @@ def test_family_masks_compact_exactly_and_small(name, kwargs, size):
     np.testing.assert_allclose(statistics.mean_abs[widest.mask], flat.mean(axis=0), rtol=1e-4, atol=1e-12)
 
     # 30 % of every group's units dropped at random: outputs equal, weights down by 20 % or more.
-    masks = _random_masks(masked, 0.3, seed=2)
+    masks = random_masks(masked, 0.3, seed=2)
     set_masks(masked, masks)
     reference = np.asarray(masked(x))
     assert np.abs(reference - plain_out).max() > 1e-3 * np.abs(plain_out).max()  # the masks do something
@@ -205,7 +195,7 @@ def test_hand_built_model_compacts_exactly_and_removes_every_copy(seed):
     # One mask per group, called once per exit.
     calls = {layer.name: len(layer._inbound_nodes) for layer in mask_layers(masked)}
     assert calls == {"s_mask": 2, "e_mask": 2, "r_mask": 1, "n_mask": 1, "h_mask": 1}
-    masks = _random_masks(masked, 0.4, seed)
+    masks = random_masks(masked, 0.4, seed)
     masks["s_mask"][:2] = 0.0  # some stem channels dropped in both the Add's branches and the Concatenate
     set_masks(masked, masks)
     reference = np.asarray(masked(x))

@@ -86,6 +86,18 @@ def set_masks(model, masks: Mapping[str, Iterable[float]]) -> None:
 _GROUP_MASKERS: list = []
 
 
+def random_masks(model, fraction: float, seed) -> dict[str, np.ndarray]:
+    """Masks dropping round(fraction · units) units of every mask layer, chosen at random
+    (a layer-wise random pruning, e.g. to try compaction on a model); not set on the model."""
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for layer in mask_layers(model):
+        mask = np.ones(layer.units, np.float32)
+        mask[rng.permutation(layer.units)[: int(round(fraction * layer.units))]] = 0.0
+        masks[layer.name] = mask
+    return masks
+
+
 def register_group_masker(function) -> None:
     """Make ``function(model, layer_types, exclude)`` what ``add_masks(groups=True)`` calls."""
     _GROUP_MASKERS[:] = [function]
