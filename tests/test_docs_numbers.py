@@ -137,6 +137,9 @@ FIG3_NOTEBOOK = DROPNET / "04_1_1_model_a_fc40_fc40_mnist_paper_notebook.json"
 FIG15_NOTEBOOK = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper_notebook.json"
 
 
+FIG18_NOTEBOOK = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper_notebook.json"
+
+
 def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1", summary: Path = FIG3_NOTEBOOK
                   ) -> Callable[[], float]:
     """A notebook-protocol arm at a level, from the summary JSON the script writes."""
@@ -169,6 +172,16 @@ CLAIMS = [
     Claim("docs/dropnet.md", "down to 25 % remaining\n  ({} vs {})",
           tuple(fig3_notebook(f"minimum, init={init}", level="0.25", summary=FIG15_NOTEBOOK)
                 for init in ("original", "random"))),
+    # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
+    Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
+          (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
+           fig3_notebook("minimum, pruning_fraction=0.2", "ci95", summary=FIG18_NOTEBOOK))),
+    Claim("docs/dropnet.md", "fractions give {} ± {} (0.3), {} ± {} (0.4), {} ± {} (0.5)\n  and {} ± {} (0.9)",
+          tuple(fig3_notebook(f"minimum, pruning_fraction={p}", field, summary=FIG18_NOTEBOOK)
+                for p in ("0.3", "0.4", "0.5", "0.9") for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "they differ ({} here, {} in Fig. 15)",
+          (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
+           fig3_notebook("minimum, init=original", summary=FIG15_NOTEBOOK))),
     # docs/foresight.md, thesis Figs. 4.11-4.13 at the paper's protocol (seed 42)
     Claim("docs/foresight.md", "**Unpruned:** {} % top-1", (top1(THESIS, method="reference"),)),
     Claim("docs/foresight.md", "r = 2 / 4 / 8 / 16 / 32 / 64 is {} / {} / {} / {} / {} / {} % for SNIP",
