@@ -37,7 +37,9 @@ from dropnet_tf import load_dataset
 from dropnet_tf.compaction.training import CompactedCycle
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import set_masks
-from dropnet_tf.engines.training import Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.optimizers import make_optimizer
+from dropnet_tf.engines.training import Trainer
 from dropnet_tf.dropnet.iterative import IterativePruner
 from dropnet_tf.models import model_b
 

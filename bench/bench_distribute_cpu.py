@@ -31,7 +31,7 @@ from _report import machine, report  # noqa: E402
 from dropnet_tf import load_dataset  # noqa: E402
 from dropnet_tf.core.backend import keras  # noqa: E402
 from dropnet_tf.engines.distributed_training import DistributedTrainer  # noqa: E402
-from dropnet_tf.engines.training import GraphTrainer  # noqa: E402
+from dropnet_tf.engines.graph_trainer import GraphTrainer  # noqa: E402
 from dropnet_tf.models import model_a  # noqa: E402
 
 

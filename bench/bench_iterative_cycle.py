@@ -11,7 +11,7 @@ default batch size, then ``predict`` every mask output for the whole training se
 average |a| in numpy.
 
 dropnet_tf: one compiled model; each cycle assigns θ0, the mask and the optimizer state,
-trains many steps per call into TensorFlow (dropnet_tf.engines.training.GraphTrainer), then
+trains many steps per call into TensorFlow (dropnet_tf.engines.graph_trainer.GraphTrainer), then
 reads the training set once for its loss, accuracy and unit statistics
 (dropnet_tf.engines.statistics_pass) and validation and test through the evaluation traced
 for the validation of every epoch.
@@ -37,7 +37,7 @@ from _report import machine, report
 from dropnet_tf import load_dataset
 from dropnet_tf.core.backend import keras
 from dropnet_tf.dropnet.iterative import IterativePruner
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.core.masking import mask_layers, set_masks
 from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a

@@ -52,7 +52,7 @@ def _device() -> str:
 
 def speed(args) -> dict:
     import dropnet_tf
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.models import model_a
 
     data = _subset(dropnet_tf.load_dataset("fashion_mnist"), args.train, args.val, args.test)
@@ -105,7 +105,7 @@ def memory_child(runs: int, train: int) -> None:
     """Trains ``runs`` Model B runs for one cycle (one epoch) and prints its peak memory as JSON."""
     import dropnet_tf
     from dropnet_tf.core.backend import tf
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.models import model_b
 
     data = _subset(dropnet_tf.load_dataset("fashion_mnist"), train, 500, 500)

@@ -25,7 +25,7 @@ import dropnet_tf
 from dropnet_tf.core.backend import keras
 from dropnet_tf.harness.progress import TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, grid_runs
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.models import model_a
 
 

@@ -21,7 +21,7 @@ from _report import machine, report
 from dropnet_tf import load_dataset
 from dropnet_tf.core.backend import keras
 from dropnet_tf.models import model_a, model_b
-from dropnet_tf.engines.training import GraphTrainer
+from dropnet_tf.engines.graph_trainer import GraphTrainer
 
 
 def trainer(build, data, jit_compile):

@@ -63,7 +63,8 @@ from dropnet_tf.data import Dataset, DatasetUnavailableError, load_dataset
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.arguments import PROTOCOLS
 from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
-from dropnet_tf.engines.training import GraphTrainer, TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.graph_trainer import GraphTrainer
 from dropnet_tf.dropnet.metrics import METRICS, PAPER_METRICS, get_metric, update_masks
 from dropnet_tf.dropnet.oracle import mask_similarity, oracle_scores
 from dropnet_tf.core.statistics import StatisticsCollector, UnitStatistics, collect_statistics

@@ -57,13 +57,13 @@ def _hook(owner, name, count, how="raised"):
 def _targets(moment):
     """(object, attribute) of each moment; imported here, after the script's own imports."""
     if moment == "trace_train":  # Python of the graph trainer's step: runs only while tracing
-        from dropnet_tf.engines.training import GraphTrainer
+        from dropnet_tf.engines.graph_trainer import GraphTrainer
         return GraphTrainer, "_train_block_python"
     if moment == "trace_flatten":  # inside a layer's call as a model is built or its step traced (the issue's case)
         from dropnet_tf.core.backend import keras
         return keras.layers.Flatten, "call"
     if moment == "trace_evaluate":
-        from dropnet_tf.engines.training import GraphTrainer
+        from dropnet_tf.engines.graph_trainer import GraphTrainer
         return GraphTrainer, "_evaluate_all_python"
     if moment == "results_write":  # a record being appended (atomically)
         import dropnet_tf.harness.results as results

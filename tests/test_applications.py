@@ -244,7 +244,7 @@ def test_groups_refuse_what_mixes_channels_with_the_layer_and_reason():
 def test_one_dropnet_cycle_on_a_grouped_model():
     """iterative_prune's statistics, selection and training run on shared group masks, and a
     unit the cycle drops is zero at every place its group is read."""
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.dropnet.iterative import iterative_prune
 
     masked = add_masks(_hand_model(), groups=True)
@@ -276,7 +276,7 @@ def test_one_dropnet_cycle_on_a_grouped_model():
 def test_dropnet_cycles_on_a_family(name, kwargs, size):
     """Two DropNet cycles (train, score, drop 30 % of every group, train) on a family's smallest
     member, then compact: the cycle's masks are honoured exactly."""
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.dropnet.iterative import iterative_prune
 
     masked = add_masks(_build(name, kwargs, size), groups=True)

@@ -273,12 +273,12 @@ def test_the_reexport_check_catches_a_second_path():
     probe = ROOT / "tests" / "probe.py"  # never written; only its source is parsed
     source = (
         "from dropnet_tf.dropnet.iterative import TrainingConfig, iterative_prune\n"  # TrainingConfig: engines
-        "from dropnet_tf.engines.training import TrainingConfig\n"                   # its home
+        "from dropnet_tf.engines.config import TrainingConfig\n"                     # its home
         "from dropnet_tf import TrainingConfig\n"                                    # a package's public name
         "from dropnet_tf.foresight.tfmot.baseline import normalise_optimizer_spec\n"  # no such name there
     )
     text = "\n".join(_reexport_findings(probe, source))
-    assert "probe.py:1: imports TrainingConfig from dropnet_tf.dropnet.iterative; it lives in dropnet_tf.engines.training" in text
+    assert "probe.py:1: imports TrainingConfig from dropnet_tf.dropnet.iterative; it lives in dropnet_tf.engines.config" in text
     assert "iterative_prune" not in text and "probe.py:2" not in text and "probe.py:3" not in text
     assert "probe.py:4: imports normalise_optimizer_spec from dropnet_tf.foresight.tfmot.baseline, which has no such name" in text
 
@@ -364,14 +364,14 @@ def test_the_layer_check_catches_what_it_should():
     probe = ROOT / "dropnet_tf" / "core" / "probe.py"  # never written; only its source is parsed
     source = (
         "from dropnet_tf.core.masking import add_masks\n"              # same package
-        "from dropnet_tf.engines.training import TrainingConfig\n"     # up: core < engines
+        "from dropnet_tf.engines.config import TrainingConfig\n"       # up: core < engines
         "def f():\n"
         "    from dropnet_tf.dropnet import metrics\n"                 # up, inside a function
         "import paper_experiments.kit.cli\n"                           # the scripts
     )
     text = "\n".join(_layer_findings(probe, source, order))
     assert "probe.py:1" not in text
-    assert "probe.py:2: dropnet_tf.core.probe (core) imports dropnet_tf.engines.training (engines), a layer above" in text
+    assert "probe.py:2: dropnet_tf.core.probe (core) imports dropnet_tf.engines.config (engines), a layer above" in text
     assert "probe.py:4: dropnet_tf.core.probe (core) imports dropnet_tf.dropnet.metrics (dropnet), a layer above" in text
     assert "probe.py:5" in text and "above the library" in text
 

@@ -69,7 +69,7 @@ def test_zero_parameters_leave_layers_out_and_bad_values_are_named():
 def test_augmentation_runs_inside_the_training_step():
     """The transform is traced into GraphTrainer's step (XLA falls back where it must)."""
     from dropnet_tf.models import model_b
-    from dropnet_tf.engines.training import GraphTrainer
+    from dropnet_tf.engines.graph_trainer import GraphTrainer
 
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(16, 16, 16, 3)).astype("float32")
@@ -92,7 +92,7 @@ def test_the_training_transform_is_what_the_network_trains_on():
     TrainingConfig: with zero inputs the first kernel gets zero gradient (it must stay exactly
     θ0 under plain SGD) while biases move, and the trained network predicts class 0."""
     from dropnet_tf.dropnet.iterative import IterativePruner
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.core.masking import get_masks
     from dropnet_tf.models import model_b
 

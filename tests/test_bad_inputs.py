@@ -27,7 +27,7 @@ from dropnet_tf.data import Dataset, DatasetFormatError, read_idx
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.foresight import prune_at_init
 from dropnet_tf.foresight.weights import add_weight_masks
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.dropnet.iterative import iterative_prune
 from dropnet_tf.dropnet.state import state_path, stop_rule_verdict
 from dropnet_tf.layerprune import prune_filters

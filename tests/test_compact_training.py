@@ -15,7 +15,9 @@ from dropnet_tf.compaction import training as compact_training
 from dropnet_tf.compaction.training import CompactedCycle, CompactTrainingError
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import get_masks, set_masks
-from dropnet_tf.engines.training import Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.optimizers import make_optimizer
+from dropnet_tf.engines.training import Trainer
 from dropnet_tf.dropnet.iterative import IterativePruner
 from dropnet_tf.models import model_a, model_b, model_c
 

@@ -10,9 +10,9 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import add_masks, get_masks, set_masks
 from dropnet_tf.core.statistics import StatisticsCollector
 from dropnet_tf.engines.statistics_pass import StatisticsPass
-from dropnet_tf.engines.training import GraphTrainer
+from dropnet_tf.engines.graph_trainer import GraphTrainer
 from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.core.statistic_scorers import MinimumActivation
 from dropnet_tf.models import model_a, model_b
 

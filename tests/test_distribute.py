@@ -164,7 +164,7 @@ def test_population_and_compact_training_are_refused_under_a_strategy(tmp_path):
     import dropnet_tf
     from dropnet_tf.compaction.training import CompactTrainingError
     from dropnet_tf.core.backend import tf
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.models import model_a
 
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from dropnet_tf.core.backend import keras
-from dropnet_tf.engines.training import Trainer, TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.training import Trainer
 
 SCRIPT = [1.0, 0.8, 0.8, 0.9, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
 PATIENCE = 2

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import dropnet_tf
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.models import model_a
 
 FASHION = "/usr/share/datasets/fashion-mnist"

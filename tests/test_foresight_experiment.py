@@ -152,7 +152,7 @@ def test_a_diverging_run_stops_at_once_and_says_so(tmp_path):
 
 
 def test_divergence_guard_catches_a_finite_blow_up_and_spares_a_noisy_healthy_run():
-    from dropnet_tf.engines.training import StopOnDivergence
+    from dropnet_tf.engines.callbacks import StopOnDivergence
 
     class FakeModel:
         stop_training = False
@@ -467,7 +467,8 @@ def test_fresh_draw_scores_one_draw_and_trains_another_under_its_mask(tmp_path):
 def test_test_checkpoints_keep_the_last_ones_and_the_best_of_them():
     """SNIP's test.py: test top-1 of a checkpoint every `interval` steps, the last `keep` kept;
     each value against a separately trained copy stopped at that step (numpy argmax)."""
-    from dropnet_tf.engines.training import Trainer, TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
+    from dropnet_tf.engines.training import Trainer
 
     data = tiny_data()
     x, y = data.x_train[:64], data.y_train[:64]

@@ -7,7 +7,7 @@ import pytest
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.core.masking import get_masks
 from dropnet_tf.models import model_a
 
@@ -85,7 +85,7 @@ def test_reset_also_restores_optimizer_state():
         verbose=0,
     )
     masks = get_masks(model)
-    from dropnet_tf.engines.training import optimizer_variables as _optimizer_variables
+    from dropnet_tf.engines.optimizers import optimizer_variables as _optimizer_variables
 
     initial = [v.numpy().copy() for v in _optimizer_variables(model.optimizer)]
     pruner.reset(0, masks)
@@ -423,7 +423,7 @@ def test_training_ends_on_the_best_epoch_or_the_last_one(restore):
 def test_training_is_traced_once_and_reused_by_every_cycle(monkeypatch):
     """No cycle retraces the training or evaluation graph: Python in a tf.function body runs only
     while tracing, so counting its runs over all GraphTrainer instances counts traces."""
-    from dropnet_tf.engines.training import GraphTrainer
+    from dropnet_tf.engines.graph_trainer import GraphTrainer
 
     traces = {"train": 0, "evaluate": 0}
     original_train, original_evaluate = GraphTrainer._train_block_python, GraphTrainer._evaluate_all_python

@@ -27,7 +27,7 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.arguments import PROTOCOLS, resolve_protocol
 from dropnet_tf.dropnet.iterative import IterativePruner, iterative_prune
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.dropnet.metrics import update_masks
 from dropnet_tf.models import model_a
 from dropnet_tf.core.selection import select_units

@@ -18,7 +18,8 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.core.masking import set_masks
 from dropnet_tf.harness.results import ResultsFile
 from dropnet_tf.engines.stacked import StackedNetwork, StackedTrainer
-from dropnet_tf.engines.training import GraphTrainer, TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.graph_trainer import GraphTrainer
 from dropnet_tf.dropnet import population as population_module
 from dropnet_tf.dropnet.experiment import run_experiment
 from dropnet_tf.dropnet.iterative import derive_seed, iterative_prune
@@ -303,7 +304,7 @@ def test_stacked_weight_decay_modes_match_a_hand_computed_momentum_step(mode):
     from weight_decay_reference import BATCH, DECAY, LEARNING_RATE, MOMENTUM, X, Y, assert_matches
 
     from dropnet_tf.engines.stacked import sgd_settings
-    from dropnet_tf.engines.training import make_optimizer
+    from dropnet_tf.engines.optimizers import make_optimizer
 
     config = TrainingConfig(learning_rate=LEARNING_RATE, momentum=MOMENTUM, weight_decay=DECAY, weight_decay_mode=mode)
     settings = sgd_settings(make_optimizer(config))

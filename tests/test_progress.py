@@ -14,7 +14,7 @@ from dropnet_tf.core.backend import keras
 from dropnet_tf.harness.progress import CycleCallback, TensorBoardLogger
 from dropnet_tf.dropnet.progress import GridETA, expected_cycles, grid_runs
 from dropnet_tf.harness.eta import format_duration
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.models import model_a
 from progress_helpers import EpochLogs, scalars, tiny_foresight
 from script_helpers import EXPERIMENTS, load_script

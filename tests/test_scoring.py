@@ -12,7 +12,7 @@ import pytest
 
 from dropnet_tf import add_masks, collect_statistics, get_masks, set_masks
 from dropnet_tf.core.backend import keras
-from dropnet_tf.engines.training import TrainingConfig
+from dropnet_tf.engines.config import TrainingConfig
 from dropnet_tf.dropnet.iterative import iterative_prune
 from dropnet_tf.layerprune import FILTER_CRITERIA, get_filter_criterion, prune_filters
 from dropnet_tf.dropnet.metrics import METRICS, get_metric, update_masks

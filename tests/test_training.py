@@ -7,7 +7,7 @@ import pytest
 
 from dropnet_tf.core.backend import keras, tf
 from dropnet_tf.models import model_a
-from dropnet_tf.engines.training import GraphTrainer
+from dropnet_tf.engines.graph_trainer import GraphTrainer
 
 
 def _data(n=100, features=6, classes=3, seed=0):

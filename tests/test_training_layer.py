@@ -1,4 +1,5 @@
-"""The one training layer (dropnet_tf.engines.training): TrainingConfig, make_optimizer, fit, evaluate."""
+"""The one training layer: TrainingConfig (dropnet_tf.engines.config), make_optimizer
+(dropnet_tf.engines.optimizers), fit and evaluate (dropnet_tf.engines.training)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import pytest
 from dropnet_tf import TrainingConfig
 from dropnet_tf.core.backend import keras
 from dropnet_tf.foresight import TrainingProtocol
-from dropnet_tf.engines.training import TrainingConfig as EngineTrainingConfig
-from dropnet_tf.engines.training import ENGINES, MONITORS, OPTIMIZER_NAMES, Trainer, check_config, evaluate, fit, make_optimizer
+from dropnet_tf.engines.config import TrainingConfig as EngineTrainingConfig
+from dropnet_tf.engines.config import MONITORS, OPTIMIZER_NAMES, check_config
+from dropnet_tf.engines.optimizers import make_optimizer
+from dropnet_tf.engines.training import ENGINES, Trainer, evaluate, fit
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(96, 6)).astype("float32")

@@ -531,8 +531,8 @@ def _functional(plan: ChannelPlan, new_layers: dict, name: str):
             tensors[node.name] = tensors[node.inbound[0]]
         elif is_operation(node) and node.call is not None:
             # An operation keeps its constants (the 3.0 of x + 3.0): replay the recorded call.
-            args = _replayed(node.call.get("args", []), tensors)
-            kwargs = _replayed(node.call.get("kwargs", {}), tensors)
+            args = _replayed(node.call.get("args", []), lambda ref: tensors[ref_layer(ref)])
+            kwargs = _replayed(node.call.get("kwargs", {}), lambda ref: tensors[ref_layer(ref)])
             tensors[node.name] = new_layers[node.name](*args, **kwargs)
         else:
             args = [tensors[source] for source in node.inbound]
@@ -543,14 +543,20 @@ def _functional(plan: ChannelPlan, new_layers: dict, name: str):
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0], name=name)
 
 
-def _replayed(structure, tensors):
-    """``structure`` (a recorded call's args or kwargs) with every tensor reference replaced."""
+def _replayed(structure, tensor_of):
+    """``structure`` (a recorded call's args or kwargs) with every Keras 3 tensor reference
+    replaced by ``tensor_of(ref)``; dicts stay dicts, lists and tuples become lists.
+
+    The rebuilds of a functional model call their layers with it: :func:`compact` looks a
+    tensor up by the layer that made it, ``groups.flatten_model`` by the layer, node and
+    index of its ``keras_history``.
+    """
     if is_keras3_ref(structure):
-        return tensors[ref_layer(structure)]
+        return tensor_of(structure)
     if isinstance(structure, dict):
-        return {key: _replayed(value, tensors) for key, value in structure.items()}
+        return {key: _replayed(value, tensor_of) for key, value in structure.items()}
     if isinstance(structure, (list, tuple)):
-        return [_replayed(value, tensors) for value in structure]
+        return [_replayed(value, tensor_of) for value in structure]
     return structure
 
 

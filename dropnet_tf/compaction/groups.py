@@ -65,6 +65,7 @@ from dropnet_tf.compaction.compact import (
     ChannelPlan,
     _activation_name,
     _history,
+    _replayed,
     _require_keras3,
     _set_history,
 )
@@ -131,8 +132,8 @@ def _inline(model, input_tensors, taken, copies, prefix):
                 needed = [_history(ref) for ref in references(nodes[node_index])]
                 if any(key not in made for key in needed):
                     break
-                args = _substitute(nodes[node_index].get("args", []), made)
-                kwargs = _substitute(nodes[node_index].get("kwargs", {}), made)
+                args = _replayed(nodes[node_index].get("args", []), lambda ref: made[_history(ref)])
+                kwargs = _replayed(nodes[node_index].get("kwargs", {}), lambda ref: made[_history(ref)])
                 layer = by_name[entry["name"]]
                 if isinstance(layer, keras.Model):
                     result = _inline(layer, keras.tree.flatten(args), taken, copies, prefix + layer.name + "_")
@@ -158,16 +159,6 @@ def _output_refs(output_layers):
     if output_layers and isinstance(output_layers[0], str):
         return [output_layers]
     return list(output_layers)
-
-
-def _substitute(structure, made):
-    if is_keras3_ref(structure):
-        return made[_history(structure)]
-    if isinstance(structure, dict):
-        return {key: _substitute(value, made) for key, value in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return [_substitute(value, made) for value in structure]
-    return structure
 
 
 def _call_copy(layer, entry, args, kwargs, taken, copies, owner, prefix, created=None):

@@ -58,7 +58,8 @@ from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.masking import mask_layers
 from dropnet_tf.core.statistics import UnitStatistics
 from dropnet_tf.engines.statistics_pass import StatisticsPass
-from dropnet_tf.engines.training import Trainer, weight_decay_of
+from dropnet_tf.engines.optimizers import weight_decay_of
+from dropnet_tf.engines.training import Trainer
 
 #: Optimizer classes whose update of a weight is exactly zero while its gradient and its slots
 #: are zero (the slots start at zero every cycle): SGD (v ← μv − ηg), Adam/Adamax/Nadam
@@ -226,7 +227,7 @@ class CompactedCycle:
 
     Args:
         model: the masked model, with the weights and masks this cycle starts from.
-        config: the :class:`~dropnet_tf.engines.training.TrainingConfig` of the masked training.
+        config: the :class:`~dropnet_tf.engines.config.TrainingConfig` of the masked training.
         train: the training ``(x, y)``.
         optimizer: the masked model's optimizer (its class, config and iteration count are
             copied; its slots start at zero, as every DropNet cycle's do).

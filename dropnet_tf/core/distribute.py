@@ -7,7 +7,7 @@ trains and evaluates with :class:`dropnet_tf.engines.distributed_training.Distri
 (``strategy.run``; Keras 3's ``Model.fit`` fails under ``MultiWorkerMirroredStrategy``),
 which splits every global batch over the replicas and sums the gradients of each
 replica's loss divided by the whole global batch's size, so the update is that of the
-whole batch on one device; statistics come from ``Model.predict``.  The fast graph trainer (:class:`dropnet_tf.engines.training.GraphTrainer`) keeps its
+whole batch on one device; statistics come from ``Model.predict``.  The fast graph trainer (:class:`dropnet_tf.engines.graph_trainer.GraphTrainer`) keeps its
 single-device path; ``strategy=None``, the default everywhere, changes nothing.
 
 A model's variables belong to the strategy in whose scope they were created, so a model to

@@ -16,7 +16,7 @@ from dropnet_tf.harness.progress import split_callbacks
 from dropnet_tf.harness.results import ResultsFile
 from dropnet_tf.core.scoring import UNIT_SCORERS, get_scorer
 from dropnet_tf.core.selection import SELECTIONS, validate_fraction
-from dropnet_tf.engines.training import TrainingConfig, check_config
+from dropnet_tf.engines.config import TrainingConfig, check_config
 from dropnet_tf.core.validation import check_choice, check_int, check_path, check_real
 
 INITS = ("original", "random")

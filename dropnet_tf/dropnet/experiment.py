@@ -34,7 +34,7 @@ from dropnet_tf.core.io import load_npz
 from dropnet_tf.core.distribute import check_strategy
 from dropnet_tf.core.distribute import scope as distribute_scope
 from dropnet_tf.harness.results import ResultsFile
-from dropnet_tf.engines.training import make_optimizer
+from dropnet_tf.engines.optimizers import make_optimizer
 from dropnet_tf.core.validation import check_path, check_splits
 
 

@@ -45,7 +45,9 @@ from dropnet_tf.harness.results import ResultsFile
 from dropnet_tf.core.scoring import UNIT_SCORERS, StatisticScorer, get_scorer, prune_step
 from dropnet_tf.core.selection import NothingToPruneError, collapsed_layers
 from dropnet_tf.engines.statistics_pass import StatisticsPass
-from dropnet_tf.engines.training import Trainer, TrainingConfig, make_optimizer, optimizer_variables
+from dropnet_tf.engines.config import TrainingConfig
+from dropnet_tf.engines.optimizers import make_optimizer, optimizer_variables
+from dropnet_tf.engines.training import Trainer
 from dropnet_tf.core.validation import check_splits
 from dropnet_tf.dropnet.arguments import _sparse_labels, _unpack_data, check_prune_arguments
 from dropnet_tf.dropnet.progress import expected_cycles

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from dropnet_tf.core.io import load_npz
-from dropnet_tf.engines.training import ADDED_FIELDS
+from dropnet_tf.engines.config import ADDED_FIELDS
 
 # ---------------------------------------------------------------------------- fingerprints
 #

@@ -1,6 +1,6 @@
 """The graph trainer's contract under a ``tf.distribute`` strategy: :class:`DistributedTrainer`.
 
-:class:`dropnet_tf.engines.training.GraphTrainer` runs many SGD steps per call on one device.
+:class:`dropnet_tf.engines.graph_trainer.GraphTrainer` runs many SGD steps per call on one device.
 This is the same loop for ``MirroredStrategy`` and ``MultiWorkerMirroredStrategy``: every
 global batch (the config's ``batch_size``, in the same sample order as the graph trainer:
 a stateless shuffle of ``(seed, epoch)``) is split over the replicas by
@@ -8,7 +8,7 @@ a stateless shuffle of ``(seed, epoch)``) is split over the replicas by
 per-sample losses by the number of samples in the whole global batch (an all-reduced
 count), and the optimizer sums the replicas' gradients.  Weight decay in either mode of
 ``TrainingConfig.weight_decay_mode`` is the optimizer's, applied once per step to the
-mirrored weights after that sum (coupled: in :class:`~dropnet_tf.engines.training.CoupledSGD`'s
+mirrored weights after that sum (coupled: in :class:`~dropnet_tf.engines.optimizers.CoupledSGD`'s
 per-variable step), never once per replica.  The update is therefore the
 gradient of the global batch's mean loss, up to summation order, also when a batch does
 not split evenly (a mean of per-replica means would weight the smaller share's samples
@@ -64,7 +64,7 @@ class DistributedTrainer:
     """Trains ``model`` under ``strategy`` on in-memory ``(x, y)``, ``steps_per_call`` global batches per call.
 
     The model and the optimizer must have been built in ``strategy.scope()``.  ``fit`` and
-    ``evaluate`` return what :class:`~dropnet_tf.engines.training.GraphTrainer`'s do and drive
+    ``evaluate`` return what :class:`~dropnet_tf.engines.graph_trainer.GraphTrainer`'s do and drive
     Keras callbacks the same way (batch hooks per block, epoch hooks per epoch).  Every
     worker of a multi-worker strategy must call them with the same arguments.
     """
@@ -198,7 +198,7 @@ class DistributedTrainer:
 
     def fit(self, epochs: int, validation_data=None, callbacks: Sequence = (), seed: int = 0, shuffle: bool = True,
             eval_batch_size: int = 1024, max_steps: int | None = None) -> dict[str, list]:
-        """As :meth:`GraphTrainer.fit <dropnet_tf.engines.training.GraphTrainer.fit>`, under the strategy."""
+        """As :meth:`GraphTrainer.fit <dropnet_tf.engines.graph_trainer.GraphTrainer.fit>`, under the strategy."""
         steps_per_epoch = math.ceil(int(self.x.shape[0]) / self.batch_size)
 
         def blocks(epoch):

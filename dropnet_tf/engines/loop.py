@@ -1,7 +1,7 @@
 """What the graph engines share: the per-sample loss, the epoch loop driving Keras callbacks,
 one trace per input signature, and the loss and accuracy sums of a batch.
 
-:class:`~dropnet_tf.engines.training.GraphTrainer` (one device),
+:class:`~dropnet_tf.engines.graph_trainer.GraphTrainer` (one device),
 :class:`~dropnet_tf.engines.distributed_training.DistributedTrainer` (a ``tf.distribute``
 strategy), :class:`~dropnet_tf.engines.stacked.StackedTrainer` and
 :class:`~dropnet_tf.engines.statistics_pass.StatisticsPass` build on these; they import

@@ -39,7 +39,9 @@ from dropnet_tf.core.backend import tf
 from dropnet_tf.core.layers import MaskLayer
 from dropnet_tf.core.statistics import UnitStatistics
 from dropnet_tf.engines.loop import per_sample_loss
-from dropnet_tf.engines.training import WEIGHT_DECAY_MODES, _xla_pays_off, weight_decay_of
+from dropnet_tf.engines.config import WEIGHT_DECAY_MODES
+from dropnet_tf.engines.graph_trainer import _xla_pays_off
+from dropnet_tf.engines.optimizers import weight_decay_of
 
 class _ExpectedRetraces(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" warning about StackedTrainer's own
@@ -251,7 +253,7 @@ class StackedTrainer:
     """SGD on ``size`` stacked runs: per-run weights, masks, momentum, best weights and data order.
 
     Exactly :class:`keras.optimizers.SGD` (learning rate, momentum, Nesterov, weight decay
-    in either mode of :data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`) applied to each
+    in either mode of :data:`dropnet_tf.engines.config.WEIGHT_DECAY_MODES`) applied to each
     run alone; other optimizers are refused by :func:`sgd_settings`.  A run whose row is not
     ``active`` keeps its weights and momentum.  Rows are set and read with numpy.
 
@@ -263,9 +265,9 @@ class StackedTrainer:
         learning_rate, momentum, nesterov: the SGD settings.
         weight_decay, weight_decay_mode: "decoupled" is Keras' ``SGD(weight_decay=wd)``,
             ``w <- w - lr*wd*w`` before the step, outside the momentum; "coupled" is
-            :class:`~dropnet_tf.engines.training.CoupledSGD`, ``g <- g + wd*w`` through it.
+            :class:`~dropnet_tf.engines.optimizers.CoupledSGD`, ``g <- g + wd*w`` through it.
         jit_compile: True, False or "auto" (XLA on a GPU, or on the CPU without convolutions,
-            as :class:`dropnet_tf.engines.training.GraphTrainer`).
+            as :class:`dropnet_tf.engines.graph_trainer.GraphTrainer`).
         model: the template model ("auto" looks at its layers).
     """
 
@@ -506,7 +508,7 @@ def _per_run_batch(batch_size: int, runs: int) -> int:
 
 def sgd_settings(optimizer) -> dict:
     """``{learning_rate, momentum, nesterov, weight_decay, weight_decay_mode}`` of a Keras SGD
-    (or :class:`~dropnet_tf.engines.training.CoupledSGD`) whose update a stacked trainer reproduces
+    (or :class:`~dropnet_tf.engines.optimizers.CoupledSGD`) whose update a stacked trainer reproduces
     exactly; any other optimizer or option raises ValueError naming it."""
     name = type(optimizer).__name__
     if name not in ("SGD", "CoupledSGD"):

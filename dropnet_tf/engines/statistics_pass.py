@@ -12,7 +12,7 @@ the batches of (x, y) and adds up the per-sample losses, the correct top-1 predi
 for every mask layer, the sums of :func:`dropnet_tf.core.statistics.unit_sums` (Σ|a|, zero
 counts, values per unit).  Sums and counts, not means of batch means, so the result is the
 same as :class:`dropnet_tf.core.statistics.StatisticsCollector` and
-:meth:`dropnet_tf.engines.training.GraphTrainer.evaluate` give separately, to float round-off.
+:meth:`dropnet_tf.engines.graph_trainer.GraphTrainer.evaluate` give separately, to float round-off.
 
 The function is traced once per dtype and per-sample shape, with the number of samples left
 open, and reused by every call: weights and masks are variables, read when it runs.

@@ -23,7 +23,10 @@ from dropnet_tf.core.distribute import check_strategy, clone_in_scope, model_str
 from dropnet_tf.harness.eta import RunsETA
 from dropnet_tf.harness.grid import RunGrid
 from dropnet_tf.harness.progress import RunScalars, safe_folder, split_callbacks
-from dropnet_tf.engines.training import WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, make_optimizer
+from dropnet_tf.engines.callbacks import StopOnDivergence
+from dropnet_tf.engines.config import WEIGHT_DECAY_MODES, TrainingConfig
+from dropnet_tf.engines.optimizers import make_optimizer
+from dropnet_tf.engines.training import Trainer
 
 #: The method name of the unpruned network trained with the same protocol (r = 1).
 REFERENCE = "reference"
@@ -37,7 +40,7 @@ class TrainingProtocol:
     ``learning_rate_drops`` lists ``(step, factor)``: the rate is multiplied by ``factor``
     at each step (SNIP Section 5: ×0.1 every 25k / 30k iterations).
 
-    ``weight_decay_mode`` (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`):
+    ``weight_decay_mode`` (:data:`dropnet_tf.engines.config.WEIGHT_DECAY_MODES`):
     ``"decoupled"`` (default; Keras' ``SGD(weight_decay=...)``, outside the momentum, what
     every protocol here used before the option existed) or ``"coupled"`` (``g + wd*w``
     through the momentum, as SNIP's TF 1 code, Caffe and PyTorch do).  Each paper

@@ -39,7 +39,7 @@ def main(argv=None):
     started = time.perf_counter()
     load_tensorflow()
     import dropnet_tf
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
     from dropnet_tf.models import model_a
 
     data = dropnet_tf.load_dataset("digits")

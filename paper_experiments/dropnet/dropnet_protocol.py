@@ -492,7 +492,7 @@ def _set_up(exp: Experiment, args, scale: Scale, strategy) -> _Setup:
     and the model builder of the grid."""
     import dropnet_tf
     from dropnet_tf.dropnet.augmentation import augmentation_transform, table_c1_augmentation
-    from dropnet_tf.engines.training import TrainingConfig
+    from dropnet_tf.engines.config import TrainingConfig
 
     caps = {} if scale.max_train is None else dict(max_train=scale.max_train, max_val=scale.max_val, max_test=scale.max_test)
     data = load_data(args.dataset, args.data_dir, **caps, seed=0)

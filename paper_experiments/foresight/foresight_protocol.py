@@ -110,7 +110,7 @@ SNIP_PROTOCOLS = ("paper", "code", "public")
 #:
 #: * ``weight_decay_mode``: ``model.py`` adds ``0.00025 * Σ w²`` over ``w_final`` (every
 #:   weight *and bias*, masked) to the loss, so 5e-4·w passes through the momentum
-#:   (:data:`dropnet_tf.engines.training.WEIGHT_DECAY_MODES`).
+#:   (:data:`dropnet_tf.engines.config.WEIGHT_DECAY_MODES`).
 #: * ``inputs``: ``mnist.py`` divides by 255, then subtracts the mean and divides by the
 #:   standard deviation of all 60k training images (two scalars, before its 10 %
 #:   validation split); here "scaled" is /255 only.

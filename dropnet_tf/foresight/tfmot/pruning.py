@@ -48,8 +48,10 @@ import numpy as np
 
 from dropnet_tf.core.backend import USE_LEGACY_KERAS, keras
 from dropnet_tf.core.io import to_jsonable
-from dropnet_tf.engines.training import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, StopOnDivergence, Trainer, TrainingConfig, evaluate, is_optimizer, optimizer_spec_fields
-from dropnet_tf.engines.training import make_optimizer as build_optimizer
+from dropnet_tf.engines.callbacks import StopOnDivergence
+from dropnet_tf.engines.config import OPTIMIZER_FIELDS, WEIGHT_DECAY_MODES, TrainingConfig, is_optimizer, optimizer_spec_fields
+from dropnet_tf.engines.optimizers import make_optimizer as build_optimizer
+from dropnet_tf.engines.training import Trainer, evaluate
 from dropnet_tf.foresight.tfmot.schedule import (
     DEFAULT_END_FRACTION,
     _check_fraction,
