@@ -18,6 +18,7 @@ A new number in a doc that comes from a committed CSV or JSON gets a claim here.
 from __future__ import annotations
 
 import csv
+import json
 import functools
 import re
 from dataclasses import dataclass
@@ -137,6 +138,9 @@ FIG3_NOTEBOOK = DROPNET / "04_1_1_model_a_fc40_fc40_mnist_paper_notebook.json"
 FIG15_NOTEBOOK = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper_notebook.json"
 
 
+FIG4_NOTEBOOK = DROPNET / "04_1_2_model_a_fc20_fc40_mnist_paper_notebook.json"
+
+
 FIG18_NOTEBOOK = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper_notebook.json"
 
 
@@ -146,6 +150,19 @@ def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1", summary:
     import json
 
     return lambda: json.loads(summary.read_text())["test_accuracy_at_levels"][level][metric][field]
+
+
+def ordering(summary: Path, position: int) -> Callable[[], float]:
+    """The area measure of the arm at ``position`` of a summary's ordering."""
+    import json
+
+    return lambda: json.loads(summary.read_text())["ordering_by_mean_test_accuracy"][position][1]
+
+
+def grid_minutes_seconds(summary: Path) -> tuple[Callable[[], float], Callable[[], float]]:
+    """A grid's wall clock as (whole minutes, seconds rounded), from its summary's ``grid_time``."""
+    seconds = lambda: round(json.loads(summary.read_text())["grid_time"]["wall_clock_seconds"])  # noqa: E731
+    return (lambda: seconds() // 60, lambda: seconds() % 60)
 
 
 def fig3_notebook_band() -> float:
@@ -172,6 +189,15 @@ CLAIMS = [
     Claim("docs/dropnet.md", "down to 25 % remaining\n  ({} vs {})",
           tuple(fig3_notebook(f"minimum, init={init}", level="0.25", summary=FIG15_NOTEBOOK)
                 for init in ("original", "random"))),
+    # docs/dropnet.md, Fig. 4 under the notebook protocol, 15 seeds (summary JSON)
+    Claim("docs/dropnet.md", "`minimum` {} > `minimum_layer` {} > `random_layer`\n  {} > `maximum_layer` {} > `random` {} > `maximum` {}.",
+          tuple(ordering(FIG4_NOTEBOOK, position) for position in range(6))),
+    Claim("docs/dropnet.md", "`minimum` {} ± {}, `random` {} ± {}, `minimum_layer` {} ± {},\n  `random_layer` {} ± {}, `maximum_layer` {} ± {}, and `maximum` at chance\n  ({}) from 25 % down",
+          (*(fig3_notebook(metric, field, summary=FIG4_NOTEBOOK)
+             for metric in ("minimum", "random", "minimum_layer", "random_layer", "maximum_layer")
+             for field in ("mean", "ci95")),
+           fig3_notebook("maximum", level="0.25", summary=FIG4_NOTEBOOK))),
+    Claim("docs/dropnet.md", "The 90-run grid took {} min {} s of wall clock on one core", grid_minutes_seconds(FIG4_NOTEBOOK)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
           (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
@@ -179,6 +205,7 @@ CLAIMS = [
     Claim("docs/dropnet.md", "fractions give {} ± {} (0.3), {} ± {} (0.4), {} ± {} (0.5)\n  and {} ± {} (0.9)",
           tuple(fig3_notebook(f"minimum, pruning_fraction={p}", field, summary=FIG18_NOTEBOOK)
                 for p in ("0.3", "0.4", "0.5", "0.9") for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "The 75-run grid took {} min {} s of wall clock on one core", grid_minutes_seconds(FIG18_NOTEBOOK)),
     Claim("docs/dropnet.md", "they differ ({} here, {} in Fig. 15)",
           (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
            fig3_notebook("minimum, init=original", summary=FIG15_NOTEBOOK))),
