@@ -682,6 +682,8 @@ def outputs(exp, args, records, protocol, seeds, data, name) -> list[str]:
             row["snip_options"] = ";".join(f"{k}={v}" for k, v in row["snip_options"].items())
         if "protocol" in record:  # how weight decay acted (issue 24), a column of its own
             row["weight_decay_mode"] = record["protocol"].get("weight_decay_mode", "decoupled")
+        if record.get("train_top1"):  # underfitting or overfitting? (the last epoch's running top-1)
+            row["train_top1_last_epoch"] = record["train_top1"][-1]
     written.append(kit.write_csv(os.path.join(args.figures, f"{name}.csv"), csv_rows))
     if exp.table_label:
         table_ratios = exp.table_ratios or tuple(sorted({float(r["compression"]) for r in records if r["method"] != REFERENCE}))
