@@ -142,6 +142,9 @@ FIG15_NOTEBOOK = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper_notebook.jso
 FIG4_NOTEBOOK = DROPNET / "04_1_2_model_a_fc20_fc40_mnist_paper_notebook.json"
 
 
+FIG5_NOTEBOOK = DROPNET / "04_1_3_model_a_fc40_fc20_mnist_paper_notebook.json"
+
+
 FIG18_NOTEBOOK = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper_notebook.json"
 
 
@@ -199,6 +202,20 @@ CLAIMS = [
              for field in ("mean", "ci95")),
            fig3_notebook("maximum", level="0.25", summary=FIG4_NOTEBOOK))),
     Claim("docs/dropnet.md", "The 90-run grid took {} min {} s of wall clock on one core", grid_minutes_seconds(FIG4_NOTEBOOK)),
+    # docs/dropnet.md, Fig. 5 under the notebook protocol, 15 seeds (summary JSON)
+    Claim("docs/dropnet.md", "`minimum_layer` {} >\n  `random_layer` {} > `minimum` {} > `random` {} > `maximum_layer` {} >\n  `maximum` {}, so",
+          tuple(ordering(FIG5_NOTEBOOK, position) for position in range(6))),
+    Claim("docs/dropnet.md", "`minimum` is third, {} behind `random_layer`, and the first four lie\n  within {}.",
+          (lambda: ordering(FIG5_NOTEBOOK, 1)() - ordering(FIG5_NOTEBOOK, 2)(),
+           lambda: ordering(FIG5_NOTEBOOK, 0)() - ordering(FIG5_NOTEBOOK, 3)())),
+    Claim("docs/dropnet.md", "remaining ({} ± {} against `minimum`'s {} ± {}; the paper",
+          tuple(fig3_notebook(metric, field, level="0.25", summary=FIG5_NOTEBOOK)
+                for metric in ("minimum_layer", "minimum") for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "best at 10 % ({} ± {}; then\n  `minimum_layer` {} ± {}, `random_layer` {} ± {}, `random` {} ± {},\n  `maximum_layer` {} ± {}, `maximum` {} ± {})",
+          tuple(fig3_notebook(metric, field, summary=FIG5_NOTEBOOK)
+                for metric in ("minimum", "minimum_layer", "random_layer", "random", "maximum_layer", "maximum")
+                for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "The 90-run grid took\n  {} min {} s of wall clock as one process", grid_minutes_seconds(FIG5_NOTEBOOK)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
           (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
