@@ -85,6 +85,7 @@ class Claim:
 THESIS = FORESIGHT / "01_thesis_4_2_3_figs_4_11_4_13_cnn_mnist_thesis_cnn_mnist_paper.csv"
 LENET300 = FORESIGHT / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper.csv"
 LENET300_CODE = FORESIGHT / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_snipcode.csv"
+LENET5_PUBLIC = FORESIGHT / "05_snip_table1_fig1_lenet5_caffe_mnist_snip_lenets_mnist_paper_snippublic.csv"
 LENET300_PUBLIC = FORESIGHT / "04_snip_table1_fig1_lenet300_mnist_snip_lenets_mnist_paper_snippublic.csv"
 LENET5 = FORESIGHT / "05_snip_table1_fig1_lenet5_caffe_mnist_snip_lenets_mnist_paper.csv"
 LENET5_CODE = FORESIGHT / "05_snip_table1_fig1_lenet5_caffe_mnist_snip_lenets_mnist_paper_snipcode.csv"
@@ -154,6 +155,10 @@ def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1", summary:
     import json
 
     return lambda: json.loads(summary.read_text())["test_accuracy_at_levels"][level][metric][field]
+
+
+def difference(minuend: Callable[[], float], subtrahend: Callable[[], float]) -> Callable[[], float]:
+    return lambda: minuend() - subtrahend()
 
 
 def ordering(summary: Path, position: int) -> Callable[[], float]:
@@ -273,6 +278,35 @@ CLAIMS = [
       for label, arm in (("`--weight-decay-mode coupled`", "wdcoupled"), ("`--inputs standardised`", "std"),
                          ("`--weights-init tf1_variance_scaling`", "tf1vs"), ("`--train-draw fresh`", "fresh"),
                          ("`--biases pruned`", "biasespruned"), ("all together (`public`)", "snippublic"))],
+    # docs/foresight.md, LeNet-5-Caffe as the public code runs it (seed 0) and the cell-by-cell table
+    Claim("docs/foresight.md", "**{} % at 98 % and {} % at 99 %**\n  (best of the last five checkpoints: {} and {})",
+          (*(error(LENET5_PUBLIC, method="snip", compression=r) for r in (50, 100)),
+           *(error(LENET5_PUBLIC, method="snip", compression=r, column="top1_best_of_last5") for r in (50, 100)))),
+    Claim("docs/foresight.md", "Section 5 as written's {} and {}",
+          tuple(error(LENET5, method="snip", compression=r) for r in (50, 100))),
+    Claim("docs/foresight.md", "take {} and {} points\n  off, leaving {} at 98 % (inside ±0.3) and {} at 99 %",
+          (*(difference(error(LENET5, method="snip", compression=r), error(LENET5_PUBLIC, method="snip", compression=r))
+             for r in (50, 100)),
+           difference(error(LENET5_PUBLIC, method="snip", compression=50), lambda: 0.8),
+           difference(error(LENET5_PUBLIC, method="snip", compression=100), lambda: 1.1))),
+    Claim("docs/foresight.md", "(last-epoch training error {} % and {} %)",
+          tuple(error(LENET5_PUBLIC, method="snip", compression=r, column="train_top1_last_epoch") for r in (50, 100))),
+    *[Claim("docs/foresight.md", f"| LeNet-300-100, {cell} | {paper} | {{}} ± {{}} | `public`, 0-4 | {sign}{{}} |",
+            (error(LENET300_PUBLIC, method=method, compression=r), error_std(LENET300_PUBLIC, method=method, compression=r),
+             lambda method=method, r=r, paper=paper: abs(error(LENET300_PUBLIC, method=method, compression=r)() - paper)))
+      for cell, paper, sign, method, r in (("reference", 1.7, "−", "reference", 1), ("95 %", 1.6, "+", "snip", 20),
+                                           ("98 %", 2.4, "+", "snip", 50))],
+    Claim("docs/foresight.md", "training error {} %; untested", (error(LENET300_PUBLIC, method="snip", compression=20,
+                                                                          column="train_top1_last_epoch"),)),
+    Claim("docs/foresight.md", "underfits (training error {} %)", (error(LENET300_PUBLIC, method="snip", compression=50,
+                                                                          column="train_top1_last_epoch"),)),
+    Claim("docs/foresight.md", "it trains to {} ± {} (+{}, seeds 0-2)",
+          (error(LENET5_CODE, method="reference"), error_std(LENET5_CODE, method="reference"),
+           difference(error(LENET5_CODE, method="reference"), lambda: 0.9))),
+    *[Claim("docs/foresight.md", f"| LeNet-5-Caffe, {cell} | {paper} | {{}} | `public`, 0 | +{{}} |",
+            (error(LENET5_PUBLIC, method="snip", compression=r),
+             difference(error(LENET5_PUBLIC, method="snip", compression=r), lambda paper=paper: paper)))
+      for cell, paper, r in (("98 %", 0.8, 50), ("99 %", 1.1, 100))],
     # docs/foresight.md, SNIP Table 1 as the public code runs it, seeds 0-4
     Claim("docs/foresight.md", "| Section 5 as written (`paper`; reference seed 0, SNIP seeds 0-2) | {} | {} ± {} | {} ± {} |",
           (error(LENET300, method="reference"),
