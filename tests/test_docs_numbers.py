@@ -152,6 +152,9 @@ FIG15_EXACT = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper.json"
 FIG18_EXACT = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper.json"
 
 
+FIG4_EXACT = DROPNET / "04_1_2_model_a_fc20_fc40_mnist_paper.json"
+
+
 FIG18_NOTEBOOK = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper_notebook.json"
 
 
@@ -248,6 +251,18 @@ CLAIMS = [
            difference(fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_EXACT), lambda: 0.51))),
     Claim("docs/dropnet.md", "The 75-run grid took {} min {} s of wall clock on one core (one population, one",
           grid_minutes_seconds(FIG18_EXACT)),
+    # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
+    Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
+          tuple(ordering(FIG4_EXACT, position) for position in range(6))),
+    Claim("docs/dropnet.md", "leads clearly ({} ± {}), then `random`\n    {} ± {}, `minimum_layer` {} ± {}, `random_layer` {} ± {},\n    `maximum_layer` {} ± {}, and `maximum` at chance ({})",
+          (*(fig3_notebook(metric, field, summary=FIG4_EXACT)
+             for metric in ("minimum", "random", "minimum_layer", "random_layer", "maximum_layer")
+             for field in ("mean", "ci95")),
+           fig3_notebook("maximum", summary=FIG4_EXACT))),
+    Claim("docs/dropnet.md", "**Grid time: {} min {} s of wall clock for the 90 runs", grid_minutes_seconds(FIG4_EXACT)),
+    Claim("docs/dropnet.md", "population auto; {} min of process time)",
+          (lambda: json.loads(FIG4_EXACT.read_text())["grid_time"]["process_seconds"] / 60,)),
+    Claim("docs/dropnet.md", "most of all `minimum`\n  ({} there)", (fig3_notebook("minimum", summary=FIG4_EXACT),)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
           (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
