@@ -134,35 +134,24 @@ def fig9_epochs() -> tuple[list, list]:
     return full, early
 
 
-FIG3_NOTEBOOK = DROPNET / "04_1_1_model_a_fc40_fc40_mnist_paper_notebook.json"
+def dropnet_summary(stem: str, protocol: str) -> Path:
+    """The summary JSON a Model A script writes for the real MNIST at paper scale."""
+    return DROPNET / f"{stem}_mnist_paper{'' if protocol == 'exact' else '_' + protocol}.json"
 
 
-FIG15_NOTEBOOK = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper_notebook.json"
+FIG3_NOTEBOOK = dropnet_summary("04_1_1_model_a_fc40_fc40", "notebook")
+FIG15_NOTEBOOK = dropnet_summary("06_1_init_model_a_fc20_fc20", "notebook")
+FIG4_NOTEBOOK = dropnet_summary("04_1_2_model_a_fc20_fc40", "notebook")
+FIG5_NOTEBOOK = dropnet_summary("04_1_3_model_a_fc40_fc20", "notebook")
+FIG15_EXACT = dropnet_summary("06_1_init_model_a_fc20_fc20", "exact")
+FIG18_EXACT = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "exact")
+FIG4_EXACT = dropnet_summary("04_1_2_model_a_fc20_fc40", "exact")
+FIG18_NOTEBOOK = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "notebook")
 
 
-FIG4_NOTEBOOK = DROPNET / "04_1_2_model_a_fc20_fc40_mnist_paper_notebook.json"
-
-
-FIG5_NOTEBOOK = DROPNET / "04_1_3_model_a_fc40_fc20_mnist_paper_notebook.json"
-
-
-FIG15_EXACT = DROPNET / "06_1_init_model_a_fc20_fc20_mnist_paper.json"
-
-
-FIG18_EXACT = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper.json"
-
-
-FIG4_EXACT = DROPNET / "04_1_2_model_a_fc20_fc40_mnist_paper.json"
-
-
-FIG18_NOTEBOOK = DROPNET / "07_1_pruning_fraction_model_a_fc20_fc20_mnist_paper_notebook.json"
-
-
-def fig3_notebook(metric: str, field: str = "mean", level: str = "0.1", summary: Path = FIG3_NOTEBOOK
-                  ) -> Callable[[], float]:
-    """A notebook-protocol arm at a level, from the summary JSON the script writes."""
-    import json
-
+def at_level(metric: str, field: str = "mean", level: str = "0.1", summary: Path = FIG3_NOTEBOOK
+             ) -> Callable[[], float]:
+    """An arm's ``field`` (mean or ci95) at a fraction-remaining level, from a summary JSON."""
     return lambda: json.loads(summary.read_text())["test_accuracy_at_levels"][level][metric][field]
 
 
@@ -172,8 +161,6 @@ def difference(minuend: Callable[[], float], subtrahend: Callable[[], float]) ->
 
 def ordering(summary: Path, position: int) -> Callable[[], float]:
     """The area measure of the arm at ``position`` of a summary's ordering."""
-    import json
-
     return lambda: json.loads(summary.read_text())["ordering_by_mean_test_accuracy"][position][1]
 
 
@@ -184,8 +171,6 @@ def grid_minutes_seconds(summary: Path) -> tuple[Callable[[], float], Callable[[
 
 
 def fig3_notebook_band() -> float:
-    import json
-
     ordering = json.loads(FIG3_NOTEBOOK.read_text())["ordering_by_mean_test_accuracy"]
     return ordering[0][1] - ordering[4][1]
 
@@ -193,28 +178,28 @@ def fig3_notebook_band() -> float:
 CLAIMS = [
     # docs/dropnet.md, Fig. 3 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "`random` {} ± {} (paper\n    ≈ 0.76",
-          (fig3_notebook("random"), fig3_notebook("random", "ci95"))),
+          (at_level("random"), at_level("random", "ci95"))),
     Claim("docs/dropnet.md", "and `minimum` {} ± {}\n    (paper ≈ 0.82)",
-          (fig3_notebook("minimum"), fig3_notebook("minimum", "ci95"))),
+          (at_level("minimum"), at_level("minimum", "ci95"))),
     Claim("docs/dropnet.md", "`minimum_layer` {}, `random_layer`\n    {}, `maximum_layer` {}, `maximum` {} ± {}.",
-          (fig3_notebook("minimum_layer"), fig3_notebook("random_layer"), fig3_notebook("maximum_layer"),
-           fig3_notebook("maximum"), fig3_notebook("maximum", "ci95"))),
+          (at_level("minimum_layer"), at_level("random_layer"), at_level("maximum_layer"),
+           at_level("maximum"), at_level("maximum", "ci95"))),
     Claim("docs/dropnet.md", "the first five arms lie within {} of each other", (fig3_notebook_band,)),
     # docs/dropnet.md, Fig. 15 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "original {} ± {} (paper ≈ 0.55) and random re-initialisation\n  {} ± {} (paper ≈ 0.46)",
-          tuple(fig3_notebook(f"minimum, init={init}", field, summary=FIG15_NOTEBOOK)
+          tuple(at_level(f"minimum, init={init}", field, summary=FIG15_NOTEBOOK)
                 for init in ("original", "random") for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "down to 25 % remaining\n  ({} vs {})",
-          tuple(fig3_notebook(f"minimum, init={init}", level="0.25", summary=FIG15_NOTEBOOK)
+          tuple(at_level(f"minimum, init={init}", level="0.25", summary=FIG15_NOTEBOOK)
                 for init in ("original", "random"))),
     # docs/dropnet.md, Fig. 4 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `minimum_layer` {} > `random_layer`\n  {} > `maximum_layer` {} > `random` {} > `maximum` {}.",
           tuple(ordering(FIG4_NOTEBOOK, position) for position in range(6))),
     Claim("docs/dropnet.md", "`minimum` {} ± {}, `random` {} ± {}, `minimum_layer` {} ± {},\n  `random_layer` {} ± {}, `maximum_layer` {} ± {}, and `maximum` at chance\n  ({}) from 25 % down",
-          (*(fig3_notebook(metric, field, summary=FIG4_NOTEBOOK)
+          (*(at_level(metric, field, summary=FIG4_NOTEBOOK)
              for metric in ("minimum", "random", "minimum_layer", "random_layer", "maximum_layer")
              for field in ("mean", "ci95")),
-           fig3_notebook("maximum", level="0.25", summary=FIG4_NOTEBOOK))),
+           at_level("maximum", level="0.25", summary=FIG4_NOTEBOOK))),
     Claim("docs/dropnet.md", "The 90-run grid took {} min {} s of wall clock on one core", grid_minutes_seconds(FIG4_NOTEBOOK)),
     # docs/dropnet.md, Fig. 5 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "`minimum_layer` {} >\n  `random_layer` {} > `minimum` {} > `random` {} > `maximum_layer` {} >\n  `maximum` {}, so",
@@ -223,58 +208,58 @@ CLAIMS = [
           (lambda: ordering(FIG5_NOTEBOOK, 1)() - ordering(FIG5_NOTEBOOK, 2)(),
            lambda: ordering(FIG5_NOTEBOOK, 0)() - ordering(FIG5_NOTEBOOK, 3)())),
     Claim("docs/dropnet.md", "remaining ({} ± {} against `minimum`'s {} ± {}; the paper",
-          tuple(fig3_notebook(metric, field, level="0.25", summary=FIG5_NOTEBOOK)
+          tuple(at_level(metric, field, level="0.25", summary=FIG5_NOTEBOOK)
                 for metric in ("minimum_layer", "minimum") for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "best at 10 % ({} ± {}; then\n  `minimum_layer` {} ± {}, `random_layer` {} ± {}, `random` {} ± {},\n  `maximum_layer` {} ± {}, `maximum` {} ± {})",
-          tuple(fig3_notebook(metric, field, summary=FIG5_NOTEBOOK)
+          tuple(at_level(metric, field, summary=FIG5_NOTEBOOK)
                 for metric in ("minimum", "minimum_layer", "random_layer", "random", "maximum_layer", "maximum")
                 for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "The 90-run grid took\n  {} min {} s of wall clock as one process", grid_minutes_seconds(FIG5_NOTEBOOK)),
     # docs/dropnet.md, Figs. 15 and 18 under the exact protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "(0.932 vs 0.935 at 50 %, 0.884 vs 0.882 at 25 %)".replace("0.932", "{}").replace("0.935", "{}")
           .replace("0.884", "{}").replace("0.882", "{}"),
-          tuple(fig3_notebook(f"minimum, init={init}", level=level, summary=FIG15_EXACT)
+          tuple(at_level(f"minimum, init={init}", level=level, summary=FIG15_EXACT)
                 for level in ("0.5", "0.25") for init in ("original", "random"))),
     Claim("docs/dropnet.md", "At 10 %: {} ± {} (original) vs {} ± {} (random).",
-          tuple(fig3_notebook(f"minimum, init={init}", field, summary=FIG15_EXACT)
+          tuple(at_level(f"minimum, init={init}", field, summary=FIG15_EXACT)
                 for init in ("original", "random") for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "**Area measure.** Original {} vs random {}.",
           (ordering(FIG15_EXACT, 0), ordering(FIG15_EXACT, 1))),
     Claim("docs/dropnet.md", "The 30-run grid took {} min {} s of wall clock on one core", grid_minutes_seconds(FIG15_EXACT)),
     Claim("docs/dropnet.md", "(15 seeds) is {} and {} above it.",
-          (difference(fig3_notebook("minimum, init=original", summary=FIG15_EXACT), lambda: 0.55),
-           difference(fig3_notebook("minimum, init=random", summary=FIG15_EXACT), lambda: 0.46))),
+          (difference(at_level("minimum, init=original", summary=FIG15_EXACT), lambda: 0.55),
+           difference(at_level("minimum, init=random", summary=FIG15_EXACT), lambda: 0.46))),
     Claim("docs/dropnet.md", "p = 0.2 ({}) > 0.3 ({}) > 0.4 ({})\n    > 0.5 ({}) > 0.9 ({}) on the area measure.\n  - **At 10 % remaining:** 0.2 and 0.3 are tied ({} ± {} and {} ± {}), then\n    0.4 ({} ± {}), 0.5 ({} ± {}) and one-shot 0.9 ({} ± {}). p = 0.2 sits\n    {} above",
           (*(ordering(FIG18_EXACT, position) for position in range(5)),
-           *(fig3_notebook(f"minimum, pruning_fraction={p}", field, summary=FIG18_EXACT)
+           *(at_level(f"minimum, pruning_fraction={p}", field, summary=FIG18_EXACT)
              for p in ("0.2", "0.3", "0.4", "0.5", "0.9") for field in ("mean", "ci95")),
-           difference(fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_EXACT), lambda: 0.51))),
+           difference(at_level("minimum, pruning_fraction=0.2", summary=FIG18_EXACT), lambda: 0.51))),
     Claim("docs/dropnet.md", "The 75-run grid took {} min {} s of wall clock on one core (one population, one",
           grid_minutes_seconds(FIG18_EXACT)),
     # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
           tuple(ordering(FIG4_EXACT, position) for position in range(6))),
     Claim("docs/dropnet.md", "leads clearly ({} ± {}), then `random`\n    {} ± {}, `minimum_layer` {} ± {}, `random_layer` {} ± {},\n    `maximum_layer` {} ± {}, and `maximum` at chance ({})",
-          (*(fig3_notebook(metric, field, summary=FIG4_EXACT)
+          (*(at_level(metric, field, summary=FIG4_EXACT)
              for metric in ("minimum", "random", "minimum_layer", "random_layer", "maximum_layer")
              for field in ("mean", "ci95")),
-           fig3_notebook("maximum", summary=FIG4_EXACT))),
+           at_level("maximum", summary=FIG4_EXACT))),
     Claim("docs/dropnet.md", "**Grid time: {} min {} s of wall clock for the 90 runs", grid_minutes_seconds(FIG4_EXACT)),
     Claim("docs/dropnet.md", "population auto; {} min of process time)",
           (lambda: json.loads(FIG4_EXACT.read_text())["grid_time"]["process_seconds"] / 60,)),
-    Claim("docs/dropnet.md", "most of all `minimum`\n  ({} there)", (fig3_notebook("minimum", summary=FIG4_EXACT),)),
+    Claim("docs/dropnet.md", "most of all `minimum`\n  ({} there)", (at_level("minimum", summary=FIG4_EXACT),)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
-          (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
-           fig3_notebook("minimum, pruning_fraction=0.2", "ci95", summary=FIG18_NOTEBOOK))),
+          (at_level("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
+           at_level("minimum, pruning_fraction=0.2", "ci95", summary=FIG18_NOTEBOOK))),
     Claim("docs/dropnet.md", "fractions give {} ± {} (0.3), {} ± {} (0.4), {} ± {} (0.5)\n  and {} ± {} (0.9)",
-          tuple(fig3_notebook(f"minimum, pruning_fraction={p}", field, summary=FIG18_NOTEBOOK)
+          tuple(at_level(f"minimum, pruning_fraction={p}", field, summary=FIG18_NOTEBOOK)
                 for p in ("0.3", "0.4", "0.5", "0.9") for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "The 75-run grid took {} min {} s of wall clock on one core (one\n  population, three sittings)",
           grid_minutes_seconds(FIG18_NOTEBOOK)),
     Claim("docs/dropnet.md", "they do not ({} here, {} in\n    Fig. 15)",
-          (fig3_notebook("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
-           fig3_notebook("minimum, init=original", summary=FIG15_NOTEBOOK))),
+          (at_level("minimum, pruning_fraction=0.2", summary=FIG18_NOTEBOOK),
+           at_level("minimum, init=original", summary=FIG15_NOTEBOOK))),
     # docs/foresight.md, thesis Figs. 4.11-4.13 at the paper's protocol (seed 42)
     Claim("docs/foresight.md", "**Unpruned:** {} % top-1", (top1(THESIS, method="reference"),)),
     Claim("docs/foresight.md", "r = 2 / 4 / 8 / 16 / 32 / 64 is {} / {} / {} / {} / {} / {} % for SNIP",
