@@ -351,3 +351,35 @@ def test_members_keep_no_tensor_copy_of_the_data(tmp_path, monkeypatch):
                      min_fraction=0.0, max_cycles=2, training=TrainingConfig(max_epochs=2, patience=0, batch_size=16))
     assert len(made) == 2 and len(ResultsFile(tmp_path / "r.jsonl").records()) == 4
     assert all(member._tensors is None for member in made)
+
+
+def build_a_wide(seed):
+    return model_a((20, 20), input_shape=(12,), num_classes=3, seed=seed)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["without_xla", "with_xla"])
+def test_a_runs_records_do_not_depend_on_its_row_or_on_the_runs_beside_it(jit_compile):
+    """The same run gives the same bits alone, in row 1 of 2, in row 3 of 5 and as the last run
+    left: a grid's numbers must not depend on how its runs were laid out (the notebook
+    protocol's Fig. 15 and Fig. 18 once disagreed on shared runs for this reason)."""
+    target = ("minimum", 1, "original")
+    others = [("maximum", 2, "original"), ("random_layer", 3, "random"), ("minimum", 4, "original"),
+              ("minimum_layer", 5, "original")]
+    settings = dict(fraction=0.3, min_fraction=0.0, max_cycles=3, selection="notebook", min_units_per_layer=0,
+                    training=TrainingConfig(max_epochs=4, patience=1, batch_size=32, shuffle=False,
+                                            restore_best_weights=False, jit_compile=jit_compile))
+    layouts = {
+        "alone": (1, [target]),
+        "row 1 of 2": (2, [others[0], target]),
+        "row 3 of 5": (5, others[:3] + [target] + others[3:]),
+        "last left": (2, [target, others[0], others[1]]),
+    }
+    found = {}
+    for name, (size, runs) in layouts.items():
+        records = population_prune(build_a_wide, A_DATA, runs, population=size, **settings)
+        found[name] = [{k: v for k, v in r.items() if "second" not in k and "time" not in k}
+                       for r in records[("",) + target]]
+    reference = found.pop("alone")
+    assert len(reference) == 3  # max_cycles
+    for name, records in found.items():
+        assert records == reference, name

@@ -29,11 +29,12 @@ import numpy as np
 
 from dropnet_tf.core.backend import keras
 from dropnet_tf.core.scoring import StatisticScorer, get_scorer, select_and_drop
-from dropnet_tf.engines.stacked import StackedNetwork, StackedTrainer, architecture, sgd_settings
+from dropnet_tf.engines.stacked import XLA_MIN_ROWS, StackedNetwork, StackedTrainer, architecture, sgd_settings
 from dropnet_tf.dropnet.iterative import IterativePruner, derive_seed
 
 #: The largest population ``"auto"`` makes.
 AUTO_LIMIT = 64
+
 
 
 def check_population(population, runs: int | None = None):
@@ -213,15 +214,17 @@ class _Population:
                 network = StackedNetwork(member.model)
                 x_train, y_train = member.splits["train"]
                 self.trainer = StackedTrainer(
-                    network, self.size, x_train, y_train, member.training.loss,
+                    network, max(self.size, XLA_MIN_ROWS), x_train, y_train, member.training.loss,
                     jit_compile=member.training.jit_compile, model=member.model, **member.sgd,
                 )
             slots.append(_Slot(*found))
             self.load(len(slots) - 1, slots[-1])
         if self.trainer is None:
             return False
-        if len(slots) < self.size:
-            self.trainer.keep_rows(range(len(slots)))
+        rows = max(len(slots), self.trainer.min_rows)
+        slots.extend([None] * (rows - len(slots)))  # empty rows, never active
+        if rows < self.trainer.size:
+            self.trainer.keep_rows(range(rows))
         self.cfg = self.first["training"]
         self.reference = slots[0].member
         return True
@@ -312,6 +315,9 @@ class _Population:
         empty = [r for r, slot in enumerate(slots) if slot is None]
         if empty and len(empty) * 2 >= len(slots) and len(empty) < len(slots):
             keep = [r for r, slot in enumerate(slots) if slot is not None]
+            keep += empty[: self.trainer.min_rows - len(keep)]  # an empty row beside a last run under XLA
+            if len(keep) == len(slots):
+                return
             self.trainer.keep_rows(keep)
             self.slots = [slots[r] for r in keep]
             if self.verbose:

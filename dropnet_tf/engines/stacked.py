@@ -150,6 +150,31 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _broadcast_bias(bias, rank: int):
+    """(N, F) bias as (N, 1, ..., 1, F), to add to an (N, B, ..., F) tensor of ``rank``."""
+    return bias[(slice(None),) + (None,) * (rank - 2) + (slice(None),)]
+
+
+@tf.custom_gradient
+def _add_bias_row_exact(h, bias):
+    """``h + bias`` per run, the bias gradient taken by a batched matrix product.
+
+    Why: without XLA, TensorFlow's CPU sum over a middle axis (the gradient of a broadcast
+    add) rounds a row's result according to where the row sits in memory: of 10 identical
+    FC20-FC20 runs trained side by side, rows 0, 4 and 8 agreed and the others differed in
+    the last bit after one epoch, which SGD then amplifies, so a run's result depended on its
+    row in the population.  A batched matmul packs each row before multiplying, and gives
+    every row the same result wherever it sits.  The forward value is the plain add.
+    """
+    def gradient(upstream):
+        shape = tf.shape(upstream)
+        flat = tf.reshape(upstream, tf.stack([shape[0], -1, shape[-1]]))  # (N, samples·positions, F)
+        ones = tf.ones(tf.stack([shape[0], 1, tf.shape(flat)[1]]), upstream.dtype)
+        return upstream, tf.reshape(tf.matmul(ones, flat), tf.shape(bias))
+
+    return h + _broadcast_bias(bias, len(h.shape)), gradient
+
+
 class StackedNetwork:
     """The forward pass of N runs of ``model``'s architecture at once (see the module docstring).
 
@@ -177,12 +202,15 @@ class StackedNetwork:
             ))
         self.input_shape = tuple(model.inputs[0].shape[1:])
 
-    def forward(self, weights, masks, x, shared: bool = False):
+    def forward(self, weights, masks, x, shared: bool = False, row_exact_bias: bool = False):
         """``(outputs (N, B, ...), [mask layer outputs (N, B, ..., units)])``.
 
         ``x`` is ``(N, B, *input_shape)``, one batch per run, or with ``shared`` one batch
         ``(B, *input_shape)`` that every run sees (evaluation, statistics).
+        ``row_exact_bias`` takes the biases' gradient so that it does not depend on a run's
+        row (:func:`_add_bias_row_exact`; the trainer asks for it without XLA).
         """
+        add_bias = _add_bias_row_exact if row_exact_bias else (lambda h, b: h + _broadcast_bias(b, len(h.shape)))
         h = x
         n = tf.shape(weights[0])[0]
         mask_outputs = []
@@ -197,11 +225,13 @@ class StackedNetwork:
                 h = tf.einsum("bi,nio->nbo", h, kernel) if shared else tf.matmul(h, kernel)
                 shared = False
                 if bias_at is not None:
-                    h = h + weights[bias_at][:, None, :]
+                    h = add_bias(h, weights[bias_at])
                 h = layer.activation(h)
             elif kind == "Conv2D":
-                h, shared = self._conv(layer, h, weights[kernel_at], None if bias_at is None else weights[bias_at], n,
-                                       shared)
+                h, shared = self._conv(layer, h, weights[kernel_at], n, shared)
+                if bias_at is not None:
+                    h = add_bias(h, weights[bias_at])
+                h = layer.activation(h)
             elif kind == "MaxPooling2D":
                 h = self._pool(layer, h, shared)
             elif kind == "MaskLayer":
@@ -216,7 +246,8 @@ class StackedNetwork:
             h = tf.broadcast_to(h[None], tf.concat([[n], tf.shape(h)], 0))
         return h, mask_outputs
 
-    def _conv(self, layer, h, kernel, bias, n, shared):
+    def _conv(self, layer, h, kernel, n, shared):
+        """The convolution of the N runs, before bias and activation; (N, B, H, W, F), False."""
         strides = tuple(layer.strides)
         padding = layer.padding.upper()
         kh, kw, channels, filters = (int(d) for d in kernel.shape[1:])
@@ -232,10 +263,7 @@ class StackedNetwork:
             out = tf.nn.conv2d(folded, stacked_kernel, strides, padding)
         shape = tf.shape(out)
         out = tf.reshape(out, tf.stack([shape[0], shape[1], shape[2], n, filters]))
-        out = tf.transpose(out, (3, 0, 1, 2, 4))
-        if bias is not None:
-            out = out + bias[:, None, None, None, :]
-        return layer.activation(out), False
+        return tf.transpose(out, (3, 0, 1, 2, 4)), False
 
     def _pool(self, layer, h, shared):
         pool = tuple(layer.pool_size)
@@ -247,6 +275,15 @@ class StackedNetwork:
         folded = tf.reshape(h, tf.concat([[-1], shape[2:]], 0))
         out = tf.nn.max_pool2d(folded, pool, strides, padding)
         return tf.reshape(out, tf.concat([shape[:2], tf.shape(out)[1:]], 0))
+
+
+#: The fewest rows a trainer compiled with XLA keeps: XLA compiles a one-row step otherwise
+#: than a step of several rows (a lone FC20-FC20 run's weights differed by 1e-7 after one
+#: epoch from the same run beside others, where every row count from two on gave the same
+#: bits), so a run left alone at the end of a population, or a population of one, would
+#: follow another path than the same run among others.  An empty row beside it costs one
+#: run's arithmetic; without XLA no row count is special (see :func:`_add_bias_row_exact`).
+XLA_MIN_ROWS = 2
 
 
 class StackedTrainer:
@@ -295,6 +332,12 @@ class StackedTrainer:
             [np.ones((self.size, units), np.float32) for units in network.mask_units],
             np.zeros(self.size, np.float32),
         )
+
+    @property
+    def min_rows(self) -> int:
+        """The fewest rows to keep (:data:`XLA_MIN_ROWS` under XLA, else 1) for a run's result not
+        to depend on how many rows it is trained with."""
+        return XLA_MIN_ROWS if self.jit_compile else 1
 
     def _make_variables(self, weights, masks, active):
         self.weights = [tf.Variable(w) for w in weights]
@@ -365,7 +408,7 @@ class StackedTrainer:
             y_batch = tf.gather(self.y, index)
             with tf.GradientTape() as tape:
                 outputs, _ = self.network.forward([w.value() for w in self.weights], [m.value() for m in self.masks],
-                                                  x_batch)
+                                                  x_batch, row_exact_bias=not self.jit_compile)
                 losses = tf.reduce_mean(self._loss(y_batch, outputs), axis=1)
                 objective = tf.reduce_sum(losses * active)
             gradients = tape.gradient(objective, self.weights)
@@ -441,21 +484,26 @@ class StackedTrainer:
         return tf.reduce_sum(losses, axis=1), tf.reduce_sum(tf.cast(hits, tf.float64), axis=1)
 
     def evaluate(self, rows, x, y, batch_size: int = 1024) -> list[dict]:
-        """Mean loss and top-1 accuracy of each of ``rows`` on (x, y), as ``GraphTrainer.evaluate``."""
+        """Mean loss and top-1 accuracy of each of ``rows`` on (x, y), as ``GraphTrainer.evaluate``.
+
+        Row by row, in batches of ``batch_size`` samples starting at the same sample whatever
+        the other rows: a run's numbers do not depend on how many runs are evaluated with it
+        (a matrix product may round a sample's output differently when the batch is longer).
+        """
         x = tf.convert_to_tensor(x)
         y = tf.convert_to_tensor(y)
         count = int(x.shape[0])
-        weights, masks = self._gathered(rows)
-        loss_sum = np.zeros(len(rows))
-        correct = np.zeros(len(rows))
-        batch_size = _per_run_batch(batch_size, len(rows))
-        # One call per batch (the batch loop in Python): a few calls per evaluation.
-        for start in range(0, count, batch_size):
-            batch_loss, batch_correct = self._evaluate(weights, masks, x[start : start + batch_size],
-                                                       y[start : start + batch_size])
-            loss_sum += batch_loss.numpy()
-            correct += batch_correct.numpy()
-        return [{"loss": float(l) / count, "accuracy": float(c) / count} for l, c in zip(loss_sum, correct)]
+        results = []
+        for row in rows:
+            weights, masks = self._gathered([row])
+            loss_sum = correct = 0.0
+            for start in range(0, count, batch_size):
+                batch_loss, batch_correct = self._evaluate(weights, masks, x[start : start + batch_size],
+                                                           y[start : start + batch_size])
+                loss_sum += float(batch_loss.numpy()[0])
+                correct += float(batch_correct.numpy()[0])
+            results.append({"loss": loss_sum / count, "accuracy": correct / count})
+        return results
 
     def _statistics_python(self, weights, masks, x_batch):
         """Per mask layer: each run's sums of |a| and of zeros over the batch and positions, and
@@ -472,38 +520,33 @@ class StackedTrainer:
         return abs_sums, zero_counts, value_counts
 
     def statistics(self, rows, x, batch_size: int = 1024) -> list[UnitStatistics]:
-        """DropNet's E(a_i) / E(f_i) and APoZ (as :func:`dropnet_tf.collect_statistics`) of each of ``rows``."""
+        """DropNet's E(a_i) / E(f_i) and APoZ (as :func:`dropnet_tf.collect_statistics`) of each of ``rows``.
+
+        Row by row in batches of ``batch_size`` samples, as :meth:`evaluate`: one call holds one
+        run's batch (30 Conv64 runs on a shared 1024-batch of 28x28 images would need 6 GB per
+        layer), and a run's scores do not depend on the runs collected with it.
+        """
         x = tf.convert_to_tensor(x)
         count = int(x.shape[0])
-        weights, masks = self._gathered(rows)
-        layers = len(self.network.mask_units)
-        abs_sums = [0.0] * layers
-        zero_counts = [0.0] * layers
-        value_counts = [0.0] * layers
-        batch_size = _per_run_batch(batch_size, len(rows))
-        for start in range(0, count, batch_size):
-            found = self._statistics(weights, masks, x[start : start + batch_size])
-            for i in range(layers):
-                abs_sums[i] = abs_sums[i] + found[0][i].numpy()
-                zero_counts[i] = zero_counts[i] + found[1][i].numpy()
-                value_counts[i] = value_counts[i] + float(found[2][i].numpy())
         names = [layer.name for layer in self.network.mask_layers]
-        return [
-            UnitStatistics(
-                mean_abs={name: abs_sums[i][r] / value_counts[i] for i, name in enumerate(names)},
-                apoz={name: zero_counts[i][r] / value_counts[i] for i, name in enumerate(names)},
+        found_per_row = []
+        for row in rows:
+            weights, masks = self._gathered([row])
+            abs_sums = [0.0] * len(names)
+            zero_counts = [0.0] * len(names)
+            value_counts = [0.0] * len(names)
+            for start in range(0, count, batch_size):
+                found = self._statistics(weights, masks, x[start : start + batch_size])
+                for i in range(len(names)):
+                    abs_sums[i] = abs_sums[i] + found[0][i].numpy()[0]
+                    zero_counts[i] = zero_counts[i] + found[1][i].numpy()[0]
+                    value_counts[i] = value_counts[i] + float(found[2][i].numpy())
+            found_per_row.append(UnitStatistics(
+                mean_abs={name: abs_sums[i] / value_counts[i] for i, name in enumerate(names)},
+                apoz={name: zero_counts[i] / value_counts[i] for i, name in enumerate(names)},
                 num_samples=count,
-            )
-            for r in range(len(rows))
-        ]
-
-
-def _per_run_batch(batch_size: int, runs: int) -> int:
-    """Samples per call when ``runs`` runs see each sample: the activations of one call then
-    take the memory of one run's ``batch_size`` batch (30 Conv64 runs on a 1024-batch of 28x28
-    images would need 6 GB per layer).  Losses and statistics are per sample, so the batch
-    size changes only the order of summation."""
-    return max(1, int(batch_size) // max(1, int(runs)))
+            ))
+        return found_per_row
 
 
 def sgd_settings(optimizer) -> dict:
