@@ -192,16 +192,73 @@ def test_guard_keeps_qualifiers_of_a_layer_at_its_minimum():
     assert drop == {"a": set(), "b": {0, 1}}
 
 
-def test_fraction_one_drops_everything_and_count_is_refused():
+def test_fraction_one_drops_everything_and_counts_above_one_are_refused():
     scores = {"a": np.array([0.1, 0.2, 0.3])}
     masks = {"a": np.ones(3, np.float32)}
     with pytest.warns(UserWarning, match="collapse"):
         drop = select_units(scores, masks, 1.0, "layer", 0, min_units_per_layer=0, selection="notebook")
     assert drop["a"].all()
-    with pytest.raises(ValueError, match="count=1"):
-        select_units(scores, masks, None, "global", 0, count=1, selection="notebook")
+    with pytest.raises(ValueError, match="count=2"):
+        select_units(scores, masks, None, "global", 0, count=2, selection="notebook")
     with pytest.raises(ValueError, match=r"\('exact', 'notebook'\), got 'notebooks'"):
         select_units(scores, masks, 0.2, "global", 0, selection="notebooks")
+
+
+# ----------------------------------------------------------------------------- drop-one (Fig. 13)
+# The notebooks' oracle comparison (dropOne=True): threshold at position 0, nothing shuffled,
+# one unit in all for the global metrics, one per layer for the layer-wise ones.
+
+
+def _drop_one(scores, masks, scope, seed=0, uniform=False, guard=0):
+    return dropped_sets(select_units(scores, masks, None, scope, seed, count=1, selection="notebook",
+                                     min_units_per_layer=guard, uniform=uniform))
+
+
+def test_drop_one_takes_the_first_lowest_unit_in_model_order():
+    masks = {"a": np.array([1, 1, 1, 0], np.float32), "b": np.ones(3, np.float32)}
+    scores = {"a": np.array([0.3, 0.1, 0.1, 0.0]), "b": np.array([0.1, 0.05, 0.05])}
+    # a[3] scores lowest but is inactive; b's 0.05 ties twice: its first, in every draw
+    assert all(_drop_one(scores, masks, "global", seed) == {"a": set(), "b": {1}} for seed in range(5))
+    scores["b"] = np.array([0.1, 0.2, 0.1])
+    assert _drop_one(scores, masks, "global") == {"a": {1}, "b": set()}  # a tie across layers: the earlier layer
+    assert _drop_one(scores, masks, "layer") == {"a": {1}, "b": {0}}  # one per layer, each its first lowest
+    # the guard leaves a layer at its minimum out and takes the lowest of the others
+    single = {"a": np.array([0, 1, 0, 0], np.float32), "b": np.ones(3, np.float32)}
+    assert _drop_one(scores, single, "global", guard=1) == {"a": set(), "b": {0}}
+
+
+def test_drop_one_random_layer_takes_each_layers_first_active_unit_without_a_draw():
+    masks = {"a": np.array([0, 0, 1, 1], np.float32), "b": np.array([1, 0, 1], np.float32)}
+    scores = {name: np.zeros(len(mask)) for name, mask in masks.items()}
+    for seed in range(5):
+        assert _drop_one(scores, masks, "layer", seed, uniform=True) == {"a": {2}, "b": {0}}
+
+
+def test_drop_one_random_is_one_unit_uniform_over_the_active_ones():
+    masks = {"a": np.array([1, 0, 1], np.float32), "b": np.array([1, 1, 0, 1], np.float32)}
+    scores = {name: np.zeros(len(mask)) for name, mask in masks.items()}
+    active = [("a", 0), ("a", 2), ("b", 0), ("b", 1), ("b", 3)]
+    draws = 5000
+    rng = np.random.default_rng(3)
+    counts = dict.fromkeys(active, 0)
+    for _ in range(draws):
+        drop = _drop_one(scores, masks, "global", rng, uniform=True)
+        units = [(name, unit) for name, chosen in drop.items() for unit in chosen]
+        assert len(units) == 1 and units[0] in counts
+        counts[units[0]] += 1
+    expected = draws / len(active)
+    spread = math.sqrt(draws * (1 / len(active)) * (1 - 1 / len(active)))
+    assert all(abs(count - expected) < 5 * spread for count in counts.values()), counts
+
+
+def test_drop_one_cycles_under_the_notebook_protocol():
+    """minimum loses one unit a cycle, random_layer one per layer (two for Model A)."""
+    for metric, lost in (("minimum", 1), ("random_layer", 2)):
+        records = iterative_prune(_model(), DATA, metric, protocol="notebook", count=1, max_cycles=3,
+                                  training=FAST, verbose=0)
+        totals = [sum(r["units_per_layer"].values()) for r in records]
+        assert totals == [12, 12 - lost, 12 - 2 * lost], (metric, totals)
+        assert all(r["selection"] == "notebook" for r in records)
 
 
 # ----------------------------------------------------------------------------- update_masks
@@ -378,8 +435,10 @@ def test_pruner_under_the_notebook_protocol(tmp_path):
     assert sum(records[1]["units_per_layer"].values()) == 12 - 3  # quota int(0.3 · 12)
     default = IterativePruner(_model(), DATA, "maximum", training=FAST, verbose=0)
     assert (default.selection, default.min_units_per_layer, default.training.shuffle) == ("exact", 1, True)
-    with pytest.raises(ValueError, match="oracle"):
-        IterativePruner(_model(), DATA, "oracle", selection="notebook", training=FAST, verbose=0)
+    oracle = IterativePruner(_model(), DATA, "oracle", selection="notebook", training=FAST, verbose=0)
+    assert oracle.selection == "notebook"  # drop-one: the notebooks' oracle comparison
+    with pytest.raises(ValueError, match="count=2"):
+        IterativePruner(_model(), DATA, "minimum", selection="notebook", count=2, training=FAST, verbose=0)
 
 
 def test_resuming_with_the_other_selection_is_refused(tmp_path):
@@ -433,8 +492,8 @@ def test_cli_protocol_option_and_separate_names():
     assert exp.experiment_name(0.2) == exp.experiment_name(0.2, "paper") == "dropnet_04_1_1_model_a_fc40_fc40"
     assert exp.experiment_name(0.2, "notebook") == "dropnet_04_1_1_model_a_fc40_fc40_notebook"
     _, oracle = _script("05_1_fig13_oracle_model_a_fc20_fc20_mnist.py")
-    with pytest.raises(SystemExit):
-        protocol.parse_args(oracle, ["--protocol", "notebook"])  # drop-one has no notebook rule
+    assert protocol.parse_args(oracle, ["--protocol", "notebook"]).protocol == "notebook"  # drop-one
+    assert oracle.experiment_name(None, "notebook").endswith("_notebook")
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ Two selection rules (``selection=``):
     The unit left over is in the last layer that has a qualifier (global metrics) or is a
     random one of the layer's qualifiers (layer-wise metrics); with ties the earlier layers
     lose theirs first.  The random metrics (``uniform=True``) skip the threshold: the
-    notebooks draw k of the active units uniformly (:func:`notebook_random_drop`).
+    notebooks draw k of the active units uniformly (:func:`notebook_random_drop`).  With
+    ``count=1`` it is the notebooks' drop-one mode (:func:`notebook_drop_one`).
 """
 
 from __future__ import annotations
@@ -173,6 +174,59 @@ def _ranked(scores: np.ndarray, candidates: np.ndarray, rng: np.random.Generator
     return candidates[order]
 
 
+def notebook_drop_one(
+    scores: Mapping[str, np.ndarray],
+    active: Mapping[str, np.ndarray],
+    scope: str,
+    rng: np.random.Generator,
+    spare: Mapping[str, int] | None = None,
+    uniform: bool = False,
+) -> dict[str, np.ndarray]:
+    """The authors' notebooks' drop-one mode (their oracle comparison, DropNet Section 5):
+    indices of the units to drop, per layer.
+
+    In this mode the notebooks read the threshold at position 0 (the lowest score) and
+    shuffle nothing, so:
+
+    * score metrics, ``scope="global"``: the first active unit in model order (layer, then
+      index) with the lowest score, one unit in all (the oracle's strict ``<`` over the
+      units in that order picks the same one);
+    * score metrics, ``"layer"``: in every layer, its first active unit with the layer's
+      lowest score, one unit per layer;
+    * random metrics (``uniform``), ``"global"``: one active unit drawn uniformly;
+    * random metrics, ``"layer"``: the first active unit of every layer, one per layer and
+      no draw at all (the notebooks' ``random_layer`` takes the layer's qualifiers in index
+      order and shuffles them only when dropping a fraction).
+
+    ``spare`` (the ``min_units_per_layer`` guard, which the notebooks do not have) leaves
+    out the layers at their minimum; the lowest score is then taken over the others.
+    """
+    names = list(active)
+    spare = dict(spare) if spare is not None else {name: active[name].size for name in names}
+    candidates = [name for name in names if active[name].size and spare[name] > 0]
+    dropped = {name: np.zeros(0, dtype=np.int64) for name in names}
+    if not candidates:
+        return dropped
+    if uniform and scope == "global":
+        units = np.concatenate([active[name] for name in candidates])
+        layers = np.concatenate([np.full(active[name].size, i) for i, name in enumerate(candidates)])
+        position = int(rng.integers(units.size))
+        dropped[candidates[layers[position]]] = units[position : position + 1].astype(np.int64)
+    elif uniform:
+        for name in candidates:
+            dropped[name] = active[name][:1].astype(np.int64)
+    elif scope == "global":
+        layer_scores = {name: np.asarray(scores[name], np.float64)[active[name]] for name in candidates}
+        lowest = min(values.min() for values in layer_scores.values())
+        first = next(name for name in candidates if (layer_scores[name] <= lowest).any())
+        dropped[first] = active[first][np.flatnonzero(layer_scores[first] <= lowest)[:1]].astype(np.int64)
+    else:
+        for name in candidates:
+            values = np.asarray(scores[name], np.float64)[active[name]]
+            dropped[name] = active[name][np.flatnonzero(values <= values.min())[:1]].astype(np.int64)
+    return dropped
+
+
 def select_units(
     scores: Mapping[str, np.ndarray],
     masks: Mapping[str, np.ndarray],
@@ -202,8 +256,9 @@ def select_units(
         selection: "exact" (default): the k lowest-scoring units, ties at random.
             "notebook": the authors' notebooks' rule (:func:`notebook_drop`): every unit
             scoring at most the (k+1)-th lowest score qualifies, and qualifiers are dropped
-            layer by layer in model order, at random within a layer, until k are gone.  It
-            needs ``fraction``; ``count`` has only the exact rule.  The guard still applies:
+            layer by layer in model order, at random within a layer, until k are gone.  With
+            ``count=1`` it is the notebooks' drop-one mode (:func:`notebook_drop_one`); other
+            counts have only the exact rule.  The guard still applies:
             a layer at ``min_units_per_layer`` keeps its qualifiers, and if no qualifier may
             go, NothingToPruneError is raised.
         uniform: the scores rank nothing (the random metrics).  Under "exact" the random
@@ -227,7 +282,11 @@ def select_units(
         )
     drop = {name: np.zeros(np.shape(masks[name]), dtype=bool) for name in names}
     # Each rule marks the units it drops in ``drop`` and uses up ``spare``.
-    if selection == "notebook":
+    if selection == "notebook" and count is not None:
+        chosen = notebook_drop_one(scores, active, scope, rng, spare, uniform)
+        for name in names:
+            drop[name][chosen[name]] = True
+    elif selection == "notebook":
         _drop_notebook(drop, scores, active, spare, fraction, scope, rng, uniform, min_units_per_layer)
     elif scope == "layer" and count is None:
         _drop_per_layer(drop, scores, active, spare, fraction, rng)
@@ -248,10 +307,10 @@ def _check_selection_arguments(scores, masks, fraction, scope, count, min_units_
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
-    if selection == "notebook" and count is not None:
+    if selection == "notebook" and count is not None and count != 1:
         raise ValueError(
-            f"selection='notebook' is a rule for a pruning fraction; count={count!r} (drop-count mode, "
-            "the oracle) has only selection='exact'."
+            f"selection='notebook' is a rule for a pruning fraction or for dropping one unit (count=1, the "
+            f"notebooks' oracle comparison); count={count!r} has only selection='exact'."
         )
     if (fraction is None) == (count is None):
         raise ValueError("Give exactly one of fraction and count.")

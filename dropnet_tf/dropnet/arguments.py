@@ -134,11 +134,12 @@ def check_prune_arguments(
         raise TypeError(f"training must be a dropnet_tf.TrainingConfig or None, got {type(training).__name__}.")
     selection, min_units_per_layer, training = resolve_protocol(protocol, selection, min_units_per_layer, training)
     training = check_training(training)
-    if selection == "notebook" and (count is not None or scorer.default_count is not None):
-        what = f"{scorer.name!r} drops {scorer.default_count} unit(s) per cycle" if count is None else f"count={count}"
+    dropped_per_cycle = count if count is not None else scorer.default_count
+    if selection == "notebook" and dropped_per_cycle not in (None, 1):
+        what = f"{scorer.name!r} drops {dropped_per_cycle} unit(s) per cycle" if count is None else f"count={count}"
         raise ValueError(
-            f"selection='notebook' is a rule for a pruning fraction, but {what}; "
-            "the drop-count mode has only selection='exact'."
+            f"selection='notebook' is a rule for a pruning fraction or for dropping one unit per cycle (the "
+            f"notebooks' oracle comparison), but {what}; other counts have only selection='exact'."
         )
     if results is not None and not isinstance(results, ResultsFile):
         check_path("results", results, allow_none=True)

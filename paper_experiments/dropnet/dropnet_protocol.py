@@ -153,8 +153,9 @@ def build_parser(exp: Experiment):
     def checks(args):
         if args.metrics is not None and "oracle" in exp.metrics and "oracle" not in args.metrics:
             return "--metrics must include 'oracle' here: the other metrics are compared with it"
-        if args.protocol == "notebook" and exp.count is not None:
-            return f"--protocol notebook needs a pruning fraction, but this experiment drops {exp.count} unit per cycle"
+        if args.protocol == "notebook" and exp.count not in (None, 1):
+            return (f"--protocol notebook needs a pruning fraction or drop-one, but this experiment drops {exp.count} "
+                    "units per cycle")
         return None
 
     return kit.build_parser(
@@ -229,12 +230,12 @@ def _figure_stem(exp: Experiment, figure: Figure, dataset: str, scale: Scale, pr
     return f"{exp.script}_{'_'.join(figure.labels)}_{exp.slug}_{dataset}_{scale.name}{_protocol_suffix(protocol)}_{what}"
 
 
-def _similarity_records(results_path, exp: Experiment, records: list[dict]) -> list[dict]:
+def _similarity_records(results_path, exp: Experiment, records: list[dict], protocol: str = "paper") -> list[dict]:
     """Agreement of each metric's masks with the oracle's, same seed and cycle (Section 5)."""
     from dropnet_tf.dropnet.state import run_masks
     from dropnet_tf.dropnet.oracle import mask_similarity
 
-    name = exp.experiment_name(exp.fractions[0])
+    name = exp.experiment_name(exp.fractions[0], protocol)
     rows = []
     seeds = sorted({r["seed"] for r in records if r["metric"] == "oracle"})
     for seed in seeds:
@@ -608,7 +609,7 @@ def _draw_figures(setup: _Setup, records: list[dict]) -> list[str]:
         chosen = [r for r in records if all(r.get(k) == v for k, v in figure.where)]
         group_by = exp.group_by
         if figure.y == "oracle_similarity":
-            chosen = _similarity_records(setup.results_path, exp, chosen)
+            chosen = _similarity_records(setup.results_path, exp, chosen, args.protocol)
             ylabel = "Mask agreement with the oracle"
         else:
             ylabel = {"test_accuracy": "Test accuracy", "train_accuracy": "Training accuracy",
