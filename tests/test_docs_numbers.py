@@ -147,6 +147,14 @@ FIG15_EXACT = dropnet_summary("06_1_init_model_a_fc20_fc20", "exact")
 FIG18_EXACT = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "exact")
 FIG4_EXACT = dropnet_summary("04_1_2_model_a_fc20_fc40", "exact")
 FIG18_NOTEBOOK = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "notebook")
+FIG3_EXACT = dropnet_summary("04_1_1_model_a_fc40_fc40", "exact")
+FIG3_EXACT_CURVES = DROPNET / "04_1_1_fig03_model_a_fc40_fc40_mnist_paper_test_accuracy.csv"
+
+
+def curve_point(path: Path, metric: str, cycle: int, column: str = "test_accuracy_mean") -> Callable[[], float]:
+    """One point of a figure's curve CSV (``fraction_remaining`` in %, or a mean)."""
+    scale = 100 if column == "fraction_remaining" else 1
+    return lambda: scale * values(path, column, metric=metric, cycle=cycle)[0]
 
 
 def at_level(metric: str, field: str = "mean", level: str = "0.1", summary: Path = FIG3_NOTEBOOK
@@ -236,6 +244,26 @@ CLAIMS = [
            difference(at_level("minimum, pruning_fraction=0.2", summary=FIG18_EXACT), lambda: 0.51))),
     Claim("docs/dropnet.md", "The 75-run grid took {} min {} s of wall clock on one core (one population, one",
           grid_minutes_seconds(FIG18_EXACT)),
+    # docs/dropnet.md, Fig. 3 under the exact protocol, 15 seeds, two shards (summary JSON, curve CSV)
+    Claim("docs/dropnet.md", "`minimum_layer` {} >\n    `minimum` {} > `random_layer` {} > `maximum_layer` {} > `random` {} >\n    `maximum` {} (the paper",
+          tuple(ordering(FIG3_EXACT, position) for position in range(6))),
+    Claim("docs/dropnet.md", "The first five lie within {}, so the",
+          (difference(ordering(FIG3_EXACT, 0), ordering(FIG3_EXACT, 4)),)),
+    Claim("docs/dropnet.md", "falls from {} at {} % of nodes remaining to {} at {} %, and ends\n    at {} ± {} at 10 %.",
+          (curve_point(FIG3_EXACT_CURVES, "maximum", 3), curve_point(FIG3_EXACT_CURVES, "maximum", 3, "fraction_remaining"),
+           curve_point(FIG3_EXACT_CURVES, "maximum", 5), curve_point(FIG3_EXACT_CURVES, "maximum", 5, "fraction_remaining"),
+           at_level("maximum", summary=FIG3_EXACT), at_level("maximum", "ci95", summary=FIG3_EXACT))),
+    Claim("docs/dropnet.md", "`minimum` ({} ± {}) and `minimum_layer` ({} ± {})\n    lead, then `random_layer` {} ± {}, `maximum_layer` {} ± {} and `random`\n    {} ± {}.",
+          tuple(at_level(metric, field, summary=FIG3_EXACT)
+                for metric in ("minimum", "minimum_layer", "random_layer", "maximum_layer", "random")
+                for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "that is\n    {} and {} above;",
+          (difference(at_level("minimum", summary=FIG3_EXACT), lambda: 0.82),
+           difference(at_level("random", summary=FIG3_EXACT), lambda: 0.76))),
+    Claim("docs/dropnet.md", "by about as much\n    ({} and {}),", (at_level("minimum"), at_level("random"))),
+    Claim("docs/dropnet.md", "{} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time).",
+          (*grid_minutes_seconds(FIG3_EXACT),
+           lambda: json.loads(FIG3_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
     # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
           tuple(ordering(FIG4_EXACT, position) for position in range(6))),
@@ -245,7 +273,7 @@ CLAIMS = [
              for field in ("mean", "ci95")),
            at_level("maximum", summary=FIG4_EXACT))),
     Claim("docs/dropnet.md", "**Grid time: {} min {} s of wall clock for the 90 runs", grid_minutes_seconds(FIG4_EXACT)),
-    Claim("docs/dropnet.md", "population auto; {} min of process time)",
+    Claim("docs/dropnet.md", "(one core\n    each, population auto; {} min of process time): the issue's",
           (lambda: json.loads(FIG4_EXACT.read_text())["grid_time"]["process_seconds"] / 60,)),
     Claim("docs/dropnet.md", "most of all `minimum`\n  ({} there)", (at_level("minimum", summary=FIG4_EXACT),)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
