@@ -212,6 +212,21 @@ def dropnet_page(figures_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dropnet_time(summary: dict) -> str:
+    """The grid's wall clock where it was recorded, else its runs' cycle times summed.
+
+    The sum is not a wall clock: in a population every member's cycle is timed by the whole
+    population's step, so the members' times overlap.
+    """
+    grid = summary.get("grid_time")
+    if not grid:
+        return f"{_seconds(summary['compute_seconds'])} of compute"
+    processes = grid["most_processes_at_once"]
+    return (f"{_seconds(grid['wall_clock_seconds'])} of wall clock ({_seconds(grid['process_seconds'])} of process "
+            f"time, {processes} process{'es' if processes != 1 else ''} at most at once, {grid['sittings']} "
+            f"sitting{'s' if grid['sittings'] != 1 else ''})")
+
+
 def _dropnet_how_made(figures_dir: Path) -> list[str]:
     """A line per DropNet summary (what ran, its command, its figures), then the selection-rule figures."""
     lines = []
@@ -228,7 +243,7 @@ def _dropnet_how_made(figures_dir: Path) -> list[str]:
             f"- **`{path.name}`** — § {summary['section']}, {summary['title']}: {summary['dataset']}, "
             f"scale {scale['name']}{'' if protocol == 'paper' else ', protocol ' + protocol}, seeds {', '.join(map(str, scale['seeds']))}, "
             f"train/val/test {sizes}, ≤{scale['max_epochs']} epochs (patience {summary['patience']}), "
-            f"{summary['cycles_run']} cycles, {_seconds(summary['compute_seconds'])} of compute.",
+            f"{summary['cycles_run']} cycles, {_dropnet_time(summary)}.",
             f"  `{_dropnet_command(summary)}`",
         ]
         if figures:

@@ -135,3 +135,14 @@ def test_snip_table1_public_preset_adds_the_best_of_the_last_five_checkpoints(pa
                                                          "weights_init": "tf1_variance_scaling",
                                                          "train_draw": "fresh", "biases": "pruned"}}, {})
     assert "--snip-protocol public --weight-decay-mode decoupled" in command
+
+
+def test_a_dropnet_grid_states_its_wall_clock_not_its_members_summed_times(pages):
+    # A population's members are each timed by the whole population's steps, so their sum
+    # (compute_seconds) is no wall clock; the grid's own record is, where there is one.
+    summary = {"compute_seconds": 96827.8, "grid_time": {
+        "sittings": 2, "wall_clock_seconds": 1190.8, "process_seconds": 2357.5, "most_processes_at_once": 2}}
+    stated = pages._dropnet_time(summary)
+    assert stated.startswith("19 min 51 s of wall clock") and "39 min 18 s of process time" in stated
+    assert "2 processes" in stated and "2 sittings" in stated and "26 h" not in stated
+    assert pages._dropnet_time({"compute_seconds": 90.0}) == "1 min 30 s of compute"
