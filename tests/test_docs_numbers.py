@@ -149,6 +149,13 @@ FIG4_EXACT = dropnet_summary("04_1_2_model_a_fc20_fc40", "exact")
 FIG18_NOTEBOOK = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "notebook")
 FIG3_EXACT = dropnet_summary("04_1_1_model_a_fc40_fc40", "exact")
 FIG5_EXACT = dropnet_summary("04_1_3_model_a_fc40_fc20", "exact")
+FIG13_NOTEBOOK = dropnet_summary("05_1_oracle_model_a_fc20_fc20", "notebook")
+FIG13_NOTEBOOK_AGREEMENT = DROPNET / "05_1_fig13_oracle_model_a_fc20_fc20_mnist_paper_notebook_oracle_similarity.csv"
+
+
+def agreement(path: Path, metric: str, reduce: Callable = np.mean) -> Callable[[], float]:
+    """A metric's mask agreement with the oracle over the run (the seeds' mean per cycle, reduced)."""
+    return lambda: float(reduce(values(path, "oracle_similarity_mean", metric=metric)))
 FIG3_EXACT_CURVES = DROPNET / "04_1_1_fig03_model_a_fc40_fc40_mnist_paper_test_accuracy.csv"
 
 
@@ -292,6 +299,19 @@ CLAIMS = [
     Claim("docs/dropnet.md", "**Grid time:** {} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time). This",
           (*grid_minutes_seconds(FIG5_EXACT),
            lambda: json.loads(FIG5_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
+    # docs/dropnet.md, Fig. 13 under the notebook protocol, 15 seeds, two shards (summary JSON, agreement CSV)
+    Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {}.",
+          tuple(ordering(FIG13_NOTEBOOK, position) for position in range(4))),
+    Claim("docs/dropnet.md", "`minimum` ({} ± {}) and the oracle ({} ± {}) are\n    inside each other's intervals, `random_layer` is lower ({} ± {}), and `maximum`\n    is at chance ({});",
+          (*(at_level(metric, field, summary=FIG13_NOTEBOOK)
+             for metric in ("minimum", "oracle", "random_layer") for field in ("mean", "ci95")),
+           at_level("maximum", summary=FIG13_NOTEBOOK))),
+    Claim("docs/dropnet.md", "`minimum` averages {} over\n    the run and never goes below {}; `maximum` {} (down to {}) and `random_layer`\n    {} (down to {};",
+          tuple(agreement(FIG13_NOTEBOOK_AGREEMENT, metric, reduce)
+                for metric in ("minimum", "maximum", "random_layer") for reduce in (np.mean, np.min))),
+    Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each, population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
+          (*grid_minutes_seconds(FIG13_NOTEBOOK),
+           lambda: json.loads(FIG13_NOTEBOOK.read_text())["grid_time"]["process_seconds"] / 60)),
     # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
           tuple(ordering(FIG4_EXACT, position) for position in range(6))),
