@@ -150,6 +150,9 @@ FIG18_NOTEBOOK = dropnet_summary("07_1_pruning_fraction_model_a_fc20_fc20", "not
 FIG3_EXACT = dropnet_summary("04_1_1_model_a_fc40_fc40", "exact")
 FIG5_EXACT = dropnet_summary("04_1_3_model_a_fc40_fc20", "exact")
 FIG13_NOTEBOOK = dropnet_summary("05_1_oracle_model_a_fc20_fc20", "notebook")
+FIG13_EXACT = dropnet_summary("05_1_oracle_model_a_fc20_fc20", "exact")
+FIG13_EXACT_AGREEMENT = DROPNET / "05_1_fig13_oracle_model_a_fc20_fc20_mnist_paper_oracle_similarity.csv"
+FIG13_EXACT_CURVES = DROPNET / "05_1_fig13_oracle_model_a_fc20_fc20_mnist_paper_test_accuracy.csv"
 FIG13_NOTEBOOK_AGREEMENT = DROPNET / "05_1_fig13_oracle_model_a_fc20_fc20_mnist_paper_notebook_oracle_similarity.csv"
 
 
@@ -299,8 +302,23 @@ CLAIMS = [
     Claim("docs/dropnet.md", "**Grid time:** {} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time). This",
           (*grid_minutes_seconds(FIG5_EXACT),
            lambda: json.loads(FIG5_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
+    # docs/dropnet.md, Fig. 13 under the exact protocol, 15 seeds, two shards (summary JSON, curve and agreement CSVs)
+    Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {} (the paper: oracle best,",
+          tuple(ordering(FIG13_EXACT, position) for position in range(4))),
+    Claim("docs/dropnet.md", "oracle {} ± {}, `minimum` {} ± {} (inside the\n    oracle's interval), `random_layer` {} ± {}, `maximum` {} ± {}.",
+          tuple(at_level(metric, field, summary=FIG13_EXACT)
+                for metric in ("oracle", "minimum", "random_layer", "maximum") for field in ("mean", "ci95"))),
+    Claim("docs/dropnet.md", "leaves the others between {} % and {} % of nodes remaining",
+          (curve_point(FIG13_EXACT_CURVES, "maximum", 18, "fraction_remaining"),
+           curve_point(FIG13_EXACT_CURVES, "maximum", 19, "fraction_remaining"))),
+    Claim("docs/dropnet.md", "`minimum` averages {} over the run and never goes below {};\n    `random_layer` ({}, down to {}) and `maximum` ({}, down to {}) agree far",
+          tuple(agreement(FIG13_EXACT_AGREEMENT, metric, reduce)
+                for metric in ("minimum", "random_layer", "maximum") for reduce in (np.mean, np.min))),
+    Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each; population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
+          (*grid_minutes_seconds(FIG13_EXACT),
+           lambda: json.loads(FIG13_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
     # docs/dropnet.md, Fig. 13 under the notebook protocol, 15 seeds, two shards (summary JSON, agreement CSV)
-    Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {}.",
+    Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {}.\n  - **At 10 % remaining** `minimum`",
           tuple(ordering(FIG13_NOTEBOOK, position) for position in range(4))),
     Claim("docs/dropnet.md", "`minimum` ({} ± {}) and the oracle ({} ± {}) are\n    inside each other's intervals, `random_layer` is lower ({} ± {}), and `maximum`\n    is at chance ({});",
           (*(at_level(metric, field, summary=FIG13_NOTEBOOK)
