@@ -36,7 +36,6 @@ from dropnet_tf.dropnet.iterative import IterativePruner, derive_seed
 AUTO_LIMIT = 64
 
 
-
 def check_population(population, runs: int | None = None):
     """``population`` as an int ≥ 1 (``"auto"``: every run, at most :data:`AUTO_LIMIT`), or None."""
     if population is None:
