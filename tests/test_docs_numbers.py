@@ -201,6 +201,11 @@ def grid_minutes_seconds(summary: Path) -> tuple[Callable[[], float], Callable[[
     return (lambda: seconds() // 60, lambda: seconds() % 60)
 
 
+def process_minutes(summary: Path) -> Callable[[], float]:
+    """A grid's process time in minutes (all its processes together), from its summary's ``grid_time``."""
+    return lambda: json.loads(summary.read_text())["grid_time"]["process_seconds"] / 60
+
+
 def fig3_notebook_band() -> float:
     ordering = json.loads(FIG3_NOTEBOOK.read_text())["ordering_by_mean_test_accuracy"]
     return ordering[0][1] - ordering[4][1]
@@ -286,7 +291,7 @@ CLAIMS = [
     Claim("docs/dropnet.md", "by about as much\n    ({} and {}),", (at_level("minimum"), at_level("random"))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time).\n  - **Selection",
           (*grid_minutes_seconds(FIG3_EXACT),
-           lambda: json.loads(FIG3_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
+           process_minutes(FIG3_EXACT))),
     Claim("docs/dropnet.md", "already at 100 % (by {} for `minimum`:", (selection_gap("minimum", 0),)),
     Claim("docs/dropnet.md", "most for `minimum`\n    ({} at 10 %)", (selection_gap("minimum", 12),)),
     # docs/dropnet.md, Fig. 5 under the exact protocol, 15 seeds, two shards (summary JSON)
@@ -301,7 +306,7 @@ CLAIMS = [
                 for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "**Grid time:** {} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time). This",
           (*grid_minutes_seconds(FIG5_EXACT),
-           lambda: json.loads(FIG5_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
+           process_minutes(FIG5_EXACT))),
     # docs/dropnet.md, Fig. 13 under the exact protocol, 15 seeds, two shards (summary JSON, curve and agreement CSVs)
     Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {} (the paper: oracle best,",
           tuple(ordering(FIG13_EXACT, position) for position in range(4))),
@@ -316,7 +321,7 @@ CLAIMS = [
                 for metric in ("minimum", "random_layer", "maximum") for reduce in (np.mean, np.min))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each; population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
           (*grid_minutes_seconds(FIG13_EXACT),
-           lambda: json.loads(FIG13_EXACT.read_text())["grid_time"]["process_seconds"] / 60)),
+           process_minutes(FIG13_EXACT))),
     # docs/dropnet.md, Fig. 13 under the notebook protocol, 15 seeds, two shards (summary JSON, agreement CSV)
     Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {}.\n  - **At 10 % remaining** `minimum`",
           tuple(ordering(FIG13_NOTEBOOK, position) for position in range(4))),
@@ -329,7 +334,7 @@ CLAIMS = [
                 for metric in ("minimum", "maximum", "random_layer") for reduce in (np.mean, np.min))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each, population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
           (*grid_minutes_seconds(FIG13_NOTEBOOK),
-           lambda: json.loads(FIG13_NOTEBOOK.read_text())["grid_time"]["process_seconds"] / 60)),
+           process_minutes(FIG13_NOTEBOOK))),
     # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
           tuple(ordering(FIG4_EXACT, position) for position in range(6))),
@@ -340,7 +345,7 @@ CLAIMS = [
            at_level("maximum", summary=FIG4_EXACT))),
     Claim("docs/dropnet.md", "**Grid time: {} min {} s of wall clock for the 90 runs", grid_minutes_seconds(FIG4_EXACT)),
     Claim("docs/dropnet.md", "(one core\n    each, population auto; {} min of process time): the issue's",
-          (lambda: json.loads(FIG4_EXACT.read_text())["grid_time"]["process_seconds"] / 60,)),
+          (process_minutes(FIG4_EXACT),)),
     Claim("docs/dropnet.md", "most of all `minimum`\n  ({} there)", (at_level("minimum", summary=FIG4_EXACT),)),
     # docs/dropnet.md, Fig. 18 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "p = 0.2 gives {} ± {} (paper ≈ 0.51",
