@@ -44,8 +44,8 @@ def _ctrl_c_as_in_a_terminal():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _assert_interrupted(child, what):
-    out, err = child.communicate(timeout=600)
+def _assert_interrupted(child, what, communicated=None):
+    out, err = communicated or child.communicate(timeout=600)
     shown = f"{what}: exit {child.returncode}\n{out[-1500:]}\n{err[-3000:]}"
     assert "Traceback" not in out + err, shown
     assert child.returncode == 130, shown
@@ -85,15 +85,59 @@ def test_sigint_inside_keras_fit_of_a_foresight_grid(tmp_path, count):
 def test_sigint_from_outside_at_wall_clock_moments(tmp_path, seconds):
     """Ctrl-C as a user presses it: from another process, during start-up, the TensorFlow
     import, data loading, tracing, XLA compilation, training or drawing (the moment each
-    lands at depends on the machine; one that comes after the end finds the command done)."""
+    lands at depends on the machine).  One that comes after the command ended, while the
+    process tears TensorFlow down or after it exited, finds the command done: status 0, with
+    both figures written before the signal was sent."""
     child = _start(tmp_path, "none", 0, options=FIG3_OPTIONS + ["--population", "2"])
     time.sleep(seconds)
     if child.poll() is None:
+        sent = time.time()
         child.send_signal(signal.SIGINT)
-        _assert_interrupted(child, f"SIGINT after {seconds} s")
+        out, err = child.communicate(timeout=600)
+        if child.returncode == 0:  # it had ended its command and was tearing TensorFlow down
+            figures = sorted((tmp_path / "figures").glob("*.png"))
+            assert len(figures) == 2 and all(f.stat().st_mtime <= sent for f in figures), (out, err[-3000:])
+            assert "Traceback" not in out + err and "Interrupted" not in err, err[-3000:]
+        else:
+            _assert_interrupted(child, f"SIGINT after {seconds} s", (out, err))
     else:
         out, err = child.communicate()
         assert child.returncode == 0 and "Traceback" not in out + err, err[-3000:]
+
+
+_TEARDOWN_SCRIPT = """
+import os, signal, sys, time
+from paper_experiments.kit.entry import command
+
+class SignalAtTeardown:  # a module global: deleted while the interpreter is torn down
+    def __del__(self):
+        os.kill(os.getpid(), signal.{name})
+        time.sleep(0.5)
+
+keep = SignalAtTeardown()
+
+@command
+def main(status):
+    print("done", flush=True)
+    if status:
+        raise SystemExit(status)
+
+main(int(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("status", [0, 1])
+def test_a_signal_after_the_command_ended_leaves_its_exit_status(tmp_path, name, status):
+    """Python hands signals back to the system's default while it tears the process down
+    (about a second with TensorFlow loaded): a Ctrl-C or SIGTERM then must not kill it by the
+    signal, which would report a finished command as interrupted, with no message."""
+    script = tmp_path / "command.py"
+    script.write_text(_TEARDOWN_SCRIPT.format(name=name))
+    child = subprocess.run([sys.executable, str(script), str(status)], cwd=ROOT, env=ENV, capture_output=True,
+                           text=True, timeout=120, preexec_fn=_ctrl_c_as_in_a_terminal)
+    assert (child.returncode, child.stdout) == (status, "done\n"), child.stderr
+    assert "Traceback" not in child.stderr, child.stderr
 
 
 # ----------------------------------------------------------------------------- in this process

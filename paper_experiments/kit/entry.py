@@ -272,22 +272,48 @@ def command(main: Callable) -> Callable:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        with _Interrupts() as interrupts:
-            try:
-                return main(*args, **kwargs)
-            except KeyboardInterrupt:
-                _end_interrupted(interrupts)
-            except Exception as error:
-                if interrupts.arrived is not None:
+        try:
+            with _Interrupts() as interrupts:
+                try:
+                    return main(*args, **kwargs)
+                except KeyboardInterrupt:
                     _end_interrupted(interrupts)
-                # The library marks the errors a user fixes (a dataset not on this machine, a
-                # torn results file, a stored run of other settings) with ``user_fixable``.
-                if not (isinstance(error, UserError) or getattr(error, "user_fixable", False)):
-                    raise
-                print(paragraph(str(error)), file=sys.stderr, flush=True)
-                raise SystemExit(1) from None
+                except Exception as error:
+                    if interrupts.arrived is not None:
+                        _end_interrupted(interrupts)
+                    # The library marks the errors a user fixes (a dataset not on this machine, a
+                    # torn results file, a stored run of other settings) with ``user_fixable``.
+                    if not (isinstance(error, UserError) or getattr(error, "user_fixable", False)):
+                        raise
+                    print(paragraph(str(error)), file=sys.stderr, flush=True)
+                    raise SystemExit(1) from None
+        finally:
+            _quiet_teardown()
 
     return wrapper
+
+
+def _ignore_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _quiet_teardown() -> None:
+    """At interpreter exit, ignore SIGINT and SIGTERM: the command has ended, and said how.
+
+    After the last ``atexit`` function, Python gives every signal it handled the system's
+    default disposition back, then tears TensorFlow down, which takes about a second.  A Ctrl-C landing
+    then would kill the process by the signal (status -2 to a parent, 130 with no message
+    from a shell) after the command had finished or had already chosen its status and
+    message.  An ignored signal is the one disposition that teardown keeps, so the status
+    stays the command's own.  Registered again as each command ends, so that it is the last
+    registered and runs first, before TensorFlow's own exit functions.
+    """
+    if threading.current_thread() is threading.main_thread():
+        import atexit
+
+        atexit.unregister(_ignore_stop_signals)
+        atexit.register(_ignore_stop_signals)
 
 
 def paragraph(text: str, width: int = 100) -> str:
