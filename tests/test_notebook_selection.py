@@ -13,6 +13,7 @@ rule's possible outcomes.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -514,3 +515,36 @@ def test_cli_notebook_protocol_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "figures" / "04_1_1_model_a_fc40_fc40_digits_quick_notebook.json").read_text())
     assert summary["protocol"] == "notebook"
     assert (tmp_path / "figures" / "04_1_1_fig03_model_a_fc40_fc40_digits_quick_notebook_test_accuracy.png").exists()
+
+
+def _protocol_runs(path, experiment, accuracy_by_seed):
+    """A results file of finished runs: two metrics, the given seeds, three cycles each."""
+    from dropnet_tf.harness.results import ResultsFile
+
+    results = ResultsFile(path)
+    for seed, top in accuracy_by_seed.items():
+        for metric in ("minimum", "maximum"):
+            for cycle, fraction in enumerate((1.0, 0.8, 0.65)):
+                results.append({"experiment": experiment, "metric": metric, "seed": seed, "cycle": cycle,
+                                "fraction_remaining": fraction, "test_accuracy": top - 0.1 * cycle,
+                                "stop_reason": "fraction" if cycle == 2 else None})
+
+
+def test_selection_rules_comparison_draws_the_seeds_both_protocols_finished(tmp_path, capsys):
+    compare = load_script(SCRIPTS_DIR / "compare_selection_rules.py")
+    name = "dropnet_04_1_1_model_a_fc40_fc40"
+    _protocol_runs(tmp_path / "exact.jsonl", name, {0: 0.9, 1: 0.8, 2: 0.7})
+    _protocol_runs(tmp_path / "notebook.jsonl", f"{name}_notebook", {0: 0.6, 1: 0.5})
+    compare.main(["--exact", str(tmp_path / "exact.jsonl"), "--notebook", str(tmp_path / "notebook.jsonl"),
+                  "--figures", str(tmp_path)])
+    assert "(2 seeds)" in capsys.readouterr().out  # seed 2 has no notebook run: left out of both
+    stem = tmp_path / "04_1_1_fig03_selection_rules_model_a_fc40_fc40_mnist_paper"
+    assert stem.with_suffix(".png").stat().st_size > 10_000
+    drawn = {(row["metric"], row["rule"].split(" ")[0], row["cycle"]): float(row["test_accuracy_mean"])
+             for row in csv.DictReader(open(stem.with_suffix(".csv")))}
+    assert len(drawn) == 2 * 2 * 3
+    assert drawn[("minimum", "exact-k", "2")] == pytest.approx(0.65)  # (0.7 + 0.6) / 2: seeds 0 and 1 only
+    assert drawn[("maximum", "notebook", "0")] == pytest.approx(0.55)
+    with pytest.raises(SystemExit) as exited:
+        compare.main(["--exact", str(tmp_path / "missing.jsonl"), "--figures", str(tmp_path)])
+    assert exited.value.code == 1 and "missing.jsonl" in capsys.readouterr().err

@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
+
+from paper_experiments.kit import UserError, command, load_tensorflow
 
 RUNS = os.path.join("runs", "dropnet", "04_1_1_model_a_fc40_fc40")
 EXPERIMENT = "dropnet_04_1_1_model_a_fc40_fc40"
@@ -42,10 +43,11 @@ def finished_runs(records):
     return {key: rs for key, rs in runs.items() if rs[-1].get("stop_reason")}
 
 
+@command
 def main(argv=None):
     """Parse, read both protocols' finished runs, draw a panel per metric, write the PNG and CSV."""
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    load_tensorflow()  # the library imports it; quietly, as every entry point does
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +73,7 @@ def _arms(args):
     notebook_path = args.notebook or os.path.join(RUNS, f"{args.dataset}_paper_notebook", "results.jsonl")
     for path in (exact_path, notebook_path):
         if not os.path.exists(path):
-            sys.exit(f"No results at {path}: run the Fig. 3 script with that protocol first (see --help).")
+            raise UserError(f"No results at {path}: run the Fig. 3 script with that protocol first (see --help).")
     exact = finished_runs(ResultsFile(exact_path).records(experiment=EXPERIMENT))
     notebook = finished_runs(ResultsFile(notebook_path).records(experiment=f"{EXPERIMENT}_notebook"))
     seeds = sorted(args.seeds or {s for _, s in exact} & {s for _, s in notebook})
@@ -81,7 +83,7 @@ def _arms(args):
             if seed in seeds:
                 arms.extend(dict(r, arm=f"{metric}: {rule}") for r in records)
     if not arms:
-        sys.exit(f"No finished runs common to both files for seeds {seeds}.")
+        raise UserError(f"No finished runs common to both files for seeds {seeds}.")
     return seeds, arms
 
 
