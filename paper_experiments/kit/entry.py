@@ -302,12 +302,12 @@ def _quiet_teardown() -> None:
     """At interpreter exit, ignore SIGINT and SIGTERM: the command has ended, and said how.
 
     After the last ``atexit`` function, Python gives every signal it handled the system's
-    default disposition back, then tears TensorFlow down, which takes about a second.  A Ctrl-C landing
-    then would kill the process by the signal (status -2 to a parent, 130 with no message
-    from a shell) after the command had finished or had already chosen its status and
-    message.  An ignored signal is the one disposition that teardown keeps, so the status
-    stays the command's own.  Registered again as each command ends, so that it is the last
-    registered and runs first, before TensorFlow's own exit functions.
+    default disposition back, then tears TensorFlow down, which takes about a second.  A
+    Ctrl-C landing then would kill the process by the signal (status -2 to a parent, 130
+    with no message from a shell) after the command had finished or had already chosen its
+    status and message.  An ignored signal is the one disposition that teardown keeps, so
+    the status stays the command's own.  Registered again as each command ends, so that it
+    is the last registered and runs first, before TensorFlow's own exit functions.
     """
     if threading.current_thread() is threading.main_thread():
         import atexit
