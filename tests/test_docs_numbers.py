@@ -206,6 +206,11 @@ def process_minutes(summary: Path) -> Callable[[], float]:
     return lambda: json.loads(summary.read_text())["grid_time"]["process_seconds"] / 60
 
 
+def wall_and_process_time(summary: Path) -> tuple[Callable[[], float], ...]:
+    """The cells of "{} min {} s of wall clock ... {} min of process time" for a sharded grid."""
+    return (*grid_minutes_seconds(summary), process_minutes(summary))
+
+
 def fig3_notebook_band() -> float:
     ordering = json.loads(FIG3_NOTEBOOK.read_text())["ordering_by_mean_test_accuracy"]
     return ordering[0][1] - ordering[4][1]
@@ -221,7 +226,7 @@ CLAIMS = [
           (at_level("minimum_layer"), at_level("random_layer"), at_level("maximum_layer"),
            at_level("maximum_layer", "ci95"), at_level("maximum"), at_level("maximum", "ci95"))),
     Claim("docs/dropnet.md", "population auto: {} min {} s of wall clock, {} min of process time. The second shard started 10",
-          (*grid_minutes_seconds(FIG3_NOTEBOOK), process_minutes(FIG3_NOTEBOOK))),
+          wall_and_process_time(FIG3_NOTEBOOK)),
     Claim("docs/dropnet.md", "the first five arms lie within {} of each other", (fig3_notebook_band,)),
     # docs/dropnet.md, Fig. 15 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "original {} ± {} (paper ≈ 0.55: within", tuple(
@@ -248,7 +253,7 @@ CLAIMS = [
            difference(at_level("minimum", summary=FIG4_EXACT), at_level("minimum", summary=FIG4_NOTEBOOK)),
            difference(at_level("maximum_layer", summary=FIG4_NOTEBOOK), at_level("maximum_layer", summary=FIG4_EXACT)))),
     Claim("docs/dropnet.md", "population auto: {} min {} s of wall clock and {} min of process time.",
-          (*grid_minutes_seconds(FIG4_NOTEBOOK), process_minutes(FIG4_NOTEBOOK))),
+          wall_and_process_time(FIG4_NOTEBOOK)),
     # docs/dropnet.md, Fig. 5 under the notebook protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "`minimum_layer` {} >\n  `random_layer` {} > `minimum` {} > `random` {} > `maximum_layer` {} >\n  `maximum` {}, so",
           tuple(ordering(FIG5_NOTEBOOK, position) for position in range(6))),
@@ -263,7 +268,7 @@ CLAIMS = [
                 for metric in ("minimum", "minimum_layer", "random_layer", "random", "maximum_layer", "maximum")
                 for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "population auto: {} min {} s of wall clock, {} min of process time. The second shard started 13",
-          (*grid_minutes_seconds(FIG5_NOTEBOOK), process_minutes(FIG5_NOTEBOOK))),
+          wall_and_process_time(FIG5_NOTEBOOK)),
     # docs/dropnet.md, Figs. 15 and 18 under the exact protocol, 15 seeds (summary JSON)
     Claim("docs/dropnet.md", "(0.932 vs 0.935 at 50 %, 0.884 vs 0.882 at 25 %)".replace("0.932", "{}").replace("0.935", "{}")
           .replace("0.884", "{}").replace("0.882", "{}"),
@@ -300,8 +305,7 @@ CLAIMS = [
            difference(at_level("random", summary=FIG3_EXACT), lambda: 0.76))),
     Claim("docs/dropnet.md", "by about as much\n    ({} and {}),", (at_level("minimum"), at_level("random"))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time).\n  - **Selection",
-          (*grid_minutes_seconds(FIG3_EXACT),
-           process_minutes(FIG3_EXACT))),
+          wall_and_process_time(FIG3_EXACT)),
     Claim("docs/dropnet.md", "already at 100 % (by {} for `minimum`:", (selection_gap("minimum", 0),)),
     Claim("docs/dropnet.md", "at 10 % it is {} for `minimum`, {} for `random` and {} for `maximum_layer`, but {} for "
           "`minimum_layer` and {} for `random_layer`",
@@ -318,8 +322,7 @@ CLAIMS = [
                 for metric in ("minimum", "minimum_layer", "random", "random_layer", "maximum_layer", "maximum")
                 for field in ("mean", "ci95"))),
     Claim("docs/dropnet.md", "**Grid time:** {} min {} s of wall clock for the 90 runs as two `--shard`s (one core\n    each, population auto; {} min of process time). This",
-          (*grid_minutes_seconds(FIG5_EXACT),
-           process_minutes(FIG5_EXACT))),
+          wall_and_process_time(FIG5_EXACT)),
     # docs/dropnet.md, Fig. 13 under the exact protocol, 15 seeds, two shards (summary JSON, curve and agreement CSVs)
     Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {} (the paper: oracle best,",
           tuple(ordering(FIG13_EXACT, position) for position in range(4))),
@@ -333,8 +336,7 @@ CLAIMS = [
           tuple(agreement(FIG13_EXACT_AGREEMENT, metric, reduce)
                 for metric in ("minimum", "random_layer", "maximum") for reduce in (np.mean, np.min))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each; population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
-          (*grid_minutes_seconds(FIG13_EXACT),
-           process_minutes(FIG13_EXACT))),
+          wall_and_process_time(FIG13_EXACT)),
     # docs/dropnet.md, Fig. 13 under the notebook protocol, 15 seeds, two shards (summary JSON, agreement CSV)
     Claim("docs/dropnet.md", "oracle {} > `minimum`\n    {} (close) > `random_layer` {} > `maximum` {}.\n  - **At 10 % remaining** `minimum`",
           tuple(ordering(FIG13_NOTEBOOK, position) for position in range(4))),
@@ -346,8 +348,7 @@ CLAIMS = [
           tuple(agreement(FIG13_NOTEBOOK_AGREEMENT, metric, reduce)
                 for metric in ("minimum", "maximum", "random_layer") for reduce in (np.mean, np.min))),
     Claim("docs/dropnet.md", "{} min {} s of wall clock for the 60 runs as two `--shard`s (one core\n    each, population auto for the three metrics, the 15 oracle runs one by one; {} min of\n    process time)",
-          (*grid_minutes_seconds(FIG13_NOTEBOOK),
-           process_minutes(FIG13_NOTEBOOK))),
+          wall_and_process_time(FIG13_NOTEBOOK)),
     # docs/dropnet.md, Fig. 4 under the exact protocol, 15 seeds, two shards (summary JSON)
     Claim("docs/dropnet.md", "`minimum` {} > `random` {}\n    > `minimum_layer` {} > `random_layer` {} > `maximum_layer` {} > `maximum`\n    {}, so",
           tuple(ordering(FIG4_EXACT, position) for position in range(6))),
